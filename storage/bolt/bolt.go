@@ -1,0 +1,157 @@
+// Package bolt is Sundial's embedded storage backend on a bbolt file.
+//
+// Layout (one bucket each):
+//
+//	devices  <id>                    JSON mdm.Device (without last-seen)
+//	seen     <id>                    last check-in, 8-byte big-endian unix nanos
+//	certs    <cert hash>             device enrollment ID the certificate is bound to
+//	cmds     <id> 0x00 <seq>         JSON mdm.CommandRecord (without Raw)
+//	cmdraw   <id> 0x00 <seq>         the command plist as sent
+//	cmdidx   <id> 0x00 <uuid>        <seq>
+//	queue    <id> 0x00 <seq>         pending: flag byte (1 = answered NotNow) + request type 0x00 uuid
+//	apikeys  <id>                    JSON storage.APIKey
+//	apikeyh  <hash>                  <id>
+//	chall    <hash>                  expiry, 8-byte unix nanos
+//
+// Sequences are big-endian so that byte order is FIFO order.
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+var (
+	bDevices = []byte("devices")
+	bSeen    = []byte("seen")
+	bCerts   = []byte("certs")
+	bCmds    = []byte("cmds")
+	bCmdRaw  = []byte("cmdraw")
+	bCmdIdx  = []byte("cmdidx")
+	bQueue   = []byte("queue")
+	bAPIKeys = []byte("apikeys")
+	bAPIKeyH = []byte("apikeyh")
+	bChall   = []byte("chall")
+	bMeta    = []byte("meta")
+)
+
+var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdIdx, bQueue, bAPIKeys, bAPIKeyH, bChall, bMeta}
+
+// schemaVersion is the layout version written to the meta bucket.
+const schemaVersion = 1
+
+// ErrLocked is returned when another process holds the database.
+var ErrLocked = errors.New("database is in use by another process")
+
+// Store is the bbolt backend. It is safe for concurrent use.
+type Store struct {
+	db *bbolt.DB
+}
+
+var _ storage.All = (*Store)(nil)
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock (default 1 s).
+	LockTimeout time.Duration
+	// NoSync skips fsync: only for throwaway test data.
+	NoSync bool
+}
+
+// Open opens or creates the database at path. If another process holds the
+// file it fails within the lock timeout with ErrLocked.
+func Open(path string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w (is another sundial server running with this --data-dir?)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		if v := meta.Get([]byte("schema")); v != nil {
+			if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+				return fmt.Errorf("database schema version %d is newer than this binary supports (%d): upgrade sundial", got, schemaVersion)
+			}
+		}
+		return meta.Put([]byte("schema"), u64(schemaVersion))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Backup writes a consistent copy of the database to path while the store
+// keeps serving (a hot backup).
+func (s *Store) Backup(path string) error {
+	tmp := path + ".tmp"
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.CopyFile(tmp, 0o600)
+	})
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("backup: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// key joins an enrollment ID and a suffix with a 0x00 separator; IDs never
+// contain 0x00 (mdm.Enrollment refuses it).
+func key(id string, suffix []byte) []byte {
+	k := make([]byte, 0, len(id)+1+len(suffix))
+	k = append(k, id...)
+	k = append(k, 0)
+	return append(k, suffix...)
+}
+
+func prefix(id string) []byte { return key(id, nil) }
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+func unixNanos(t time.Time) []byte { return u64(uint64(t.UnixNano())) }
+
+func fromNanos(b []byte) time.Time {
+	if len(b) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC()
+}

@@ -1,0 +1,298 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+func getDevice(tx *bbolt.Tx, id string) (*mdm.Device, error) {
+	v := tx.Bucket(bDevices).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
+	}
+	d := new(mdm.Device)
+	if err := json.Unmarshal(v, d); err != nil {
+		return nil, fmt.Errorf("decode device %s: %w", id, err)
+	}
+	return d, nil
+}
+
+func putDevice(tx *bbolt.Tx, d *mdm.Device) error {
+	lastSeen := d.LastSeen
+	d.LastSeen = time.Time{} // kept in its own bucket
+	v, err := json.Marshal(d)
+	d.LastSeen = lastSeen
+	if err != nil {
+		return fmt.Errorf("encode device %s: %w", d.ID, err)
+	}
+	return tx.Bucket(bDevices).Put([]byte(d.ID), v)
+}
+
+// parentID is the device enrollment of a user channel ID ("<dev>:<user>").
+func parentID(id string) string {
+	if i := strings.IndexByte(id, ':'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// Authenticate implements storage.CheckinStore.
+func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		certs := tx.Bucket(bCerts)
+		if owner := certs.Get([]byte(certHash)); owner != nil && string(owner) != id {
+			return storage.ErrCertInUse
+		}
+		d, err := getDevice(tx, id)
+		if err != nil {
+			d = &mdm.Device{ID: id}
+		}
+		if d.CertHash != "" && d.CertHash != certHash {
+			if err := certs.Delete([]byte(d.CertHash)); err != nil {
+				return err
+			}
+		}
+		if err := certs.Put([]byte(certHash), []byte(id)); err != nil {
+			return err
+		}
+		d.UDID = msg.UDID
+		if d.UDID == "" {
+			d.UDID = msg.EnrollmentID
+		}
+		d.Topic = msg.Topic
+		d.SerialNumber, d.ProductName = msg.SerialNumber, msg.ProductName
+		d.Model, d.ModelName, d.DeviceName = msg.Model, msg.ModelName, msg.DeviceName
+		d.OSVersion, d.BuildVersion = msg.OSVersion, msg.BuildVersion
+		d.Enabled = false
+		d.CertHash = certHash
+		d.AuthenticatedAt = now
+		d.EnrolledAt = time.Time{}
+		d.PushToken, d.PushMagic, d.TokenInvalid = nil, "", false
+		d.InventoryRequestedAt = time.Time{}
+		if err := clearQueue(tx, id, now); err != nil {
+			return err
+		}
+		return putDevice(tx, d)
+	})
+}
+
+// TokenUpdate implements storage.CheckinStore.
+func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, now time.Time) (bool, error) {
+	var first bool
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		first = false
+		d, err := getDevice(tx, id)
+		if err != nil {
+			pid := parentID(id)
+			if pid == id {
+				return err
+			}
+			if _, perr := getDevice(tx, pid); perr != nil {
+				return perr
+			}
+			d = &mdm.Device{ID: id, ParentID: pid, UDID: msg.UDID, Topic: msg.Topic, AuthenticatedAt: now}
+		}
+		if !d.Enabled && d.EnrolledAt.IsZero() {
+			first = true
+			d.EnrolledAt = now
+		}
+		d.Enabled = true
+		d.CheckedOutAt = time.Time{}
+		d.PushToken = clone(msg.Token)
+		d.PushMagic = msg.PushMagic
+		d.TokenInvalid = false
+		if msg.Topic != "" {
+			d.Topic = msg.Topic
+		}
+		return putDevice(tx, d)
+	})
+	return first, err
+}
+
+// CheckOut implements storage.CheckinStore.
+func (s *Store) CheckOut(ctx context.Context, id string, now time.Time) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		ids := []string{id}
+		if parentID(id) == id {
+			c := tx.Bucket(bDevices).Cursor()
+			p := []byte(id + ":")
+			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+				ids = append(ids, string(k))
+			}
+		}
+		for _, id := range ids {
+			d, err := getDevice(tx, id)
+			if err != nil {
+				return err
+			}
+			d.Enabled = false
+			d.CheckedOutAt = now
+			if err := putDevice(tx, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// SetBootstrapToken implements storage.CheckinStore.
+func (s *Store) SetBootstrapToken(ctx context.Context, id string, sealed []byte, now time.Time) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		d, err := getDevice(tx, id)
+		if err != nil {
+			return err
+		}
+		d.BootstrapToken = clone(sealed)
+		d.BootstrapAt = now
+		return putDevice(tx, d)
+	})
+}
+
+// CertBound implements storage.CheckinStore.
+func (s *Store) CertBound(ctx context.Context, id, certHash string) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		owner := tx.Bucket(bCerts).Get([]byte(certHash))
+		ok = owner != nil && string(owner) == parentID(id)
+		return nil
+	})
+	return ok, err
+}
+
+// Device implements storage.DeviceStore.
+func (s *Store) Device(ctx context.Context, id string) (*mdm.Device, error) {
+	var d *mdm.Device
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		d, err = getDevice(tx, id)
+		if err != nil {
+			return err
+		}
+		d.LastSeen = fromNanos(tx.Bucket(bSeen).Get([]byte(id)))
+		return nil
+	})
+	return d, err
+}
+
+// Devices implements storage.DeviceStore.
+func (s *Store) Devices(ctx context.Context, after string, limit int) ([]*mdm.Device, error) {
+	var out []*mdm.Device
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bDevices).Cursor()
+		seen := tx.Bucket(bSeen)
+		var k, v []byte
+		if after == "" {
+			k, v = c.First()
+		} else {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			d := new(mdm.Device)
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("decode device %s: %w", k, err)
+			}
+			d.LastSeen = fromNanos(seen.Get(k))
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// UpdateInventory implements storage.DeviceStore.
+func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		d, err := getDevice(tx, id)
+		if err != nil {
+			return err
+		}
+		d.Inventory = *inv
+		d.InventoryAt = now
+		if inv.OSVersion != "" {
+			d.OSVersion, d.BuildVersion = inv.OSVersion, inv.BuildVersion
+		}
+		if inv.SerialNumber != "" {
+			d.SerialNumber = inv.SerialNumber
+		}
+		return putDevice(tx, d)
+	})
+}
+
+// TouchLastSeen implements storage.DeviceStore. Unknown IDs are skipped.
+func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		devs, b := tx.Bucket(bDevices), tx.Bucket(bSeen)
+		for id, t := range seen {
+			if devs.Get([]byte(id)) == nil {
+				continue
+			}
+			if old := fromNanos(b.Get([]byte(id))); old.After(t) {
+				continue
+			}
+			if err := b.Put([]byte(id), unixNanos(t)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// InventoryDue implements storage.InventoryScheduler.
+func (s *Store) InventoryDue(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bDevices).ForEach(func(k, v []byte) error {
+			if limit > 0 && len(ids) >= limit {
+				return nil
+			}
+			var d struct {
+				ParentID             string    `json:"parent_id"`
+				Enabled              bool      `json:"enabled"`
+				InventoryRequestedAt time.Time `json:"inventory_requested_at"`
+			}
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decode device %s: %w", k, err)
+			}
+			if d.Enabled && d.ParentID == "" && d.InventoryRequestedAt.Before(before) {
+				ids = append(ids, string(k))
+			}
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// MarkInventoryRequested implements storage.InventoryScheduler.
+func (s *Store) MarkInventoryRequested(ctx context.Context, ids []string, now time.Time) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		for _, id := range ids {
+			d, err := getDevice(tx, id)
+			if err != nil {
+				return err
+			}
+			d.InventoryRequestedAt = now
+			if err := putDevice(tx, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

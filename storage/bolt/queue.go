@@ -1,0 +1,259 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+const (
+	flagQueued byte = 0
+	flagNotNow byte = 1
+)
+
+func queueValue(flag byte, requestType, uuid string) []byte {
+	v := make([]byte, 0, 2+len(requestType)+len(uuid))
+	v = append(v, flag)
+	v = append(v, requestType...)
+	v = append(v, 0)
+	return append(v, uuid...)
+}
+
+func parseQueueValue(v []byte) (flag byte, requestType, uuid string) {
+	if len(v) == 0 {
+		return 0, "", ""
+	}
+	rest := v[1:]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 {
+		return v[0], "", string(rest)
+	}
+	return v[0], string(rest[:i]), string(rest[i+1:])
+}
+
+func getRecord(tx *bbolt.Tx, k []byte) (*mdm.CommandRecord, error) {
+	v := tx.Bucket(bCmds).Get(k)
+	if v == nil {
+		return nil, storage.ErrNotFound
+	}
+	rec := new(mdm.CommandRecord)
+	if err := json.Unmarshal(v, rec); err != nil {
+		return nil, fmt.Errorf("decode command record: %w", err)
+	}
+	return rec, nil
+}
+
+func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
+	raw := rec.Raw
+	rec.Raw = nil // kept in cmdraw
+	v, err := json.Marshal(rec)
+	rec.Raw = raw
+	if err != nil {
+		return fmt.Errorf("encode command record: %w", err)
+	}
+	return tx.Bucket(bCmds).Put(k, v)
+}
+
+// Enqueue implements storage.CommandQueue.
+func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		devs, idx := tx.Bucket(bDevices), tx.Bucket(bCmdIdx)
+		for _, id := range ids {
+			if devs.Get([]byte(id)) == nil {
+				return fmt.Errorf("enrollment %s: %w", id, storage.ErrNotFound)
+			}
+			if idx.Get(key(id, []byte(cmd.UUID))) != nil {
+				return fmt.Errorf("command %s for %s: %w", cmd.UUID, id, storage.ErrExists)
+			}
+		}
+		cmds := tx.Bucket(bCmds)
+		for _, id := range ids {
+			seq, err := cmds.NextSequence()
+			if err != nil {
+				return err
+			}
+			k := key(id, u64(seq))
+			rec := &mdm.CommandRecord{
+				EnrollmentID: id, UUID: cmd.UUID, RequestType: cmd.RequestType, Seq: seq,
+				Status: mdm.StatusQueued, QueuedAt: now, UpdatedAt: now,
+				History: []mdm.StatusEvent{{Status: mdm.StatusQueued, At: now}},
+			}
+			if err := putRecord(tx, k, rec); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bCmdRaw).Put(k, cmd.Raw); err != nil {
+				return err
+			}
+			if err := idx.Put(key(id, []byte(cmd.UUID)), u64(seq)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bQueue).Put(k, queueValue(flagQueued, cmd.RequestType, cmd.UUID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// storeReport records r against its command. It reports whether anything was
+// written.
+func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Time) (bool, error) {
+	seq := tx.Bucket(bCmdIdx).Get(key(id, []byte(r.CommandUUID)))
+	if seq == nil {
+		return false, nil // unknown command: nothing to record
+	}
+	k := key(id, seq)
+	rec, err := getRecord(tx, k)
+	if err != nil {
+		return false, err
+	}
+	if !rec.Pending() {
+		return false, nil // duplicate report of a finished command
+	}
+	rec.Status = string(r.Status)
+	rec.UpdatedAt = now
+	rec.History = append(rec.History, mdm.StatusEvent{Status: string(r.Status), At: now})
+	q := tx.Bucket(bQueue)
+	if r.Status == mdm.NotNow {
+		rec.NotNowCount++
+		if v := q.Get(k); v != nil {
+			_, rt, uuid := parseQueueValue(v)
+			if err := q.Put(k, queueValue(flagNotNow, rt, uuid)); err != nil {
+				return false, err
+			}
+		}
+	} else {
+		rec.ErrorChain = r.ErrorChain
+		rec.Result = clone(raw)
+		if err := q.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return true, putRecord(tx, k, rec)
+}
+
+// next finds the next command to send to id.
+func next(tx *bbolt.Tx, id string, skipNotNow bool) (*mdm.Command, error) {
+	p := prefix(id)
+	c := tx.Bucket(bQueue).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		flag, rt, uuid := parseQueueValue(v)
+		if skipNotNow && flag == flagNotNow {
+			continue
+		}
+		raw := tx.Bucket(bCmdRaw).Get(k)
+		if raw == nil {
+			return nil, fmt.Errorf("command %s for %s has no body", uuid, id)
+		}
+		return &mdm.Command{UUID: uuid, RequestType: rt, Raw: clone(raw)}, nil
+	}
+	return nil, nil
+}
+
+// StoreReportAndNext implements storage.CommandQueue.
+func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (*mdm.Command, error) {
+	skip := r.Status == mdm.NotNow
+	if r.Status == mdm.Idle {
+		var cmd *mdm.Command
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			var err error
+			cmd, err = next(tx, id, false)
+			return err
+		})
+		return cmd, err
+	}
+	var cmd *mdm.Command
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		cmd = nil
+		if _, err := storeReport(tx, id, r, raw, now); err != nil {
+			return err
+		}
+		var err error
+		cmd, err = next(tx, id, skip)
+		return err
+	})
+	return cmd, err
+}
+
+// Command implements storage.CommandQueue.
+func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error) {
+	var rec *mdm.CommandRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		seq := tx.Bucket(bCmdIdx).Get(key(id, []byte(uuid)))
+		if seq == nil {
+			return fmt.Errorf("command %s for %s: %w", uuid, id, storage.ErrNotFound)
+		}
+		k := key(id, seq)
+		var err error
+		if rec, err = getRecord(tx, k); err != nil {
+			return err
+		}
+		rec.Raw = clone(tx.Bucket(bCmdRaw).Get(k))
+		return nil
+	})
+	return rec, err
+}
+
+// Commands implements storage.CommandQueue.
+func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error) {
+	var out []*mdm.CommandRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		p := prefix(id)
+		raws := tx.Bucket(bCmdRaw)
+		c := tx.Bucket(bCmds).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			rec := new(mdm.CommandRecord)
+			if err := json.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("decode command record: %w", err)
+			}
+			rec.Raw = clone(raws.Get(k))
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// HasPending implements storage.CommandQueue.
+func (s *Store) HasPending(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		p := prefix(id)
+		k, _ := tx.Bucket(bQueue).Cursor().Seek(p)
+		ok = k != nil && bytes.HasPrefix(k, p)
+		return nil
+	})
+	return ok, err
+}
+
+// clearQueue cancels every pending command of id (on re-enrollment).
+func clearQueue(tx *bbolt.Tx, id string, now time.Time) error {
+	p := prefix(id)
+	q := tx.Bucket(bQueue)
+	var keys [][]byte
+	c := q.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		keys = append(keys, clone(k))
+	}
+	for _, k := range keys {
+		if rec, err := getRecord(tx, k); err == nil {
+			rec.Status = "Canceled"
+			rec.UpdatedAt = now
+			rec.History = append(rec.History, mdm.StatusEvent{Status: "Canceled", At: now})
+			if err := putRecord(tx, k, rec); err != nil {
+				return err
+			}
+		}
+		if err := q.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+// Package storage declares what Sundial keeps and the errors its backends
+// return. Backends live in subpackages (bolt is the default) and all pass the
+// conformance suite in storagetest.
+//
+// Storage never reads the clock: callers pass now.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sundial-mdm/sundial/mdm"
+)
+
+// Sentinel errors every backend returns.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrCertInUse is returned when a certificate already bound to another
+	// enrollment is presented at Authenticate.
+	ErrCertInUse = errors.New("certificate is bound to another enrollment")
+	// ErrExists is returned when creating something that already exists.
+	ErrExists = errors.New("already exists")
+)
+
+// CheckinStore records check-in messages.
+type CheckinStore interface {
+	// Authenticate creates or resets the enrollment: it binds certHash,
+	// clears the command queue, and disables the enrollment until the next
+	// TokenUpdate. A certHash bound to another enrollment gives ErrCertInUse.
+	Authenticate(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time) error
+	// TokenUpdate stores the push token and magic, enables the enrollment and
+	// clears an invalid-token mark. first reports the first TokenUpdate after
+	// Authenticate. A user channel's device enrollment must exist.
+	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, now time.Time) (first bool, err error)
+	// CheckOut disables the enrollment (and its user channels).
+	CheckOut(ctx context.Context, id string, now time.Time) error
+	// SetBootstrapToken stores a sealed bootstrap token; nil removes it.
+	SetBootstrapToken(ctx context.Context, id string, sealed []byte, now time.Time) error
+	// CertBound reports whether certHash is bound to the enrollment id (for a
+	// user channel, to its device enrollment).
+	CertBound(ctx context.Context, id, certHash string) (bool, error)
+}
+
+// DeviceStore reads and updates device records.
+type DeviceStore interface {
+	Device(ctx context.Context, id string) (*mdm.Device, error)
+	// Devices lists records ordered by ID, starting after `after`; limit <= 0
+	// means all.
+	Devices(ctx context.Context, after string, limit int) ([]*mdm.Device, error)
+	// UpdateInventory stores a DeviceInformation result.
+	UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error
+	// TouchLastSeen records check-in times in bulk (written lazily).
+	TouchLastSeen(ctx context.Context, seen map[string]time.Time) error
+}
+
+// CommandQueue is the durable FIFO command queue per enrollment.
+type CommandQueue interface {
+	// Enqueue queues cmd for each enrollment. Unknown enrollments give
+	// ErrNotFound and nothing is queued; a UUID already used for one of them
+	// gives ErrExists.
+	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
+	// StoreReportAndNext records a report (if it concerns a command) and
+	// returns the next command to send, or nil. NotNow leaves the command
+	// queued; when skipNotNow is true commands that were answered NotNow
+	// since the last Idle are skipped, so one NotNow does not starve the rest
+	// of the queue. A report for an unknown or finished command is recorded
+	// nowhere and is not an error (duplicate reports are harmless).
+	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (*mdm.Command, error)
+	// Command returns one command record.
+	Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error)
+	// Commands lists an enrollment's commands in queue order.
+	Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error)
+	// HasPending reports whether the enrollment has commands queued.
+	HasPending(ctx context.Context, id string) (bool, error)
+}
+
+// InventoryScheduler finds devices whose inventory is due for a refresh.
+type InventoryScheduler interface {
+	// InventoryDue lists enabled device enrollments whose inventory was last
+	// requested before `before`.
+	InventoryDue(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// MarkInventoryRequested records that inventory was requested.
+	MarkInventoryRequested(ctx context.Context, ids []string, now time.Time) error
+}
+
+// APIKeyStore keeps hashed admin API keys.
+type APIKeyStore interface {
+	PutAPIKey(ctx context.Context, k APIKey) error
+	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	APIKeys(ctx context.Context) ([]APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string, now time.Time) error
+}
+
+// APIKey is an admin credential; only its hash is stored.
+type APIKey struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// ChallengeStore keeps one-time SCEP challenges by hash.
+type ChallengeStore interface {
+	PutChallenge(ctx context.Context, key string, expires time.Time) error
+	// TakeChallenge consumes a challenge; false if unknown, used or expired.
+	TakeChallenge(ctx context.Context, key string, now time.Time) (bool, error)
+}
+
+// All is everything a complete backend implements.
+type All interface {
+	CheckinStore
+	DeviceStore
+	CommandQueue
+	InventoryScheduler
+	APIKeyStore
+	ChallengeStore
+	Close() error
+}
