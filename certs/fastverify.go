@@ -1,0 +1,254 @@
+package certs
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// This file is a fast path for the common Mdm-Signature: a DER-encoded,
+// detached SignedData with one signer identified by issuer and serial
+// number, signed attributes, and RSA or ECDSA. It parses in place instead
+// of going through pkcs7.Parse, whose BER-to-DER pass and reflection-based
+// decoding cost more than the signature check itself.
+//
+// It only ever says "valid" when the message digest attribute matches the
+// body and the signature over the signed attributes verifies with the
+// signer's certificate. For anything else (BER, other forms, or a failed
+// check) it returns errFastPathDeclined and VerifyMdmSignature asks
+// smallstep/pkcs7, whose verdict is final. FuzzFastPathAgrees checks that
+// the two agree.
+
+var errFastPathDeclined = errors.New("fast path declined")
+
+var (
+	oidSHA1          = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidSHA384        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
+	oidSHA512        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
+	oidRSA           = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidRSASHA1       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
+	oidRSASHA256     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
+	oidRSASHA384     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
+	oidRSASHA512     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
+	oidECPublicKey   = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidECDSASHA1     = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}
+	oidECDSASHA256   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+	oidECDSASHA384   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
+	oidECDSASHA512   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
+	oidSignedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+)
+
+func hashForDigestOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+	switch {
+	case oid.Equal(oidSHA1):
+		return crypto.SHA1, true
+	case oid.Equal(oidSHA256):
+		return crypto.SHA256, true
+	case oid.Equal(oidSHA384):
+		return crypto.SHA384, true
+	case oid.Equal(oidSHA512):
+		return crypto.SHA512, true
+	}
+	return 0, false
+}
+
+// signatureOIDMatches reports whether the signer's signatureAlgorithm is
+// consistent with the key type and digest.
+func signatureOIDMatches(oid asn1.ObjectIdentifier, pub any, h crypto.Hash) bool {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		switch {
+		case oid.Equal(oidRSA):
+			return true
+		case oid.Equal(oidRSASHA1):
+			return h == crypto.SHA1
+		case oid.Equal(oidRSASHA256):
+			return h == crypto.SHA256
+		case oid.Equal(oidRSASHA384):
+			return h == crypto.SHA384
+		case oid.Equal(oidRSASHA512):
+			return h == crypto.SHA512
+		}
+	case *ecdsa.PublicKey:
+		switch {
+		case oid.Equal(oidECPublicKey):
+			return true
+		case oid.Equal(oidECDSASHA1):
+			return h == crypto.SHA1
+		case oid.Equal(oidECDSASHA256):
+			return h == crypto.SHA256
+		case oid.Equal(oidECDSASHA384):
+			return h == crypto.SHA384
+		case oid.Equal(oidECDSASHA512):
+			return h == crypto.SHA512
+		}
+	}
+	return false
+}
+
+// fastVerifyDetached verifies der (a ContentInfo) as a detached signature
+// over body and returns the signer certificate, or errFastPathDeclined.
+func fastVerifyDetached(der, body []byte) (*x509.Certificate, error) {
+	in := cryptobyte.String(der)
+	var ci, content cryptobyte.String
+	var ct asn1.ObjectIdentifier
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() ||
+		!ci.ReadASN1ObjectIdentifier(&ct) || !ct.Equal(oidSignedData) ||
+		!ci.ReadASN1(&content, cbasn1.Tag(0).Constructed().ContextSpecific()) || !ci.Empty() {
+		return nil, errFastPathDeclined
+	}
+
+	var sd, digestAlgs, encap, certsField, signerInfos cryptobyte.String
+	var version int
+	var hasCerts bool
+	if !content.ReadASN1(&sd, cbasn1.SEQUENCE) || !content.Empty() ||
+		!sd.ReadASN1Integer(&version) ||
+		!sd.ReadASN1(&digestAlgs, cbasn1.SET) ||
+		!sd.ReadASN1(&encap, cbasn1.SEQUENCE) ||
+		!sd.ReadOptionalASN1(&certsField, &hasCerts, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!hasCerts {
+		return nil, errFastPathDeclined
+	}
+	// Detached: the encapsulated content is id-data with no eContent.
+	var eType asn1.ObjectIdentifier
+	if !encap.ReadASN1ObjectIdentifier(&eType) || !eType.Equal(oidData) || !encap.Empty() {
+		return nil, errFastPathDeclined
+	}
+	// No CRLs ([1]) expected; then the signer infos end the structure.
+	if sd.PeekASN1Tag(cbasn1.Tag(1).Constructed().ContextSpecific()) ||
+		!sd.ReadASN1(&signerInfos, cbasn1.SET) || !sd.Empty() {
+		return nil, errFastPathDeclined
+	}
+
+	var si cryptobyte.String
+	if !signerInfos.ReadASN1(&si, cbasn1.SEQUENCE) || !signerInfos.Empty() {
+		return nil, errFastPathDeclined // zero or several signers
+	}
+	var siVersion int
+	var ias, issuer, digestAlg, sigAlg cryptobyte.String
+	var serialBytes cryptobyte.String
+	var signedAttrsFull cryptobyte.String
+	var signature []byte
+	var digestOID, sigOID asn1.ObjectIdentifier
+	if !si.ReadASN1Integer(&siVersion) ||
+		!si.ReadASN1(&ias, cbasn1.SEQUENCE) ||
+		!ias.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
+		!ias.ReadASN1(&serialBytes, cbasn1.INTEGER) || !ias.Empty() ||
+		!si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) ||
+		!digestAlg.ReadASN1ObjectIdentifier(&digestOID) ||
+		!si.ReadASN1Element(&signedAttrsFull, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!si.ReadASN1(&sigAlg, cbasn1.SEQUENCE) ||
+		!sigAlg.ReadASN1ObjectIdentifier(&sigOID) ||
+		!si.ReadASN1Bytes(&signature, cbasn1.OCTET_STRING) {
+		return nil, errFastPathDeclined
+	}
+	// Unsigned attributes ([1]) may follow; nothing else.
+	if !si.Empty() {
+		var unsigned cryptobyte.String
+		if !si.ReadASN1(&unsigned, cbasn1.Tag(1).Constructed().ContextSpecific()) || !si.Empty() {
+			return nil, errFastPathDeclined
+		}
+	}
+	h, ok := hashForDigestOID(digestOID)
+	if !ok || !h.Available() {
+		return nil, errFastPathDeclined
+	}
+
+	// Find the signer certificate by issuer and serial number.
+	var cert *x509.Certificate
+	for !certsField.Empty() {
+		var raw cryptobyte.String
+		if !certsField.ReadASN1Element(&raw, cbasn1.SEQUENCE) {
+			return nil, errFastPathDeclined
+		}
+		c, err := x509.ParseCertificate(raw)
+		if err != nil {
+			return nil, errFastPathDeclined
+		}
+		if bytes.Equal(c.RawIssuer, issuer) && bytes.Equal(c.SerialNumber.Bytes(), trimSerial(serialBytes)) && c.SerialNumber.Sign() > 0 {
+			if cert != nil {
+				return nil, errFastPathDeclined // ambiguous
+			}
+			cert = c
+		}
+	}
+	if cert == nil || !signatureOIDMatches(sigOID, cert.PublicKey, h) {
+		return nil, errFastPathDeclined
+	}
+
+	// The message digest attribute must equal the digest of the body.
+	attrs := cryptobyte.String(signedAttrsFull)
+	var attrSet cryptobyte.String
+	if !attrs.ReadASN1(&attrSet, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return nil, errFastPathDeclined
+	}
+	var messageDigest []byte
+	for !attrSet.Empty() {
+		var attr, values cryptobyte.String
+		var typ asn1.ObjectIdentifier
+		if !attrSet.ReadASN1(&attr, cbasn1.SEQUENCE) ||
+			!attr.ReadASN1ObjectIdentifier(&typ) ||
+			!attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
+			return nil, errFastPathDeclined
+		}
+		if !typ.Equal(oidMessageDigest) {
+			continue
+		}
+		if messageDigest != nil || !values.ReadASN1Bytes(&messageDigest, cbasn1.OCTET_STRING) || !values.Empty() {
+			return nil, errFastPathDeclined
+		}
+	}
+	if messageDigest == nil {
+		return nil, errFastPathDeclined
+	}
+	hh := h.New()
+	hh.Write(body)
+	if subtle.ConstantTimeCompare(hh.Sum(nil), messageDigest) != 1 {
+		return nil, errFastPathDeclined
+	}
+
+	// The signature covers the DER of the attributes as a SET: the same
+	// bytes with the [0] IMPLICIT tag replaced by the universal SET tag.
+	signed := bytes.Clone(signedAttrsFull)
+	signed[0] = 0x31
+	hh.Reset()
+	hh.Write(signed)
+	digest := hh.Sum(nil)
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if rsa.VerifyPKCS1v15(pub, h, digest, signature) != nil {
+			return nil, errFastPathDeclined
+		}
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(pub, digest, signature) {
+			return nil, errFastPathDeclined
+		}
+	default:
+		return nil, errFastPathDeclined
+	}
+	return cert, nil
+}
+
+// trimSerial strips the sign-padding zero bytes of a DER INTEGER's content
+// so it compares with big.Int.Bytes. Negative serials never match, since
+// big.Int.Bytes is the absolute value: they are left to the slow path.
+func trimSerial(b []byte) []byte {
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		return nil
+	}
+	for len(b) > 1 && b[0] == 0 {
+		b = b[1:]
+	}
+	return b
+}

@@ -1,0 +1,189 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrUntrusted means a certificate does not chain to the trusted CA at the
+// given time (wrong issuer, expired, not yet valid, or not for client
+// authentication). The underlying x509 error is wrapped as well.
+var ErrUntrusted = errors.New("certificate not trusted")
+
+const (
+	minRSABits = 2048
+	maxRSABits = 8192
+)
+
+// IssueIdentity issues a device identity certificate for csr, signed by the
+// CA: random 128-bit serial, the CSR's subject (byte for byte), client
+// authentication, valid from shortly before now for the configured
+// validity (default one year, never past the CA). The CSR signature must
+// verify and the key must be RSA (2048 to 8192 bits) or ECDSA (P-256,
+// P-384, P-521). Extensions requested in the CSR are ignored.
+func (a *Authority) IssueIdentity(csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error) {
+	if csr == nil {
+		return nil, errors.New("issue identity: nil certificate request")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("issue identity: certificate request signature: %w", err)
+	}
+	if err := checkIdentityKey(csr.PublicKey); err != nil {
+		return nil, fmt.Errorf("issue identity: %w", err)
+	}
+	if err := checkValidity(a.ca, now); err != nil {
+		return nil, fmt.Errorf("issue identity: CA certificate %w", err)
+	}
+	tmpl := &x509.Certificate{
+		RawSubject:  csr.RawSubject,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cert, err := a.issue(tmpl, csr.PublicKey, now, now.Add(a.identityValidity))
+	if err != nil {
+		return nil, fmt.Errorf("issue identity: %w", err)
+	}
+	return cert, nil
+}
+
+func checkIdentityKey(pub any) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < minRSABits || n > maxRSABits {
+			return fmt.Errorf("RSA key of %d bits, want %d to %d", n, minRSABits, maxRSABits)
+		}
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return errors.New("unsupported ECDSA curve")
+		}
+	default:
+		return fmt.Errorf("unsupported public key type %T, want RSA or ECDSA", pub)
+	}
+	return nil
+}
+
+// VerifyIdentity checks that cert chains to the CA at now and allows client
+// authentication. Successful results are cached by the certificate's
+// SHA-256 for as long as the certificate and the CA are both valid, since
+// this runs on every device request. Failures wrap ErrUntrusted.
+func (a *Authority) VerifyIdentity(cert *x509.Certificate, now time.Time) error {
+	if cert == nil {
+		return fmt.Errorf("%w: no certificate", ErrUntrusted)
+	}
+	key := sha256.Sum256(cert.Raw)
+	if a.cache.hit(key, now) {
+		return nil
+	}
+	if err := VerifyChain(cert, a.pool, now); err != nil {
+		return err
+	}
+	nb, na := cert.NotBefore, cert.NotAfter
+	if a.ca.NotBefore.After(nb) {
+		nb = a.ca.NotBefore
+	}
+	if a.ca.NotAfter.Before(na) {
+		na = a.ca.NotAfter
+	}
+	a.cache.add(key, window{notBefore: nb, notAfter: na})
+	return nil
+}
+
+// VerifyChain checks that cert chains to one of roots at now, allows
+// client authentication, and is not itself a CA. It does not cache. Failures wrap ErrUntrusted.
+func VerifyChain(cert *x509.Certificate, roots *x509.CertPool, now time.Time) error {
+	switch {
+	case cert == nil:
+		return fmt.Errorf("%w: no certificate", ErrUntrusted)
+	case roots == nil:
+		return fmt.Errorf("%w: no trusted roots", ErrUntrusted)
+	case now.IsZero():
+		// x509 would read the wall clock; refuse instead.
+		return fmt.Errorf("%w: zero verification time", ErrUntrusted)
+	case cert.IsCA:
+		return fmt.Errorf("%w: a CA certificate is not a device identity", ErrUntrusted)
+	}
+	_, err := cert.Verify(x509.VerifyOptions{
+		Roots:       roots,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	return nil
+}
+
+// HashCert returns hex(sha256(cert.Raw)), the key that binds an identity
+// certificate to an enrollment. It returns "" for a nil certificate.
+func HashCert(cert *x509.Certificate) string {
+	if cert == nil {
+		return ""
+	}
+	sum := sha256.Sum256(cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// window is the time range during which a cached verification holds.
+type window struct{ notBefore, notAfter time.Time }
+
+// verifyCache remembers successful verifications. It is bounded; when full
+// an arbitrary entry is evicted.
+type verifyCache struct {
+	max int
+	mu  sync.RWMutex
+	m   map[[sha256.Size]byte]window
+}
+
+func newVerifyCache(size int) *verifyCache {
+	return &verifyCache{max: size, m: make(map[[sha256.Size]byte]window)}
+}
+
+func (c *verifyCache) hit(key [sha256.Size]byte, now time.Time) bool {
+	if c.max == 0 {
+		return false
+	}
+	c.mu.RLock()
+	w, ok := c.m[key]
+	c.mu.RUnlock()
+	if !ok {
+		return false
+	}
+	if now.Before(w.notBefore) || now.After(w.notAfter) {
+		c.mu.Lock()
+		delete(c.m, key)
+		c.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+func (c *verifyCache) add(key [sha256.Size]byte, w window) {
+	if c.max == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[key] = w
+}
+
+func (c *verifyCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
