@@ -31,8 +31,11 @@ type CheckinStore interface {
 	Authenticate(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time) error
 	// TokenUpdate stores the push token and magic, enables the enrollment and
 	// clears an invalid-token mark. first reports the first TokenUpdate after
-	// Authenticate. A user channel's device enrollment must exist.
-	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, now time.Time) (first bool, err error)
+	// Authenticate; on that one, onFirst (if not nil) is queued for the
+	// enrollment in the same transaction and, for a DeviceInformation
+	// command, the inventory is marked as requested. A user channel's device
+	// enrollment must exist.
+	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (first bool, err error)
 	// CheckOut disables the enrollment (and its user channels).
 	CheckOut(ctx context.Context, id string, now time.Time) error
 	// SetBootstrapToken stores a sealed bootstrap token; nil removes it.
@@ -61,12 +64,15 @@ type CommandQueue interface {
 	// gives ErrExists.
 	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
 	// StoreReportAndNext records a report (if it concerns a command) and
-	// returns the next command to send, or nil. NotNow leaves the command
-	// queued; when skipNotNow is true commands that were answered NotNow
-	// since the last Idle are skipped, so one NotNow does not starve the rest
-	// of the queue. A report for an unknown or finished command is recorded
-	// nowhere and is not an error (duplicate reports are harmless).
-	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (*mdm.Command, error)
+	// returns the next command to send, or nil. An Idle report starts a
+	// session. NotNow leaves the command queued but it is not offered again
+	// in the same session (so one NotNow neither starves the rest of the
+	// queue nor comes back before the device polls again); the next Idle
+	// offers it again. A report for an unknown or finished command is
+	// recorded nowhere and is not an error (duplicate reports are harmless).
+	// reportedType is the RequestType of the command the report concerned
+	// ("" when nothing was recorded).
+	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (reportedType string, next *mdm.Command, err error)
 	// Command returns one command record.
 	Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error)
 	// Commands lists an enrollment's commands in queue order.

@@ -86,7 +86,7 @@ func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMes
 }
 
 // TokenUpdate implements storage.CheckinStore.
-func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, now time.Time) (bool, error) {
+func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (bool, error) {
 	var first bool
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		first = false
@@ -112,6 +112,15 @@ func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMess
 		d.TokenInvalid = false
 		if msg.Topic != "" {
 			d.Topic = msg.Topic
+		}
+		if first && onFirst != nil {
+			if onFirst.RequestType == "DeviceInformation" {
+				d.InventoryRequestedAt = now
+			}
+			if err := putDevice(tx, d); err != nil {
+				return err
+			}
+			return enqueue(tx, []string{id}, onFirst, now)
 		}
 		return putDevice(tx, d)
 	})

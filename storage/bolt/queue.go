@@ -62,8 +62,13 @@ func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
 }
 
 // Enqueue implements storage.CommandQueue.
+// Concurrent enqueues share a transaction (and an fsync) through Batch.
 func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error { return enqueue(tx, ids, cmd, now) })
+}
+
+func enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
+	{
 		devs, idx := tx.Bucket(bDevices), tx.Bucket(bCmdIdx)
 		for _, id := range ids {
 			if devs.Get([]byte(id)) == nil {
@@ -99,23 +104,23 @@ func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now
 			}
 		}
 		return nil
-	})
+	}
 }
 
 // storeReport records r against its command. It reports whether anything was
 // written.
-func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Time) (bool, error) {
+func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Time) (string, error) {
 	seq := tx.Bucket(bCmdIdx).Get(key(id, []byte(r.CommandUUID)))
 	if seq == nil {
-		return false, nil // unknown command: nothing to record
+		return "", nil // unknown command: nothing to record
 	}
 	k := key(id, seq)
 	rec, err := getRecord(tx, k)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if !rec.Pending() {
-		return false, nil // duplicate report of a finished command
+		return "", nil // duplicate report of a finished command
 	}
 	rec.Status = string(r.Status)
 	rec.UpdatedAt = now
@@ -126,60 +131,105 @@ func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Ti
 		if v := q.Get(k); v != nil {
 			_, rt, uuid := parseQueueValue(v)
 			if err := q.Put(k, queueValue(flagNotNow, rt, uuid)); err != nil {
-				return false, err
+				return "", err
 			}
 		}
 	} else {
 		rec.ErrorChain = r.ErrorChain
 		rec.Result = clone(raw)
 		if err := q.Delete(k); err != nil {
-			return false, err
+			return "", err
 		}
 	}
-	return true, putRecord(tx, k, rec)
+	return rec.RequestType, putRecord(tx, k, rec)
 }
 
-// next finds the next command to send to id.
-func next(tx *bbolt.Tx, id string, skipNotNow bool) (*mdm.Command, error) {
+// next finds the next command to send to id. With skipNotNow it passes over
+// commands answered NotNow in this session. It reports whether any queued
+// command carries the NotNow mark.
+func next(tx *bbolt.Tx, id string, skipNotNow bool) (*mdm.Command, bool, error) {
 	p := prefix(id)
 	c := tx.Bucket(bQueue).Cursor()
+	marked := false
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		flag, rt, uuid := parseQueueValue(v)
-		if skipNotNow && flag == flagNotNow {
-			continue
+		if flag == flagNotNow {
+			marked = true
+			if skipNotNow {
+				continue
+			}
 		}
 		raw := tx.Bucket(bCmdRaw).Get(k)
 		if raw == nil {
-			return nil, fmt.Errorf("command %s for %s has no body", uuid, id)
+			return nil, marked, fmt.Errorf("command %s for %s has no body", uuid, id)
 		}
-		return &mdm.Command{UUID: uuid, RequestType: rt, Raw: clone(raw)}, nil
+		return &mdm.Command{UUID: uuid, RequestType: rt, Raw: clone(raw)}, marked, nil
 	}
-	return nil, nil
+	return nil, marked, nil
+}
+
+// clearNotNow removes the NotNow marks of id's queue: an Idle starts a new
+// session in which every command may be offered again.
+func clearNotNow(tx *bbolt.Tx, id string) error {
+	p := prefix(id)
+	q := tx.Bucket(bQueue)
+	var keys, vals [][]byte
+	c := q.Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if len(v) > 0 && v[0] == flagNotNow {
+			nv := clone(v)
+			nv[0] = flagQueued
+			keys, vals = append(keys, clone(k)), append(vals, nv)
+		}
+	}
+	for i := range keys {
+		if err := q.Put(keys[i], vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StoreReportAndNext implements storage.CommandQueue.
-func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (*mdm.Command, error) {
-	skip := r.Status == mdm.NotNow
+func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error) {
 	if r.Status == mdm.Idle {
-		var cmd *mdm.Command
+		// The common case: read only. Marks from an earlier session are
+		// cleared in a write transaction only when there are any.
+		var (
+			cmd    *mdm.Command
+			marked bool
+		)
 		err := s.db.View(func(tx *bbolt.Tx) error {
 			var err error
-			cmd, err = next(tx, id, false)
+			cmd, marked, err = next(tx, id, false)
 			return err
 		})
-		return cmd, err
+		if err != nil || !marked {
+			return "", cmd, err
+		}
+		err = s.db.Batch(func(tx *bbolt.Tx) error {
+			if err := clearNotNow(tx, id); err != nil {
+				return err
+			}
+			var err error
+			cmd, _, err = next(tx, id, false)
+			return err
+		})
+		return "", cmd, err
 	}
-	var cmd *mdm.Command
+	var (
+		cmd *mdm.Command
+		rt  string
+	)
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		cmd = nil
-		if _, err := storeReport(tx, id, r, raw, now); err != nil {
+		var err error
+		if rt, err = storeReport(tx, id, r, raw, now); err != nil {
 			return err
 		}
-		var err error
-		cmd, err = next(tx, id, skip)
+		cmd, _, err = next(tx, id, true)
 		return err
 	})
-	return cmd, err
+	return rt, cmd, err
 }
 
 // Command implements storage.CommandQueue.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func enroll(t *testing.T, s storage.All, udid, cert string) {
 	if err := s.Authenticate(ctx, udid, authMsg(udid), cert, t0); err != nil {
 		t.Fatalf("Authenticate %s: %v", udid, err)
 	}
-	first, err := s.TokenUpdate(ctx, udid, tokenMsg(udid), t0.Add(time.Second))
+	first, err := s.TokenUpdate(ctx, udid, tokenMsg(udid), nil, t0.Add(time.Second))
 	if err != nil {
 		t.Fatalf("TokenUpdate %s: %v", udid, err)
 	}
@@ -92,7 +93,10 @@ func idle(udid string) *mdm.Report { return report(udid, "", mdm.Idle) }
 
 func mustNext(t *testing.T, s storage.All, id string, r *mdm.Report, at time.Time) *mdm.Command {
 	t.Helper()
-	c, err := s.StoreReportAndNext(context.Background(), id, r, []byte("<plist/>"), at)
+	rt, c, err := s.StoreReportAndNext(context.Background(), id, r, []byte("<plist/>"), at)
+	if r.Status == mdm.Idle && rt != "" {
+		t.Errorf("Idle reported request type %q", rt)
+	}
 	if err != nil {
 		t.Fatalf("StoreReportAndNext(%s, %s): %v", id, r.Status, err)
 	}
@@ -120,7 +124,7 @@ func testEnrollment(t *testing.T, s storage.All) {
 		t.Errorf("times = %v %v", d.AuthenticatedAt, d.EnrolledAt)
 	}
 	// A second TokenUpdate is not the first.
-	if first, err := s.TokenUpdate(ctx, "AAA-1", tokenMsg("AAA-1"), t0.Add(time.Minute)); err != nil || first {
+	if first, err := s.TokenUpdate(ctx, "AAA-1", tokenMsg("AAA-1"), nil, t0.Add(time.Minute)); err != nil || first {
 		t.Errorf("second TokenUpdate first=%v err=%v", first, err)
 	}
 	if err := s.SetBootstrapToken(ctx, "AAA-1", []byte("sealed"), t0); err != nil {
@@ -136,7 +140,7 @@ func testEnrollment(t *testing.T, s storage.All) {
 	if _, err := s.Device(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown device err = %v", err)
 	}
-	if _, err := s.TokenUpdate(ctx, "nope", tokenMsg("nope"), t0); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.TokenUpdate(ctx, "nope", tokenMsg("nope"), nil, t0); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("TokenUpdate of unknown device err = %v", err)
 	}
 	if err := s.TouchLastSeen(ctx, map[string]time.Time{"AAA-1": t0.Add(2 * time.Hour), "ghost": t0}); err != nil {
@@ -195,7 +199,7 @@ func testUserChannel(t *testing.T, s storage.All) {
 	msg := tokenMsg("AAA-1")
 	msg.UserID = "USER-1"
 	uid, _ := msg.ID()
-	if _, err := s.TokenUpdate(ctx, uid, msg, t0); err != nil {
+	if _, err := s.TokenUpdate(ctx, uid, msg, nil, t0); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.Device(ctx, uid)
@@ -214,7 +218,7 @@ func testUserChannel(t *testing.T, s storage.All) {
 	orphan := tokenMsg("ZZZ-9")
 	orphan.UserID = "USER-1"
 	oid, _ := orphan.ID()
-	if _, err := s.TokenUpdate(ctx, oid, orphan, t0); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.TokenUpdate(ctx, oid, orphan, nil, t0); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("user channel without device err = %v", err)
 	}
 }
@@ -288,8 +292,10 @@ func testNotNow(t *testing.T, s storage.All) {
 		{report("AAA-1", a.UUID, mdm.NotNow), b.UUID}, // skip A, don't starve B
 		{report("AAA-1", b.UUID, mdm.NotNow), "<none>"},
 		{idle("AAA-1"), a.UUID}, // a later connect offers A again
-		{report("AAA-1", a.UUID, mdm.Acknowledged), b.UUID},
-		{report("AAA-1", b.UUID, mdm.Acknowledged), "<none>"},
+		{report("AAA-1", a.UUID, mdm.NotNow), b.UUID},
+		{report("AAA-1", b.UUID, mdm.Acknowledged), "<none>"}, // not A again in this session
+		{idle("AAA-1"), a.UUID},
+		{report("AAA-1", a.UUID, mdm.Acknowledged), "<none>"},
 		{report("AAA-1", a.UUID, mdm.Acknowledged), "<none>"}, // duplicate report: harmless
 	}
 	for i, st := range steps {
@@ -302,7 +308,7 @@ func testNotNow(t *testing.T, s storage.All) {
 	for _, h := range rec.History {
 		statuses = append(statuses, h.Status)
 	}
-	if fmt.Sprint(statuses) != "[Queued NotNow Acknowledged]" || rec.NotNowCount != 1 {
+	if fmt.Sprint(statuses) != "[Queued NotNow NotNow Acknowledged]" || rec.NotNowCount != 2 {
 		t.Errorf("A history = %v, not-now count %d", statuses, rec.NotNowCount)
 	}
 }
@@ -375,7 +381,7 @@ func testReauthenticate(t *testing.T, s storage.All) {
 	if d.Enabled || d.PushMagic != "" {
 		t.Errorf("device enabled before TokenUpdate: %+v", d)
 	}
-	if first, _ := s.TokenUpdate(ctx, "AAA-1", tokenMsg("AAA-1"), t0.Add(2*time.Hour)); !first {
+	if first, _ := s.TokenUpdate(ctx, "AAA-1", tokenMsg("AAA-1"), nil, t0.Add(2*time.Hour)); !first {
 		t.Error("TokenUpdate after re-enrollment is not first")
 	}
 }
@@ -395,18 +401,35 @@ func testInventory(t *testing.T, s storage.All) {
 	if len(due) != 1 || due[0] != "BBB-2" {
 		t.Errorf("InventoryDue after mark = %v", due)
 	}
-	inv := &mdm.Inventory{OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "SER1", IsSupervised: true, SoftwareUpdateDeviceID: "J413AP"}
-	if err := s.UpdateInventory(ctx, "AAA-1", inv, t0.Add(2*time.Hour)); err != nil {
+	invRes := &mdm.Inventory{OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "SER1", IsSupervised: true, SoftwareUpdateDeviceID: "J413AP"}
+	if err := s.UpdateInventory(ctx, "AAA-1", invRes, t0.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := s.Device(ctx, "AAA-1")
-	if d.OSVersion != "15.1" || d.BuildVersion != "24B83" || d.Inventory != *inv || !d.InventoryAt.Equal(t0.Add(2*time.Hour)) {
+	if d.OSVersion != "15.1" || d.BuildVersion != "24B83" || d.Inventory != *invRes || !d.InventoryAt.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("device = %+v", d)
 	}
 	// Unknown OS version keeps the old one, not blanked.
 	s.UpdateInventory(ctx, "AAA-1", &mdm.Inventory{SerialNumber: "SER1"}, t0)
 	if d, _ := s.Device(ctx, "AAA-1"); d.OSVersion != "15.1" {
 		t.Errorf("OSVersion after empty report = %q", d.OSVersion)
+	}
+	// The first TokenUpdate queues onFirst atomically; later ones do not.
+	if err := s.Authenticate(ctx, "CCC-3", authMsg("CCC-3"), "h3", t0); err != nil {
+		t.Fatal(err)
+	}
+	inv := cmd(t, "DeviceInformation")
+	for i := 0; i < 2; i++ {
+		if _, err := s.TokenUpdate(ctx, "CCC-3", tokenMsg("CCC-3"), inv, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, _ := s.Commands(ctx, "CCC-3")
+	if len(recs) != 1 || recs[0].UUID != inv.UUID {
+		t.Fatalf("commands after TokenUpdate with onFirst = %d", len(recs))
+	}
+	if due, _ := s.InventoryDue(ctx, t0, 0); slices.Contains(due, "CCC-3") {
+		t.Errorf("inventory due right after it was queued: %v", due)
 	}
 }
 

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sundial-mdm/sundial/api"
+	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/enrollment"
+	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/storage/bolt"
+)
+
+// usageError marks errors in how the command was called (exit 2).
+type usageError struct{ error }
+
+func exitCodeFor(err error) int {
+	var ue usageError
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
+		return exitNotFound
+	case errors.As(err, &ae) && ae.Code == api.CodeUnauthorized:
+		return exitAuth
+	case errors.As(err, &ae) && ae.Code == api.CodeInvalid:
+		return exitUsage
+	case errors.Is(err, bolt.ErrLocked):
+		return exitError
+	}
+	return exitError
+}
+
+func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sundial",
+		Short:         "Sundial keeps a fleet of Macs on the macOS version you require, by the deadline you set",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv))
+	cf := &clientFlags{}
+	devices := &cobra.Command{Use: "devices", Short: "List and inspect enrolled Macs"}
+	devices.AddCommand(newDevicesListCmd(getenv, cf))
+	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
+	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
+	for _, c := range []*cobra.Command{devices, commands} {
+		cf.register(c)
+		root.AddCommand(c)
+	}
+	return root
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
+	cfg := &Config{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Sundial server (embedded bbolt database, generated certificates)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd, getenv); err != nil {
+				return usageError{err}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+			if err != nil {
+				return err
+			}
+			a, err := newApp(*cfg, log, clock.System{})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if cfg.PprofListen != "" {
+				go servePprof(ctx, cfg.PprofListen, log)
+			}
+			if cfg.Simulate > 0 {
+				go a.simulate(ctx, ln.Addr(), cfg.Simulate)
+			}
+			return a.serve(ctx, ln)
+		},
+	}
+	cfg.flags(cmd.Flags())
+	return cmd
+}
+
+func newEnrollCmd(getenv func(string) string) *cobra.Command {
+	enroll := &cobra.Command{Use: "enroll", Short: "Enrollment profiles"}
+	cfg := &Config{}
+	profile := &cobra.Command{
+		Use:   "profile",
+		Short: "Write the signed enrollment profile to standard output (for offline distribution)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd, getenv); err != nil {
+				return usageError{err}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			if cfg.ChallengeMode != "shared" {
+				return usageError{errors.New("offline profiles need --scep-challenge-mode shared")}
+			}
+			if err := cfg.ensureDataDir(); err != nil {
+				return err
+			}
+			now := time.Now()
+			authority, err := certs.LoadOrCreate(cfg.DataDir, now)
+			if err != nil {
+				return err
+			}
+			challenge := cfg.SCEPChallenge
+			if challenge == "" {
+				if challenge, err = loadOrCreateSecret(cfg.path(challengeFile)); err != nil {
+					return err
+				}
+			}
+			topic, err := loadOrCreateTopic(cfg.path(topicFile))
+			if err != nil {
+				return err
+			}
+			raw, err := enrollment.BuildProfile(enrollment.ProfileConfig{
+				PublicURL: strings.TrimRight(cfg.PublicURL, "/"), Topic: topic, Challenge: challenge,
+				CACert: authority.CA(), AllowInsecureURL: strings.HasPrefix(cfg.PublicURL, "http://"),
+			})
+			if err != nil {
+				return err
+			}
+			pc, pk := authority.ProfileSigner()
+			signed, err := certs.SignProfile(raw, pc, pk)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(signed)
+			return err
+		},
+	}
+	cfg.flags(profile.Flags())
+	enroll.AddCommand(profile)
+	return enroll
+}
+
+// clientFlags are the admin CLI's connection settings.
+type clientFlags struct {
+	url, apiKey, caFile, dataDir, output string
+	insecure                             bool
+}
+
+func (f *clientFlags) register(c *cobra.Command) {
+	pf := c.PersistentFlags()
+	pf.StringVar(&f.url, "url", "", "Sundial base URL (env SUNDIAL_URL; default https://localhost:8443)")
+	pf.StringVar(&f.apiKey, "api-key", "", "admin API key (env SUNDIAL_API_KEY; default: the data dir's admin-api-key file)")
+	pf.StringVar(&f.caFile, "ca-file", "", "CA certificate to trust for the server (default: the data dir's ca.pem when present)")
+	pf.StringVar(&f.dataDir, "data-dir", "./sundial-data", "the server's data dir on this machine, for defaults")
+	pf.BoolVar(&f.insecure, "insecure", false, "do not verify the server's TLS certificate")
+	pf.StringVarP(&f.output, "output", "o", "table", "table or json")
+}
+
+func (f *clientFlags) client(cmd *cobra.Command, getenv func(string) string) (*api.Client, error) {
+	if err := applyEnv(cmd, getenv); err != nil {
+		return nil, usageError{err}
+	}
+	if f.output != "table" && f.output != "json" {
+		return nil, usageError{fmt.Errorf("-o %q: want table or json", f.output)}
+	}
+	base := f.url
+	if base == "" {
+		base = "https://localhost:8443"
+	}
+	key := f.apiKey
+	if key == "" {
+		b, err := os.ReadFile(f.dataDir + "/" + adminKeyFile)
+		if err != nil {
+			return nil, &api.Error{Code: api.CodeUnauthorized, Message: "no API key: set SUNDIAL_API_KEY or --api-key"}
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	tc := &tls.Config{InsecureSkipVerify: f.insecure}
+	caFile := f.caFile
+	if caFile == "" {
+		if _, err := os.Stat(f.dataDir + "/" + certs.CACertFile); err == nil {
+			caFile = f.dataDir + "/" + certs.CACertFile
+		}
+	}
+	if caFile != "" && !f.insecure {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	return &api.Client{BaseURL: base, APIKey: key, HTTP: &http.Client{
+		Timeout:   60 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true},
+	}}, nil
+}
+
+func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List enrolled devices",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var all []any
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			if cf.output == "table" {
+				fmt.Fprintln(tw, "ID\tSERIAL\tMODEL\tOS\tBUILD\tENABLED\tLAST SEEN")
+			}
+			after := ""
+			for {
+				page, err := c.Devices(ctx, after, 500)
+				if err != nil {
+					return err
+				}
+				for _, d := range page.Devices {
+					if cf.output == "json" {
+						all = append(all, d)
+						continue
+					}
+					seen := "-"
+					if !d.LastSeen.IsZero() {
+						seen = d.LastSeen.Local().Format(time.DateTime)
+					}
+					osv := d.OSVersion
+					if osv == "" {
+						osv = "unknown"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", d.ID, d.SerialNumber, d.ProductName, osv, d.BuildVersion, d.Enabled, seen)
+				}
+				if page.Next == "" {
+					break
+				}
+				after = page.Next
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"devices": nonNil(all)})
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newCommandsEnqueueCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "enqueue DEVICE-ID FILE",
+		Short: "Queue a raw command plist ({CommandUUID, Command: {RequestType, ...}}) for a device; FILE - reads standard input",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			if args[1] == "-" {
+				raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
+			} else {
+				raw, err = os.ReadFile(args[1])
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			res, err := c.Enqueue(cmd.Context(), args[0], raw)
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, args[0])
+			return nil
+		},
+	}
+}
+
+func newCommandsListCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list DEVICE-ID",
+		Short: "Show a device's command history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			cmds, err := c.Commands(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"commands": cmds})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "COMMAND UUID\tREQUEST TYPE\tSTATUS\tQUEUED\tUPDATED\tERROR")
+			for _, c := range cmds {
+				errText := ""
+				if len(c.ErrorChain) > 0 {
+					errText = fmt.Sprintf("%d %s", c.ErrorChain[0].ErrorCode, c.ErrorChain[0].USEnglishDescription)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.UUID, c.RequestType, c.Status,
+					c.QueuedAt.Local().Format(time.DateTime), c.UpdatedAt.Local().Format(time.DateTime), errText)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func nonNil(v []any) []any {
+	if v == nil {
+		return []any{}
+	}
+	return v
+}

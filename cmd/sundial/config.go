@@ -1,0 +1,141 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Config is `sundial server`'s configuration: flags with an environment
+// fallback (SUNDIAL_<FLAG>, upper case, dashes as underscores).
+type Config struct {
+	Listen          string
+	DataDir         string
+	PublicURL       string
+	TLSCert         string
+	TLSKey          string
+	NoTLS           bool
+	MutualTLS       bool
+	CertHeader      string
+	EnrollSecret    string
+	SCEPChallenge   string
+	ChallengeMode   string
+	LogLevel        string
+	LogFormat       string
+	Simulate        int
+	NoSync          bool
+	ShutdownTimeout time.Duration
+	PprofListen     string
+	FlushInterval   time.Duration
+}
+
+func (c *Config) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", ":8443", "address to listen on")
+	fs.StringVar(&c.DataDir, "data-dir", "./sundial-data", "directory for the database, CA and TLS material")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices use to reach Sundial, written into enrollment profiles (default https://localhost:<port>)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM); default: one issued by Sundial's CA")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key (PEM) for --tls-cert")
+	fs.BoolVar(&c.NoTLS, "no-tls", false, "serve plain HTTP (behind a TLS-terminating proxy)")
+	fs.BoolVar(&c.MutualTLS, "mtls", false, "ask devices for their identity as a TLS client certificate (the default relies on Mdm-Signature)")
+	fs.StringVar(&c.CertHeader, "cert-header", "", "take device client certificates from this header set by a TLS-terminating proxy")
+	fs.StringVar(&c.EnrollSecret, "enroll-secret", "", "require this secret (?secret= or basic auth password) to download the enrollment profile")
+	fs.StringVar(&c.SCEPChallenge, "scep-challenge", "", "shared SCEP challenge (default: generated once and kept in the data dir)")
+	fs.StringVar(&c.ChallengeMode, "scep-challenge-mode", "shared", "shared (one challenge for all) or one-time (a fresh challenge per profile download)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.Simulate, "simulate", 0, "enroll this many simulated Macs against this server after start (development and demos)")
+	fs.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on database writes (throwaway data only)")
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback address")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
+}
+
+// applyEnv sets every flag not given on the command line from its
+// SUNDIAL_* environment variable.
+func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "SUNDIAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Validate checks the configuration and fills in derived defaults.
+func (c *Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		return errors.New("--data-dir is empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.NoTLS && c.TLSCert != "" {
+		return errors.New("--no-tls and --tls-cert exclude each other")
+	}
+	if c.PublicURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		scheme := "https"
+		if c.NoTLS {
+			scheme = "http"
+		}
+		c.PublicURL = scheme + "://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("--public-url %q must be an absolute http(s) URL", c.PublicURL)
+	}
+	switch c.ChallengeMode {
+	case "shared", "one-time":
+	default:
+		return fmt.Errorf("--scep-challenge-mode %q: want shared or one-time", c.ChallengeMode)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	if c.Simulate < 0 || c.Simulate > 100000 {
+		return errors.New("--simulate must be between 0 and 100000")
+	}
+	if c.PprofListen != "" {
+		h, _, err := net.SplitHostPort(c.PprofListen)
+		if ip := net.ParseIP(h); err != nil || (h != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("--pprof-listen %q must be a loopback address", c.PprofListen)
+		}
+	}
+	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("--flush-interval and --shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+func (c *Config) path(name string) string { return filepath.Join(c.DataDir, name) }
+
+// ensureDataDir creates the data directory with private permissions.
+func (c *Config) ensureDataDir() error {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	return nil
+}

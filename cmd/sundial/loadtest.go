@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sundial-mdm/sundial/api"
+	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/mdmtest"
+)
+
+type loadtestConfig struct {
+	devices, workers, rounds, keys int
+	dataDir                        string
+	timeout                        time.Duration
+	keepData                       bool
+	serverArgs                     []string
+}
+
+func newLoadtestCmd(getenv func(string) string) *cobra.Command {
+	lc := &loadtestConfig{}
+	cmd := &cobra.Command{
+		Use:   "loadtest",
+		Short: "Start a Sundial server on loopback and drive simulated Macs against it; report throughput, server CPU and peak RSS",
+		Long: `loadtest starts "sundial server" as a child process on 127.0.0.1 with a fresh data
+directory (durable bbolt writes), then runs three phases with the Mac simulator:
+  1. enroll every device (profile, SCEP, Authenticate, TokenUpdate, first DeviceInformation);
+  2. signed Idle connects with nothing queued, --rounds times per device;
+  3. command round trips: enqueue through the admin API, deliver, store the acknowledged result.
+The server's CPU time is read from /proc for the child process alone, so the
+simulator's own work is not counted. Every loop is bounded by --devices,
+--rounds and --timeout.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd, getenv); err != nil {
+				return usageError{err}
+			}
+			if lc.devices < 1 || lc.devices > 100000 || lc.workers < 1 || lc.workers > 1024 || lc.rounds < 1 || lc.rounds > 100 {
+				return usageError{errors.New("--devices 1..100000, --workers 1..1024, --rounds 1..100")}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), lc.timeout)
+			defer cancel()
+			return runLoadtest(ctx, lc, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&lc.devices, "devices", 1000, "simulated Macs")
+	f.IntVar(&lc.workers, "workers", 32, "concurrent simulated requests")
+	f.IntVar(&lc.rounds, "rounds", 3, "Idle connects per device in phase 2")
+	f.IntVar(&lc.keys, "keys", 8, "pre-generated RSA keys shared by the simulated Macs (key generation is the Mac's cost)")
+	f.StringVar(&lc.dataDir, "data-dir", "", "server data dir (default: a new temporary directory)")
+	f.DurationVar(&lc.timeout, "timeout", 20*time.Minute, "stop everything after this long")
+	f.BoolVar(&lc.keepData, "keep-data", false, "keep the temporary data dir")
+	f.StringArrayVar(&lc.serverArgs, "server-arg", nil, "extra flag for the child server (repeatable), e.g. --server-arg=--pprof-listen=127.0.0.1:6060")
+	return cmd
+}
+
+// serverProc is the child server being measured.
+type serverProc struct {
+	cmd     *exec.Cmd
+	base    string
+	dataDir string
+}
+
+func startServerProc(ctx context.Context, dataDir string, extra ...string) (*serverProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	c := exec.CommandContext(ctx, exe, args...)
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	p := &serverProc{cmd: c, base: "https://" + addr, dataDir: dataDir}
+	if err := p.waitHealthy(ctx); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (p *serverProc) waitHealthy(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for time.Now().Before(deadline) {
+		if resp, err := hc.Get(p.base + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("server did not become healthy within 30s")
+}
+
+func (p *serverProc) stop() {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			p.cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// cpu returns the child's user+system CPU time from /proc.
+func (p *serverProc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 (1-based) of the whole line.
+	s := string(b)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(rest) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(rest[11], 10, 64)
+	st, _ := strconv.ParseInt(rest[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks, nil
+}
+
+// peakRSS returns the child's peak resident set size in bytes.
+func (p *serverProc) peakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+func (p *serverProc) clients(workers int) (*http.Client, *api.Client, error) {
+	pem, err := os.ReadFile(filepath.Join(p.dataDir, certs.CACertFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	key, err := os.ReadFile(filepath.Join(p.dataDir, adminKeyFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool},
+		MaxIdleConnsPerHost: workers * 2,
+		MaxIdleConns:        workers * 2,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	return hc, &api.Client{BaseURL: p.base, APIKey: strings.TrimSpace(string(key)), HTTP: hc}, nil
+}
+
+type phaseResult struct {
+	name     string
+	ops      int
+	wall     time.Duration
+	cpu      time.Duration
+	unit     string
+	commands int
+}
+
+func (r phaseResult) print(w io.Writer) {
+	fmt.Fprintf(w, "%-22s %8d %-12s in %8.2fs = %9.1f/s   server CPU %8.2fs = %8.1f µs per %s\n",
+		r.name, r.ops, r.unit+"s", r.wall.Seconds(), float64(r.ops)/r.wall.Seconds(),
+		r.cpu.Seconds(), float64(r.cpu.Microseconds())/float64(r.ops), r.unit)
+}
+
+func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
+	dir := lc.dataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "sundial-loadtest-"); err != nil {
+			return err
+		}
+		if !lc.keepData {
+			defer os.RemoveAll(dir)
+		}
+	}
+	srv, err := startServerProc(ctx, dir, lc.serverArgs...)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	hc, admin, err := srv.clients(lc.workers)
+	if err != nil {
+		return err
+	}
+	pool, err := mdmtest.NewKeyPool(lc.keys)
+	if err != nil {
+		return err
+	}
+	fleet, err := mdmtest.NewFleet(lc.devices, mdmtest.WithKeyPool(pool), mdmtest.WithHTTPClient(hc))
+	if err != nil {
+		return err
+	}
+	fleet.Workers = lc.workers
+	fmt.Fprintf(out, "sundial loadtest: %d simulated Macs, %d workers, server pid %d, data %s\n", lc.devices, lc.workers, srv.cmd.Process.Pid, dir)
+
+	var results []phaseResult
+	measure := func(name, unit string, ops int, fn func() (int, error)) error {
+		c0, err := srv.cpu()
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		n, err := fn()
+		wall := time.Since(t0)
+		c1, _ := srv.cpu()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		r := phaseResult{name: name, ops: ops, wall: wall, cpu: c1 - c0, unit: unit, commands: n}
+		r.print(out)
+		results = append(results, r)
+		return nil
+	}
+
+	// Phase 1: enrolment, including the first DeviceInformation round trip.
+	err = measure("enrolment", "enrolment", lc.devices, func() (int, error) {
+		if err := fleet.Enroll(ctx, hc, srv.base+"/mdm/enroll"); err != nil {
+			return 0, err
+		}
+		n, err := fleet.Connect(ctx)
+		if err == nil && n < lc.devices {
+			err = fmt.Errorf("only %d of %d devices received DeviceInformation", n, lc.devices)
+		}
+		return n, err
+	})
+	if err != nil {
+		return err
+	}
+	// Phase 2: Idle connects with nothing queued.
+	err = measure("idle connect", "connect", lc.devices*lc.rounds, func() (int, error) {
+		total := 0
+		for range lc.rounds {
+			n, err := fleet.Connect(ctx)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		if total != 0 {
+			return total, fmt.Errorf("%d unexpected commands during idle connects", total)
+		}
+		return total, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Phase 3: command round trips through the admin API.
+	err = measure("command round trip", "round trip", lc.devices, func() (int, error) {
+		err := fleet.Each(ctx, "enqueue", func(ctx context.Context, d *mdmtest.Device) error {
+			cmd, err := mdm.NewCommand("ProfileList", nil)
+			if err != nil {
+				return err
+			}
+			_, err = admin.Enqueue(ctx, d.UDID, cmd.Raw)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		n, err := fleet.Connect(ctx)
+		if err == nil && n != lc.devices {
+			err = fmt.Errorf("%d commands answered, want %d", n, lc.devices)
+		}
+		return n, err
+	})
+	if err != nil {
+		return err
+	}
+	rss, err := srv.peakRSS()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "server peak RSS %.1f MB\n", float64(rss)/(1<<20))
+	for _, s := range fleet.Stats().Summary() {
+		fmt.Fprintf(out, "  client %s\n", s)
+	}
+	return nil
+}

@@ -1,0 +1,391 @@
+// Package service is Sundial's MDM check-in and command service: what happens
+// when a device checks in or reports on a command. It is transport-free: the
+// HTTP handlers in mdm/httpmdm decode requests, authenticate the device's
+// certificate and call it.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/micromdm/plist"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// Errors the HTTP layer maps to statuses.
+var (
+	// ErrUnauthorized: the certificate is not bound to the enrollment (401).
+	ErrUnauthorized = errors.New("certificate is not bound to this enrollment")
+	// ErrGone declines a request, e.g. the user channel (410).
+	ErrGone = errors.New("declined")
+	// ErrNotFound: e.g. an unknown declarative management endpoint (404).
+	ErrNotFound = errors.New("not found")
+)
+
+// Store is the storage the service needs.
+type Store interface {
+	storage.CheckinStore
+	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
+	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (bool, error)
+	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error)
+	Device(ctx context.Context, id string) (*mdm.Device, error)
+	UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error
+	TouchLastSeen(ctx context.Context, seen map[string]time.Time) error
+	InventoryDue(ctx context.Context, before time.Time, limit int) ([]string, error)
+	MarkInventoryRequested(ctx context.Context, ids []string, now time.Time) error
+}
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// Notifier is told when enrollments have new work (so it can push them).
+type Notifier interface{ Notify(ids ...string) }
+
+// Sealer encrypts secrets at rest (the bootstrap token).
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
+
+// CheckinHook observes check-ins after they are stored (e.g. to re-push,
+// re-deliver declarations or reset push backoff).
+type CheckinHook interface {
+	Checkin(ctx context.Context, id string, msg *mdm.CheckinMessage)
+}
+
+// ResultHandler receives final (and NotNow) reports for commands of the
+// request types it registered for.
+type ResultHandler interface {
+	HandleResult(ctx context.Context, id, requestType string, r *mdm.Report, raw []byte) error
+}
+
+// DeclarativeHandler answers DeclarativeManagement check-ins.
+type DeclarativeHandler interface {
+	Declarative(ctx context.Context, id, endpoint string, data []byte) ([]byte, error)
+}
+
+// Identity is the authenticated certificate of a request.
+type Identity struct {
+	CertHash string
+}
+
+// Service implements the MDM check-in and command protocol.
+type Service struct {
+	store    Store
+	clock    Clock
+	log      *slog.Logger
+	notifier Notifier
+	sealer   Sealer
+	ddm      DeclarativeHandler
+	hooks    []CheckinHook
+	results  map[string][]ResultHandler
+
+	inventoryEvery time.Duration
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithNotifier sets who is told about new work (push).
+func WithNotifier(n Notifier) Option { return func(s *Service) { s.notifier = n } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithDeclarative sets the declarative management handler.
+func WithDeclarative(h DeclarativeHandler) Option { return func(s *Service) { s.ddm = h } }
+
+// WithCheckinHook adds a check-in observer.
+func WithCheckinHook(h CheckinHook) Option { return func(s *Service) { s.hooks = append(s.hooks, h) } }
+
+// WithResultHandler routes reports on commands of requestType to h.
+func WithResultHandler(requestType string, h ResultHandler) Option {
+	return func(s *Service) { s.results[requestType] = append(s.results[requestType], h) }
+}
+
+// WithInventoryInterval sets how often inventory is refreshed (default 24 h).
+func WithInventoryInterval(d time.Duration) Option { return func(s *Service) { s.inventoryEvery = d } }
+
+// New returns a Service. store, clock and sealer are required.
+func New(store Store, clk Clock, sealer Sealer, opts ...Option) *Service {
+	if store == nil || clk == nil || sealer == nil {
+		panic("service.New: nil store, clock or sealer")
+	}
+	s := &Service{
+		store: store, clock: clk, sealer: sealer,
+		log:            slog.New(slog.DiscardHandler),
+		results:        map[string][]ResultHandler{},
+		inventoryEvery: 24 * time.Hour,
+		seen:           map[string]time.Time{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Service) touch(id string, now time.Time) {
+	s.seenMu.Lock()
+	s.seen[id] = now
+	s.seenMu.Unlock()
+}
+
+// FlushLastSeen writes buffered check-in times to the store.
+func (s *Service) FlushLastSeen(ctx context.Context) error {
+	s.seenMu.Lock()
+	batch := s.seen
+	s.seen = make(map[string]time.Time, len(batch))
+	s.seenMu.Unlock()
+	if err := s.store.TouchLastSeen(ctx, batch); err != nil {
+		s.seenMu.Lock()
+		for id, t := range batch {
+			if old, ok := s.seen[id]; !ok || old.Before(t) {
+				s.seen[id] = t
+			}
+		}
+		s.seenMu.Unlock()
+		return fmt.Errorf("flush last seen: %w", err)
+	}
+	return nil
+}
+
+// Checkin handles one check-in message. The returned bytes are the response
+// body (nil for an empty 200).
+func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMessage) ([]byte, error) {
+	id, err := msg.ID()
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	log := s.log.With("enrollment_id", id, "request_type", string(msg.MessageType))
+	if msg.MessageType == mdm.Authenticate {
+		if msg.UserChannel() {
+			return nil, fmt.Errorf("%w: Authenticate on the user channel", ErrGone)
+		}
+		if err := s.store.Authenticate(ctx, id, msg, who.CertHash, now); err != nil {
+			if errors.Is(err, storage.ErrCertInUse) {
+				log.Warn("authenticate refused: certificate bound to another enrollment")
+				return nil, ErrUnauthorized
+			}
+			return nil, fmt.Errorf("store authenticate: %w", err)
+		}
+		log.Info("device authenticated", "os_version", msg.OSVersion, "model", msg.ProductName)
+		s.runHooks(ctx, id, msg)
+		return nil, nil
+	}
+	bound, err := s.store.CertBound(ctx, id, who.CertHash)
+	if err != nil {
+		return nil, fmt.Errorf("check certificate binding: %w", err)
+	}
+	if !bound {
+		log.Warn("check-in refused: certificate not bound to enrollment")
+		return nil, ErrUnauthorized
+	}
+	s.touch(id, now)
+	var resp []byte
+	switch msg.MessageType {
+	case mdm.TokenUpdate:
+		var inventory *mdm.Command
+		if !msg.UserChannel() {
+			if inventory, err = inventoryCommand(); err != nil {
+				return nil, err
+			}
+		}
+		first, err := s.store.TokenUpdate(ctx, id, msg, inventory, now)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, ErrUnauthorized
+			}
+			return nil, fmt.Errorf("store token update: %w", err)
+		}
+		if first {
+			log.Info("device enrolled")
+			if inventory != nil && s.notifier != nil {
+				s.notifier.Notify(id)
+			}
+		}
+	case mdm.CheckOut:
+		if err := s.store.CheckOut(ctx, id, now); err != nil {
+			return nil, fmt.Errorf("store check out: %w", err)
+		}
+		log.Info("device checked out")
+	case mdm.UserAuthenticate:
+		return nil, fmt.Errorf("%w: user channel is not managed", ErrGone)
+	case mdm.SetBootstrapToken:
+		var sealed []byte
+		if len(msg.BootstrapToken) > 0 {
+			if sealed, err = s.sealer.Seal(msg.BootstrapToken); err != nil {
+				return nil, fmt.Errorf("seal bootstrap token: %w", err)
+			}
+		}
+		if err := s.store.SetBootstrapToken(ctx, id, sealed, now); err != nil {
+			return nil, fmt.Errorf("store bootstrap token: %w", err)
+		}
+		log.Info("bootstrap token escrowed", "present", sealed != nil)
+	case mdm.GetBootstrapToken:
+		d, err := s.store.Device(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("load device: %w", err)
+		}
+		if len(d.BootstrapToken) == 0 {
+			return nil, nil
+		}
+		tok, err := s.sealer.Open(d.BootstrapToken)
+		if err != nil {
+			return nil, fmt.Errorf("open bootstrap token: %w", err)
+		}
+		if resp, err = plist.Marshal(struct{ BootstrapToken []byte }{tok}); err != nil {
+			return nil, fmt.Errorf("encode bootstrap token: %w", err)
+		}
+	case mdm.DeclarativeManagement:
+		h := s.ddm
+		if h == nil {
+			h = notConfigured{}
+		}
+		if resp, err = h.Declarative(ctx, id, msg.Endpoint, msg.Data); err != nil {
+			return nil, err
+		}
+	}
+	s.runHooks(ctx, id, msg)
+	return resp, nil
+}
+
+func (s *Service) runHooks(ctx context.Context, id string, msg *mdm.CheckinMessage) {
+	for _, h := range s.hooks {
+		h.Checkin(ctx, id, msg)
+	}
+}
+
+// CommandReport handles a report on the command channel and returns the next
+// command to send (nil: answer with an empty 200).
+func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report, raw []byte) (*mdm.Command, error) {
+	id, err := r.ID()
+	if err != nil {
+		return nil, err
+	}
+	bound, err := s.store.CertBound(ctx, id, who.CertHash)
+	if err != nil {
+		return nil, fmt.Errorf("check certificate binding: %w", err)
+	}
+	if !bound {
+		s.log.Warn("report refused: certificate not bound to enrollment", "enrollment_id", id)
+		return nil, ErrUnauthorized
+	}
+	now := s.clock.Now()
+	s.touch(id, now)
+	rt, next, err := s.store.StoreReportAndNext(ctx, id, r, raw, now)
+	if err != nil {
+		return nil, fmt.Errorf("store report: %w", err)
+	}
+	if rt != "" {
+		level := slog.LevelDebug
+		if r.Status == mdm.Error || r.Status == mdm.CommandFormatError {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "command report", "enrollment_id", id, "command_uuid", r.CommandUUID,
+			"request_type", rt, "status", string(r.Status), "error_chain", r.ErrorChain)
+		if rt == "DeviceInformation" && r.Status == mdm.Acknowledged {
+			if err := s.storeInventory(ctx, id, raw, now); err != nil {
+				s.log.Warn("inventory not stored", "enrollment_id", id, "err", err)
+			}
+		}
+		for _, h := range s.results[rt] {
+			if err := h.HandleResult(ctx, id, rt, r, raw); err != nil {
+				s.log.Error("result handler failed", "enrollment_id", id, "request_type", rt, "err", err)
+			}
+		}
+	}
+	return next, nil
+}
+
+func (s *Service) storeInventory(ctx context.Context, id string, raw []byte, now time.Time) error {
+	inv, err := mdm.DecodeDeviceInformation(raw)
+	if err != nil {
+		return err
+	}
+	if err := s.store.UpdateInventory(ctx, id, inv, now); err != nil {
+		return err
+	}
+	s.log.Info("inventory updated", "enrollment_id", id, "os_version", inv.OSVersion, "build", inv.BuildVersion)
+	return nil
+}
+
+// Enqueue queues cmd for the enrollments and tells the notifier.
+func (s *Service) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) error {
+	if err := s.store.Enqueue(ctx, ids, cmd, s.clock.Now()); err != nil {
+		return err
+	}
+	if s.notifier != nil {
+		s.notifier.Notify(ids...)
+	}
+	return nil
+}
+
+func inventoryCommand() (*mdm.Command, error) {
+	return mdm.NewCommand("DeviceInformation", map[string]any{"Queries": mdm.InventoryQueries})
+}
+
+// requestInventory queues DeviceInformation for the enrollments.
+func (s *Service) requestInventory(ctx context.Context, ids []string, now time.Time) error {
+	for _, id := range ids {
+		cmd, err := inventoryCommand()
+		if err != nil {
+			return err
+		}
+		if err := s.store.Enqueue(ctx, []string{id}, cmd, now); err != nil {
+			return fmt.Errorf("queue inventory: %w", err)
+		}
+	}
+	if err := s.store.MarkInventoryRequested(ctx, ids, now); err != nil {
+		return fmt.Errorf("mark inventory requested: %w", err)
+	}
+	if s.notifier != nil {
+		s.notifier.Notify(ids...)
+	}
+	return nil
+}
+
+// RefreshInventory queues DeviceInformation for every device whose inventory
+// was last requested longer ago than the inventory interval.
+func (s *Service) RefreshInventory(ctx context.Context) (int, error) {
+	now := s.clock.Now()
+	ids, err := s.store.InventoryDue(ctx, now.Add(-s.inventoryEvery), 1000)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	return len(ids), s.requestInventory(ctx, ids, now)
+}
+
+// Run flushes last-seen times and refreshes inventory until ctx ends, then
+// flushes once more.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := s.FlushLastSeen(context.WithoutCancel(ctx)); err != nil {
+				s.log.Error("final flush failed", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := s.FlushLastSeen(ctx); err != nil {
+				s.log.Error("flush failed", "err", err)
+			}
+			if n, err := s.RefreshInventory(ctx); err != nil {
+				s.log.Error("inventory refresh failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("inventory refresh queued", "devices", n)
+			}
+		}
+	}
+}
