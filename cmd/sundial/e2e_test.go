@@ -481,3 +481,28 @@ func TestAdminAPIAuth(t *testing.T) {
 		t.Errorf("bad enqueues stored something: %d commands", len(recs))
 	}
 }
+
+func TestInventoryRefreshedDaily(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	if sess, err := mac.Connect(t.Context()); err != nil || len(sess.Commands) != 1 {
+		t.Fatalf("first connect = %+v, %v", sess, err)
+	}
+	// Not due yet: nothing is queued.
+	if n, err := ts.app.svc.RefreshInventory(t.Context()); err != nil || n != 0 {
+		t.Fatalf("refresh right after enrollment queued %d, %v", n, err)
+	}
+	// A day later the device is due again.
+	ts.app.svc.SetInventoryInterval(0)
+	n, err := ts.app.svc.RefreshInventory(t.Context())
+	if err != nil || n != 1 {
+		t.Fatalf("refresh queued %d, %v; want 1", n, err)
+	}
+	sess, err := mac.Connect(t.Context())
+	if err != nil || len(sess.Commands) != 1 || sess.Commands[0].RequestType != "DeviceInformation" {
+		t.Fatalf("connect after refresh = %+v, %v", sess, err)
+	}
+	if n, _ := ts.app.svc.RefreshInventory(t.Context()); n != 1 {
+		t.Errorf("second refresh with zero interval queued %d", n)
+	}
+}

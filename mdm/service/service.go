@@ -354,11 +354,21 @@ func (s *Service) requestInventory(ctx context.Context, ids []string, now time.T
 	return nil
 }
 
+// SetInventoryInterval changes how often inventory is refreshed.
+func (s *Service) SetInventoryInterval(d time.Duration) {
+	s.seenMu.Lock()
+	s.inventoryEvery = d
+	s.seenMu.Unlock()
+}
+
 // RefreshInventory queues DeviceInformation for every device whose inventory
 // was last requested longer ago than the inventory interval.
 func (s *Service) RefreshInventory(ctx context.Context) (int, error) {
 	now := s.clock.Now()
-	ids, err := s.store.InventoryDue(ctx, now.Add(-s.inventoryEvery), 1000)
+	s.seenMu.Lock()
+	every := s.inventoryEvery
+	s.seenMu.Unlock()
+	ids, err := s.store.InventoryDue(ctx, now.Add(-every), 1000)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
