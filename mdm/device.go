@@ -35,9 +35,22 @@ type Device struct {
 	BootstrapToken []byte    `json:"bootstrap_token,omitempty"` // sealed at rest
 	BootstrapAt    time.Time `json:"bootstrap_at,omitzero"`
 
+	// Push state, kept beside the record (see storage.PushStore).
+	LastPush PushState `json:"last_push"`
+
 	Inventory            Inventory `json:"inventory"`
 	InventoryAt          time.Time `json:"inventory_at,omitzero"`
 	InventoryRequestedAt time.Time `json:"inventory_requested_at,omitzero"`
+}
+
+// PushState is the outcome of the last push to an enrollment and its
+// re-push schedule.
+type PushState struct {
+	At         time.Time `json:"at,omitzero"`
+	Outcome    string    `json:"outcome,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Attempt    int       `json:"attempt,omitempty"`
+	NextRepush time.Time `json:"next_repush,omitzero"`
 }
 
 // Redacted returns a copy without secrets, safe for the admin API and logs.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/push"
 )
 
 // Sentinel errors every backend returns.
@@ -114,6 +115,14 @@ type ChallengeStore interface {
 	TakeChallenge(ctx context.Context, key string, now time.Time) (bool, error)
 }
 
+// PushStore keeps push targets and the re-push schedule (the contract is
+// push.Store's). The check-in side of that contract lives elsewhere:
+// TokenUpdate clears the invalid-token mark, and TouchLastSeen resets the
+// re-push schedule of a device seen at or after its last push.
+type PushStore interface {
+	push.Store
+}
+
 // All is everything a complete backend implements.
 type All interface {
 	CheckinStore
@@ -122,5 +131,6 @@ type All interface {
 	InventoryScheduler
 	APIKeyStore
 	ChallengeStore
+	PushStore
 	Close() error
 }

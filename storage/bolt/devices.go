@@ -27,10 +27,10 @@ func getDevice(tx *bbolt.Tx, id string) (*mdm.Device, error) {
 }
 
 func putDevice(tx *bbolt.Tx, d *mdm.Device) error {
-	lastSeen := d.LastSeen
-	d.LastSeen = time.Time{} // kept in its own bucket
+	lastSeen, lastPush := d.LastSeen, d.LastPush
+	d.LastSeen, d.LastPush = time.Time{}, mdm.PushState{} // kept in their own buckets
 	v, err := json.Marshal(d)
-	d.LastSeen = lastSeen
+	d.LastSeen, d.LastPush = lastSeen, lastPush
 	if err != nil {
 		return fmt.Errorf("encode device %s: %w", d.ID, err)
 	}
@@ -187,7 +187,8 @@ func (s *Store) Device(ctx context.Context, id string) (*mdm.Device, error) {
 			return err
 		}
 		d.LastSeen = fromNanos(tx.Bucket(bSeen).Get([]byte(id)))
-		return nil
+		d.LastPush, _, err = getPushState(tx, id)
+		return err
 	})
 	return d, err
 }
@@ -216,6 +217,10 @@ func (s *Store) Devices(ctx context.Context, after string, limit int) ([]*mdm.De
 				return fmt.Errorf("decode device %s: %w", k, err)
 			}
 			d.LastSeen = fromNanos(seen.Get(k))
+			var err error
+			if d.LastPush, _, err = getPushState(tx, string(k)); err != nil {
+				return err
+			}
 			out = append(out, d)
 		}
 		return nil
@@ -257,6 +262,9 @@ func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) er
 				continue
 			}
 			if err := b.Put([]byte(id), unixNanos(t)); err != nil {
+				return err
+			}
+			if err := resetPushSchedule(tx, id, t); err != nil {
 				return err
 			}
 		}

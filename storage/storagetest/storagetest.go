@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -32,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.All) {
 		{"Inventory", testInventory},
 		{"APIKeys", testAPIKeys},
 		{"Challenges", testChallenges},
+		{"Push", testPush},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -482,5 +484,76 @@ func testChallenges(t *testing.T, s storage.All) {
 		if have, err := s.TakeChallenge(ctx, tc.key, tc.at); err != nil || have != tc.want {
 			t.Errorf("TakeChallenge(%s) = %v, %v; want %v", tc.key, have, err, tc.want)
 		}
+	}
+}
+
+func testPush(t *testing.T, s storage.All) {
+	ctx := context.Background()
+	enroll(t, s, "AAA-1", "h1")
+	enroll(t, s, "BBB-2", "h2")
+	if err := s.Authenticate(ctx, "CCC-3", authMsg("CCC-3"), "h3", t0); err != nil { // no token yet
+		t.Fatal(err)
+	}
+	tg, err := s.PushTargets(ctx, []string{"AAA-1", "BBB-2", "CCC-3", "ghost"})
+	if err != nil || len(tg) != 2 {
+		t.Fatalf("PushTargets = %+v, %v", tg, err)
+	}
+	for _, x := range tg {
+		if x.PushMagic != "MAGIC-"+x.EnrollmentID || len(x.Token) != 32 || x.Topic == "" || x.Attempt != 0 {
+			t.Errorf("target = %+v", x)
+		}
+	}
+	// A has pending work and is pushed; B has none.
+	s.Enqueue(ctx, []string{"AAA-1"}, cmd(t, "A"), t0)
+	p1 := t0.Add(time.Minute)
+	recs := []push.Record{
+		{EnrollmentID: "AAA-1", At: p1, Outcome: push.OutcomeOK, Attempt: 1, NextRepush: p1.Add(time.Minute)},
+		{EnrollmentID: "BBB-2", At: p1, Outcome: push.OutcomeOK, Attempt: 1, NextRepush: p1.Add(time.Minute)},
+		{EnrollmentID: "ghost", At: p1, Outcome: push.OutcomeOK, Attempt: 1},
+	}
+	if err := s.RecordPushes(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueRepushes(ctx, p1.Add(30*time.Second), 0); len(due) != 0 {
+		t.Errorf("due before NextRepush: %v", due)
+	}
+	due, err := s.DueRepushes(ctx, p1.Add(time.Minute), 0)
+	if err != nil || len(due) != 1 || due[0] != "AAA-1" {
+		t.Errorf("DueRepushes = %v, %v; want [AAA-1] (B has no pending work)", due, err)
+	}
+	if d, _ := s.Device(ctx, "AAA-1"); d.LastPush.Attempt != 1 || !d.LastPush.At.Equal(p1) || d.LastPush.Outcome != "ok" {
+		t.Errorf("LastPush = %+v", d.LastPush)
+	}
+	if tg, _ := s.PushTargets(ctx, []string{"AAA-1"}); len(tg) != 1 || tg[0].Attempt != 1 {
+		t.Errorf("Attempt not kept: %+v", tg)
+	}
+	// Seen before the push: still due. Seen after it: schedule reset.
+	s.TouchLastSeen(ctx, map[string]time.Time{"AAA-1": t0})
+	if due, _ := s.DueRepushes(ctx, p1.Add(time.Hour), 0); len(due) != 1 {
+		t.Errorf("a check-in before the push cancelled the re-push: %v", due)
+	}
+	s.TouchLastSeen(ctx, map[string]time.Time{"AAA-1": p1.Add(time.Second)})
+	if due, _ := s.DueRepushes(ctx, p1.Add(time.Hour), 0); len(due) != 0 {
+		t.Errorf("still due after the device connected: %v", due)
+	}
+	if d, _ := s.Device(ctx, "AAA-1"); d.LastPush.Attempt != 0 || !d.LastPush.NextRepush.IsZero() || d.LastPush.Outcome != "ok" {
+		t.Errorf("schedule not reset: %+v", d.LastPush)
+	}
+	// 410: the token is marked invalid until the next TokenUpdate.
+	s.RecordPushes(ctx, []push.Record{{EnrollmentID: "AAA-1", At: p1, Outcome: push.OutcomeUnregistered, Reason: "Unregistered", Attempt: 1, NextRepush: p1.Add(time.Minute)}})
+	if tg, _ := s.PushTargets(ctx, []string{"AAA-1"}); len(tg) != 0 {
+		t.Errorf("invalid token still targeted: %+v", tg)
+	}
+	if due, _ := s.DueRepushes(ctx, p1.Add(time.Hour), 0); len(due) != 0 {
+		t.Errorf("invalid token due for re-push: %v", due)
+	}
+	if d, _ := s.Device(ctx, "AAA-1"); !d.TokenInvalid || d.LastPush.Reason != "Unregistered" {
+		t.Errorf("device = %+v", d.Redacted())
+	}
+	if _, err := s.TokenUpdate(ctx, "AAA-1", tokenMsg("AAA-1"), nil, p1.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if tg, _ := s.PushTargets(ctx, []string{"AAA-1"}); len(tg) != 1 {
+		t.Errorf("TokenUpdate did not clear the invalid mark: %+v", tg)
 	}
 }
