@@ -74,6 +74,9 @@ type Server struct {
 	store Store
 	enq   Enqueuer
 	log   *slog.Logger
+
+	pushCerts PushCerts
+	pusher    Pusher
 }
 
 // New returns the admin API.
@@ -98,6 +101,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/devices/{id}", s.handle(s.getDevice)).Methods(http.MethodGet)
 	v1.Handle("/devices/{id}/commands", s.handle(s.listCommands)).Methods(http.MethodGet)
 	v1.Handle("/devices/{id}/commands", s.handle(s.enqueueCommand)).Methods(http.MethodPost)
+	s.registerPush(v1)
 }
 
 // HashKey is how API keys are stored: hex(sha256(key)). Keys are 256-bit

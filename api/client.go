@@ -77,3 +77,25 @@ func (c *Client) Enqueue(ctx context.Context, id string, raw []byte) (*EnqueueRe
 	var out EnqueueResult
 	return &out, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/commands", bytes.NewReader(raw), "application/xml", &out)
 }
+
+// PushCert shows the push certificate.
+func (c *Client) PushCert(ctx context.Context) (*PushCertInfo, error) {
+	var out PushCertInfo
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/pushcert", nil, "", &out)
+}
+
+// SetPushCert replaces the push certificate.
+func (c *Client) SetPushCert(ctx context.Context, req PushCertRequest) (*PushCertInfo, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var out PushCertInfo
+	return &out, c.do(ctx, http.MethodPut, "/api/v1/pushcert", bytes.NewReader(body), "application/json", &out)
+}
+
+// Push pushes a device now.
+func (c *Client) Push(ctx context.Context, id string) ([]PushResult, error) {
+	var out struct{ Results []PushResult }
+	return out.Results, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/push", nil, "", &out)
+}

@@ -52,13 +52,13 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv))
+	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv), newAPNsMockCmd(getenv))
 	cf := &clientFlags{}
 	devices := &cobra.Command{Use: "devices", Short: "List and inspect enrolled Macs"}
-	devices.AddCommand(newDevicesListCmd(getenv, cf))
+	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf))
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
-	for _, c := range []*cobra.Command{devices, commands} {
+	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf)} {
 		cf.register(c)
 		root.AddCommand(c)
 	}
@@ -345,6 +345,8 @@ func newCommandsListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comm
 		},
 	}
 }
+
+func parseIP(s string) net.IP { return net.ParseIP(s) }
 
 func nonNil(v []any) []any {
 	if v == nil {

@@ -34,6 +34,12 @@ type Config struct {
 	NoSync          bool
 	ShutdownTimeout time.Duration
 	PprofListen     string
+	APNsURL         string
+	APNsCA          string
+	PushCert        string
+	PushKey         string
+	PushP12         string
+	PushP12Password string
 	FlushInterval   time.Duration
 }
 
@@ -54,6 +60,12 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Simulate, "simulate", 0, "enroll this many simulated Macs against this server after start (development and demos)")
 	fs.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on database writes (throwaway data only)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback address")
+	fs.StringVar(&c.APNsURL, "apns-url", "https://api.push.apple.com", "APNs provider API base URL (https://api.development.push.apple.com for development certificates, or a mock)")
+	fs.StringVar(&c.APNsCA, "apns-ca", "", "extra CA certificates (PEM) to trust for --apns-url, e.g. a mock's")
+	fs.StringVar(&c.PushCert, "push-cert", "", "MDM push certificate (PEM); overrides one set through the API")
+	fs.StringVar(&c.PushKey, "push-key", "", "key (PEM) for --push-cert")
+	fs.StringVar(&c.PushP12, "push-p12", "", "MDM push certificate and key as PKCS#12")
+	fs.StringVar(&c.PushP12Password, "push-p12-password", "", "password for --push-p12 (prefer the SUNDIAL_PUSH_P12_PASSWORD environment variable)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 }
@@ -117,6 +129,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Simulate < 0 || c.Simulate > 100000 {
 		return errors.New("--simulate must be between 0 and 100000")
+	}
+	if (c.PushCert == "") != (c.PushKey == "") {
+		return errors.New("--push-cert and --push-key go together")
+	}
+	if c.PushCert != "" && c.PushP12 != "" {
+		return errors.New("--push-cert and --push-p12 exclude each other")
+	}
+	if u, err := url.Parse(c.APNsURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("--apns-url %q must be an https URL", c.APNsURL)
 	}
 	if c.PprofListen != "" {
 		h, _, err := net.SplitHostPort(c.PprofListen)

@@ -57,13 +57,23 @@ type testServer struct {
 
 func startTestServer(t testing.TB, dir string) *testServer {
 	t.Helper()
+	return startTestServerWith(t, dir, nil)
+}
+
+// startTestServerWith lets a test adjust the configuration first.
+func startTestServerWith(t testing.TB, dir string, adjust func(*Config)) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "https://" + ln.Addr().String()
 	cfg := Config{Listen: ln.Addr().String(), DataDir: dir, PublicURL: base, ChallengeMode: "shared",
-		LogLevel: "info", LogFormat: "text", FlushInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second}
+		LogLevel: "info", LogFormat: "text", FlushInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		APNsURL: "https://127.0.0.1:1"}
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
 )
 
@@ -19,3 +21,8 @@ func equalJSON(t testing.TB, a, b any) bool {
 }
 
 const checkinCT = "application/x-apple-aspen-mdm-checkin"
+
+func bufCopy(w io.Writer, resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(w, resp.Body)
+}

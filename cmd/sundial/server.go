@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +21,9 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/certs"
@@ -27,6 +32,7 @@ import (
 	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/httpmdm"
+	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/mdm/service"
 	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
@@ -54,6 +60,9 @@ type app struct {
 	svc       *service.Service
 	handler   http.Handler
 	topic     string
+	pushMgr   *pushManager
+	pusher    *push.Service
+	registry  *prometheus.Registry
 }
 
 // newApp opens the data directory and wires every part.
@@ -84,8 +93,13 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.setupPush(); err != nil {
+		return nil, err
+	}
 
-	a.svc = service.New(store, clk, sealer, service.WithLogger(log))
+	a.svc = service.New(store, clk, sealer, service.WithLogger(log), service.WithNotifier(a.pusher))
 	devices := httpmdm.New(a.svc, authority, clk, httpmdm.WithLogger(log), httpmdm.WithCertHeader(cfg.CertHeader))
 
 	var challenges interface {
@@ -129,21 +143,110 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
 	r.HandleFunc("/healthz", a.healthz)
-	api.New(store, a.svc, log).Register(r)
+	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).Register(r)
 	a.handler = r
 	return a, nil
 }
 
-// pushTopic is the APNs topic written into enrollment profiles.
-func (a *app) pushTopic(context.Context) (string, error) { return a.topic, nil }
-
-func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, "{\"status\":\"ok\",\"time\":%q}\n", a.clock.Now().UTC().Format(time.RFC3339))
+// setupPush loads the push certificate (flags first, then the one kept in
+// the data directory) and builds the push service.
+func (a *app) setupPush() error {
+	var roots []*x509.Certificate
+	if a.cfg.APNsCA != "" {
+		pemBytes, err := os.ReadFile(a.cfg.APNsCA)
+		if err != nil {
+			return fmt.Errorf("--apns-ca: %w", err)
+		}
+		for block, rest := pem.Decode(pemBytes); block != nil; block, rest = pem.Decode(rest) {
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return fmt.Errorf("--apns-ca: %w", err)
+			}
+			roots = append(roots, c)
+		}
+		if len(roots) == 0 {
+			return fmt.Errorf("--apns-ca %s holds no PEM certificate", a.cfg.APNsCA)
+		}
+	}
+	a.pushMgr = newPushManager(a.log, a.clock, a.cfg.APNsURL, roots, a.cfg.DataDir)
+	var pc *certs.PushCert
+	var err error
+	switch {
+	case a.cfg.PushCert != "":
+		var c, k []byte
+		if c, err = os.ReadFile(a.cfg.PushCert); err == nil {
+			if k, err = os.ReadFile(a.cfg.PushKey); err == nil {
+				pc, err = certs.LoadPushCertPEM(c, k)
+			}
+		}
+	case a.cfg.PushP12 != "":
+		var der []byte
+		if der, err = os.ReadFile(a.cfg.PushP12); err == nil {
+			pc, err = certs.LoadPushCertPKCS12(der, a.cfg.PushP12Password)
+		}
+	default:
+		err = a.pushMgr.loadSaved()
+	}
+	if err != nil {
+		return fmt.Errorf("push certificate: %w", err)
+	}
+	if pc != nil {
+		if err := a.pushMgr.Set(pc, false); err != nil {
+			return fmt.Errorf("push certificate: %w", err)
+		}
+	}
+	if a.pushMgr.Topic() == "" {
+		a.log.Warn("no MDM push certificate: Macs enroll but are not woken; set one with `sundial pushcert set`")
+	}
+	a.pusher, err = push.New(a.pushMgr, a.store, push.WithClock(a.clock), push.WithLogger(a.log),
+		push.WithRegisterer(a.registry),
+		push.WithCertErrorHandler(func(err error) { a.log.Error("push certificate refused", "err", err) }))
+	return err
 }
 
-// Close releases the database.
-func (a *app) Close() error { return a.store.Close() }
+// pushTopic is the APNs topic written into enrollment profiles: the push
+// certificate's, or a stable placeholder until one is set.
+func (a *app) pushTopic(context.Context) (string, error) {
+	if t := a.pushMgr.Topic(); t != "" {
+		return t, nil
+	}
+	return a.topic, nil
+}
+
+// health is what /healthz reports.
+type health struct {
+	Status string           `json:"status"` // ok, warn
+	Time   time.Time        `json:"time"`
+	Push   api.PushCertInfo `json:"push"`
+	Issues []string         `json:"issues,omitempty"`
+}
+
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	h := health{Status: "ok", Time: a.clock.Now().UTC(), Push: a.pushMgr.Info()}
+	switch {
+	case !h.Push.Configured:
+		h.Issues = append(h.Issues, "no MDM push certificate: devices are not woken")
+	case h.Push.Problem != "":
+		h.Issues = append(h.Issues, "push certificate: "+h.Push.Problem)
+	case h.Push.ExpiresInDays < 30:
+		h.Issues = append(h.Issues, fmt.Sprintf("push certificate expires in %d days: renew it at identity.apple.com (keep the same topic)", h.Push.ExpiresInDays))
+	}
+	if err := a.pusher.CertError(); err != nil {
+		h.Issues = append(h.Issues, "APNs refused the push certificate: "+err.Error())
+	}
+	if len(h.Issues) > 0 {
+		h.Status = "warn"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(h)
+}
+
+// Close releases the database and the push client.
+func (a *app) Close() error {
+	a.pushMgr.Close()
+	return a.store.Close()
+}
 
 // ensureAdminKey creates the first admin API key when none exists and writes
 // it to the data directory (mode 0600) for the CLI on this machine.
@@ -247,6 +350,13 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.svc.Run(bg, a.cfg.FlushInterval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.pusher.Run(bg); err != nil {
+			a.log.Error("push service stopped", "err", err)
+		}
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
