@@ -121,4 +121,3 @@ func (s *Server) pushDevice(r *http.Request) (any, int, error) {
 	}
 	return map[string]any{"results": out}, http.StatusOK, nil
 }
-

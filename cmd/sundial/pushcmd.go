@@ -205,4 +205,3 @@ func selfSignedTLS(hosts []string) (tls.Certificate, error) {
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
-
