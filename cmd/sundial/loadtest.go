@@ -146,21 +146,27 @@ func (p *serverProc) stop() {
 
 // cpu returns the child's user+system CPU time from /proc.
 func (p *serverProc) cpu() (time.Duration, error) {
+	u, s, err := p.cpuSplit()
+	return u + s, err
+}
+
+// cpuSplit returns the child's user and system CPU time from /proc.
+func (p *serverProc) cpuSplit() (user, sys time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// Fields after the parenthesised command name; utime and stime are
 	// fields 14 and 15 (1-based) of the whole line.
 	s := string(b)
 	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(rest) < 13 {
-		return 0, errors.New("short /proc stat")
+		return 0, 0, errors.New("short /proc stat")
 	}
 	ut, _ := strconv.ParseInt(rest[11], 10, 64)
 	st, _ := strconv.ParseInt(rest[12], 10, 64)
 	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticks, nil
+	return time.Duration(ut) * time.Second / ticks, time.Duration(st) * time.Second / ticks, nil
 }
 
 // peakRSS returns the child's peak resident set size in bytes.
@@ -202,18 +208,19 @@ func (p *serverProc) clients(workers int) (*http.Client, *api.Client, error) {
 }
 
 type phaseResult struct {
-	name     string
-	ops      int
-	wall     time.Duration
-	cpu      time.Duration
-	unit     string
-	commands int
+	name      string
+	ops       int
+	wall      time.Duration
+	user, sys time.Duration
+	unit      string
 }
 
 func (r phaseResult) print(w io.Writer) {
-	fmt.Fprintf(w, "%-22s %8d %-12s in %8.2fs = %9.1f/s   server CPU %8.2fs = %8.1f µs per %s\n",
+	cpu := r.user + r.sys
+	fmt.Fprintf(w, "%-20s %7d %-12s in %7.2fs = %8.1f/s   server CPU %6.2fs = %7.1f µs per %s (user %.1f, system %.1f)\n",
 		r.name, r.ops, r.unit+"s", r.wall.Seconds(), float64(r.ops)/r.wall.Seconds(),
-		r.cpu.Seconds(), float64(r.cpu.Microseconds())/float64(r.ops), r.unit)
+		cpu.Seconds(), float64(cpu.Microseconds())/float64(r.ops), r.unit,
+		float64(r.user.Microseconds())/float64(r.ops), float64(r.sys.Microseconds())/float64(r.ops))
 }
 
 func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
@@ -249,18 +256,18 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 
 	var results []phaseResult
 	measure := func(name, unit string, ops int, fn func() (int, error)) error {
-		c0, err := srv.cpu()
+		u0, s0, err := srv.cpuSplit()
 		if err != nil {
 			return err
 		}
 		t0 := time.Now()
-		n, err := fn()
+		_, err = fn()
 		wall := time.Since(t0)
-		c1, _ := srv.cpu()
+		u1, s1, _ := srv.cpuSplit()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		r := phaseResult{name: name, ops: ops, wall: wall, cpu: c1 - c0, unit: unit, commands: n}
+		r := phaseResult{name: name, ops: ops, wall: wall, user: u1 - u0, sys: s1 - s0, unit: unit}
 		r.print(out)
 		results = append(results, r)
 		return nil

@@ -99,7 +99,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 
-	a.svc = service.New(store, clk, sealer, service.WithLogger(log), service.WithNotifier(a.pusher))
+	a.svc = service.New(store, clk, sealer, service.WithLogger(log), service.WithNotifier(pushNotifier{a.pushMgr, a.pusher}))
 	devices := httpmdm.New(a.svc, authority, clk, httpmdm.WithLogger(log), httpmdm.WithCertHeader(cfg.CertHeader))
 
 	var challenges interface {
@@ -203,6 +203,20 @@ func (a *app) setupPush() error {
 		push.WithRegisterer(a.registry),
 		push.WithCertErrorHandler(func(err error) { a.log.Error("push certificate refused", "err", err) }))
 	return err
+}
+
+// pushNotifier passes new work to the push service while a push
+// certificate is configured; without one there is nobody to push with, and
+// recording a failed push per device would only cost writes.
+type pushNotifier struct {
+	mgr *pushManager
+	svc *push.Service
+}
+
+func (n pushNotifier) Notify(ids ...string) {
+	if n.mgr.Topic() != "" {
+		n.svc.Notify(ids...)
+	}
 }
 
 // pushTopic is the APNs topic written into enrollment profiles: the push
