@@ -77,6 +77,7 @@ type Server struct {
 
 	pushCerts PushCerts
 	pusher    Pusher
+	backup    BackupWriter
 }
 
 // New returns the admin API.
@@ -102,6 +103,9 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/devices/{id}/commands", s.handle(s.listCommands)).Methods(http.MethodGet)
 	v1.Handle("/devices/{id}/commands", s.handle(s.enqueueCommand)).Methods(http.MethodPost)
 	s.registerPush(v1)
+	if s.backup != nil {
+		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
+	}
 }
 
 // HashKey is how API keys are stored: hex(sha256(key)). Keys are 256-bit

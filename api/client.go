@@ -41,11 +41,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var e struct{ Error *Error }
-		if json.Unmarshal(data, &e) == nil && e.Error != nil {
-			return e.Error
-		}
-		return &Error{Code: CodeInternal, Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(data))}
+		return errorFrom(resp.StatusCode, data)
 	}
 	if out != nil {
 		return json.Unmarshal(data, out)
@@ -98,4 +94,17 @@ func (c *Client) SetPushCert(ctx context.Context, req PushCertRequest) (*PushCer
 func (c *Client) Push(ctx context.Context, id string) ([]PushResult, error) {
 	var out struct{ Results []PushResult }
 	return out.Results, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/push", nil, "", &out)
+}
+
+func errorFrom(status int, data []byte) error {
+	var e struct{ Error *Error }
+	if json.Unmarshal(data, &e) == nil && e.Error != nil {
+		return e.Error
+	}
+	return &Error{Code: CodeInternal, Message: fmt.Sprintf("HTTP %d: %s", status, bytes.TrimSpace(data))}
+}
+
+func decodeError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return errorFrom(resp.StatusCode, data)
 }

@@ -58,7 +58,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf))
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
-	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf)} {
+	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf)} {
 		cf.register(c)
 		root.AddCommand(c)
 	}
@@ -353,4 +353,30 @@ func nonNil(v []any) []any {
 		return []any{}
 	}
 	return v
+}
+
+func newBackupCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Download a consistent copy of the running server's database (hot backup)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return usageError{errors.New("--out is required")}
+			}
+			n, err := c.Backup(cmd.Context(), out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d bytes)\n", out, n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write the backup to")
+	return cmd
 }

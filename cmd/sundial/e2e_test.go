@@ -24,6 +24,7 @@ import (
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
+	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 var (
@@ -514,5 +515,63 @@ func TestInventoryRefreshedDaily(t *testing.T) {
 	}
 	if n, _ := ts.app.svc.RefreshInventory(t.Context()); n != 1 {
 		t.Errorf("second refresh with zero interval queued %d", n)
+	}
+}
+
+func TestCLIAgainstLiveServer(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
+	getenv := func(k string) string { return env[k] }
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(args, "--data-dir", ts.dir), getenv, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, out, errs := cli("devices", "list"); code != 0 || !strings.Contains(out, mac.UDID) || !strings.Contains(out, mac.OSVersion()) {
+		t.Errorf("devices list = %d %q %q", code, out, errs)
+	}
+	if code, out, _ := cli("devices", "list", "-o", "json"); code != 0 || !strings.Contains(out, `"serial_number"`) || strings.Contains(out, "push_magic") {
+		t.Errorf("devices list -o json = %d %q", code, out)
+	}
+	cmdFile := filepath.Join(t.TempDir(), "cmd.plist")
+	c, _ := mdm.NewCommand("ProfileList", nil)
+	os.WriteFile(cmdFile, c.Raw, 0o600)
+	if code, out, errs := cli("commands", "enqueue", mac.UDID, cmdFile); code != 0 || !strings.Contains(out, c.UUID) {
+		t.Errorf("enqueue = %d %q %q", code, out, errs)
+	}
+	if code, _, _ := cli("commands", "enqueue", "nope", cmdFile); code != exitNotFound {
+		t.Errorf("enqueue to unknown device exit = %d, want %d", code, exitNotFound)
+	}
+	os.WriteFile(cmdFile, []byte("not a plist"), 0o600)
+	if code, _, _ := cli("commands", "enqueue", mac.UDID, cmdFile); code != exitUsage {
+		t.Errorf("enqueue of garbage exit = %d, want %d", code, exitUsage)
+	}
+	if code, out, _ := cli("commands", "list", mac.UDID); code != 0 || !strings.Contains(out, "DeviceInformation") || !strings.Contains(out, "Queued") {
+		t.Errorf("commands list = %d %q", code, out)
+	}
+	env["SUNDIAL_API_KEY"] = "sdl_wrong"
+	if code, _, _ := cli("devices", "list"); code != exitAuth {
+		t.Errorf("wrong key exit = %d, want %d", code, exitAuth)
+	}
+	env["SUNDIAL_API_KEY"] = ts.admin.APIKey
+	if code, _, _ := cli("devices", "list", "--bogus"); code != exitUsage {
+		t.Errorf("bad flag exit = %d", code)
+	}
+	// Hot backup: a consistent database file that opens and holds the device.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if code, out, errs := cli("backup", "--out", backup); code != 0 {
+		t.Fatalf("backup = %d %q %q", code, out, errs)
+	}
+	b, err := bolt.Open(backup, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if d, err := b.Device(t.Context(), mac.UDID); err != nil || d.SerialNumber == "" {
+		t.Errorf("device in backup = %+v, %v", d, err)
 	}
 }

@@ -144,7 +144,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	r.Handle("/scep", scep)
 	r.HandleFunc("/healthz", a.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).Register(r)
+	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).Register(r)
 	a.handler = r
 	return a, nil
 }
