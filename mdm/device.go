@@ -85,6 +85,10 @@ type CommandRecord struct {
 // StatusQueued is the status of a command no device has reported on yet.
 const StatusQueued = "Queued"
 
+// StatusCanceled is the status of a command dropped from the queue because
+// the device re-enrolled.
+const StatusCanceled = "Canceled"
+
 // StatusEvent is one entry of a command's status history.
 type StatusEvent struct {
 	Status string    `json:"status"`
@@ -92,4 +96,6 @@ type StatusEvent struct {
 }
 
 // Pending reports whether the command is still in the queue.
-func (c *CommandRecord) Pending() bool { return !Status(c.Status).Final() }
+func (c *CommandRecord) Pending() bool {
+	return !Status(c.Status).Final() && c.Status != StatusCanceled
+}

@@ -294,9 +294,9 @@ func clearQueue(tx *bbolt.Tx, id string, now time.Time) error {
 	}
 	for _, k := range keys {
 		if rec, err := getRecord(tx, k); err == nil {
-			rec.Status = "Canceled"
+			rec.Status = mdm.StatusCanceled
 			rec.UpdatedAt = now
-			rec.History = append(rec.History, mdm.StatusEvent{Status: "Canceled", At: now})
+			rec.History = append(rec.History, mdm.StatusEvent{Status: mdm.StatusCanceled, At: now})
 			if err := putRecord(tx, k, rec); err != nil {
 				return err
 			}

@@ -376,8 +376,13 @@ func testReauthenticate(t *testing.T, s storage.All) {
 		t.Errorf("queue survived re-enrollment: %s", n.UUID)
 	}
 	rec, _ := s.Command(ctx, "AAA-1", c.UUID)
-	if rec.Status != "Canceled" {
+	if rec.Status != mdm.StatusCanceled {
 		t.Errorf("status = %s, want Canceled", rec.Status)
+	}
+	// A late report on the cancelled command records nothing.
+	mustNext(t, s, "AAA-1", report("AAA-1", c.UUID, mdm.Acknowledged), t0.Add(2*time.Hour))
+	if rec, _ := s.Command(ctx, "AAA-1", c.UUID); rec.Status != mdm.StatusCanceled || len(rec.History) != 2 {
+		t.Errorf("late report changed a cancelled command: %+v", rec)
 	}
 	d, _ := s.Device(ctx, "AAA-1")
 	if d.Enabled || d.PushMagic != "" {

@@ -1,0 +1,276 @@
+package pgsql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// historyJSON is events as a JSON array, to append to commands.history.
+func historyJSON(events ...mdm.StatusEvent) (string, error) {
+	b, err := json.Marshal(events)
+	if err != nil {
+		return "", fmt.Errorf("encode command history: %w", err)
+	}
+	return string(b), nil
+}
+
+// enqueueSQL inserts one command record per enrollment ($1, in order) and
+// queues it.
+const enqueueSQL = `
+WITH ins AS (
+	INSERT INTO commands (enrollment_id, uuid, request_type, raw, status, queued_at, updated_at, history)
+	SELECT u.id, $2, $3, $4, 'Queued', $5, $5, $6::jsonb
+	FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
+	RETURNING enrollment_id, seq)
+INSERT INTO command_queue (enrollment_id, seq) SELECT enrollment_id, seq FROM ins`
+
+// enqueue queues cmd for ids in one statement. An unknown enrollment or a
+// UUID already used gives ErrNotFound or ErrExists (the statement, and so
+// nothing of it, is applied).
+func enqueue(ctx context.Context, q querier, ids []string, cmd *mdm.Command, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	hist, err := historyJSON(mdm.StatusEvent{Status: mdm.StatusQueued, At: now})
+	if err != nil {
+		return err
+	}
+	raw := cmd.Raw
+	if raw == nil {
+		raw = []byte{}
+	}
+	_, err = q.Exec(ctx, enqueueSQL, ids, cmd.UUID, cmd.RequestType, raw, ts(now), hist)
+	switch {
+	case foreignKeyViolation(err):
+		return fmt.Errorf("command %s: enrollment %w", cmd.UUID, storage.ErrNotFound)
+	case uniqueViolation(err, ""):
+		return fmt.Errorf("command %s: %w", cmd.UUID, storage.ErrExists)
+	case err != nil:
+		return fmt.Errorf("enqueue %s: %w", cmd.UUID, err)
+	}
+	return nil
+}
+
+// Enqueue implements storage.CommandQueue. The common case is one
+// statement; a refused one is explained by a second look that names the
+// enrollment at fault.
+func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error {
+	err := enqueue(ctx, s.pool, ids, cmd, now)
+	if errors.Is(err, storage.ErrNotFound) {
+		if e := missingDevice(ctx, s.pool, ids); e != nil && errors.Is(e, storage.ErrNotFound) {
+			return fmt.Errorf("command %s: %w", cmd.UUID, e)
+		}
+	}
+	if errors.Is(err, storage.ErrExists) {
+		var dup string
+		if s.pool.QueryRow(ctx, `SELECT enrollment_id FROM commands WHERE enrollment_id = ANY($1) AND uuid = $2 LIMIT 1`, ids, cmd.UUID).Scan(&dup) == nil {
+			return fmt.Errorf("command %s for %s: %w", cmd.UUID, dup, storage.ErrExists)
+		}
+	}
+	return err
+}
+
+// finishSQL records a final report ($3) of command $2 of enrollment $1 and
+// takes it out of the queue. Deleting the queue row locks it: of two
+// concurrent reports of one command, the second finds no row and records
+// nothing.
+const finishSQL = `
+WITH done AS (
+	DELETE FROM command_queue q USING commands c
+	WHERE c.enrollment_id = $1 AND c.uuid = $2 AND q.enrollment_id = $1 AND q.seq = c.seq
+	RETURNING q.seq)
+UPDATE commands c SET status = $3, updated_at = $4, history = c.history || $5::jsonb,
+	error_chain = $6::jsonb, result = $7
+FROM done WHERE c.seq = done.seq
+RETURNING c.request_type`
+
+// notNowSQL records a NotNow of command $2 of enrollment $1 and marks its
+// queue row so that it is not offered again in this session.
+const notNowSQL = `
+WITH marked AS (
+	UPDATE command_queue q SET not_now = true FROM commands c
+	WHERE c.enrollment_id = $1 AND c.uuid = $2 AND q.enrollment_id = $1 AND q.seq = c.seq
+	RETURNING q.seq)
+UPDATE commands c SET status = $3, updated_at = $4, history = c.history || $5::jsonb,
+	not_now_count = c.not_now_count + 1
+FROM marked WHERE c.seq = marked.seq
+RETURNING c.request_type`
+
+// nextSQL picks the first queued command of $1 that no other connect holds
+// and locks it until the transaction ends. nextFreshSQL also passes over
+// commands answered NotNow in this session.
+const (
+	nextSQL = `
+SELECT c.uuid, c.request_type, c.raw FROM command_queue q JOIN commands c ON c.seq = q.seq
+WHERE q.enrollment_id = $1
+ORDER BY q.seq LIMIT 1
+FOR UPDATE OF q SKIP LOCKED`
+	nextFreshSQL = `
+SELECT c.uuid, c.request_type, c.raw FROM command_queue q JOIN commands c ON c.seq = q.seq
+WHERE q.enrollment_id = $1 AND NOT q.not_now
+ORDER BY q.seq LIMIT 1
+FOR UPDATE OF q SKIP LOCKED`
+)
+
+// clearNotNowSQL starts a new session: every queued command may be offered
+// again. It writes nothing when there are no marks.
+const clearNotNowSQL = `UPDATE command_queue SET not_now = false WHERE enrollment_id = $1 AND not_now`
+
+// StoreReportAndNext implements storage.CommandQueue.
+//
+// Each call is one round trip: its statements go in one pipelined batch,
+// which PostgreSQL runs as one implicit transaction. An Idle commits
+// asynchronously (synchronous_commit off): all it may write is NotNow marks
+// being cleared and row locks, and losing those in a crash is harmless.
+func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error) {
+	var (
+		b    pgx.Batch
+		next = nextSQL
+	)
+	idle := r.Status == mdm.Idle
+	if idle {
+		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+		b.Queue(clearNotNowSQL, id)
+	} else {
+		hist, err := historyJSON(mdm.StatusEvent{Status: string(r.Status), At: now})
+		if err != nil {
+			return "", nil, err
+		}
+		if r.Status == mdm.NotNow {
+			b.Queue(notNowSQL, id, r.CommandUUID, string(r.Status), ts(now), hist)
+		} else {
+			var chain any // NULL when empty
+			if len(r.ErrorChain) > 0 {
+				cb, err := json.Marshal(r.ErrorChain)
+				if err != nil {
+					return "", nil, fmt.Errorf("encode error chain: %w", err)
+				}
+				chain = string(cb)
+			}
+			result := raw
+			if result == nil {
+				result = []byte{}
+			}
+			b.Queue(finishSQL, id, r.CommandUUID, string(r.Status), ts(now), hist, chain, result)
+		}
+		next = nextFreshSQL
+	}
+	b.Queue(next, id)
+
+	var (
+		reported string
+		cmd      *mdm.Command
+	)
+	err := retry(ctx, func() error {
+		reported, cmd = "", nil
+		br := s.pool.SendBatch(ctx, &b)
+		err := func() error {
+			if idle {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("clear not-now marks: %w", err)
+				}
+			} else {
+				err := br.QueryRow().Scan(&reported)
+				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return fmt.Errorf("record %s report of %s: %w", r.Status, r.CommandUUID, err)
+				}
+			}
+			c := new(mdm.Command)
+			switch err := br.QueryRow().Scan(&c.UUID, &c.RequestType, &c.Raw); {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("next command: %w", err)
+			default:
+				cmd = c
+			}
+			return nil
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("store report of %s: %w", id, err)
+	}
+	return reported, cmd, nil
+}
+
+const commandColumns = `enrollment_id, uuid, request_type, raw, seq, status, queued_at, updated_at,
+	not_now_count, error_chain, result, history`
+
+func scanCommand(row pgx.Row) (*mdm.CommandRecord, error) {
+	rec := new(mdm.CommandRecord)
+	var (
+		seq         int64
+		chain, hist []byte
+	)
+	err := row.Scan(&rec.EnrollmentID, &rec.UUID, &rec.RequestType, &rec.Raw, &seq, &rec.Status,
+		scanTime(&rec.QueuedAt), scanTime(&rec.UpdatedAt), &rec.NotNowCount, &chain, &rec.Result, &hist)
+	if err != nil {
+		return nil, err
+	}
+	rec.Seq = uint64(seq)
+	if chain != nil {
+		if err := json.Unmarshal(chain, &rec.ErrorChain); err != nil {
+			return nil, fmt.Errorf("decode error chain of %s: %w", rec.UUID, err)
+		}
+	}
+	if err := json.Unmarshal(hist, &rec.History); err != nil {
+		return nil, fmt.Errorf("decode history of %s: %w", rec.UUID, err)
+	}
+	return rec, nil
+}
+
+// Command implements storage.CommandQueue.
+func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error) {
+	rec, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE enrollment_id = $1 AND uuid = $2`, id, uuid))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("command %s for %s: %w", uuid, id, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read command %s for %s: %w", uuid, id, err)
+	}
+	return rec, nil
+}
+
+// Commands implements storage.CommandQueue.
+func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+commandColumns+` FROM commands WHERE enrollment_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("list commands of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []*mdm.CommandRecord
+	for rows.Next() {
+		rec, err := scanCommand(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list commands of %s: %w", id, err)
+		}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list commands of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// HasPending implements storage.CommandQueue.
+func (s *Store) HasPending(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM command_queue WHERE enrollment_id = $1)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("check queue of %s: %w", id, err)
+	}
+	return ok, nil
+}
