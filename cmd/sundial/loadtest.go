@@ -31,6 +31,7 @@ type loadtestConfig struct {
 	timeout                        time.Duration
 	keepData                       bool
 	serverArgs                     []string
+	serverEnv                      []string
 }
 
 func newLoadtestCmd(getenv func(string) string) *cobra.Command {
@@ -67,6 +68,7 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 	f.StringVar(&lc.dataDir, "data-dir", "", "server data dir (default: a new temporary directory)")
 	f.DurationVar(&lc.timeout, "timeout", 20*time.Minute, "stop everything after this long")
 	f.BoolVar(&lc.keepData, "keep-data", false, "keep the temporary data dir")
+	f.StringArrayVar(&lc.serverEnv, "server-env", nil, "extra KEY=VALUE environment for the child server (repeatable), e.g. GOMAXPROCS=1")
 	f.StringArrayVar(&lc.serverArgs, "server-arg", nil, "extra flag for the child server (repeatable), e.g. --server-arg=--pprof-listen=127.0.0.1:6060")
 	return cmd
 }
@@ -78,7 +80,7 @@ type serverProc struct {
 	dataDir string
 }
 
-func startServerProc(ctx context.Context, dataDir string, extra ...string) (*serverProc, error) {
+func startServerProc(ctx context.Context, dataDir string, env []string, extra ...string) (*serverProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -91,6 +93,7 @@ func startServerProc(ctx context.Context, dataDir string, extra ...string) (*ser
 	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)
 	c := exec.CommandContext(ctx, exe, args...)
 	c.Stderr = os.Stderr
+	c.Env = append(os.Environ(), env...)
 	if err := c.Start(); err != nil {
 		return nil, err
 	}
@@ -234,7 +237,7 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 			defer os.RemoveAll(dir)
 		}
 	}
-	srv, err := startServerProc(ctx, dir, lc.serverArgs...)
+	srv, err := startServerProc(ctx, dir, lc.serverEnv, lc.serverArgs...)
 	if err != nil {
 		return err
 	}

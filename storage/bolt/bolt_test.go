@@ -62,3 +62,13 @@ func TestReopenKeepsData(t *testing.T) {
 		s.Close()
 	}
 }
+
+func TestAgentConformance(t *testing.T) {
+	storagetest.RunAgent(t, func(t *testing.T) storagetest.AgentBackend {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

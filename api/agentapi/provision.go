@@ -1,0 +1,146 @@
+package agentapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/micromdm/plist"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// PreferenceDomain is the managed-preferences domain of the agent's settings:
+// macOS writes them to /Library/Managed Preferences/<domain>.plist.
+const PreferenceDomain = "com.sundial-mdm.agent"
+
+// Settings is what the agent reads from its managed preferences.
+type Settings struct {
+	ServerURL    string `plist:"ServerURL"`
+	EnrollmentID string `plist:"EnrollmentID"`
+	Secret       string `plist:"Secret"`
+	// CACertificate (PEM) is the only CA the agent trusts for ServerURL;
+	// empty means the system roots (a server with a public certificate).
+	CACertificate string `plist:"CACertificate,omitempty"`
+}
+
+// SecretStore sets agent secrets.
+type SecretStore interface {
+	PutAgentSecret(ctx context.Context, id, hash string, now time.Time) error
+	AgentSecretHash(ctx context.Context, id string) (string, error)
+}
+
+// Enqueuer queues MDM commands (and pushes).
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) error
+}
+
+// Provisioner gives each enrolled Mac an agent secret and installs the
+// agent's settings profile through MDM.
+type Provisioner struct {
+	store     SecretStore
+	enq       Enqueuer
+	clock     Clock
+	log       *slog.Logger
+	serverURL string
+	caPEM     string
+}
+
+// NewProvisioner returns a Provisioner. caPEM may be empty (system roots).
+func NewProvisioner(store SecretStore, enq Enqueuer, clk Clock, log *slog.Logger, serverURL, caPEM string) *Provisioner {
+	if store == nil || enq == nil || clk == nil {
+		panic("agentapi.NewProvisioner: nil dependency")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM}
+}
+
+// Checkin implements the MDM service's check-in hook: a device channel
+// TokenUpdate of a Mac without an agent secret provisions one.
+func (p *Provisioner) Checkin(ctx context.Context, id string, msg *mdm.CheckinMessage) {
+	if msg.MessageType != mdm.TokenUpdate || msg.UserChannel() {
+		return
+	}
+	if _, err := p.store.AgentSecretHash(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+		if err != nil {
+			p.log.Error("agent secret lookup failed", "enrollment_id", id, "err", err)
+		}
+		return
+	}
+	if err := p.Provision(ctx, id); err != nil {
+		p.log.Error("agent provisioning failed", "enrollment_id", id, "err", err)
+	}
+}
+
+// Provision sets a fresh secret for the device (rotating any old one) and
+// queues an InstallProfile carrying it.
+func (p *Provisioner) Provision(ctx context.Context, id string) error {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	secret := hex.EncodeToString(b)
+	profile, err := p.profile(Settings{ServerURL: p.serverURL, EnrollmentID: id, Secret: secret, CACertificate: p.caPEM})
+	if err != nil {
+		return err
+	}
+	cmd, err := mdm.NewCommand("InstallProfile", map[string]any{"Payload": profile})
+	if err != nil {
+		return err
+	}
+	if err := p.store.PutAgentSecret(ctx, id, HashSecret(secret), p.clock.Now()); err != nil {
+		return fmt.Errorf("store agent secret: %w", err)
+	}
+	if err := p.enq.Enqueue(ctx, []string{id}, cmd); err != nil {
+		return fmt.Errorf("queue agent settings profile: %w", err)
+	}
+	p.log.Info("agent settings profile queued", "enrollment_id", id, "command_uuid", cmd.UUID)
+	return nil
+}
+
+// profile builds the settings profile (a configuration profile with one
+// payload of the agent's preference domain).
+func (p *Provisioner) profile(s Settings) ([]byte, error) {
+	inner := map[string]any{
+		"PayloadType":        PreferenceDomain,
+		"PayloadVersion":     1,
+		"PayloadIdentifier":  PreferenceDomain + ".settings.payload",
+		"PayloadUUID":        mdm.NewUUID(),
+		"PayloadDisplayName": "Sundial agent settings",
+		"ServerURL":          s.ServerURL,
+		"EnrollmentID":       s.EnrollmentID,
+		"Secret":             s.Secret,
+	}
+	if s.CACertificate != "" {
+		inner["CACertificate"] = s.CACertificate
+	}
+	return plist.MarshalIndent(map[string]any{
+		"PayloadType":        "Configuration",
+		"PayloadVersion":     1,
+		"PayloadIdentifier":  PreferenceDomain + ".settings",
+		"PayloadUUID":        mdm.NewUUID(),
+		"PayloadDisplayName": "Sundial agent settings",
+		"PayloadScope":       "System",
+		"PayloadContent":     []any{inner},
+	}, "\t")
+}
+
+// ParseSettings reads the agent settings from a managed-preferences plist
+// (or the settings payload itself).
+func ParseSettings(data []byte) (*Settings, error) {
+	var s Settings
+	if err := plist.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("agent settings: %w", err)
+	}
+	if s.ServerURL == "" || s.EnrollmentID == "" || s.Secret == "" {
+		return nil, errors.New("agent settings: ServerURL, EnrollmentID and Secret are required")
+	}
+	return &s, nil
+}
