@@ -38,7 +38,7 @@ func (d *Device) Builtin(ctx context.Context, cmd *Command) Result {
 	case "OSUpdateStatus":
 		return d.osUpdateStatus()
 	case "DeclarativeManagement":
-		return Result{Status: StatusAcknowledged}
+		return d.declarativeManagement(ctx, cmd) // acknowledges and syncs (ddm.go)
 	case "InstallProfile":
 		return d.installProfile(cmd)
 	case "RemoveProfile":

@@ -100,14 +100,15 @@ type Device struct {
 	WiFiMAC                string
 	BluetoothMAC           string
 
-	clock  Clock
-	log    *slog.Logger
-	client *http.Client
-	pool   *KeyPool
-	key    *rsa.PrivateKey
-	sha1   bool
-	roots  *x509.CertPool
-	rec    Recorder
+	clock    Clock
+	log      *slog.Logger
+	client   *http.Client
+	pool     *KeyPool
+	key      *rsa.PrivateKey
+	sha1     bool
+	sigReuse *sigCache // WithSignatureReuse
+	roots    *x509.CertPool
+	rec      Recorder
 
 	maxCommands int
 	handlers    map[string]Handler
@@ -128,6 +129,7 @@ type Device struct {
 	offline    bool
 	downUntil  time.Time
 	profiles   map[string][]byte
+	ddm        ddmState // declarative management (ddm.go)
 }
 
 type osState struct {

@@ -129,9 +129,17 @@ func (d *Device) put(ctx context.Context, url, contentType, op string, body []by
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", UserAgent)
 	if e.SignMessage {
-		sig, err := SignMessage(body, e.Certificate, e.Key, d.sha1)
-		if err != nil {
-			return nil, fmt.Errorf("mdmtest: %s: %w", op, err)
+		sig, ok := "", false
+		if d.sigReuse != nil {
+			sig, ok = d.sigReuse.get(body)
+		}
+		if !ok {
+			if sig, err = SignMessage(body, e.Certificate, e.Key, d.sha1); err != nil {
+				return nil, fmt.Errorf("mdmtest: %s: %w", op, err)
+			}
+			if d.sigReuse != nil {
+				d.sigReuse.put(body, sig)
+			}
 		}
 		req.Header.Set(SignatureHeader, sig)
 	}
