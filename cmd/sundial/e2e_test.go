@@ -450,7 +450,7 @@ func statuses(s *mdmtest.Session) string {
 func TestSecondServerOnSameDataDirFailsFast(t *testing.T) {
 	dir := t.TempDir()
 	startTestServer(t, dir)
-	cfg := Config{Listen: "127.0.0.1:0", DataDir: dir, ChallengeMode: "shared", LogFormat: "text", FlushInterval: time.Second, ShutdownTimeout: time.Second}
+	cfg := Config{Listen: "127.0.0.1:0", DataDir: dir, ChallengeMode: "shared", LogFormat: "text", FlushInterval: time.Second, ShutdownTimeout: time.Second, APNsURL: "https://127.0.0.1:1"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

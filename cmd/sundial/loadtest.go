@@ -32,6 +32,7 @@ type loadtestConfig struct {
 	keepData                       bool
 	serverArgs                     []string
 	serverEnv                      []string
+	freshSignatures                bool
 }
 
 func newLoadtestCmd(getenv func(string) string) *cobra.Command {
@@ -68,6 +69,7 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 	f.StringVar(&lc.dataDir, "data-dir", "", "server data dir (default: a new temporary directory)")
 	f.DurationVar(&lc.timeout, "timeout", 20*time.Minute, "stop everything after this long")
 	f.BoolVar(&lc.keepData, "keep-data", false, "keep the temporary data dir")
+	f.BoolVar(&lc.freshSignatures, "fresh-signatures", false, "sign every simulated request afresh (by default a simulated Mac reuses its signature for an identical Idle body, so that the simulator's RSA signing does not take the server's CPU)")
 	f.StringArrayVar(&lc.serverEnv, "server-env", nil, "extra KEY=VALUE environment for the child server (repeatable), e.g. GOMAXPROCS=1")
 	f.StringArrayVar(&lc.serverArgs, "server-arg", nil, "extra flag for the child server (repeatable), e.g. --server-arg=--pprof-listen=127.0.0.1:6060")
 	return cmd
@@ -250,7 +252,11 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fleet, err := mdmtest.NewFleet(lc.devices, mdmtest.WithKeyPool(pool), mdmtest.WithHTTPClient(hc))
+	opts := []mdmtest.Option{mdmtest.WithKeyPool(pool), mdmtest.WithHTTPClient(hc)}
+	if !lc.freshSignatures {
+		opts = append(opts, mdmtest.WithSignatureReuse())
+	}
+	fleet, err := mdmtest.NewFleet(lc.devices, opts...)
 	if err != nil {
 		return err
 	}

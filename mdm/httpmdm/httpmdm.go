@@ -181,7 +181,10 @@ func (h *Handler) failDecode(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func (h *Handler) failService(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *mdm.ParseError
 	switch {
+	case errors.As(err, &pe):
+		h.failDecode(w, r, err)
 	case errors.Is(err, service.ErrUnauthorized):
 		h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
 	case errors.Is(err, service.ErrGone):
