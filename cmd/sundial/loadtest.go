@@ -27,6 +27,7 @@ import (
 
 type loadtestConfig struct {
 	devices, workers, rounds, keys int
+	commands                       int
 	dataDir                        string
 	timeout                        time.Duration
 	keepData                       bool
@@ -53,8 +54,8 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 			if err := applyEnv(cmd, getenv); err != nil {
 				return usageError{err}
 			}
-			if lc.devices < 1 || lc.devices > 100000 || lc.workers < 1 || lc.workers > 1024 || lc.rounds < 1 || lc.rounds > 100 {
-				return usageError{errors.New("--devices 1..100000, --workers 1..1024, --rounds 1..100")}
+			if lc.devices < 1 || lc.devices > 100000 || lc.workers < 1 || lc.workers > 1024 || lc.rounds < 1 || lc.rounds > 100 || lc.commands < 1 || lc.commands > 100 {
+				return usageError{errors.New("--devices 1..100000, --workers 1..1024, --rounds 1..100, --commands 1..100")}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), lc.timeout)
 			defer cancel()
@@ -65,6 +66,7 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 	f.IntVar(&lc.devices, "devices", 1000, "simulated Macs")
 	f.IntVar(&lc.workers, "workers", 32, "concurrent simulated requests")
 	f.IntVar(&lc.rounds, "rounds", 3, "Idle connects per device in phase 2")
+	f.IntVar(&lc.commands, "commands", 1, "command round trips per device in phase 3")
 	f.IntVar(&lc.keys, "keys", 8, "pre-generated RSA keys shared by the simulated Macs (key generation is the Mac's cost)")
 	f.StringVar(&lc.dataDir, "data-dir", "", "server data dir (default: a new temporary directory)")
 	f.DurationVar(&lc.timeout, "timeout", 20*time.Minute, "stop everything after this long")
@@ -315,23 +317,30 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		return err
 	}
 	// Phase 3: command round trips through the admin API.
-	err = measure("command round trip", "round trip", lc.devices, func() (int, error) {
-		err := fleet.Each(ctx, "enqueue", func(ctx context.Context, d *mdmtest.Device) error {
-			cmd, err := mdm.NewCommand("ProfileList", nil)
-			if err != nil {
+	err = measure("command round trip", "round trip", lc.devices*lc.commands, func() (int, error) {
+		total := 0
+		for range lc.commands {
+			err := fleet.Each(ctx, "enqueue", func(ctx context.Context, d *mdmtest.Device) error {
+				cmd, err := mdm.NewCommand("ProfileList", nil)
+				if err != nil {
+					return err
+				}
+				_, err = admin.Enqueue(ctx, d.UDID, cmd.Raw)
 				return err
+			})
+			if err != nil {
+				return total, err
 			}
-			_, err = admin.Enqueue(ctx, d.UDID, cmd.Raw)
-			return err
-		})
-		if err != nil {
-			return 0, err
+			n, err := fleet.Connect(ctx)
+			total += n
+			if err == nil && n != lc.devices {
+				err = fmt.Errorf("%d commands answered, want %d", n, lc.devices)
+			}
+			if err != nil {
+				return total, err
+			}
 		}
-		n, err := fleet.Connect(ctx)
-		if err == nil && n != lc.devices {
-			err = fmt.Errorf("%d commands answered, want %d", n, lc.devices)
-		}
-		return n, err
+		return total, nil
 	})
 	if err != nil {
 		return err
