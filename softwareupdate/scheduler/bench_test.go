@@ -1,0 +1,323 @@
+package scheduler_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/legacy"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage/bolt"
+)
+
+// The benchmark fleet: 100,000 Macs in three rings (deadlines D0, D0+3d,
+// D0+7d) with a mix of OS versions: 40% on 15.1 (must reach 15.2), 20% on
+// 14.6 (held to 14.6.1), 30% already on 15.2, 10% on hardware the releases
+// do not support. It is built once per run in a subprocess (so that its
+// memory does not count toward the measured peak RSS) by running the
+// scheduler itself at benchSetup: every non-compliant Mac is pending and has
+// its scan queued.
+const benchDevices = 100_000
+
+var (
+	benchD0    = time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)
+	benchSetup = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	// benchNow: ring 0 is in enforce, ring 1 in notify, ring 2 still pending.
+	benchNow = benchD0.Add(time.Hour)
+
+	benchOnce sync.Once
+	benchDir  string
+	benchPath string
+	benchErr  error
+)
+
+const fixtureEnv = "SUNDIAL_SCHEDULER_BENCH_FIXTURE"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
+func benchFixture(b *testing.B) string {
+	benchOnce.Do(func() {
+		if p := os.Getenv("SUNDIAL_SCHEDULER_BENCH_DB"); p != "" {
+			benchPath = p // a fixture built earlier (for profiling)
+			return
+		}
+		if benchDir, benchErr = os.MkdirTemp("", "sundial-scheduler-bench-"); benchErr != nil {
+			return
+		}
+		benchPath = filepath.Join(benchDir, "fleet.db")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBuildBenchFixture$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), fixtureEnv+"="+benchPath)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			benchErr = fmt.Errorf("build fixture: %v\n%s", err, out)
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchPath
+}
+
+// TestBuildBenchFixture builds the benchmark fleet when asked to by
+// benchFixture; otherwise it is skipped.
+func TestBuildBenchFixture(t *testing.T) {
+	path := os.Getenv(fixtureEnv)
+	if path == "" {
+		t.Skip("only run by the benchmarks")
+	}
+	ctx := context.Background()
+	start := time.Now()
+	store, err := bolt.Open(path, &bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	clk := clock.NewFake(benchSetup)
+	// Enrollment writes go through bbolt's Batch: enough concurrent writers
+	// fill a batch instead of waiting out its delay.
+	const workers = 500
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < benchDevices; i += workers {
+				if err := benchEnroll(ctx, store, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	cat := testCatalog(t)
+	sched := scheduler.New(store, store, cat, clk, scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
+	mgr := scheduler.NewManager(store, cat, clk, sched)
+	for ring, g := range []string{scheduler.DefaultGroupID, "broad", "late"} {
+		if g != scheduler.DefaultGroupID {
+			if _, err := mgr.CreateGroup(ctx, "bench", g, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := mgr.SetPolicy(ctx, "bench", g, softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2",
+			Date: benchD0.Format(time.DateOnly), TimeOfDay: "17:00", TimeZone: "UTC", RingOffsetDays: []int{0, 3, 7}[ring]}); err != nil {
+			t.Fatal(err)
+		}
+		if ring == 0 {
+			continue
+		}
+		var ids []string
+		for i := ring; i < benchDevices; i += 3 {
+			ids = append(ids, benchID(i))
+		}
+		if err := mgr.AssignDevices(ctx, "bench", g, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := sched.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fixture: %d devices, setup pass %+v, built in %v", benchDevices, st, time.Since(start))
+}
+
+func benchID(i int) string { return fmt.Sprintf("BENCH-%08d", i) }
+
+func benchEnroll(ctx context.Context, store *bolt.Store, i int) error {
+	id := benchID(i)
+	now := benchSetup.Add(-24 * time.Hour)
+	os, board := "15.1", "J413AP"
+	switch i % 10 {
+	case 4, 5:
+		os = "14.6"
+	case 6, 7, 8:
+		os = "15.2"
+	case 9:
+		board = "J152FAP"
+	}
+	auth := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.Authenticate, Topic: "t", OSVersion: os, ProductName: "Mac14,2"}
+	if err := store.Authenticate(ctx, id, auth, "cert-"+id, now); err != nil {
+		return err
+	}
+	tok := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.TokenUpdate, Topic: "t", Token: []byte("token-" + id), PushMagic: "magic-" + id}
+	if _, err := store.TokenUpdate(ctx, id, tok, nil, now); err != nil {
+		return err
+	}
+	inv := &mdm.Inventory{OSVersion: os, BuildVersion: "B", ProductName: "Mac14,2", SoftwareUpdateDeviceID: board, IsSupervised: true, IsAppleSilicon: true,
+		SerialNumber: "C02" + id[6:], DeviceName: "Mac " + id, ModelName: "MacBook Air", AvailableDeviceCapacity: 120, DeviceCapacity: 494}
+	return store.UpdateInventory(ctx, id, inv, now)
+}
+
+// openCopy copies the fixture to a fresh file and opens it with a scheduler
+// at benchNow.
+func openCopy(b *testing.B, src string, now time.Time) (*bolt.Store, *scheduler.Scheduler) {
+	b.Helper()
+	dst := filepath.Join(b.TempDir(), "fleet.db")
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	out.Close()
+	store, err := bolt.Open(dst, &bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch, _ := strconv.Atoi(os.Getenv("SUNDIAL_SCHEDULER_BENCH_BATCH"))
+	sched := scheduler.New(store, store, testCatalog(b), clock.NewFake(now),
+		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(batch))
+	return store, sched
+}
+
+// rssSampler samples the process's resident memory (/proc/self/status)
+// while a pass runs: anonymous memory (the Go heap and stacks) and
+// file-backed memory (bbolt's read-only mmap of the database file, which
+// the kernel can drop at will), keeping the maxima.
+type rssSampler struct {
+	stop             chan struct{}
+	done             chan struct{}
+	maxAnon, maxFile float64
+}
+
+func startRSS() *rssSampler {
+	r := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			anon, file := readRSS()
+			r.maxAnon, r.maxFile = max(r.maxAnon, anon), max(r.maxFile, file)
+			select {
+			case <-r.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *rssSampler) Stop() { close(r.stop); <-r.done }
+
+func readRSS() (anon, file float64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	kb := func(s string) float64 {
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), " kB"), 64)
+		return v * 1024
+	}
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			anon = kb(rest)
+		} else if rest, ok := strings.CutPrefix(sc.Text(), "RssFile:"); ok {
+			file = kb(rest)
+		}
+	}
+	return anon, file
+}
+
+func benchPass(b *testing.B, sweep bool, now time.Time) {
+	src := benchFixture(b)
+	runtime.GC()
+	var last scheduler.Stats
+	var alloc uint64
+	var anon, file float64
+	for b.Loop() {
+		b.StopTimer()
+		store, sched := openCopy(b, src, now)
+		if sweep {
+			sched.CatalogChanged()
+		}
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		rss := startRSS()
+		b.StartTimer()
+		st, err := sched.RunOnce(context.Background())
+		b.StopTimer()
+		rss.Stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.ReadMemStats(&ms1)
+		alloc = ms1.TotalAlloc - ms0.TotalAlloc
+		anon, file = max(anon, rss.maxAnon), max(file, rss.maxFile)
+		last = st
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(last.Evaluated), "devices")
+	b.ReportMetric(float64(last.Changed), "changed")
+	b.ReportMetric(float64(last.Commands), "commands")
+	b.ReportMetric(float64(alloc)/1e6, "alloc-MB/pass")
+	b.ReportMetric(anon/1e6, "peak-RSS-anon-MB")
+	b.ReportMetric(file/1e6, "peak-RSS-file-MB")
+}
+
+// BenchmarkPassDue100k: one pass at D0+1h over the 100k fleet: ring 0
+// enters enforce (forced installs), ring 1 enters notify (downloads).
+func BenchmarkPassDue100k(b *testing.B) { benchPass(b, false, benchNow) }
+
+// BenchmarkSweep100k: one pass re-evaluating all 100k devices from their
+// device records (what a catalog or policy change triggers) at D0+1h.
+func BenchmarkSweep100k(b *testing.B) { benchPass(b, true, benchNow) }
+
+// BenchmarkSweepSteady100k: the same full re-evaluation on a quiet day
+// (an hour after the fixture's own pass): every device is read and
+// evaluated, none changes.
+func BenchmarkSweepSteady100k(b *testing.B) { benchPass(b, true, benchSetup.Add(time.Hour)) }
+
+// BenchmarkPassNothingDue100k: the cost of a pass over the 100k fleet when
+// nothing is due.
+func BenchmarkPassNothingDue100k(b *testing.B) {
+	src := benchFixture(b)
+	store, sched := openCopy(b, src, benchSetup.Add(time.Hour))
+	defer store.Close()
+	ctx := context.Background()
+	// The fixture's own pass already ran at benchSetup: nothing is due
+	// until ring 0's notify window opens.
+	for b.Loop() {
+		st, err := sched.RunOnce(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Evaluated != 0 {
+			b.Fatalf("pass evaluated %d devices, want 0", st.Evaluated)
+		}
+	}
+}

@@ -1,0 +1,784 @@
+// Package scheduler is Sundial's deadline scheduler: for every managed Mac it
+// resolves the target version (softwareupdate.ResolveTarget), its personal
+// deadline (PersonalDeadline) and its phase (Decide), records every phase
+// change with its reason, and asks the device's Enforcer (legacy commands or
+// declarative management) for the step of that phase.
+//
+// A pass (RunOnce) touches only devices whose due time has come (a due-time
+// index kept by the store) plus devices touched by events: a check-in, a
+// command result, a policy, exception or catalog change. The step an
+// enforcer sends is committed in the same transaction as the state that
+// records it, so a restarted scheduler never sends a step twice; a Mac
+// that is offline at its deadline gets the queued command at its next
+// connection.
+//
+// Admin operations (policies, groups, exceptions, history, audit log) are
+// plain methods of Manager.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/service"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// Notifier is told which devices have new commands (so it can push them).
+type Notifier interface{ Notify(ids ...string) }
+
+// DefaultBatchSize is how many devices a pass loads and commits at once.
+const DefaultBatchSize = 500
+
+// Scheduler drives every managed device toward its target version.
+type Scheduler struct {
+	store     Store
+	devices   DeviceReader
+	cat       *catalog.Catalog
+	clock     Clock
+	log       *slog.Logger
+	notifier  Notifier
+	enforcers map[softwareupdate.EnforcementPath]Enforcer
+	batch     int
+	tick      time.Duration
+
+	// mu serializes evaluation: a pass chunk, a result, a Start Now.
+	mu  sync.Mutex
+	cfg *config // cached policies and exceptions; nil when stale
+
+	evMu    sync.Mutex
+	touched map[string]struct{}
+	sweep   bool
+	wake    chan struct{}
+}
+
+// Option configures a Scheduler.
+type Option func(*Scheduler)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Scheduler) { s.log = l } }
+
+// WithNotifier sets who is told about new commands (push).
+func WithNotifier(n Notifier) Option { return func(s *Scheduler) { s.notifier = n } }
+
+// WithEnforcer sets the enforcer of a path (legacy or declarative). Under
+// softwareupdate.PathAuto a device uses the declarative enforcer if one is
+// set and the Mac is supervised and runs macOS 14 or later, else legacy.
+func WithEnforcer(path softwareupdate.EnforcementPath, e Enforcer) Option {
+	return func(s *Scheduler) { s.enforcers[path] = e }
+}
+
+// WithBatchSize sets how many devices a pass handles per transaction.
+func WithBatchSize(n int) Option {
+	return func(s *Scheduler) {
+		if n > 0 {
+			s.batch = n
+		}
+	}
+}
+
+// WithTick sets how often Run starts a pass without an event (default 1 min).
+func WithTick(d time.Duration) Option {
+	return func(s *Scheduler) {
+		if d > 0 {
+			s.tick = d
+		}
+	}
+}
+
+// New returns a Scheduler. store, devices, cat and clk are required.
+func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opts ...Option) *Scheduler {
+	if store == nil || devices == nil || cat == nil || clk == nil {
+		panic("scheduler.New: nil store, device reader, catalog or clock")
+	}
+	s := &Scheduler{
+		store: store, devices: devices, cat: cat, clock: clk,
+		log:       slog.New(slog.DiscardHandler),
+		enforcers: map[softwareupdate.EnforcementPath]Enforcer{},
+		batch:     DefaultBatchSize,
+		tick:      time.Minute,
+		touched:   map[string]struct{}{},
+		wake:      make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// ServiceOptions returns the mdm/service options that route check-ins and
+// the reports the scheduler and its enforcers need to it.
+func (s *Scheduler) ServiceOptions() []service.Option {
+	seen := map[string]bool{"DeviceInformation": true}
+	types := []string{"DeviceInformation"}
+	for _, e := range s.enforcers {
+		if rt, ok := e.(ResultTypes); ok {
+			for _, t := range rt.RequestTypes() {
+				if !seen[t] {
+					seen[t] = true
+					types = append(types, t)
+				}
+			}
+		}
+	}
+	opts := []service.Option{service.WithCheckinHook(s)}
+	for _, t := range types {
+		opts = append(opts, service.WithResultHandler(t, s))
+	}
+	return opts
+}
+
+// config is the admin configuration a pass evaluates against.
+type config struct {
+	policies  map[string]*PolicyRecord
+	deviceExc map[string]*softwareupdate.Exception
+	groupExc  map[string]*softwareupdate.Exception
+}
+
+func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
+	if s.cfg != nil {
+		return s.cfg, nil
+	}
+	ps, err := s.store.Policies(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	es, err := s.store.Exceptions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load exceptions: %w", err)
+	}
+	c := &config{policies: map[string]*PolicyRecord{}, deviceExc: map[string]*softwareupdate.Exception{}, groupExc: map[string]*softwareupdate.Exception{}}
+	for i := range ps {
+		c.policies[ps[i].GroupID] = &ps[i]
+	}
+	for i := range es {
+		switch es[i].Scope {
+		case ScopeDevice:
+			c.deviceExc[es[i].ID] = &es[i].Exception
+		case ScopeGroup:
+			c.groupExc[es[i].ID] = &es[i].Exception
+		}
+	}
+	s.cfg = c
+	return c, nil
+}
+
+// Reevaluate marks every device for evaluation at the next pass, with
+// fresh policies and exceptions (after a policy, group or exception change)
+// and wakes Run.
+func (s *Scheduler) Reevaluate() {
+	s.mu.Lock()
+	s.cfg = nil
+	s.mu.Unlock()
+	s.evMu.Lock()
+	s.sweep = true
+	s.evMu.Unlock()
+	s.signal()
+}
+
+// CatalogChanged re-evaluates every device against the (changed) catalog.
+func (s *Scheduler) CatalogChanged() { s.Reevaluate() }
+
+// Touch marks devices for evaluation at the next pass (with fresh device
+// records) and wakes Run.
+func (s *Scheduler) Touch(ids ...string) {
+	s.evMu.Lock()
+	for _, id := range ids {
+		s.touched[id] = struct{}{}
+	}
+	s.evMu.Unlock()
+	s.signal()
+}
+
+func (s *Scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Checkin implements service.CheckinHook: a device that checks in is
+// evaluated at the next pass (an offline Mac past its deadline is enforced
+// when it comes back).
+func (s *Scheduler) Checkin(ctx context.Context, id string, msg *mdm.CheckinMessage) {
+	switch msg.MessageType {
+	case mdm.Authenticate, mdm.TokenUpdate, mdm.CheckOut:
+		if !msg.UserChannel() {
+			s.Touch(id)
+		}
+	}
+}
+
+// HandleResult implements service.ResultHandler: the enforcer folds the
+// report into the device's state, and the device is evaluated at once so
+// the next step is queued without waiting for a pass.
+func (s *Scheduler) HandleResult(ctx context.Context, id, requestType string, r *mdm.Report, raw []byte) error {
+	res := Result{RequestType: requestType, CommandUUID: r.CommandUUID, Status: r.Status, ErrorChain: r.ErrorChain, Raw: raw}
+	_, err := s.evaluateOne(ctx, id, func(st *State, now time.Time) ([]Transition, error) {
+		e := s.enforcers[st.Path]
+		if e == nil {
+			return nil, nil
+		}
+		return e.HandleResult(ctx, st, res, now)
+	})
+	return err
+}
+
+// StartNow records that the user asked to install now (the agent's Start
+// Now) and evaluates the device: the legacy enforcer sends InstallASAP in
+// the notify and countdown phases.
+func (s *Scheduler) StartNow(ctx context.Context, id string) (*State, error) {
+	return s.evaluateOne(ctx, id, func(st *State, now time.Time) ([]Transition, error) {
+		st.StartNowAt = now.UTC()
+		return []Transition{{At: now.UTC(), Kind: EventResult, Step: "start-now", Reason: "the user chose Start Now"}}, nil
+	})
+}
+
+// FreshNotice restarts a device's minimum notice from now (an exception was
+// cleared early) and evaluates it.
+func (s *Scheduler) FreshNotice(ctx context.Context, id string) error {
+	s.mu.Lock()
+	s.cfg = nil // exceptions changed
+	s.mu.Unlock()
+	_, err := s.evaluateOne(ctx, id, func(st *State, now time.Time) ([]Transition, error) {
+		if st.FirstNonCompliant.IsZero() {
+			return nil, nil
+		}
+		st.FirstNonCompliant = time.Time{}
+		return []Transition{{At: now.UTC(), Kind: EventReset, Reason: "exception cleared: fresh minimum notice"}}, nil
+	})
+	return err
+}
+
+// Retry clears a device's surfaced failure and evaluates it (an admin
+// fixed the cause).
+func (s *Scheduler) Retry(ctx context.Context, id, actor string) (*State, error) {
+	return s.evaluateOne(ctx, id, func(st *State, now time.Time) ([]Transition, error) {
+		if st.Failure == "" {
+			return nil, nil
+		}
+		old := st.Failure
+		st.ClearFailure()
+		st.Attempts = 0
+		st.Step, st.Awaiting = "", ""
+		return []Transition{{At: now.UTC(), Kind: EventReset, Reason: "failure cleared by " + actor + ": " + old}}, nil
+	})
+}
+
+// mutator changes a state before evaluation.
+type mutator func(st *State, now time.Time) ([]Transition, error)
+
+func (s *Scheduler) evaluateOne(ctx context.Context, id string, mut mutator) (*State, error) {
+	dev, err := s.devices.Device(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load device %s: %w", id, err)
+	}
+	if !manageable(dev) {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	var out *State
+	for try := 0; ; try++ {
+		commits, err := s.evaluateChunk(ctx, []string{id}, []*mdm.Device{dev}, mut, now)
+		if err != nil {
+			return nil, err
+		}
+		err = s.commit(ctx, commits, now)
+		if errors.Is(err, ErrConflict) && try < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(commits) > 0 {
+			out = commits[0].State
+		} else {
+			sts, err := s.store.States(ctx, []string{id})
+			if err != nil {
+				return nil, err
+			}
+			out = sts[0]
+		}
+		return out, nil
+	}
+}
+
+// manageable reports whether the scheduler manages an enrollment: device
+// channels only.
+func manageable(d *mdm.Device) bool {
+	return d.ParentID == "" && !strings.Contains(d.ID, ":")
+}
+
+// Stats describe one pass.
+type Stats struct {
+	Evaluated int // devices evaluated
+	Changed   int // states written
+	Commands  int // commands queued
+}
+
+// RunOnce runs one pass at the clock's now: a full sweep if one was asked
+// for (Reevaluate), the touched devices, then every device whose due time
+// has come.
+func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
+	var st Stats
+	now := s.clock.Now()
+	s.evMu.Lock()
+	sweep, touched := s.sweep, s.touched
+	s.sweep, s.touched = false, map[string]struct{}{}
+	s.evMu.Unlock()
+
+	requeue := func() {
+		s.evMu.Lock()
+		s.sweep = s.sweep || sweep
+		for id := range touched {
+			s.touched[id] = struct{}{}
+		}
+		s.evMu.Unlock()
+	}
+	if sweep {
+		// Devices with a state are evaluated from their stored facts (kept
+		// fresh by inventory and check-in events); devices never evaluated
+		// are read from their records.
+		after, done := "", false
+		next := func() ([]string, []*mdm.Device, error) {
+			if done {
+				return nil, nil, nil
+			}
+			ids, err := s.store.StateIDs(ctx, after, s.batch)
+			if err != nil {
+				return nil, nil, fmt.Errorf("list update states: %w", err)
+			}
+			if len(ids) < s.batch {
+				done = true
+			}
+			if len(ids) == 0 {
+				return nil, nil, nil
+			}
+			after = ids[len(ids)-1]
+			return ids, nil, nil
+		}
+		if err := s.pipeline(ctx, next, now, &st); err != nil {
+			requeue()
+			return st, err
+		}
+		for after := ""; ; {
+			ids, err := s.store.Unevaluated(ctx, after, s.batch)
+			if err != nil {
+				requeue()
+				return st, fmt.Errorf("list unevaluated devices: %w", err)
+			}
+			if len(ids) == 0 {
+				break
+			}
+			after = ids[len(ids)-1]
+			for _, id := range ids {
+				touched[id] = struct{}{}
+			}
+		}
+	}
+	if len(touched) > 0 {
+		ids := make([]string, 0, len(touched))
+		for id := range touched {
+			ids = append(ids, id)
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), s.batch)
+			devs := make([]*mdm.Device, 0, n)
+			for _, id := range ids[:n] {
+				d, err := s.devices.Device(ctx, id)
+				if errors.Is(err, storage.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					requeue()
+					return st, fmt.Errorf("load device %s: %w", id, err)
+				}
+				devs = append(devs, d)
+			}
+			if err := s.runChunk(ctx, nil, devs, now, &st); err != nil {
+				requeue()
+				return st, err
+			}
+			ids = ids[n:]
+		}
+	}
+	for {
+		ids, err := s.store.DueDevices(ctx, now, maxDuePerRound)
+		if err != nil {
+			return st, fmt.Errorf("list due devices: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		if err := s.runDue(ctx, ids, now, &st); err != nil {
+			return st, err
+		}
+		if len(ids) < maxDuePerRound {
+			break
+		}
+	}
+	return st, nil
+}
+
+// maxDuePerRound bounds how many due devices one round of a pass loads.
+const maxDuePerRound = 100_000
+
+// runDue evaluates and commits due devices chunk by chunk.
+func (s *Scheduler) runDue(ctx context.Context, ids []string, now time.Time, st *Stats) error {
+	next := func() ([]string, []*mdm.Device, error) {
+		if len(ids) == 0 {
+			return nil, nil, nil
+		}
+		n := min(len(ids), s.batch)
+		chunk := ids[:n]
+		ids = ids[n:]
+		return chunk, nil, nil
+	}
+	return s.pipeline(ctx, next, now, st)
+}
+
+// pipeline evaluates chunks from next (until it returns nil ids) and
+// commits them in order, evaluating the next chunk while the previous one
+// commits: decoding and evaluation overlap the single bbolt writer. devs,
+// when not nil, are the chunk's fresh device records.
+func (s *Scheduler) pipeline(ctx context.Context, next func() ([]string, []*mdm.Device, error), now time.Time, st *Stats) error {
+	type evaluated struct {
+		n       int
+		commits []Commit
+		err     error
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan evaluated, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(ch)
+		for {
+			ids, devs, err := next()
+			if err == nil && ids == nil {
+				return
+			}
+			var commits []Commit
+			if err == nil {
+				commits, err = s.evaluateChunk(ctx, ids, devs, nil, now)
+			}
+			select {
+			case ch <- evaluated{n: len(ids), commits: commits, err: err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for ev := range ch {
+		if ev.err != nil {
+			return ev.err
+		}
+		st.Evaluated += ev.n
+		if err := s.commit(ctx, ev.commits, now); err != nil {
+			var ce *ConflictError
+			if errors.As(err, &ce) {
+				s.Touch(ce.IDs...)
+			}
+			return err
+		}
+		st.Changed += len(ev.commits)
+		for _, c := range ev.commits {
+			st.Commands += len(c.Commands)
+		}
+	}
+	return nil
+}
+
+// runChunk evaluates and commits one chunk: ids (stored facts) or devs
+// (fresh device records).
+func (s *Scheduler) runChunk(ctx context.Context, ids []string, devs []*mdm.Device, now time.Time, st *Stats) error {
+	if devs != nil {
+		ids = make([]string, 0, len(devs))
+		kept := devs[:0:0]
+		for _, d := range devs {
+			if manageable(d) {
+				ids = append(ids, d.ID)
+				kept = append(kept, d)
+			}
+		}
+		devs = kept
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	commits, err := s.evaluateChunk(ctx, ids, devs, nil, now)
+	if err != nil {
+		return err
+	}
+	st.Evaluated += len(ids)
+	if err := s.commit(ctx, commits, now); err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			s.Touch(ce.IDs...)
+		}
+		return err
+	}
+	st.Changed += len(commits)
+	for _, c := range commits {
+		st.Commands += len(c.Commands)
+	}
+	return nil
+}
+
+func (s *Scheduler) commit(ctx context.Context, commits []Commit, now time.Time) error {
+	if len(commits) == 0 {
+		return nil
+	}
+	if err := s.store.Commit(ctx, commits, now); err != nil {
+		return fmt.Errorf("commit update states: %w", err)
+	}
+	var notify []string
+	for _, c := range commits {
+		if len(c.Commands) > 0 {
+			notify = append(notify, c.State.DeviceID)
+			for _, cmd := range c.Commands {
+				s.log.Info("update step queued", "enrollment_id", c.State.DeviceID, "request_type", cmd.RequestType,
+					"command_uuid", cmd.UUID, "phase", string(c.State.Phase), "step", c.State.Step)
+			}
+		}
+		for _, h := range c.History {
+			if h.Kind == EventPhase {
+				s.log.Info("update phase changed", "enrollment_id", c.State.DeviceID, "phase", string(h.To), "from", string(h.From), "reason", h.Reason)
+			}
+			if h.Kind == EventFailure {
+				s.log.Warn("update failure", "enrollment_id", c.State.DeviceID, "reason", h.Reason)
+			}
+		}
+	}
+	if len(notify) > 0 && s.notifier != nil {
+		s.notifier.Notify(notify...)
+	}
+	return nil
+}
+
+// evaluateChunk loads the states of ids and evaluates each; devs (aligned
+// with ids) refreshes facts when given. It returns the commits of states
+// that changed. s.mu must be held.
+func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm.Device, mut mutator, now time.Time) ([]Commit, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cfg, err := s.loadConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	states, err := s.store.States(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load update states: %w", err)
+	}
+	groups, err := s.store.GroupsOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load group membership: %w", err)
+	}
+	var commits []Commit
+	for i, id := range ids {
+		st := states[i]
+		if st == nil {
+			if devs == nil {
+				continue // a due entry without state: nothing to do
+			}
+			st = &State{DeviceID: id}
+		}
+		orig := *st
+		if devs != nil {
+			st.Facts = FactsOf(devs[i])
+		}
+		var hist []Transition
+		if mut != nil {
+			failure := st.Failure
+			h, err := mut(st, now)
+			if err != nil {
+				return nil, fmt.Errorf("device %s: %w", id, err)
+			}
+			hist = h
+			if st.Failure != "" && st.Failure != failure {
+				hist = append(hist, Transition{At: now.UTC(), Kind: EventFailure, From: st.Phase, Step: st.Step, Reason: st.Failure, Target: st.Target})
+			}
+		}
+		c, err := s.evaluate(ctx, cfg, st, groups[i], now)
+		if err != nil {
+			return nil, fmt.Errorf("device %s: %w", id, err)
+		}
+		c.History = append(hist, c.History...)
+		if *st == orig && len(c.Commands) == 0 && len(c.History) == 0 {
+			continue
+		}
+		st.UpdatedAt = now.UTC()
+		c.State = st
+		commits = append(commits, c)
+	}
+	return commits, nil
+}
+
+// pathFor chooses the enforcement path of a device.
+func (s *Scheduler) pathFor(p *softwareupdate.Policy, f *Facts, v catalog.Version) softwareupdate.EnforcementPath {
+	switch p.Path {
+	case softwareupdate.PathLegacy, softwareupdate.PathDeclarative:
+		return p.Path
+	}
+	if s.enforcers[softwareupdate.PathDeclarative] != nil && f.Supervised && v.Major() >= 14 {
+		return softwareupdate.PathDeclarative
+	}
+	return softwareupdate.PathLegacy
+}
+
+var unmanagedPolicy = softwareupdate.Policy{Mode: softwareupdate.ModeUnmanaged}
+
+// evaluate brings st up to date at now: policy, target, deadline, phase
+// (with history), then the enforcer's step. It returns the history and
+// commands to commit.
+func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group string, now time.Time) (Commit, error) {
+	var c Commit
+	now = now.UTC()
+	note := func(kind EventKind, reason string) {
+		c.History = append(c.History, Transition{At: now, Kind: kind, Reason: reason, Target: st.Target, From: st.Phase})
+	}
+	pol, policyRev := &unmanagedPolicy, uint64(0)
+	if rec := cfg.policies[group]; rec != nil {
+		pol, policyRev = &rec.Policy, rec.Revision
+	}
+	if st.GroupID != group || st.PolicyRev != policyRev {
+		if st.Phase != "" {
+			note(EventReset, fmt.Sprintf("policy changed (group %s, revision %d): fresh minimum notice", group, policyRev))
+		}
+		st.GroupID, st.PolicyRev = group, policyRev
+		st.FirstNonCompliant = time.Time{}
+		st.ResetEnforcement()
+	}
+	ver, _ := catalog.ParseVersion(st.Facts.OSVersion) // unparsable: unknown, reported not enforced
+	facts := softwareupdate.DeviceFacts{OSVersion: ver, Build: st.Facts.Build, BoardID: st.Facts.BoardID, Model: st.Facts.Model}
+	tgt := softwareupdate.ResolveTarget(*pol, facts, s.cat, now)
+
+	tv := ""
+	if !tgt.Version.IsZero() {
+		tv = tgt.Version.String()
+	}
+	if tgt.Status == softwareupdate.StatusRequired {
+		if st.Target != tv && st.Target != "" && st.Step != "" {
+			note(EventReset, "target changed from "+st.Target+" to "+tv)
+			st.ResetEnforcement()
+		}
+		if st.FirstNonCompliant.IsZero() {
+			st.FirstNonCompliant = now
+		}
+	} else {
+		st.FirstNonCompliant = time.Time{}
+		if st.Step != "" && tgt.Status == softwareupdate.StatusCompliant {
+			st.ResetEnforcement()
+		}
+	}
+	st.Target, st.TargetBuild, st.MajorUpgrade = tv, tgt.Build, tgt.MajorUpgrade
+
+	path := s.pathFor(pol, &st.Facts, ver)
+	if st.Path != path {
+		if st.Path != "" && st.Step != "" {
+			note(EventReset, "enforcement path changed from "+string(st.Path)+" to "+string(path))
+			st.ResetEnforcement()
+		}
+		st.Path = path
+	}
+	if st.Failure != "" && !st.RetryAt.IsZero() && !now.Before(st.RetryAt) {
+		note(EventReset, "retrying after: "+st.Failure)
+		st.ClearFailure()
+	}
+
+	ex := cfg.deviceExc[st.DeviceID]
+	if ex == nil {
+		ex = cfg.groupExc[group]
+	}
+	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, nil)
+	decide := func() softwareupdate.Decision {
+		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex}, deadline)
+		if d.Phase != st.Phase {
+			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
+				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
+			st.Phase, st.PhaseSince = d.Phase, now
+		}
+		st.Reason = d.Reason
+		return d
+	}
+	dec := decide()
+	st.Deadline = utc(deadline)
+
+	if e := s.enforcers[path]; e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
+		failure := st.Failure
+		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now})
+		if err != nil {
+			return c, fmt.Errorf("%s enforcer: %w", path, err)
+		}
+		c.Commands = act.Commands
+		c.History = append(c.History, act.Events...)
+		if st.Failure != failure {
+			if st.Failure != "" {
+				note(EventFailure, st.Failure)
+			}
+			dec = decide()
+		}
+	}
+	if !st.Facts.Enabled {
+		st.NextDue = time.Time{} // checked out: wait for it to come back
+		return c, nil
+	}
+	next := dec.NextChange
+	for _, t := range []time.Time{st.NextCheck, st.RetryAt} {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if !next.IsZero() && !next.After(now) {
+		next = now.Add(time.Second)
+	}
+	st.NextDue = utc(next)
+	return c, nil
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// Run runs passes on every tick and whenever an event asks for one, until
+// ctx ends.
+func (s *Scheduler) Run(ctx context.Context) {
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	for {
+		if st, err := s.RunOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Error("scheduler pass failed", "err", err)
+		} else if st.Changed > 0 {
+			s.log.Debug("scheduler pass", "evaluated", st.Evaluated, "changed", st.Changed, "commands", st.Commands)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/legacy"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
+	"github.com/sundial-mdm/sundial/storage/bolt"
+)
+
+// unit is the scheduler on a real bbolt file without HTTP: devices are
+// written straight into the store.
+type unit struct {
+	t     testing.TB
+	clk   *clock.Fake
+	store *bolt.Store
+	sched *scheduler.Scheduler
+	mgr   *scheduler.Manager
+}
+
+func newUnit(t testing.TB, start time.Time) *unit {
+	t.Helper()
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "sundial.db"), &bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	clk := clock.NewFake(start)
+	cat := testCatalog(t)
+	sched := scheduler.New(store, store, cat, clk, scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
+	return &unit{t: t, clk: clk, store: store, sched: sched, mgr: scheduler.NewManager(store, cat, clk, sched)}
+}
+
+func (u *unit) addMac(id, os, board string, supervised bool) {
+	u.t.Helper()
+	ctx := context.Background()
+	now := u.clk.Now()
+	auth := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.Authenticate, Topic: "t", OSVersion: os}
+	if err := u.store.Authenticate(ctx, id, auth, "cert-"+id, now); err != nil {
+		u.t.Fatal(err)
+	}
+	tok := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.TokenUpdate, Topic: "t", Token: []byte("token"), PushMagic: "magic"}
+	if _, err := u.store.TokenUpdate(ctx, id, tok, nil, now); err != nil {
+		u.t.Fatal(err)
+	}
+	inv := &mdm.Inventory{OSVersion: os, BuildVersion: "B", ProductName: "Mac14,2", SoftwareUpdateDeviceID: board, IsSupervised: supervised}
+	if err := u.store.UpdateInventory(ctx, id, inv, now); err != nil {
+		u.t.Fatal(err)
+	}
+	u.sched.Touch(id)
+}
+
+func (u *unit) pass() scheduler.Stats {
+	u.t.Helper()
+	st, err := u.sched.RunOnce(context.Background())
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return st
+}
+
+func (u *unit) state(id string) *scheduler.State {
+	u.t.Helper()
+	sts, err := u.store.States(context.Background(), []string{id})
+	if err != nil || sts[0] == nil {
+		u.t.Fatalf("state %s: %v %v", id, sts, err)
+	}
+	return sts[0]
+}
+
+func utcAt(y int, m time.Month, d, hh, mm int) time.Time {
+	return time.Date(y, m, d, hh, mm, 0, 0, time.UTC)
+}
+
+// TestMinimumNotice: automatic mode when Apple posted long ago gives a
+// newly non-compliant Mac the minimum notice (nobody starts in a
+// countdown), and a policy change gives fresh notice again.
+func TestMinimumNotice(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeAutomatic, DelayDays: 1, TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	u.addMac("A", "15.1", "J413AP", true)
+	u.pass()
+	st := u.state("A")
+	// 15.2 was posted 2026-02-20 and due 02-21; the Mac gets 5 days from
+	// first sight (03-02 09:00), at the policy's 17:00.
+	if want := utcAt(2026, 3, 7, 17, 0); st.Phase != softwareupdate.PhasePending || st.Target != "15.2" || !st.Deadline.Equal(want) {
+		t.Fatalf("state = phase %s target %s deadline %v, want pending 15.2 %v", st.Phase, st.Target, st.Deadline, want)
+	}
+	u.clk.Set(utcAt(2026, 3, 4, 10, 0))
+	u.pass()
+	if st := u.state("A"); st.Phase != softwareupdate.PhaseNotify {
+		t.Fatalf("phase at 03-04 = %s", st.Phase)
+	}
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeAutomatic, DelayDays: 2, TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	st = u.state("A")
+	if want := utcAt(2026, 3, 9, 17, 0); !st.Deadline.Equal(want) || st.Phase != softwareupdate.PhasePending || !st.FirstNonCompliant.Equal(u.clk.Now()) {
+		t.Fatalf("after policy change: phase %s deadline %v first %v, want pending %v", st.Phase, st.Deadline, st.FirstNonCompliant, want)
+	}
+}
+
+// TestExceptionRejoinsWithFreshNotice: an exempt Mac is left alone until the
+// exemption expires, then rejoins with the minimum notice from the expiry.
+func TestExceptionRejoinsWithFreshNotice(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-05", TimeOfDay: "12:00", TimeZone: "UTC", MinimumNoticeDays: 1}); err != nil {
+		t.Fatal(err)
+	}
+	u.addMac("A", "15.1", "J413AP", true)
+	if _, err := u.mgr.SetException(ctx, "admin", scheduler.ScopeDevice, "A", softwareupdate.Exception{
+		Exempt: true, Expires: utcAt(2026, 3, 10, 0, 0), Reason: "travelling"}); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	if st := u.state("A"); st.Phase != softwareupdate.PhaseExempt || !st.NextDue.Equal(utcAt(2026, 3, 10, 0, 0)) {
+		t.Fatalf("exempt state = %s next %v", st.Phase, st.NextDue)
+	}
+	u.clk.Set(utcAt(2026, 3, 10, 0, 0))
+	u.pass()
+	if st := u.state("A"); st.Phase != softwareupdate.PhaseNotify || !st.Deadline.Equal(utcAt(2026, 3, 11, 12, 0)) {
+		t.Fatalf("after expiry: %s deadline %v, want notify 03-11 12:00", st.Phase, st.Deadline)
+	}
+	rep, err := u.mgr.Device(ctx, "A", 0)
+	if err != nil || rep.Exception == nil || rep.Exception.Exception.GrantedBy != "admin" {
+		t.Fatalf("report = %+v, %v", rep, err)
+	}
+}
+
+// TestManagerValidation: bad input gives a clear error and saves nothing,
+// not even an audit entry; good input is audited with before and after.
+func TestManagerValidation(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	good := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-04-01", TimeOfDay: "17:00", TimeZone: "Europe/Berlin"}
+	tests := []struct {
+		name   string
+		change func(p *softwareupdate.Policy)
+		want   error
+	}{
+		{"unknown version", func(p *softwareupdate.Policy) { p.MinimumVersion = "15.9" }, softwareupdate.ErrUnknownVersion},
+		{"deadline in the past", func(p *softwareupdate.Policy) { p.Date = "2026-03-01" }, softwareupdate.ErrDeadlinePast},
+		{"unknown zone", func(p *softwareupdate.Policy) { p.TimeZone = "Mars/Olympus" }, softwareupdate.ErrUnknownTimeZone},
+		{"absurd ring offset", func(p *softwareupdate.Policy) { p.RingOffsetDays = 400 }, softwareupdate.ErrOutOfRange},
+		{"negative notice", func(p *softwareupdate.Policy) { p.MinimumNoticeDays = -1 }, softwareupdate.ErrOutOfRange},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := good
+			tc.change(&p)
+			_, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, p)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := u.mgr.SetPolicy(ctx, "admin", "no-such-group", good); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("unknown group err = %v", err)
+	}
+	if _, err := u.mgr.SetPolicy(ctx, "", scheduler.DefaultGroupID, good); !errors.Is(err, scheduler.ErrInvalid) {
+		t.Errorf("no actor err = %v", err)
+	}
+	if _, err := u.mgr.Policy(ctx, scheduler.DefaultGroupID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a refused policy was saved: %v", err)
+	}
+	if a, _ := u.mgr.Audit(ctx, 0, 0); len(a) != 0 {
+		t.Fatalf("refused changes audited: %+v", a)
+	}
+	if _, err := u.mgr.SetException(ctx, "admin", scheduler.ScopeDevice, "A", softwareupdate.Exception{Exempt: true, Expires: utcAt(2026, 3, 1, 0, 0), Reason: "x"}); !errors.Is(err, softwareupdate.ErrDeadlinePast) {
+		t.Errorf("expired exception err = %v", err)
+	}
+	if _, err := u.mgr.SetPolicy(ctx, "alice", scheduler.DefaultGroupID, good); err != nil {
+		t.Fatal(err)
+	}
+	p2 := good
+	p2.Date = "2026-04-08"
+	if _, err := u.mgr.SetPolicy(ctx, "bob", scheduler.DefaultGroupID, p2); err != nil {
+		t.Fatal(err)
+	}
+	a, err := u.mgr.Audit(ctx, 0, 0)
+	if err != nil || len(a) != 2 {
+		t.Fatalf("audit = %+v, %v", a, err)
+	}
+	if a[0].Actor != "alice" || a[0].Before != nil || a[1].Actor != "bob" || string(a[1].Before) != string(a[0].After) || !a[1].At.Equal(u.clk.Now()) {
+		t.Errorf("audit entries = %+v", a)
+	}
+}
+
+// TestGroupsAndRings: a device moved to a group follows that group's
+// policy, ring offset included.
+func TestGroupsAndRings(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	base := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.mgr.CreateGroup(ctx, "admin", "late", "Late ring"); err != nil {
+		t.Fatal(err)
+	}
+	late := base
+	late.RingOffsetDays = 7
+	if _, err := u.mgr.SetPolicy(ctx, "admin", "late", late); err != nil {
+		t.Fatal(err)
+	}
+	u.addMac("A", "15.1", "J413AP", true)
+	u.addMac("B", "15.1", "J413AP", true)
+	if err := u.mgr.AssignDevices(ctx, "admin", "late", []string{"B"}); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	tests := []struct {
+		id    string
+		group string
+		want  time.Time
+	}{
+		{"A", scheduler.DefaultGroupID, utcAt(2026, 3, 20, 17, 0)},
+		{"B", "late", utcAt(2026, 3, 27, 17, 0)},
+	}
+	for _, tc := range tests {
+		st := u.state(tc.id)
+		if st.GroupID != tc.group || !st.Deadline.Equal(tc.want) {
+			t.Errorf("%s: group %s deadline %v, want %s %v", tc.id, st.GroupID, st.Deadline, tc.group, tc.want)
+		}
+	}
+}
+
+// TestIdleNothingDue: a pass when nothing is due evaluates nothing.
+func TestIdleNothingDue(t *testing.T) {
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	if _, err := u.mgr.SetPolicy(t.Context(), "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	u.addMac("A", "15.1", "J413AP", true)
+	if st := u.pass(); st.Evaluated == 0 {
+		t.Fatal("first pass evaluated nothing")
+	}
+	if st := u.pass(); st.Evaluated != 0 || st.Changed != 0 {
+		t.Fatalf("idle pass = %+v, want nothing", st)
+	}
+}
+
+// TestClearExceptionGivesFreshNotice: an exemption cleared early does not
+// throw the Mac into its (past) policy deadline.
+func TestClearExceptionGivesFreshNotice(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-08", TimeOfDay: "12:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	u.addMac("A", "15.1", "J413AP", true)
+	if _, err := u.mgr.SetException(ctx, "admin", scheduler.ScopeDevice, "A", softwareupdate.Exception{
+		Exempt: true, Expires: utcAt(2026, 4, 1, 0, 0), Reason: "on leave"}); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	u.clk.Set(utcAt(2026, 3, 10, 9, 0)) // past the policy's deadline
+	if err := u.mgr.ClearException(ctx, "admin", scheduler.ScopeDevice, "A"); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	st := u.state("A")
+	// Fresh notice from 03-10 09:00: five days, at the policy's 12:00.
+	if want := utcAt(2026, 3, 15, 12, 0); st.Phase != softwareupdate.PhasePending || !st.Deadline.Equal(want) {
+		t.Fatalf("after clearing: %s deadline %v, want pending %v", st.Phase, st.Deadline, want)
+	}
+}
+
+// TestRunTicksAndEvents: Run evaluates touched devices without waiting for
+// a tick, and stops with its context.
+func TestRunTicksAndEvents(t *testing.T) {
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	if _, err := u.mgr.SetPolicy(t.Context(), "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); u.sched.Run(ctx) }()
+	u.addMac("A", "15.1", "J413AP", true) // touches A
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sts, err := u.store.States(t.Context(), []string{"A"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sts[0] != nil && sts[0].Phase == softwareupdate.PhasePending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not evaluate the touched device")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
