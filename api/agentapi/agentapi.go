@@ -56,6 +56,14 @@ type Server struct {
 	starter Starter
 	clock   Clock
 	log     *slog.Logger
+	onZone  func(ctx context.Context, id, tz string)
+}
+
+// WithZoneObserver sets a function called when a Mac's reported time zone
+// changes (a declarative deadline is written in the Mac's local time).
+func (s *Server) WithZoneObserver(f func(ctx context.Context, id, tz string)) *Server {
+	s.onZone = f
+	return s
 }
 
 // New returns the agent API.
@@ -131,6 +139,9 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, id string) {
 				s.log.Error("agent time zone not stored", "enrollment_id", id, "err", err)
 			} else {
 				s.log.Info("mac time zone changed", "enrollment_id", id, "time_zone", tz)
+				if s.onZone != nil {
+					s.onZone(r.Context(), id, tz)
+				}
 			}
 		}
 	}

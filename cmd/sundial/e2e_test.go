@@ -176,8 +176,9 @@ func TestEnrollmentRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := sess.RequestTypes(); len(got) != 1 || got[0] != "DeviceInformation" {
-		t.Fatalf("first connect delivered %v, want [DeviceInformation]", got)
+	// Inventory first, then the agent's settings profile.
+	if got := strings.Join(sess.RequestTypes(), " "); got != "DeviceInformation InstallProfile" {
+		t.Fatalf("first connect delivered %v, want DeviceInformation and InstallProfile", got)
 	}
 	d = ts.device(t, mac.UDID)
 	if d.OSVersion != "14.6.1" || d.BuildVersion != "23G93" || d.SerialNumber != "C02SUNDIAL01" || d.Inventory.ProductName == "" || d.Inventory.SoftwareUpdateDeviceID == "" {
@@ -195,7 +196,7 @@ func TestEnrollmentRoundTrip(t *testing.T) {
 		t.Errorf("API device = %+v", got)
 	}
 	cmds, err := ts.admin.Commands(t.Context(), mac.UDID)
-	if err != nil || len(cmds) != 1 || cmds[0].Status != "Acknowledged" || !strings.Contains(cmds[0].Result, "QueryResponses") {
+	if err != nil || len(cmds) != 2 || cmds[0].Status != "Acknowledged" || !strings.Contains(cmds[0].Result, "QueryResponses") {
 		t.Errorf("command history = %+v, %v", cmds, err)
 	}
 	// Bootstrap token escrow round trip, sealed at rest.
@@ -365,8 +366,8 @@ func TestBadBodiesChangeNothing(t *testing.T) {
 		t.Errorf("device changed:\nbefore %+v\nafter  %+v", before.Redacted(), after.Redacted())
 	}
 	// The server keeps serving.
-	if sess, err := mac.Connect(t.Context()); err != nil || len(sess.Commands) != 1 {
-		t.Errorf("connect after bad input = %+v, %v", sess, err)
+	if sess, err := mac.Connect(t.Context()); err != nil || len(sess.Commands) != 2 {
+		t.Errorf("connect after bad input = %s, %v", statuses(sess), err)
 	}
 	// Wrong method.
 	resp, err := ts.hc.Get(ts.url + "/mdm/connect")
@@ -488,7 +489,7 @@ func TestAdminAPIAuth(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
 		t.Errorf("enqueue to unknown device: %v", err)
 	}
-	if recs, _ := ts.app.store.Commands(t.Context(), mac.UDID); len(recs) != 1 {
+	if recs, _ := ts.app.store.Commands(t.Context(), mac.UDID); len(recs) != 2 { // inventory and agent settings
 		t.Errorf("bad enqueues stored something: %d commands", len(recs))
 	}
 }
@@ -496,25 +497,32 @@ func TestAdminAPIAuth(t *testing.T) {
 func TestInventoryRefreshedDaily(t *testing.T) {
 	ts := startTestServer(t, t.TempDir())
 	mac := ts.enroll(t)
-	if sess, err := mac.Connect(t.Context()); err != nil || len(sess.Commands) != 1 {
-		t.Fatalf("first connect = %+v, %v", sess, err)
+	if sess, err := mac.Connect(t.Context()); err != nil || len(sess.Commands) != 2 {
+		t.Fatalf("first connect = %s, %v", statuses(sess), err)
 	}
 	// Not due yet: nothing is queued.
 	if n, err := ts.app.svc.RefreshInventory(t.Context()); err != nil || n != 0 {
 		t.Fatalf("refresh right after enrollment queued %d, %v", n, err)
 	}
-	// A day later the device is due again.
+	// A day later the device is due again. (The server's own loop refreshes
+	// too, so the interval goes back to a day right after.)
 	ts.app.svc.SetInventoryInterval(0)
 	n, err := ts.app.svc.RefreshInventory(t.Context())
+	ts.app.svc.SetInventoryInterval(24 * time.Hour)
 	if err != nil || n != 1 {
 		t.Fatalf("refresh queued %d, %v; want 1", n, err)
 	}
 	sess, err := mac.Connect(t.Context())
-	if err != nil || len(sess.Commands) != 1 || sess.Commands[0].RequestType != "DeviceInformation" {
-		t.Fatalf("connect after refresh = %+v, %v", sess, err)
+	if err != nil || len(sess.Commands) == 0 {
+		t.Fatalf("connect after refresh = %s, %v", statuses(sess), err)
 	}
-	if n, _ := ts.app.svc.RefreshInventory(t.Context()); n != 1 {
-		t.Errorf("second refresh with zero interval queued %d", n)
+	for _, c := range sess.Commands {
+		if c.RequestType != "DeviceInformation" {
+			t.Errorf("connect after refresh = %s", statuses(sess))
+		}
+	}
+	if n, _ := ts.app.svc.RefreshInventory(t.Context()); n != 0 {
+		t.Errorf("refresh right after a refresh queued %d", n)
 	}
 }
 

@@ -26,13 +26,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sundial-mdm/sundial/api"
+	"github.com/sundial-mdm/sundial/api/agentapi"
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/httpmdm"
+	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/mdm/push"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/softwareupdate/declarative"
+	"github.com/sundial-mdm/sundial/softwareupdate/legacy"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/mdm/service"
 	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
@@ -63,6 +70,10 @@ type app struct {
 	pushMgr   *pushManager
 	pusher    *push.Service
 	registry  *prometheus.Registry
+	catalog   *catalog.Catalog
+	sched     *scheduler.Scheduler
+	manager   *scheduler.Manager
+	ddm       *ddm.Service
 }
 
 // newApp opens the data directory and wires every part.
@@ -99,7 +110,30 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 
-	a.svc = service.New(store, clk, sealer, service.WithLogger(log), service.WithNotifier(pushNotifier{a.pushMgr, a.pusher}))
+	notifier := pushNotifier{a.pushMgr, a.pusher}
+	enqueue := enqueueFunc(func(ctx context.Context, ids []string, cmd *mdm.Command) error { return a.svc.Enqueue(ctx, ids, cmd) })
+
+	// The Managed OS engine: catalog, scheduler, both enforcement paths.
+	a.catalog = catalog.Default()
+	z := zones{agents: store, policies: store, log: log}
+	observer := &declarative.Observer{Enq: enqueue, Log: log} // Sched is set below
+	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer))
+	a.sched = scheduler.New(store, store, a.catalog, clk,
+		scheduler.WithLogger(log), scheduler.WithNotifier(notifier),
+		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
+		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
+	observer.Sched = a.sched
+	a.manager = scheduler.NewManager(store, a.catalog, clk, a.sched)
+
+	caPEM := ""
+	if cfg.TLSCert == "" && !cfg.NoTLS {
+		caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: authority.CA().Raw}))
+	}
+	provisioner := agentapi.NewProvisioner(store, enqueue, clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
+
+	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),
+		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner)}
+	a.svc = service.New(store, clk, sealer, append(opts, a.sched.ServiceOptions()...)...)
 	devices := httpmdm.New(a.svc, authority, clk, httpmdm.WithLogger(log), httpmdm.WithCertHeader(cfg.CertHeader))
 
 	var challenges interface {
@@ -143,6 +177,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
 	r.HandleFunc("/healthz", a.healthz)
+	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
+		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).Register(r)
 	a.handler = r
@@ -364,6 +400,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.svc.Run(bg, a.cfg.FlushInterval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.runScheduler(bg)
 	}()
 	wg.Add(1)
 	go func() {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/sundial-mdm/sundial/agent"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// zones implements declarative.Zones over the stores.
+type zones struct {
+	agents   storage.AgentStore
+	policies scheduler.PolicyStore
+	log      *slog.Logger
+}
+
+func (z zones) DeviceZone(ctx context.Context, id string) string {
+	st, err := z.agents.AgentState(ctx, id)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			z.log.Error("agent state lookup failed", "enrollment_id", id, "err", err)
+		}
+		return ""
+	}
+	return st.TimeZone
+}
+
+func (z zones) PolicyZone(ctx context.Context, group string) (string, string) {
+	recs, err := z.policies.Policies(ctx)
+	if err != nil {
+		z.log.Error("policy lookup failed", "group", group, "err", err)
+		return "", ""
+	}
+	for _, r := range recs {
+		if r.GroupID == group {
+			return r.Policy.TimeZone, r.Policy.DetailsURL
+		}
+	}
+	return "", ""
+}
+
+// planner answers the agent's plan from the scheduler's state.
+type planner struct {
+	mgr   *scheduler.Manager
+	zones zones
+}
+
+func (p planner) Plan(ctx context.Context, id string) (agent.Plan, error) {
+	rep, err := p.mgr.Device(ctx, id, 1)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return agent.Plan{}, nil
+		}
+		return agent.Plan{}, err
+	}
+	st := rep.State
+	if st == nil {
+		return agent.Plan{}, nil
+	}
+	plan := agent.Plan{Phase: string(st.Phase), Path: string(st.Path)}
+	switch st.Phase {
+	case softwareupdate.PhaseUnmanaged, softwareupdate.PhaseUnknown, softwareupdate.PhaseUnsupported, softwareupdate.PhaseExempt, "":
+		return plan, nil
+	case softwareupdate.PhaseCompliant:
+		plan.Managed, plan.Compliant = true, true
+		return plan, nil
+	}
+	plan.Managed = true
+	plan.TargetVersion, plan.TargetBuild, plan.Deadline = st.Target, st.TargetBuild, st.Deadline
+	if plan.Path != agent.PathDeclarative {
+		plan.Path = agent.PathLegacy
+	}
+	_, plan.DetailsURL = p.zones.PolicyZone(ctx, st.GroupID)
+	return plan, nil
+}
+
+// starter asks the scheduler to install now (agent Start Now).
+type starter struct{ sched *scheduler.Scheduler }
+
+func (s starter) StartNow(ctx context.Context, id string) error {
+	_, err := s.sched.StartNow(ctx, id)
+	return err
+}
+
+// replicaID names this process for the scheduler lease.
+func replicaID() string {
+	h, _ := os.Hostname()
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
+
+// runScheduler runs the scheduler while this replica holds the lease.
+func (a *app) runScheduler(ctx context.Context) {
+	leader := storage.NewLeader(a.store, "scheduler", replicaID(), 30*time.Second, a.clock, a.log)
+	leader.Run(ctx, func(ctx context.Context) {
+		a.log.Info("scheduler leader: running the deadline scheduler")
+		a.sched.Run(ctx)
+	})
+}
+
+// enqueueFunc adapts a function to the Enqueue interfaces.
+type enqueueFunc func(ctx context.Context, ids []string, cmd *mdm.Command) error
+
+func (f enqueueFunc) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) error {
+	return f(ctx, ids, cmd)
+}

@@ -1,0 +1,158 @@
+// Package declarative is the declarative enforcement path: it turns the
+// scheduler's phases into a softwareupdate.enforcement.specific declaration
+// (through mdm/ddm) and feeds the device's status reports back to the
+// scheduler.
+//
+// Time zone: TargetLocalDateTime is the personal deadline plus the 30-minute
+// countdown written in the Mac's wall-clock time. The zone is the one the
+// agent reported for the Mac; without it, the policy's zone (and UTC for a
+// "device-local" policy with no reported zone, which a Mac then reads as its
+// own local time).
+package declarative
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/ddm"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+)
+
+// DDM sets and removes a device's enforcement declaration.
+type DDM interface {
+	SetEnforcement(ctx context.Context, id string, e ddm.Enforcement) (bool, error)
+	RemoveEnforcement(ctx context.Context, id string) (bool, error)
+}
+
+// Zones tells the Mac's time zone (reported by the agent) and its policy's.
+type Zones interface {
+	DeviceZone(ctx context.Context, id string) string
+	PolicyZone(ctx context.Context, group string) (zone, detailsURL string)
+}
+
+// Countdown is how long after the deadline the OS forces the install.
+const Countdown = 30 * time.Minute
+
+// Step names recorded in the scheduler's state.
+const (
+	StepDeclared = "declaration"
+	StepRemoved  = "declaration-removed"
+)
+
+// Enforcer implements scheduler.Enforcer for the declarative path.
+type Enforcer struct {
+	ddm   DDM
+	zones Zones
+	log   *slog.Logger
+}
+
+// New returns the declarative enforcer.
+func New(d DDM, zones Zones, log *slog.Logger) *Enforcer {
+	if d == nil || zones == nil {
+		panic("declarative.New: nil dependency")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Enforcer{ddm: d, zones: zones, log: log}
+}
+
+var _ scheduler.Enforcer = (*Enforcer)(nil)
+
+// Step implements scheduler.Enforcer. From notify on, the device carries the
+// enforcement declaration (re-issued whenever the target, the deadline or
+// the zone changes: the DDM layer writes it only when its content changes);
+// a compliant device has it removed.
+func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.Input) (scheduler.Action, error) {
+	var act scheduler.Action
+	switch in.Decision.Phase {
+	case softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce:
+		zone, details := e.zones.PolicyZone(ctx, st.GroupID)
+		loc := ddm.DeviceZone(e.zones.DeviceZone(ctx, st.DeviceID), loadZone(zone))
+		enf := ddm.Enforcement{
+			TargetOSVersion: st.Target,
+			Deadline:        in.Decision.Deadline,
+			Location:        loc,
+			DetailsURL:      details,
+		}
+		changed, err := e.ddm.SetEnforcement(ctx, st.DeviceID, enf)
+		if err != nil {
+			return act, err
+		}
+		if changed || st.Step != StepDeclared {
+			st.Step, st.StepAt, st.Awaiting = StepDeclared, in.Now, ""
+			act.Events = append(act.Events, scheduler.Transition{
+				At: in.Now, Kind: scheduler.EventStep, Step: StepDeclared, Target: st.Target, Deadline: in.Decision.Deadline,
+				Reason: "enforcement declaration: install " + st.Target + " by " +
+					in.Decision.Deadline.Add(Countdown).In(loc).Format("2006-01-02T15:04:05") + " " + loc.String() + " (Mac local time)",
+			})
+		}
+	case softwareupdate.PhaseCompliant, softwareupdate.PhaseUnmanaged, softwareupdate.PhaseExempt:
+		removed, err := e.ddm.RemoveEnforcement(ctx, st.DeviceID)
+		if err != nil {
+			return act, err
+		}
+		if removed {
+			st.Step, st.StepAt = StepRemoved, in.Now
+			act.Events = append(act.Events, scheduler.Transition{At: in.Now, Kind: scheduler.EventStep, Step: StepRemoved,
+				Reason: "enforcement declaration removed: " + string(in.Decision.Phase)})
+		}
+	}
+	return act, nil
+}
+
+// HandleResult implements scheduler.Enforcer: the DeclarativeManagement
+// command's acknowledgement carries nothing to fold in; status reports
+// arrive through Observer.
+func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res scheduler.Result, now time.Time) ([]scheduler.Transition, error) {
+	return nil, nil
+}
+
+func loadZone(name string) *time.Location {
+	if name == "" || name == softwareupdate.DeviceLocal {
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	return loc
+}
+
+// Toucher re-evaluates devices.
+type Toucher interface{ Touch(ids ...string) }
+
+// Enqueuer queues MDM commands.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) error
+}
+
+// Observer passes the device's status reports to the scheduler: a reported
+// OS version change or a failed enforcement asks the Mac for fresh
+// inventory (compliance is confirmed from DeviceInformation) and
+// re-evaluates it.
+type Observer struct {
+	Sched Toucher
+	Enq   Enqueuer
+	Log   *slog.Logger
+}
+
+// StatusChanged implements ddm.Observer.
+func (o Observer) StatusChanged(ctx context.Context, id string, u ddm.StatusUpdate) {
+	if u.Compliant || u.InstallFailed || u.State == ddm.StateFailed {
+		cmd, err := mdm.NewCommand("DeviceInformation", map[string]any{"Queries": mdm.InventoryQueries})
+		if err == nil {
+			err = o.Enq.Enqueue(ctx, []string{id}, cmd)
+		}
+		if err != nil && o.Log != nil {
+			o.Log.Error("inventory refresh after status report failed", "enrollment_id", id, "err", err)
+		}
+		if (u.InstallFailed || u.State == ddm.StateFailed) && o.Log != nil {
+			o.Log.Warn("declarative enforcement failing", "enrollment_id", id, "state", u.State, "reasons", u.Reasons)
+		}
+	}
+	o.Sched.Touch(id)
+}
