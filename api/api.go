@@ -6,6 +6,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -78,7 +79,23 @@ type Server struct {
 	pushCerts PushCerts
 	pusher    Pusher
 	backup    BackupWriter
+	mos       ManagedOS
+	cat       Catalog
 }
+
+type ctxKey int
+
+const actorKey ctxKey = 1
+
+// actor names who made the request (the API key), for the audit log.
+func actor(r *http.Request) string {
+	if a, ok := r.Context().Value(actorKey).(string); ok {
+		return a
+	}
+	return "unknown"
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // New returns the admin API.
 func New(store Store, enq Enqueuer, log *slog.Logger) *Server {
@@ -103,6 +120,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/devices/{id}/commands", s.handle(s.listCommands)).Methods(http.MethodGet)
 	v1.Handle("/devices/{id}/commands", s.handle(s.enqueueCommand)).Methods(http.MethodPost)
 	s.registerPush(v1)
+	s.registerManagedOS(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}
@@ -130,7 +148,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, &Error{Code: CodeUnauthorized, Message: "invalid or revoked API key"})
 			return
 		}
-		next.ServeHTTP(w, r)
+		name := k.Name
+		if name == "" {
+			name = "api key " + k.ID
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
 	})
 }
 

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
 // Client talks to the admin API.
@@ -107,4 +110,64 @@ func errorFrom(status int, data []byte) error {
 func decodeError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return errorFrom(resp.StatusCode, data)
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	return c.do(ctx, method, path, body, ct, out)
+}
+
+// Groups lists groups.
+func (c *Client) Groups(ctx context.Context) ([]scheduler.Group, error) {
+	var out struct{ Groups []scheduler.Group }
+	return out.Groups, c.doJSON(ctx, http.MethodGet, "/api/v1/groups", nil, &out)
+}
+
+// CreateGroup creates (or renames) a group.
+func (c *Client) CreateGroup(ctx context.Context, id, name string) (*scheduler.Group, error) {
+	var out scheduler.Group
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/groups", map[string]string{"id": id, "name": name}, &out)
+}
+
+// AssignDevices moves devices into a group.
+func (c *Client) AssignDevices(ctx context.Context, group string, ids []string) error {
+	return c.doJSON(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/devices", map[string]any{"device_ids": ids}, nil)
+}
+
+// Policy shows a group's policy.
+func (c *Client) Policy(ctx context.Context, group string) (*scheduler.PolicyRecord, error) {
+	var out scheduler.PolicyRecord
+	return &out, c.doJSON(ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(group)+"/policy", nil, &out)
+}
+
+// SetPolicy sets a group's policy.
+func (c *Client) SetPolicy(ctx context.Context, group string, p softwareupdate.Policy) (*scheduler.PolicyRecord, error) {
+	var out scheduler.PolicyRecord
+	return &out, c.doJSON(ctx, http.MethodPut, "/api/v1/groups/"+url.PathEscape(group)+"/policy", p, &out)
+}
+
+// DeviceUpdate shows a device's phase, deadline and history.
+func (c *Client) DeviceUpdate(ctx context.Context, id string, history int) (*scheduler.DeviceReport, error) {
+	var out scheduler.DeviceReport
+	return &out, c.doJSON(ctx, http.MethodGet, fmt.Sprintf("/api/v1/devices/%s/update?history=%d", url.PathEscape(id), history), nil, &out)
+}
+
+// SetException grants an exception to a device or group.
+func (c *Client) SetException(ctx context.Context, scope scheduler.ExceptionScope, id string, ex softwareupdate.Exception) (*scheduler.ExceptionRecord, error) {
+	var out scheduler.ExceptionRecord
+	return &out, c.doJSON(ctx, http.MethodPut, "/api/v1/exceptions/"+string(scope)+"/"+url.PathEscape(id), ex, &out)
+}
+
+// Audit lists audit entries after a sequence number.
+func (c *Client) Audit(ctx context.Context, after uint64, limit int) ([]scheduler.AuditEntry, error) {
+	var out struct{ Entries []scheduler.AuditEntry }
+	return out.Entries, c.doJSON(ctx, http.MethodGet, fmt.Sprintf("/api/v1/audit?after=%d&limit=%d", after, limit), nil, &out)
 }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+)
+
+func newGroupsCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	groups := &cobra.Command{Use: "groups", Short: "Device groups (each has one update policy)"}
+	list := &cobra.Command{
+		Use: "list", Short: "List groups", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			gs, err := c.Groups(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"groups": gs})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME")
+			for _, g := range gs {
+				fmt.Fprintf(tw, "%s\t%s\n", g.ID, g.Name)
+			}
+			return tw.Flush()
+		},
+	}
+	var name string
+	create := &cobra.Command{
+		Use: "create ID", Short: "Create a group", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			g, err := c.CreateGroup(cmd.Context(), args[0], name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "group %s created\n", g.ID)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "display name")
+	assign := &cobra.Command{
+		Use: "assign GROUP DEVICE-ID...", Short: "Move devices into a group", Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			if err := c.AssignDevices(cmd.Context(), args[0], args[1:]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d devices assigned to %s\n", len(args)-1, args[0])
+			return nil
+		},
+	}
+	groups.AddCommand(list, create, assign)
+	return groups
+}
+
+func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	policy := &cobra.Command{Use: "policy", Short: "Show or set a group's macOS update policy"}
+	show := &cobra.Command{
+		Use: "show GROUP", Short: "Show a group's policy", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			rec, err := c.Policy(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), rec)
+			}
+			p := rec.Policy
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "group:     %s (revision %d, set by %s at %s)\nmode:      %s\n", rec.GroupID, rec.Revision, rec.UpdatedBy, rec.UpdatedAt.Local().Format(time.DateTime), p.Mode)
+			switch p.Mode {
+			case softwareupdate.ModeAutomatic:
+				fmt.Fprintf(w, "enforce:   new releases %d days after Apple posts them, at %s %s\n", p.DelayDays, p.TimeOfDay, p.TimeZone)
+			case softwareupdate.ModeManual:
+				fmt.Fprintf(w, "enforce:   macOS %s by %s %s %s\n", p.MinimumVersion, p.Date, p.TimeOfDay, p.TimeZone)
+			}
+			fmt.Fprintf(w, "majors:    %v\nnotice:    %d days\nring:      +%d days\n", p.AllowMajorUpgrades, p.NoticeDays(), p.RingOffsetDays)
+			return nil
+		},
+	}
+	var p softwareupdate.Policy
+	var mode, delay string
+	set := &cobra.Command{
+		Use:   "set GROUP",
+		Short: "Set a group's policy (validated; recorded in the audit log)",
+		Example: `  sundial policy set default --mode manual --version 15.4 --date 2026-12-15 --time 17:00 --tz Europe/Berlin
+  sundial policy set pilots --mode automatic --delay 1w --time 09:00 --tz America/New_York
+  sundial policy set lab --mode unmanaged`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			p.Mode = softwareupdate.Mode(mode)
+			if delay != "" {
+				n, err := softwareupdate.ParseDelay(delay)
+				if err != nil {
+					return usageError{fmt.Errorf("--delay: %w", err)}
+				}
+				p.DelayDays = n
+			}
+			rec, err := c.SetPolicy(cmd.Context(), args[0], p)
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), rec)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "policy of %s set (revision %d)\n", rec.GroupID, rec.Revision)
+			return nil
+		},
+	}
+	f := set.Flags()
+	f.StringVar(&mode, "mode", "", "unmanaged, automatic or manual")
+	f.StringVar(&delay, "delay", "", "automatic: days after Apple's release (1d 2d 1w 2w 3w 1mo 2mo 3mo or a number of days)")
+	f.StringVar(&p.MinimumVersion, "version", "", "manual: minimum macOS version")
+	f.StringVar(&p.Date, "date", "", "manual: deadline date YYYY-MM-DD")
+	f.StringVar(&p.TimeOfDay, "time", "", "deadline time of day HH:MM")
+	f.StringVar(&p.TimeZone, "tz", "", "IANA time zone, or device-local")
+	f.BoolVar(&p.AllowMajorUpgrades, "allow-major", false, "allow upgrades to a new major version")
+	f.IntVar(&p.MinimumNoticeDays, "notice", 0, "minimum notice in days (default 5)")
+	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")
+	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
+	policy.AddCommand(show, set)
+	return policy
+}
+
+func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	var history int
+	cmd := &cobra.Command{
+		Use: "show DEVICE-ID", Short: "Show a device's update phase, deadline and history", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			rep, err := c.DeviceUpdate(cmd.Context(), args[0], history)
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "device:    %s\ngroup:     %s\n", rep.DeviceID, rep.GroupID)
+			if st := rep.State; st != nil {
+				fmt.Fprintf(w, "phase:     %s (%s)\n", st.Phase, st.Reason)
+				if st.Target != "" {
+					fmt.Fprintf(w, "target:    macOS %s\n", st.Target)
+				}
+				if !st.Deadline.IsZero() {
+					fmt.Fprintf(w, "deadline:  %s\n", st.Deadline.Local().Format(time.DateTime+" MST"))
+				}
+				if st.Path != "" {
+					fmt.Fprintf(w, "path:      %s\n", st.Path)
+				}
+				if st.Failure != "" {
+					fmt.Fprintf(w, "failure:   %s\n", st.Failure)
+				}
+			} else {
+				fmt.Fprintln(w, "phase:     not evaluated yet")
+			}
+			if len(rep.History) > 0 {
+				fmt.Fprintln(w, "history:")
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				for _, h := range rep.History {
+					what := string(h.Kind)
+					if h.To != "" {
+						what += " " + string(h.From) + "→" + string(h.To)
+					}
+					if h.Step != "" {
+						what += " " + h.Step
+					}
+					fmt.Fprintf(tw, "  %s\t%s\t%s\n", h.At.Local().Format(time.DateTime), what, h.Reason)
+				}
+				tw.Flush()
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&history, "history", 20, "history entries to show")
+	return cmd
+}
+
+func newAuditCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	var after uint64
+	var limit int
+	cmd := &cobra.Command{
+		Use: "audit", Short: "Show the audit log of admin changes", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			if limit < 1 || limit > 1000 {
+				return usageError{errors.New("--limit 1..1000")}
+			}
+			entries, err := c.Audit(cmd.Context(), after, limit)
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"entries": entries})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tWHEN\tWHO\tACTION\tSUBJECT\tAFTER")
+			for _, e := range entries {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Local().Format(time.DateTime), e.Actor, e.Action, e.Subject, strings.TrimSpace(string(e.After)))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().Uint64Var(&after, "after", 0, "entries after this sequence number")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many entries")
+	return cmd
+}

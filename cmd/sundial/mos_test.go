@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+)
+
+func TestManagedOSThroughCLI(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(args, "--data-dir", ts.dir), func(k string) string { return env[k] }, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	// A target newer than the Mac's version that its hardware supports.
+	board := ts.device(t, mac.UDID).Inventory.SoftwareUpdateDeviceID
+	rel, ok := catalog.Default().LatestInMajor(board, 15)
+	if !ok || !catalog.MustParseVersion(mac.OSVersion()).Less(rel.Version) {
+		t.Skipf("no newer macOS 15 release for %s in the catalog", board)
+	}
+	if code, out, errs := cli("groups", "create", "pilots", "--name", "Pilot Macs"); code != 0 {
+		t.Fatalf("groups create = %d %q %q", code, out, errs)
+	}
+	if code, out, errs := cli("groups", "assign", "pilots", mac.UDID); code != 0 {
+		t.Fatalf("groups assign = %d %q %q", code, out, errs)
+	}
+	deadline := time.Now().UTC().AddDate(0, 0, 20).Format("2006-01-02")
+	past := time.Now().UTC().AddDate(0, 0, -2).Format("2006-01-02")
+	bad := [][]string{
+		{"--mode", "manual", "--version", rel.Version.String(), "--date", past, "--time", "17:00", "--tz", "UTC"},
+		{"--mode", "manual", "--version", rel.Version.String(), "--date", deadline, "--time", "17:00", "--tz", "Mars/Olympus"},
+		{"--mode", "manual", "--version", "15.99.1", "--date", deadline, "--time", "17:00", "--tz", "UTC"},
+		{"--mode", "automatic", "--delay", "0d", "--time", "09:00", "--tz", "UTC"},
+		{"--mode", "sometimes"},
+	}
+	for _, args := range bad {
+		code, _, errs := cli(append([]string{"policy", "set", "pilots"}, args...)...)
+		if code != exitUsage || errs == "" {
+			t.Errorf("policy set %v = exit %d, stderr %q; want %d with a message", args, code, errs, exitUsage)
+		}
+	}
+	if code, _, _ := cli("policy", "show", "pilots"); code != exitNotFound {
+		t.Errorf("an invalid policy was saved (policy show exit %d)", code)
+	}
+	if code, out, _ := cli("audit", "-o", "json"); code != 0 || strings.Contains(out, "policy") {
+		t.Errorf("audit after refused policies = %d %q", code, out)
+	}
+	good := []string{"policy", "set", "pilots", "--mode", "manual", "--version", rel.Version.String(), "--date", deadline, "--time", "17:00", "--tz", "Europe/Berlin"}
+	if code, out, errs := cli(good...); code != 0 {
+		t.Fatalf("policy set = %d %q %q", code, out, errs)
+	}
+	if code, out, _ := cli("policy", "show", "pilots"); code != 0 || !strings.Contains(out, rel.Version.String()) || !strings.Contains(out, "Europe/Berlin") {
+		t.Errorf("policy show = %d %q", code, out)
+	}
+	if code, out, _ := cli("audit"); code != 0 || !strings.Contains(out, "pilots") {
+		t.Errorf("audit = %d %q", code, out)
+	}
+	// The scheduler places the Mac: pending, with a deadline in Berlin.
+	if _, err := ts.app.sched.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ts.admin.DeviceUpdate(t.Context(), mac.UDID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.GroupID != "pilots" || rep.State == nil || rep.State.Phase != softwareupdate.PhasePending || rep.State.Target != rel.Version.String() {
+		t.Fatalf("device update = %+v", rep.State)
+	}
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	if got := rep.State.Deadline.In(berlin).Format("2006-01-02 15:04"); got != deadline+" 17:00" {
+		t.Errorf("deadline = %s, want %s 17:00 Berlin", got, deadline)
+	}
+	if code, out, _ := cli("devices", "show", mac.UDID); code != 0 || !strings.Contains(out, "pending") || !strings.Contains(out, rel.Version.String()) {
+		t.Errorf("devices show = %d %q", code, out)
+	}
+}
