@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -81,6 +82,8 @@ type Server struct {
 	backup    BackupWriter
 	mos       ManagedOS
 	cat       Catalog
+	keys      KeyStore
+	now       func() time.Time
 }
 
 type ctxKey int
@@ -121,6 +124,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/devices/{id}/commands", s.handle(s.enqueueCommand)).Methods(http.MethodPost)
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
+	s.registerKeys(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}

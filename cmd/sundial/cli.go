@@ -59,7 +59,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),
-		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf)} {
+		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf), newAPIKeysCmd(getenv, cf)} {
 		cf.register(c)
 		root.AddCommand(c)
 	}

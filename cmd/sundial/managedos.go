@@ -101,8 +101,36 @@ func (a *app) runScheduler(ctx context.Context) {
 	leader := storage.NewLeader(a.store, "scheduler", replicaID(), 30*time.Second, a.clock, a.log)
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.ensureDeclarations(ctx)
+		}()
 		a.sched.Run(ctx)
+		<-done
 	})
+}
+
+// ensureDeclarations re-sends DeclarativeManagement to Macs that have not
+// confirmed their enforcement declaration within 6 hours of their deadline
+// (at most once an hour each), until ctx ends.
+func (a *app) ensureDeclarations(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := a.ddm.EnsureDelivery(ctx, 6*time.Hour, time.Hour); err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("declaration delivery check failed", "err", err)
+			}
+		} else if n > 0 {
+			a.log.Info("re-sent declarations to Macs that have not confirmed them", "devices", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // enqueueFunc adapts a function to the Enqueue interfaces.

@@ -237,3 +237,67 @@ func newAuditCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many entries")
 	return cmd
 }
+
+func newAPIKeysCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	keys := &cobra.Command{Use: "apikeys", Short: "Create, list and revoke admin API keys"}
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create an API key (its secret is printed once)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			k, err := c.CreateAPIKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), k)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "id:     %s\nname:   %s\nsecret: %s\n(store the secret now: Sundial keeps only its hash)\n", k.ID, k.Name, k.Secret)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List API keys", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			ks, err := c.APIKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"api_keys": ks})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
+			for _, k := range ks {
+				rev := "-"
+				if !k.RevokedAt.IsZero() {
+					rev = k.RevokedAt.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.Local().Format(time.DateTime), rev)
+			}
+			return tw.Flush()
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke an API key", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeAPIKey(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
+			return nil
+		},
+	}
+	keys.AddCommand(create, list, revoke)
+	return keys
+}

@@ -84,3 +84,36 @@ func TestManagedOSThroughCLI(t *testing.T) {
 		t.Errorf("devices show = %d %q", code, out)
 	}
 }
+
+func TestAPIKeysCreateAndRevoke(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
+	cli := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(args, "--data-dir", ts.dir), func(k string) string { return env[k] }, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	k, err := ts.admin.CreateAPIKey(t.Context(), "ci")
+	if err != nil || !strings.HasPrefix(k.Secret, "sdl_") {
+		t.Fatalf("create = %+v, %v", k, err)
+	}
+	env["SUNDIAL_API_KEY"] = k.Secret
+	if code, out := cli("devices", "list"); code != 0 {
+		t.Fatalf("new key refused: %d %s", code, out)
+	}
+	env["SUNDIAL_API_KEY"] = ts.admin.APIKey
+	if code, out := cli("apikeys", "revoke", k.ID); code != 0 {
+		t.Fatalf("revoke = %d %s", code, out)
+	}
+	env["SUNDIAL_API_KEY"] = k.Secret
+	if code, _ := cli("devices", "list"); code != exitAuth {
+		t.Errorf("revoked key exit = %d, want %d", code, exitAuth)
+	}
+	env["SUNDIAL_API_KEY"] = ts.admin.APIKey
+	if code, out := cli("apikeys", "list"); code != 0 || !strings.Contains(out, "ci") || strings.Contains(out, k.Secret) {
+		t.Errorf("list = %d %s", code, out)
+	}
+	if code, _ := cli("apikeys", "create", ""); code != exitUsage {
+		t.Errorf("empty name exit = %d", code)
+	}
+}

@@ -1,0 +1,107 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// KeyStore manages API keys.
+type KeyStore interface {
+	PutAPIKey(ctx context.Context, k storage.APIKey) error
+	APIKeys(ctx context.Context) ([]storage.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string, now time.Time) error
+}
+
+// WithAPIKeys enables API key management (create, list, revoke).
+func (s *Server) WithAPIKeys(ks KeyStore, now func() time.Time) *Server {
+	s.keys, s.now = ks, now
+	return s
+}
+
+// NewAPIKey is a created key: the secret is shown once and never stored.
+type NewAPIKey struct {
+	storage.APIKey
+	Secret string `json:"secret"`
+}
+
+func (s *Server) registerKeys(v1 *mux.Router) {
+	if s.keys == nil {
+		return
+	}
+	v1.Handle("/apikeys", s.handle(s.listKeys)).Methods(http.MethodGet)
+	v1.Handle("/apikeys", s.handle(s.createKey)).Methods(http.MethodPost)
+	v1.Handle("/apikeys/{id}", s.handle(s.revokeKey)).Methods(http.MethodDelete)
+}
+
+func (s *Server) listKeys(r *http.Request) (any, int, error) {
+	keys, err := s.keys.APIKeys(r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
+	if keys == nil {
+		keys = []storage.APIKey{}
+	}
+	return map[string]any{"api_keys": keys}, http.StatusOK, nil
+}
+
+func (s *Server) createKey(r *http.Request) (any, int, error) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return nil, 0, err
+	}
+	if req.Name == "" || len(req.Name) > 100 {
+		return nil, 0, &Error{Code: CodeInvalid, Message: "name: 1 to 100 characters"}
+	}
+	b := make([]byte, 32)
+	id := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return nil, 0, err
+	}
+	if _, err := rand.Read(id); err != nil {
+		return nil, 0, err
+	}
+	secret := "sdl_" + hex.EncodeToString(b)
+	k := storage.APIKey{ID: hex.EncodeToString(id), Name: req.Name, Hash: HashKey(secret), CreatedAt: s.now()}
+	if err := s.keys.PutAPIKey(r.Context(), k); err != nil {
+		return nil, 0, err
+	}
+	s.log.Info("api key created", "key_id", k.ID, "name", k.Name, "actor", actor(r))
+	return NewAPIKey{APIKey: k, Secret: secret}, http.StatusCreated, nil
+}
+
+func (s *Server) revokeKey(r *http.Request) (any, int, error) {
+	id := mux.Vars(r)["id"]
+	if err := s.keys.RevokeAPIKey(r.Context(), id, s.now()); err != nil {
+		return nil, 0, err
+	}
+	s.log.Info("api key revoked", "key_id", id, "actor", actor(r))
+	return map[string]string{"revoked": id}, http.StatusOK, nil
+}
+
+// CreateAPIKey creates a key; the secret is in the answer only.
+func (c *Client) CreateAPIKey(ctx context.Context, name string) (*NewAPIKey, error) {
+	var out NewAPIKey
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/apikeys", map[string]string{"name": name}, &out)
+}
+
+// APIKeys lists keys (never their secrets).
+func (c *Client) APIKeys(ctx context.Context) ([]storage.APIKey, error) {
+	var out struct {
+		APIKeys []storage.APIKey `json:"api_keys"`
+	}
+	return out.APIKeys, c.doJSON(ctx, http.MethodGet, "/api/v1/apikeys", nil, &out)
+}
+
+// RevokeAPIKey revokes a key by ID.
+func (c *Client) RevokeAPIKey(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/api/v1/apikeys/"+id, nil, nil)
+}
