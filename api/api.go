@@ -84,6 +84,7 @@ type Server struct {
 	cat       Catalog
 	keys      KeyStore
 	now       func() time.Time
+	catSync   CatalogSyncer
 }
 
 type ctxKey int
@@ -125,6 +126,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
 	s.registerKeys(v1)
+	s.registerCatalogSync(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}

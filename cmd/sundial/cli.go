@@ -59,7 +59,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),
-		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf), newAPIKeysCmd(getenv, cf)} {
+		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf), newAPIKeysCmd(getenv, cf), newCatalogCmd(getenv, cf)} {
 		cf.register(c)
 		root.AddCommand(c)
 	}
@@ -182,7 +182,13 @@ type clientFlags struct {
 
 func (f *clientFlags) register(c *cobra.Command) {
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.url, "url", "", "Sundial base URL (env SUNDIAL_URL; default https://localhost:8443)")
+	// "catalog sync --url" names a feed, so there the server is --server.
+	urlFlag := "url"
+	if c.Name() == "catalog" {
+		urlFlag = "server"
+	}
+	pf.StringVar(&f.url, urlFlag, "", "Sundial base URL (env SUNDIAL_URL; default https://localhost:8443)")
+	pf.SetAnnotation(urlFlag, noEnv, []string{"SUNDIAL_URL is read explicitly"})
 	pf.StringVar(&f.apiKey, "api-key", "", "admin API key (env SUNDIAL_API_KEY; default: the data dir's admin-api-key file)")
 	pf.StringVar(&f.caFile, "ca-file", "", "CA certificate to trust for the server (default: the data dir's ca.pem when present)")
 	pf.StringVar(&f.dataDir, "data-dir", "./sundial-data", "the server's data dir on this machine, for defaults")
@@ -198,6 +204,9 @@ func (f *clientFlags) client(cmd *cobra.Command, getenv func(string) string) (*a
 		return nil, usageError{fmt.Errorf("-o %q: want table or json", f.output)}
 	}
 	base := f.url
+	if base == "" {
+		base = getenv("SUNDIAL_URL")
+	}
 	if base == "" {
 		base = "https://localhost:8443"
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	PushKey         string
 	PushP12         string
 	PushP12Password string
+	CatalogCA       string
 	FlushInterval   time.Duration
 }
 
@@ -66,16 +67,20 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PushKey, "push-key", "", "key (PEM) for --push-cert")
 	fs.StringVar(&c.PushP12, "push-p12", "", "MDM push certificate and key as PKCS#12")
 	fs.StringVar(&c.PushP12Password, "push-p12-password", "", "password for --push-p12 (prefer the SUNDIAL_PUSH_P12_PASSWORD environment variable)")
+	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 }
+
+// noEnv marks a flag that has no environment fallback.
+const noEnv = "sundial-no-env"
 
 // applyEnv sets every flag not given on the command line from its
 // SUNDIAL_* environment variable.
 func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
+		if f.Changed || f.Annotations[noEnv] != nil {
 			return
 		}
 		name := "SUNDIAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

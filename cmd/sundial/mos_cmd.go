@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 )
 
@@ -300,4 +302,110 @@ func newAPIKeysCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	}
 	keys.AddCommand(create, list, revoke)
 	return keys
+}
+
+func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
+	cat := &cobra.Command{Use: "catalog", Short: "The macOS release catalog (Apple's gdmf feed, SOFA, releases added by hand)"}
+	list := &cobra.Command{
+		Use: "list", Short: "List macOS releases Sundial knows", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			rels, err := c.Catalog(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"releases": rels})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tBUILD\tPOSTED\tDEVICES\tEXPLOITED CVES")
+			for _, r := range rels {
+				if r.Supplemental {
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Version, r.Build, r.PostingDate, r.SupportedDevices, r.ActivelyExploit)
+			}
+			return tw.Flush()
+		},
+	}
+	var feedURL string
+	sync := &cobra.Command{
+		Use: "sync --url URL", Short: "Make the server fetch and merge a gdmf (v2/pmv) or SOFA macOS feed", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			if feedURL == "" {
+				return usageError{errors.New("--url is required (e.g. https://gdmf.apple.com/v2/pmv)")}
+			}
+			stop := spinner(cmd, "syncing "+feedURL)
+			res, err := c.SyncCatalog(cmd.Context(), feedURL)
+			stop()
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s feed: %d releases, %d new\n", res.Kind, res.Releases, res.New)
+			return nil
+		},
+	}
+	sync.Flags().StringVar(&feedURL, "url", "", "feed URL")
+	sync.Flags().SetAnnotation("url", noEnv, []string{"a feed, not the server"})
+	var rr api.ReleaseRequest
+	add := &cobra.Command{
+		Use: "add", Short: "Add a release by hand", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			if err := c.AddRelease(cmd.Context(), rr); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added macOS %s\n", rr.Version)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&rr.Version, "version", "", "version, e.g. 15.4.1")
+	add.Flags().StringVar(&rr.Build, "build", "", "build, e.g. 24E263")
+	add.Flags().StringVar(&rr.PostingDate, "posted", "", "posting date YYYY-MM-DD")
+	add.Flags().StringSliceVar(&rr.SupportedDevices, "devices", nil, "supported board IDs (comma separated); empty means every Mac")
+	cat.AddCommand(list, sync, add)
+	return cat
+}
+
+// spinner shows progress on stderr while a long request runs, when stderr
+// is a terminal; it returns the function that stops it.
+func spinner(cmd *cobra.Command, what string) func() {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if !ok {
+		return func() {}
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		frames := `|/-\`
+		t := time.NewTicker(120 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			fmt.Fprintf(f, "\r%c %s", frames[i%len(frames)], what)
+			select {
+			case <-done:
+				fmt.Fprint(f, "\r\033[K")
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }

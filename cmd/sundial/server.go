@@ -124,6 +124,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched
 	a.manager = scheduler.NewManager(store, a.catalog, clk, a.sched)
+	if err := a.loadCatalog(context.Background()); err != nil {
+		return nil, fmt.Errorf("release catalog: %w", err)
+	}
 
 	caPEM := ""
 	if cfg.TLSCert == "" && !cfg.NoTLS {
@@ -180,7 +183,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).Register(r)
+	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).Register(r)
 	a.handler = r
 	return a, nil
 }
