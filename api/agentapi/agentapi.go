@@ -201,10 +201,20 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
 			start = true
 		}
 	}
+	oldZone := ""
+	if rep.TimeZone != "" {
+		if st, err := s.store.AgentState(r.Context(), id); err == nil {
+			oldZone = st.TimeZone
+		}
+	}
 	if err := s.store.AppendAgentReport(r.Context(), id, stored, now); err != nil {
 		s.log.Error("agent report not stored", "enrollment_id", id, "err", err)
 		httpError(w, http.StatusInternalServerError, "internal error")
 		return
+	}
+	if rep.TimeZone != "" && rep.TimeZone != oldZone && s.onZone != nil {
+		s.log.Info("mac time zone changed", "enrollment_id", id, "time_zone", rep.TimeZone)
+		s.onZone(r.Context(), id, rep.TimeZone)
 	}
 	if start {
 		if err := s.starter.StartNow(r.Context(), id); err != nil {

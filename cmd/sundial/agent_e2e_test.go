@@ -79,7 +79,9 @@ func enrollAgentMac(t *testing.T, ts *testServer, opts ...mdmtest.Option) *agent
 		return d.Builtin(ctx, cmd)
 	})
 	record := mdmtest.WithHandler("ScheduleOSUpdate", func(ctx context.Context, d *mdmtest.Device, cmd *mdmtest.Command) mdmtest.Result {
-		var v struct{ Command struct{ Updates []scheduledUpdate } }
+		var v struct {
+			Command struct{ Updates []scheduledUpdate }
+		}
 		if err := cmd.Decode(&v); err == nil {
 			m.mu.Lock()
 			m.schedule = append(m.schedule, v.Command.Updates...)
