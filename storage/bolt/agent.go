@@ -47,7 +47,7 @@ func putAgent(tx *bbolt.Tx, id string, rec *agentRecord) error {
 
 // PutAgentSecret implements storage.AgentStore.
 func (s *Store) PutAgentSecret(ctx context.Context, id, hash string, now time.Time) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bDevices).Get([]byte(id)) == nil {
 			return fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
 		}

@@ -5,8 +5,9 @@
 //	devices  <id>                    JSON mdm.Device (without last-seen)
 //	seen     <id>                    last check-in, 8-byte big-endian unix nanos
 //	certs    <cert hash>             device enrollment ID the certificate is bound to
-//	cmds     <id> 0x00 <seq>         JSON mdm.CommandRecord (without Raw)
+//	cmds     <id> 0x00 <seq>         JSON mdm.CommandRecord (without Raw and Result)
 //	cmdraw   <id> 0x00 <seq>         the command plist as sent
+//	cmdres   <id> 0x00 <seq>         the raw body of the final report
 //	cmdidx   <id> 0x00 <uuid>        <seq>
 //	queue    <id> 0x00 <seq>         pending: flag byte (1 = answered NotNow) + request type 0x00 uuid
 //	apikeys  <id>                    JSON storage.APIKey
@@ -35,6 +36,7 @@ var (
 	bCerts   = []byte("certs")
 	bCmds    = []byte("cmds")
 	bCmdRaw  = []byte("cmdraw")
+	bCmdRes  = []byte("cmdres")
 	bCmdIdx  = []byte("cmdidx")
 	bQueue   = []byte("queue")
 	bAPIKeys = []byte("apikeys")
@@ -43,7 +45,7 @@ var (
 	bMeta    = []byte("meta")
 )
 
-var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdIdx, bQueue, bAPIKeys, bAPIKeyH, bChall, bMeta}
+var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmdIdx, bQueue, bAPIKeys, bAPIKeyH, bChall, bMeta}
 
 // schemaVersion is the layout version written to the meta bucket.
 const schemaVersion = 1
@@ -76,7 +78,10 @@ func Open(path string, opts *Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
+	// The freelist is not written on every commit (it is rebuilt from the
+	// pages when the file is opened): less to write per transaction.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync,
+		FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: %w (is another sundial server running with this --data-dir?)", path, ErrLocked)

@@ -51,12 +51,17 @@ func getRecord(tx *bbolt.Tx, k []byte) (*mdm.CommandRecord, error) {
 }
 
 func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
-	raw := rec.Raw
-	rec.Raw = nil // kept in cmdraw
+	raw, result := rec.Raw, rec.Result
+	rec.Raw, rec.Result = nil, nil // kept in cmdraw and cmdres, as raw bytes
 	v, err := json.Marshal(rec)
-	rec.Raw = raw
+	rec.Raw, rec.Result = raw, result
 	if err != nil {
 		return fmt.Errorf("encode command record: %w", err)
+	}
+	if result != nil {
+		if err := tx.Bucket(bCmdRes).Put(k, result); err != nil {
+			return err
+		}
 	}
 	return tx.Bucket(bCmds).Put(k, v)
 }
@@ -246,6 +251,9 @@ func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecor
 			return err
 		}
 		rec.Raw = clone(tx.Bucket(bCmdRaw).Get(k))
+		if r := tx.Bucket(bCmdRes).Get(k); r != nil {
+			rec.Result = clone(r)
+		}
 		return nil
 	})
 	return rec, err
@@ -256,7 +264,7 @@ func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, 
 	var out []*mdm.CommandRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		p := prefix(id)
-		raws := tx.Bucket(bCmdRaw)
+		raws, results := tx.Bucket(bCmdRaw), tx.Bucket(bCmdRes)
 		c := tx.Bucket(bCmds).Cursor()
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			rec := new(mdm.CommandRecord)
@@ -264,6 +272,9 @@ func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, 
 				return fmt.Errorf("decode command record: %w", err)
 			}
 			rec.Raw = clone(raws.Get(k))
+			if r := results.Get(k); r != nil {
+				rec.Result = clone(r)
+			}
 			out = append(out, rec)
 		}
 		return nil
