@@ -176,6 +176,32 @@ func (p *serverProc) cpuSplit() (user, sys time.Duration, err error) {
 	return time.Duration(ut) * time.Second / ticks, time.Duration(st) * time.Second / ticks, nil
 }
 
+// rssSplit returns the child's current anonymous and file-backed resident
+// memory in bytes (0 when unknown).
+func (p *serverProc) rssSplit() (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "RssAnon":
+			anon = kb * 1024
+		case "RssFile":
+			file = kb * 1024
+		}
+	}
+	return anon, file
+}
+
 // peakRSS returns the child's peak resident set size in bytes.
 func (p *serverProc) peakRSS() (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
@@ -349,7 +375,9 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "server peak RSS %.1f MB\n", float64(rss)/(1<<20))
+	anon, file := srv.rssSplit()
+	fmt.Fprintf(out, "server peak RSS %.1f MB (now: %.1f MB anonymous, %.1f MB file-backed, i.e. the database's mmap)\n",
+		float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
 	for _, s := range fleet.Stats().Summary() {
 		fmt.Fprintf(out, "  client %s\n", s)
 	}

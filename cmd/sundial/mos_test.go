@@ -8,6 +8,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
 func TestManagedOSThroughCLI(t *testing.T) {
@@ -65,14 +66,17 @@ func TestManagedOSThroughCLI(t *testing.T) {
 	if code, out, _ := cli("audit"); code != 0 || !strings.Contains(out, "pilots") {
 		t.Errorf("audit = %d %q", code, out)
 	}
-	// The scheduler places the Mac: pending, with a deadline in Berlin.
-	if _, err := ts.app.sched.RunOnce(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := ts.admin.DeviceUpdate(t.Context(), mac.UDID, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The scheduler places the Mac: pending, with a deadline in Berlin. (Its
+	// own loop runs too, so wait for the pass that saw the new policy.)
+	var rep *scheduler.DeviceReport
+	waitFor(t, func() bool {
+		if _, err := ts.app.sched.RunOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		rep, err = ts.admin.DeviceUpdate(t.Context(), mac.UDID, 10)
+		return err == nil && rep.State != nil && rep.State.PolicyRev > 0
+	})
 	if rep.GroupID != "pilots" || rep.State == nil || rep.State.Phase != softwareupdate.PhasePending || rep.State.Target != rel.Version.String() {
 		t.Fatalf("device update = %+v", rep.State)
 	}

@@ -183,7 +183,10 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).Register(r)
+	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).
+		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a})
+	adm.Register(r)
+	adm.RegisterReports(r, scheduler.NewReporter(store, store, a.catalog, clk))
 	a.handler = r
 	return a, nil
 }

@@ -1,0 +1,579 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/mdmtest"
+	"github.com/sundial-mdm/sundial/mdm/push/apnsmock"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+)
+
+// demoOptions configure `sundial demo`.
+type demoOptions struct {
+	Macs    int           // simulated Macs, at least 4
+	Speed   time.Duration // simulated time per real second
+	Timeout time.Duration // real-time bound
+	MaxSim  time.Duration // simulated-time bound
+	Output  string        // table or json
+	Verbose bool          // server logs at info level
+}
+
+// Demo group IDs, one per policy mode.
+const (
+	demoUnmanaged = "unmanaged"
+	demoAutomatic = "automatic"
+	demoManual    = "manual"
+)
+
+// demoTick is the simulated time between two scheduler passes.
+const demoTick = 15 * time.Minute
+
+func newDemoCmd(getenv func(string) string) *cobra.Command {
+	o := demoOptions{}
+	var short bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Watch Sundial enforce macOS updates on simulated Macs, on an accelerated clock, in about a minute",
+		Long: `demo starts the real Sundial server on a temporary embedded database, an
+APNs mock and simulated Macs (macOS 13, 14 and 15, and one model the target
+does not support) in three groups, one per policy mode: unmanaged, automatic
+(7 days after Apple's release) and manual (a minimum version by a date). An
+accelerated clock runs the whole enforcement while a line per simulated day
+shows the phases; it ends with the compliance report. Nothing is kept.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if short {
+				if !cmd.Flags().Changed("macs") {
+					o.Macs = 6
+				}
+				if !cmd.Flags().Changed("speed") {
+					o.Speed = 96 * time.Hour
+				}
+			}
+			if o.Macs < 4 || o.Macs > 200 {
+				return usageError{fmt.Errorf("--macs %d: want 4 to 200", o.Macs)}
+			}
+			if o.Speed < time.Hour || o.Speed > 1000*time.Hour {
+				return usageError{fmt.Errorf("--speed %s: want 1h to 1000h of simulated time per second", o.Speed)}
+			}
+			if o.Output != "table" && o.Output != "json" {
+				return usageError{fmt.Errorf("-o %q: want table or json", o.Output)}
+			}
+			o.MaxSim = 30 * 24 * time.Hour
+			_, err := runDemo(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Macs, "macs", 12, "number of simulated Macs (4 to 200)")
+	f.DurationVar(&o.Speed, "speed", 10*time.Hour, "simulated time per real second")
+	f.BoolVar(&short, "short", false, "CI mode: 6 Macs, 96h of simulated time per second")
+	f.DurationVar(&o.Timeout, "timeout", 90*time.Second, "fail after this much real time")
+	f.StringVarP(&o.Output, "output", "o", "table", "final report as table or json")
+	f.BoolVar(&o.Verbose, "verbose", false, "show the server's logs")
+	return cmd
+}
+
+// demoMac is one simulated Mac and the group it is put in.
+type demoMac struct {
+	dev         *mdmtest.Device
+	name        string
+	group       string
+	unsupported bool // the model the target does not support
+}
+
+// demoPlan is what the demo simulates, chosen from the embedded catalog.
+type demoPlan struct {
+	hw          mdmtest.Hardware         // supported by every target
+	start       map[int]catalog.Release  // running release per major
+	updates     map[int][]mdmtest.Update // what each major's Mac is offered
+	target      catalog.Release          // the manual group's minimum version
+	old         mdmtest.Hardware         // the unsupported model
+	oldStart    catalog.Release          // what it runs
+	oldUpdates  []mdmtest.Update         // what it is offered
+	policies    map[string]softwareupdate.Policy
+	description map[string]string
+}
+
+// intelCandidates are Intel models tried for the unsupported Mac.
+var intelCandidates = []mdmtest.Hardware{
+	{ProductName: "MacBookPro14,1", ModelName: "MacBook Pro"},
+	{ProductName: "MacBookPro14,2", ModelName: "MacBook Pro"},
+	{ProductName: "MacBookAir8,1", ModelName: "MacBook Air"},
+	{ProductName: "iMac18,3", ModelName: "iMac"},
+	{ProductName: "Macmini8,1", ModelName: "Mac mini"},
+}
+
+// planDemo picks hardware, running versions and targets from the catalog,
+// so the demo follows the embedded catalog as it is updated.
+func planDemo(cat *catalog.Catalog, now time.Time) (*demoPlan, error) {
+	p := &demoPlan{start: map[int]catalog.Release{}, updates: map[int][]mdmtest.Update{}}
+	supported := func(rs []catalog.Release, board string) []catalog.Release {
+		var out []catalog.Release
+		for _, r := range rs {
+			if r.Supports(board) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	// Updates are offered with their build; the catalog does not know the
+	// build of every old release.
+	offered := func(rs []catalog.Release, from catalog.Version) []mdmtest.Update {
+		var us []mdmtest.Update
+		for _, r := range rs {
+			if r.Version.Compare(from) > 0 && r.Build != "" {
+				us = append(us, mdmtest.MinorUpdate(r.Version.String(), r.Build))
+			}
+		}
+		return us
+	}
+	found := false
+	for _, hw := range mdmtest.KnownHardware {
+		if !hw.IsAppleSilicon {
+			continue
+		}
+		ok := true
+		for _, m := range []int{13, 14, 15} {
+			rs := supported(cat.Major(m), hw.SoftwareUpdateDeviceID)
+			if len(rs) < 2 || rs[len(rs)-1].Build == "" {
+				ok = false
+				break
+			}
+			start := rs[max(0, len(rs)-3)]
+			p.start[m], p.updates[m] = start, offered(rs, start.Version)
+		}
+		if ok {
+			p.hw, found = hw, true
+			rs := supported(cat.Major(15), hw.SoftwareUpdateDeviceID)
+			p.target = rs[len(rs)-1]
+			break
+		}
+	}
+	if !found {
+		return nil, errors.New("demo: the catalog has no Apple silicon model with macOS 13, 14 and 15 releases")
+	}
+	// The unsupported Mac: an Intel model that runs macOS 13 but cannot take
+	// the manual group's macOS 15 target.
+	pick := func(hw mdmtest.Hardware, board string) bool {
+		if board == "" || p.target.Supports(board) {
+			return false
+		}
+		rs := supported(cat.Major(13), board)
+		if len(rs) == 0 {
+			return false
+		}
+		hw.SoftwareUpdateDeviceID = board
+		p.old, p.oldStart = hw, rs[len(rs)-1]
+		p.oldUpdates = offered(rs, p.oldStart.Version)
+		return true
+	}
+	found = false
+	for _, hw := range intelCandidates {
+		for _, b := range cat.BoardIDsForModel(hw.ProductName) {
+			if pick(hw, b) {
+				found = true
+				break
+			}
+		}
+		if found {
+			break
+		}
+	}
+	if !found {
+		if l13, ok := cat.LatestInMajor("", 13); ok {
+			for _, b := range l13.SupportedDevices {
+				if pick(mdmtest.Hardware{ProductName: "Mac (Intel)", ModelName: "Intel Mac"}, b) {
+					found = true
+					break
+				}
+			}
+		}
+	}
+	if !found {
+		return nil, errors.New("demo: the catalog has no macOS 13 model that the macOS 15 target drops")
+	}
+	day := now.UTC().AddDate(0, 0, 8).Format(time.DateOnly)
+	p.policies = map[string]softwareupdate.Policy{
+		demoUnmanaged: {Mode: softwareupdate.ModeUnmanaged},
+		demoAutomatic: {Mode: softwareupdate.ModeAutomatic, DelayDays: 7, TimeOfDay: "17:00", TimeZone: "UTC", MinimumNoticeDays: 3},
+		demoManual: {Mode: softwareupdate.ModeManual, MinimumVersion: p.target.Version.String(), Date: day, TimeOfDay: "17:00",
+			TimeZone: "UTC", AllowMajorUpgrades: true},
+	}
+	p.description = map[string]string{
+		demoUnmanaged: "updates not managed",
+		demoAutomatic: "each release required 7 days after Apple posts it, at least 3 days' notice, 17:00 UTC",
+		demoManual:    "macOS " + p.target.Version.String() + " by " + day + " 17:00 UTC",
+	}
+	return p, nil
+}
+
+// demoSlots is the order in which Macs fill the groups (the unsupported
+// Mac is added on top).
+var demoSlots = []struct {
+	group string
+	major int
+}{
+	{demoAutomatic, 13}, {demoManual, 15}, {demoAutomatic, 14}, {demoUnmanaged, 14}, {demoAutomatic, 15},
+	{demoManual, 15}, {demoAutomatic, 13}, {demoAutomatic, 14}, {demoUnmanaged, 15}, {demoManual, 15}, {demoAutomatic, 14},
+}
+
+// runDemo runs the demo and returns the final compliance report. Live lines
+// go to out (to errw when the report is JSON, so out stays parseable).
+func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*scheduler.ComplianceReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	live := out
+	if o.Output == "json" {
+		live = errw
+	}
+	dir, err := os.MkdirTemp("", "sundial-demo-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	// The simulated Macs sign SCEP requests with certificates valid around
+	// their clock and the SCEP library checks them against the real clock:
+	// the accelerated clock starts at the real time.
+	start := time.Now().UTC().Truncate(time.Minute)
+	clk := clock.NewFake(start)
+
+	mock := apnsmock.New(apnsmock.WithClock(clk))
+	ms := apnsmock.NewTestServer(mock, nil)
+	defer ms.Close()
+	caFile := filepath.Join(dir, "apns-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ms.Certificate().Raw}), 0o600); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	base := "https://" + ln.Addr().String()
+	cfg := Config{Listen: ln.Addr().String(), DataDir: filepath.Join(dir, "data"), PublicURL: base, ChallengeMode: "shared",
+		LogLevel: "error", LogFormat: "text", FlushInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		APNsURL: ms.URL, APNsCA: caFile, NoSync: true}
+	if o.Verbose {
+		cfg.LogLevel = "info"
+	}
+	if err := cfg.Validate(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, errw)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a, err := newApp(cfg, log, clk)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	defer a.Close()
+	pc, err := demoPushCert(start)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := a.pushMgr.Set(pc, false); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("demo push certificate: %w", err)
+	}
+
+	// The server, without the scheduler loop and the push loop: the demo
+	// runs both once per simulated tick.
+	tc, err := a.tlsConfig()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go srv.Serve(tls.NewListener(ln, tc))
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bgWG sync.WaitGroup
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); a.svc.Run(bg, cfg.FlushInterval) }()
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		srv.Shutdown(sctx)
+		c()
+		stopBG()
+		bgWG.Wait()
+	}()
+
+	plan, err := planDemo(a.catalog, start)
+	if err != nil {
+		return nil, err
+	}
+	const actor = "demo"
+	for _, g := range []string{demoUnmanaged, demoAutomatic, demoManual} {
+		if _, err := a.manager.CreateGroup(ctx, actor, g, g); err != nil {
+			return nil, err
+		}
+		if _, err := a.manager.SetPolicy(ctx, actor, g, plan.policies[g]); err != nil {
+			return nil, fmt.Errorf("demo policy %s: %w", g, err)
+		}
+	}
+
+	// The Macs: each wakes and connects when APNs delivers a push to it.
+	pool := x509.NewCertPool()
+	pool.AddCert(a.authority.CA())
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	keys, err := mdmtest.NewKeyPool(min(o.Macs, 4))
+	if err != nil {
+		return nil, err
+	}
+	var woken atomic.Uint64 // pushes answered by a connection attempt
+	macs := make([]*demoMac, 0, o.Macs)
+	for i := range o.Macs {
+		m := &demoMac{}
+		hw, rel, ups := plan.hw, catalog.Release{}, []mdmtest.Update(nil)
+		if i == o.Macs-1 {
+			m.group, m.unsupported = demoManual, true
+			hw, rel, ups = plan.old, plan.oldStart, plan.oldUpdates
+		} else {
+			s := demoSlots[i%len(demoSlots)]
+			m.group, rel, ups = s.group, plan.start[s.major], plan.updates[s.major]
+		}
+		m.name = fmt.Sprintf("mac-%02d", i+1)
+		m.dev, err = mdmtest.New(mdmtest.WithKeyPool(keys), mdmtest.WithHTTPClient(hc), mdmtest.WithClock(clk),
+			mdmtest.WithHardware(hw), mdmtest.WithOS(rel.Version.String(), buildOf(rel)), mdmtest.WithSupervised(true),
+			mdmtest.WithCatalog(ups...), mdmtest.WithDeviceName(m.name+" ("+m.group+")"))
+		if err != nil {
+			return nil, err
+		}
+		dev := m.dev
+		cancelSub := mock.Subscribe(dev.Token, func() {
+			defer woken.Add(1)
+			if dev.Online() {
+				dev.Connect(ctx) // a failed connection is retried by the re-push
+			}
+		})
+		defer cancelSub()
+		macs = append(macs, m)
+	}
+	byGroup := map[string][]string{}
+	for _, m := range macs {
+		byGroup[m.group] = append(byGroup[m.group], m.dev.UDID)
+	}
+	for g, ids := range byGroup {
+		if err := a.manager.AssignDevices(ctx, actor, g, ids); err != nil {
+			return nil, err
+		}
+	}
+
+	fmt.Fprintf(live, "Sundial demo: %d simulated Macs, server %s, 1 simulated day = %s real time\n",
+		len(macs), base, time.Duration(float64(time.Second)*float64(24*time.Hour)/float64(o.Speed)).Round(time.Millisecond))
+	for _, g := range []string{demoUnmanaged, demoAutomatic, demoManual} {
+		fmt.Fprintf(live, "  group %-9s  %d Macs  %s\n", g, len(byGroup[g]), plan.description[g])
+	}
+	fmt.Fprintf(live, "  %s (%s, %s) runs macOS %s and cannot take macOS %s\n",
+		macs[len(macs)-1].name, plan.old.ProductName, plan.old.SoftwareUpdateDeviceID, plan.oldStart.Version, plan.target.Version)
+	for _, m := range macs {
+		if err := m.dev.Enroll(ctx, hc, base+"/mdm/enroll"); err != nil {
+			return nil, fmt.Errorf("enroll %s: %w", m.name, err)
+		}
+	}
+
+	reporter := scheduler.NewReporter(a.store, a.store, a.catalog, clk)
+	phases := []softwareupdate.Phase{softwareupdate.PhaseUnknown, softwareupdate.PhasePending, softwareupdate.PhaseNotify,
+		softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhaseCompliant,
+		softwareupdate.PhaseUnsupported, softwareupdate.PhaseUnmanaged}
+	fmt.Fprintf(live, "\n%-5s %-16s", "DAY", "SIMULATED (UTC)")
+	for _, p := range phases {
+		fmt.Fprintf(live, " %11s", strings.ToUpper(string(p)))
+	}
+	fmt.Fprintln(live)
+	summary := func(rep *scheduler.ComplianceReport) {
+		now := clk.Now()
+		fmt.Fprintf(live, "%-5d %-16s", int(now.Sub(start)/(24*time.Hour)), now.Format("Mon 02 Jan 15:04"))
+		for _, p := range phases {
+			n := rep.ByPhase[p]
+			if p == softwareupdate.PhaseUnknown {
+				n += rep.ByPhase[scheduler.PhaseUnevaluated]
+			}
+			fmt.Fprintf(live, " %11d", n)
+		}
+		fmt.Fprintln(live)
+	}
+	done := func(rep *scheduler.ComplianceReport) bool {
+		phase := map[string]softwareupdate.Phase{}
+		for _, r := range rep.Rows {
+			phase[r.DeviceID] = r.Phase
+		}
+		for _, m := range macs {
+			want := softwareupdate.PhaseCompliant
+			switch {
+			case m.group == demoUnmanaged:
+				want = softwareupdate.PhaseUnmanaged
+			case m.unsupported:
+				want = softwareupdate.PhaseUnsupported
+			}
+			if phase[m.dev.UDID] != want {
+				return false
+			}
+		}
+		return true
+	}
+
+	pace := time.Duration(float64(time.Second) * float64(demoTick) / float64(o.Speed))
+	lastDay := -1
+	var lastCheckin time.Time
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("demo: not finished within %s of real time (simulated %s): %w", o.Timeout, clk.Now().Sub(start).Round(time.Hour), err)
+		}
+		tickStart := time.Now()
+		now := clk.Now()
+		if _, err := a.sched.RunOnce(ctx); err != nil {
+			return nil, fmt.Errorf("demo: scheduler pass: %w", err)
+		}
+		// Send the pushes whose coalescing window has closed and wait for the
+		// woken Macs to connect.
+		if err := a.pusher.RunOnce(ctx); err != nil {
+			log.Warn("demo: push pass", "err", err)
+		}
+		wait := time.Now().Add(10 * time.Second)
+		for woken.Load() < mock.Stats().Delivered && time.Now().Before(wait) {
+			time.Sleep(time.Millisecond)
+		}
+		// Macs report declarative status as it changes, and check in now and
+		// then on their own.
+		checkin := now.Sub(lastCheckin) >= 4*time.Hour
+		if checkin {
+			lastCheckin = now
+		}
+		var wg sync.WaitGroup
+		for _, m := range macs {
+			if !m.dev.Online() {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if m.dev.DeclarationsToken() != "" {
+					if _, err := m.dev.SendDeclarativeStatus(ctx, false); err != nil {
+						log.Debug("demo: status report", "mac", m.name, "err", err)
+					}
+				}
+				if checkin {
+					if _, err := m.dev.Connect(ctx); err != nil {
+						log.Debug("demo: check-in", "mac", m.name, "err", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+
+		if day := int(now.Sub(start) / (24 * time.Hour)); day != lastDay || checkin {
+			rep, err := reporter.Compliance(ctx, true)
+			if err != nil {
+				return nil, err
+			}
+			if day != lastDay {
+				lastDay = day
+				summary(rep)
+			}
+			if done(rep) || now.Sub(start) >= o.MaxSim {
+				summary(rep)
+				return finishDemo(o, out, rep, done(rep), now.Sub(start))
+			}
+		}
+		if d := pace - time.Since(tickStart); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		clk.Advance(demoTick)
+	}
+}
+
+func finishDemo(o demoOptions, out io.Writer, rep *scheduler.ComplianceReport, ok bool, took time.Duration) (*scheduler.ComplianceReport, error) {
+	if o.Output == "json" {
+		if err := writeJSON(out, rep); err != nil {
+			return rep, err
+		}
+	} else {
+		fmt.Fprintf(out, "\nEnforcement finished after %s of simulated time.\n\n", reportDuration(took))
+		if err := printComplianceReport(out, rep); err != nil {
+			return rep, err
+		}
+	}
+	if !ok {
+		return rep, fmt.Errorf("demo: not every supported managed Mac is compliant after %s of simulated time", took.Round(time.Hour))
+	}
+	return rep, nil
+}
+
+// demoOIDUID is the subject attribute that carries the push topic.
+var demoOIDUID = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
+
+// demoPushCert makes a self-signed MDM push certificate for the APNs mock.
+func demoPushCert(now time.Time) (*certs.PushCert, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	topic := "com.apple.mgmt.External." + strings.ToLower(mdm.NewUUID())
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject: pkix.Name{CommonName: "APSP:" + topic, Country: []string{"US"},
+			ExtraNames: []pkix.AttributeTypeAndValue{{Type: demoOIDUID, Value: topic}}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return certs.LoadPushCertPEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}
+
+// buildOf returns a release's build, or a stand-in for the running OS of a
+// simulated Mac when the catalog does not know it.
+func buildOf(r catalog.Release) string {
+	if r.Build != "" {
+		return r.Build
+	}
+	return "SIM" + strings.ReplaceAll(r.Version.String(), ".", "")
+}

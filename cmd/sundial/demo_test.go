@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+)
+
+// TestDemoShort runs `sundial demo --short` and checks its final report:
+// every supported managed Mac compliant, the unsupported one reported with
+// its reason, the unmanaged group left alone.
+func TestDemoShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes several seconds")
+	}
+	var out, errw bytes.Buffer
+	cmd := newDemoCmd(func(string) string { return "" })
+	cmd.SetArgs([]string{"--short", "-o", "json", "--timeout", "80s"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errw)
+	cmd.SetContext(t.Context())
+	start := time.Now()
+	err := cmd.Execute()
+	t.Logf("demo took %s; live output:\n%s", time.Since(start).Round(time.Millisecond), errw.String())
+	if err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	var rep scheduler.ComplianceReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, out.String())
+	}
+	if rep.Devices != 6 || len(rep.Rows) != 6 {
+		t.Fatalf("report covers %d devices (%d rows), want 6", rep.Devices, len(rep.Rows))
+	}
+	byGroup := map[string]map[softwareupdate.Phase]int{}
+	for _, r := range rep.Rows {
+		if byGroup[r.GroupID] == nil {
+			byGroup[r.GroupID] = map[softwareupdate.Phase]int{}
+		}
+		byGroup[r.GroupID][r.Phase]++
+		switch {
+		case r.GroupID == demoUnmanaged:
+			if r.Phase != softwareupdate.PhaseUnmanaged {
+				t.Errorf("%s in the unmanaged group is %s", r.DeviceID, r.Phase)
+			}
+		case r.Phase == softwareupdate.PhaseUnsupported:
+			if r.GroupID != demoManual || !strings.Contains(r.Reason, "not supported") || r.Target == "" {
+				t.Errorf("unsupported row = %+v", r)
+			}
+		case r.Phase != softwareupdate.PhaseCompliant:
+			t.Errorf("%s (%s, %s) ended %s: %s", r.DeviceID, r.GroupID, r.OSVersion, r.Phase, r.Reason)
+		}
+	}
+	if len(rep.Unsupported) != 1 || rep.Unsupported[0].Reason == "" {
+		t.Errorf("unsupported = %+v, want one Mac with its reason", rep.Unsupported)
+	}
+	if byGroup[demoAutomatic][softwareupdate.PhaseCompliant] < 2 || byGroup[demoManual][softwareupdate.PhaseCompliant] < 1 {
+		t.Errorf("compliant per group = %v", byGroup)
+	}
+	if len(rep.PastDeadline) != 0 {
+		t.Errorf("past deadline = %+v", rep.PastDeadline)
+	}
+	// The history measured how long the Macs took.
+	reached := 0
+	for _, tc := range rep.TimeToCompliance {
+		reached += tc.Reached
+		if tc.Reached > 0 && (tc.MedianSeconds <= 0 || tc.P90Seconds < tc.MedianSeconds) {
+			t.Errorf("time to compliance %+v", tc)
+		}
+	}
+	if reached < 3 {
+		t.Errorf("time to compliance reached %d episodes, want every updated Mac: %+v", reached, rep.TimeToCompliance)
+	}
+	// A day-by-day summary was printed.
+	if !strings.Contains(errw.String(), "COMPLIANT") || strings.Count(errw.String(), "\n") < 8 {
+		t.Errorf("live summary missing:\n%s", errw.String())
+	}
+}
+
+func TestDemoFlags(t *testing.T) {
+	for _, args := range [][]string{{"--macs", "2"}, {"--speed", "1m"}, {"-o", "yaml"}} {
+		cmd := newDemoCmd(func(string) string { return "" })
+		cmd.SetArgs(args)
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("demo %v = %v, want a usage error", args, err)
+		}
+	}
+}
