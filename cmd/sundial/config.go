@@ -41,6 +41,8 @@ type Config struct {
 	PushP12         string
 	PushP12Password string
 	CatalogCA       string
+	Storage         string
+	StorageDSN      string
 	FlushInterval   time.Duration
 }
 
@@ -67,6 +69,8 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PushKey, "push-key", "", "key (PEM) for --push-cert")
 	fs.StringVar(&c.PushP12, "push-p12", "", "MDM push certificate and key as PKCS#12")
 	fs.StringVar(&c.PushP12Password, "push-p12-password", "", "password for --push-p12 (prefer the SUNDIAL_PUSH_P12_PASSWORD environment variable)")
+	fs.StringVar(&c.Storage, "storage", "bolt", "bolt (embedded, one process) or pgsql (PostgreSQL, several replicas)")
+	fs.StringVar(&c.StorageDSN, "storage-dsn", "", "PostgreSQL connection string for --storage pgsql (prefer SUNDIAL_STORAGE_DSN: it may hold a password)")
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
@@ -121,6 +125,16 @@ func (c *Config) Validate() error {
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("--public-url %q must be an absolute http(s) URL", c.PublicURL)
+	}
+	switch c.Storage {
+	case "", "bolt":
+		c.Storage = "bolt"
+	case "pgsql":
+		if c.StorageDSN == "" {
+			return errors.New("--storage pgsql needs --storage-dsn (or SUNDIAL_STORAGE_DSN)")
+		}
+	default:
+		return fmt.Errorf("--storage %q: want bolt or pgsql", c.Storage)
 	}
 	switch c.ChallengeMode {
 	case "shared", "one-time":

@@ -43,6 +43,7 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
+	"github.com/sundial-mdm/sundial/storage/pgsql"
 )
 
 // Files in the data directory (beside those certs.LoadOrCreate writes).
@@ -57,12 +58,39 @@ const (
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
 
+// backend is every store the server needs; bbolt and PostgreSQL both are.
+type backend interface {
+	storage.All
+	storage.AgentStore
+	storage.LeaseStore
+	storage.CatalogStore
+	ddm.Store
+	scheduler.Store
+}
+
+var (
+	_ backend = (*bolt.Store)(nil)
+	_ backend = (*pgsql.Store)(nil)
+)
+
+// openBackend opens the configured storage.
+func openBackend(ctx context.Context, cfg Config) (backend, error) {
+	if cfg.Storage == "pgsql" {
+		s, err := pgsql.Open(ctx, cfg.StorageDSN)
+		if err != nil {
+			return nil, fmt.Errorf("postgresql storage: %w", err)
+		}
+		return s, nil
+	}
+	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync})
+}
+
 // app is a wired Sundial server.
 type app struct {
 	cfg       Config
 	log       *slog.Logger
 	clock     Clock
-	store     *bolt.Store
+	store     backend
 	authority *certs.Authority
 	svc       *service.Service
 	handler   http.Handler
@@ -82,7 +110,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 	now := clk.Now()
-	store, err := bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync})
+	store, err := openBackend(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +211,11 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).WithBackup(store).
+	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
 		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a})
+	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
+		adm.WithBackup(b)
+	}
 	adm.Register(r)
 	adm.RegisterReports(r, scheduler.NewReporter(store, store, a.catalog, clk))
 	a.handler = r
