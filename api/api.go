@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -85,6 +86,7 @@ type Server struct {
 	keys      KeyStore
 	now       func() time.Time
 	catSync   CatalogSyncer
+	states    StateReader
 }
 
 type ctxKey int
@@ -197,32 +199,140 @@ func writeError(w http.ResponseWriter, e *Error) {
 
 // DeviceList is a page of devices.
 type DeviceList struct {
-	Devices []mdm.Device `json:"devices"`
+	Devices []DeviceView `json:"devices"`
 	Next    string       `json:"next,omitempty"`
 }
 
+// DeviceView is a device with its update state (when the Managed OS engine
+// evaluated it).
+type DeviceView struct {
+	mdm.Device
+	GroupID  string    `json:"group_id,omitempty"`
+	Phase    string    `json:"phase,omitempty"`
+	Target   string    `json:"target,omitempty"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	Failure  string    `json:"failure,omitempty"`
+}
+
+// StateReader reads update states in bulk (scheduler.StateStore has it).
+type StateReader interface {
+	States(ctx context.Context, ids []string) ([]*scheduler.State, error)
+}
+
+// deviceFilter is what GET /devices filters on.
+type deviceFilter struct {
+	group, phase, osVersion string
+	pastDeadline, failing   bool
+}
+
+func (f deviceFilter) any() bool {
+	return f.group != "" || f.phase != "" || f.osVersion != "" || f.pastDeadline || f.failing
+}
+
+func (f deviceFilter) match(v DeviceView, now time.Time) bool {
+	switch {
+	case f.group != "" && v.GroupID != f.group:
+	case f.phase != "" && v.Phase != f.phase:
+	case f.osVersion != "" && v.OSVersion != f.osVersion && !strings.HasPrefix(v.OSVersion, f.osVersion+"."):
+	case f.pastDeadline && (v.Deadline.IsZero() || !now.After(v.Deadline) || v.Phase == "compliant"):
+	case f.failing && v.Failure == "":
+	default:
+		return true
+	}
+	return false
+}
+
 func (s *Server) listDevices(r *http.Request) (any, int, error) {
+	q := r.URL.Query()
 	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
 			return nil, 0, &Error{Code: CodeInvalid, Message: "limit must be a number from 1 to 1000"}
 		}
 		limit = n
 	}
-	devs, err := s.store.Devices(r.Context(), r.URL.Query().Get("after"), limit+1)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := DeviceList{Devices: []mdm.Device{}}
-	for i, d := range devs {
-		if i == limit {
-			out.Next = devs[i-1].ID
-			break
+	f := deviceFilter{group: q.Get("group"), phase: q.Get("phase"), osVersion: q.Get("os_version")}
+	for name, dst := range map[string]*bool{"past_deadline": &f.pastDeadline, "failing": &f.failing} {
+		if v := q.Get(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, 0, &Error{Code: CodeInvalid, Message: name + " must be true or false"}
+			}
+			*dst = b
 		}
-		out.Devices = append(out.Devices, d.Redacted())
 	}
+	if f.any() && s.states == nil {
+		return nil, 0, &Error{Code: CodeInvalid, Message: "filters need the Managed OS engine"}
+	}
+	now := time.Now()
+	if s.now != nil {
+		now = s.now()
+	}
+	out := DeviceList{Devices: []DeviceView{}}
+	after := q.Get("after")
+	// Scan pages until the page is full; a filtered scan stops after
+	// 20,000 devices and returns a cursor to continue from.
+	for scanned := 0; len(out.Devices) < limit && scanned < 20000; {
+		devs, err := s.store.Devices(r.Context(), after, 500)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(devs) == 0 {
+			return out, http.StatusOK, nil
+		}
+		views, err := s.views(r.Context(), devs)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, v := range views {
+			scanned++
+			after = v.ID
+			if f.match(v, now) {
+				out.Devices = append(out.Devices, v)
+				if len(out.Devices) == limit {
+					break
+				}
+			}
+		}
+		if len(devs) < 500 && after == devs[len(devs)-1].ID && len(out.Devices) < limit {
+			return out, http.StatusOK, nil
+		}
+	}
+	out.Next = after
 	return out, http.StatusOK, nil
+}
+
+// views joins devices with their update states.
+func (s *Server) views(ctx context.Context, devs []*mdm.Device) ([]DeviceView, error) {
+	out := make([]DeviceView, len(devs))
+	for i, d := range devs {
+		out[i] = DeviceView{Device: d.Redacted()}
+	}
+	if s.states == nil {
+		return out, nil
+	}
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = d.ID
+	}
+	states, err := s.states.States(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range states {
+		if st != nil {
+			out[i].GroupID, out[i].Phase, out[i].Target, out[i].Deadline, out[i].Failure =
+				st.GroupID, string(st.Phase), st.Target, st.Deadline, st.Failure
+		}
+	}
+	return out, nil
+}
+
+// WithStates adds update states to device listings and enables filters.
+func (s *Server) WithStates(sr StateReader) *Server {
+	s.states = sr
+	return s
 }
 
 func (s *Server) getDevice(r *http.Request) (any, int, error) {

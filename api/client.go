@@ -52,9 +52,31 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	return nil
 }
 
+// DeviceFilter narrows a device listing.
+type DeviceFilter struct {
+	Group, Phase, OSVersion string
+	PastDeadline, Failing   bool
+}
+
 // Devices lists one page of devices after `after`.
 func (c *Client) Devices(ctx context.Context, after string, limit int) (*DeviceList, error) {
+	return c.DevicesFiltered(ctx, after, limit, DeviceFilter{})
+}
+
+// DevicesFiltered lists one page of the devices that match f.
+func (c *Client) DevicesFiltered(ctx context.Context, after string, limit int, f DeviceFilter) (*DeviceList, error) {
 	q := url.Values{}
+	for k, v := range map[string]string{"group": f.Group, "phase": f.Phase, "os_version": f.OSVersion} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.PastDeadline {
+		q.Set("past_deadline", "true")
+	}
+	if f.Failing {
+		q.Set("failing", "true")
+	}
 	if after != "" {
 		q.Set("after", after)
 	}

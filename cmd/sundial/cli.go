@@ -243,7 +243,8 @@ func (f *clientFlags) client(cmd *cobra.Command, getenv func(string) string) (*a
 }
 
 func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	var f api.DeviceFilter
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List enrolled devices",
 		Args:  cobra.NoArgs,
@@ -256,11 +257,11 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 			var all []any
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			if cf.output == "table" {
-				fmt.Fprintln(tw, "ID\tSERIAL\tMODEL\tOS\tBUILD\tENABLED\tLAST SEEN")
+				fmt.Fprintln(tw, "ID\tSERIAL\tMODEL\tOS\tGROUP\tPHASE\tDEADLINE\tLAST SEEN")
 			}
 			after := ""
 			for {
-				page, err := c.Devices(ctx, after, 500)
+				page, err := c.DevicesFiltered(ctx, after, 500, f)
 				if err != nil {
 					return err
 				}
@@ -277,7 +278,11 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 					if osv == "" {
 						osv = "unknown"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", d.ID, d.SerialNumber, d.ProductName, osv, d.BuildVersion, d.Enabled, seen)
+					deadline := "-"
+					if !d.Deadline.IsZero() {
+						deadline = d.Deadline.Local().Format("2006-01-02 15:04")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.SerialNumber, d.ProductName, osv, orDash(d.GroupID), orDash(d.Phase), deadline, seen)
 				}
 				if page.Next == "" {
 					break
@@ -290,6 +295,13 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 			return tw.Flush()
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.Group, "group", "", "only devices in this group")
+	fl.StringVar(&f.Phase, "phase", "", "only devices in this phase (pending, notify, countdown, enforce, compliant, failed, unsupported, ...)")
+	fl.StringVar(&f.OSVersion, "os", "", "only devices on this macOS version (15 matches 15.x)")
+	fl.BoolVar(&f.PastDeadline, "past-deadline", false, "only devices past their deadline and not compliant")
+	fl.BoolVar(&f.Failing, "failing", false, "only devices with a surfaced failure")
+	return cmd
 }
 
 func newCommandsEnqueueCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
@@ -357,6 +369,13 @@ func newCommandsListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comm
 }
 
 func parseIP(s string) net.IP { return net.ParseIP(s) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
 
 func nonNil(v []any) []any {
 	if v == nil {

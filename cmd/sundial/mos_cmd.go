@@ -102,8 +102,6 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	var p softwareupdate.Policy
-	var mode, delay string
 	set := &cobra.Command{
 		Use:   "set GROUP",
 		Short: "Set a group's policy (validated; recorded in the audit log)",
@@ -111,42 +109,68 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
   sundial policy set pilots --mode automatic --delay 1w --time 09:00 --tz America/New_York
   sundial policy set lab --mode unmanaged`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(cmd, getenv)
-			if err != nil {
-				return err
-			}
-			p.Mode = softwareupdate.Mode(mode)
-			if delay != "" {
-				n, err := softwareupdate.ParseDelay(delay)
-				if err != nil {
-					return usageError{fmt.Errorf("--delay: %w", err)}
-				}
-				p.DelayDays = n
-			}
-			rec, err := c.SetPolicy(cmd.Context(), args[0], p)
-			if err != nil {
-				return err
-			}
-			if cf.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), rec)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "policy of %s set (revision %d)\n", rec.GroupID, rec.Revision)
-			return nil
-		},
 	}
-	f := set.Flags()
-	f.StringVar(&mode, "mode", "", "unmanaged, automatic or manual")
-	f.StringVar(&delay, "delay", "", "automatic: days after Apple's release (1d 2d 1w 2w 3w 1mo 2mo 3mo or a number of days)")
-	f.StringVar(&p.MinimumVersion, "version", "", "manual: minimum macOS version")
-	f.StringVar(&p.Date, "date", "", "manual: deadline date YYYY-MM-DD")
-	f.StringVar(&p.TimeOfDay, "time", "", "deadline time of day HH:MM")
-	f.StringVar(&p.TimeZone, "tz", "", "IANA time zone, or device-local")
-	f.BoolVar(&p.AllowMajorUpgrades, "allow-major", false, "allow upgrades to a new major version")
-	f.IntVar(&p.MinimumNoticeDays, "notice", 0, "minimum notice in days (default 5)")
-	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")
-	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
-	policy.AddCommand(show, set)
+	setP := policyFlags(set)
+	set.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client(cmd, getenv)
+		if err != nil {
+			return err
+		}
+		p, err := setP()
+		if err != nil {
+			return err
+		}
+		rec, err := c.SetPolicy(cmd.Context(), args[0], p)
+		if err != nil {
+			return err
+		}
+		if cf.output == "json" {
+			return writeJSON(cmd.OutOrStdout(), rec)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "policy of %s set (revision %d)\n", rec.GroupID, rec.Revision)
+		return nil
+	}
+	whatIf := &cobra.Command{
+		Use:   "what-if GROUP",
+		Short: "Show what a candidate policy would do to a group tomorrow, without saving it",
+		Args:  cobra.ExactArgs(1),
+	}
+	whatP := policyFlags(whatIf)
+	whatIf.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client(cmd, getenv)
+		if err != nil {
+			return err
+		}
+		p, err := whatP()
+		if err != nil {
+			return err
+		}
+		res, err := c.PolicyWhatIf(cmd.Context(), args[0], p)
+		if err != nil {
+			return err
+		}
+		if cf.output == "json" {
+			return writeJSON(cmd.OutOrStdout(), res)
+		}
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "group %s: %d Macs; tomorrow (%s) under this policy:\n", res.GroupID, res.Devices, res.At.Local().Format(time.DateTime))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PHASE\tNOW\tTOMORROW")
+		seen := map[softwareupdate.Phase]bool{}
+		for _, m := range []map[softwareupdate.Phase]int{res.Current, res.Tomorrow} {
+			for ph := range m {
+				if !seen[ph] {
+					seen[ph] = true
+					fmt.Fprintf(tw, "  %s\t%d\t%d\n", ph, res.Current[ph], res.Tomorrow[ph])
+				}
+			}
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "forced to install within 24 h: %d\ncrossing a major version:      %d\ncannot take the target:        %d\n",
+			res.ForcedWithin24h, res.MajorUpgrades, res.Unsupported)
+		return nil
+	}
+	policy.AddCommand(show, set, whatIf)
 	return policy
 }
 
@@ -408,4 +432,34 @@ func spinner(cmd *cobra.Command, what string) func() {
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// policyFlags adds the policy flags to cmd and returns the function that
+// builds the policy from them.
+func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
+	p := new(softwareupdate.Policy)
+	var mode, delay string
+	f := cmd.Flags()
+	f.StringVar(&mode, "mode", "", "unmanaged, automatic or manual")
+	f.StringVar(&delay, "delay", "", "automatic: days after Apple's release (1d 2d 1w 2w 3w 1mo 2mo 3mo or a number of days)")
+	f.StringVar(&p.MinimumVersion, "version", "", "manual: minimum macOS version")
+	f.StringVar(&p.Date, "date", "", "manual: deadline date YYYY-MM-DD")
+	f.StringVar(&p.TimeOfDay, "time", "", "deadline time of day HH:MM")
+	f.StringVar(&p.TimeZone, "tz", "", "IANA time zone, or device-local")
+	f.BoolVar(&p.AllowMajorUpgrades, "allow-major", false, "allow upgrades to a new major version")
+	f.IntVar(&p.MinimumNoticeDays, "notice", 0, "minimum notice in days (default 5)")
+	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")
+	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
+	return func() (softwareupdate.Policy, error) {
+		out := *p
+		out.Mode = softwareupdate.Mode(mode)
+		if delay != "" {
+			n, err := softwareupdate.ParseDelay(delay)
+			if err != nil {
+				return out, usageError{fmt.Errorf("--delay: %w", err)}
+			}
+			out.DelayDays = n
+		}
+		return out, nil
+	}
 }

@@ -84,6 +84,15 @@ func TestManagedOSThroughCLI(t *testing.T) {
 	if got := rep.State.Deadline.In(berlin).Format("2006-01-02 15:04"); got != deadline+" 17:00" {
 		t.Errorf("deadline = %s, want %s 17:00 Berlin", got, deadline)
 	}
+	if code, out, _ := cli("devices", "list", "--group", "pilots", "--phase", "pending"); code != 0 || !strings.Contains(out, mac.UDID) {
+		t.Errorf("devices list --group pilots --phase pending = %d %q", code, out)
+	}
+	if code, out, _ := cli("devices", "list", "--phase", "compliant"); code != 0 || strings.Contains(out, mac.UDID) {
+		t.Errorf("devices list --phase compliant = %d %q", code, out)
+	}
+	if code, out, errs := cli(append([]string{"policy", "what-if"}, good[2:]...)...); code != 0 || !strings.Contains(out, "forced to install within 24 h") {
+		t.Errorf("policy what-if = %d %q %q", code, out, errs)
+	}
 	if code, out, _ := cli("devices", "show", mac.UDID); code != 0 || !strings.Contains(out, "pending") || !strings.Contains(out, rel.Version.String()) {
 		t.Errorf("devices show = %d %q", code, out)
 	}
