@@ -87,6 +87,7 @@ type Server struct {
 	now       func() time.Time
 	catSync   CatalogSyncer
 	states    StateReader
+	rotator   AgentRotator
 }
 
 type ctxKey int
@@ -129,6 +130,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerManagedOS(v1)
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)
+	s.registerAgent(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}

@@ -130,3 +130,29 @@ func TestAPIKeysCreateAndRevoke(t *testing.T) {
 		t.Errorf("empty name exit = %d", code)
 	}
 }
+
+func TestAgentSecretRotation(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before, err := ts.app.store.AgentSecretHash(t.Context(), mac.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.admin.RotateAgentSecret(t.Context(), mac.UDID); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := ts.app.store.AgentSecretHash(t.Context(), mac.UDID)
+	if after == before {
+		t.Error("secret not rotated")
+	}
+	sess, err := mac.Connect(t.Context())
+	if err != nil || statuses(sess) != "InstallProfile:Acknowledged" {
+		t.Errorf("re-delivery = %s, %v", statuses(sess), err)
+	}
+	if err := ts.admin.RotateAgentSecret(t.Context(), "no-such-mac"); err == nil {
+		t.Error("rotation for an unknown device succeeded")
+	}
+}
