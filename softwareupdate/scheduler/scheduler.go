@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -172,6 +173,52 @@ func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
 	}
 	s.cfg = c
 	return c, nil
+}
+
+// refreshConfig reloads policies and exceptions at the start of a pass and
+// asks for a full sweep when they changed since the last load. Another
+// replica's admin API may have changed them, and only this replica's own
+// changes call Reevaluate.
+func (s *Scheduler) refreshConfig(ctx context.Context) error {
+	s.mu.Lock()
+	old := s.cfg
+	s.cfg = nil
+	fresh, err := s.loadConfig(ctx) // loadConfig needs s.mu
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if old != nil && old.fingerprint() != fresh.fingerprint() {
+		s.evMu.Lock()
+		s.sweep = true
+		s.evMu.Unlock()
+	}
+	return nil
+}
+
+// fingerprint changes whenever a policy or an exception does.
+func (c *config) fingerprint() string {
+	var b strings.Builder
+	groups := make([]string, 0, len(c.policies))
+	for g := range c.policies {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		fmt.Fprintf(&b, "p%s:%d;", g, c.policies[g].Revision)
+	}
+	for _, m := range []map[string]*softwareupdate.Exception{c.deviceExc, c.groupExc} {
+		ids := make([]string, 0, len(m))
+		for id := range m {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			e := m[id]
+			fmt.Fprintf(&b, "e%s:%v:%d:%d;", id, e.Exempt, e.DeadlineOverride.UnixNano(), e.Expires.UnixNano())
+		}
+	}
+	return b.String()
 }
 
 // Reevaluate marks every device for evaluation at the next pass, with
@@ -335,6 +382,9 @@ type Stats struct {
 func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := s.clock.Now()
+	if err := s.refreshConfig(ctx); err != nil {
+		return st, err
+	}
 	s.evMu.Lock()
 	sweep, touched := s.sweep, s.touched
 	s.sweep, s.touched = false, map[string]struct{}{}

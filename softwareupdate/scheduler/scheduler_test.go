@@ -313,3 +313,30 @@ func TestRunTicksAndEvents(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestPolicyChangedOnAnotherReplica: a policy set through another replica's
+// Manager (which only tells its own scheduler) reaches the leader's
+// scheduler at its next pass.
+func TestPolicyChangedOnAnotherReplica(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeAutomatic, DelayDays: 1, TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	u.addMac("A", "15.1", "J413AP", true)
+	u.pass()
+	if st := u.state("A"); st.Phase != softwareupdate.PhasePending {
+		t.Fatalf("phase = %s", st.Phase)
+	}
+	// Replica B: its own scheduler and manager on the same store.
+	other := scheduler.New(u.store, u.store, testCatalog(t), u.clk)
+	mgrB := scheduler.NewManager(u.store, testCatalog(t), u.clk, other)
+	if _, err := mgrB.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{Mode: softwareupdate.ModeUnmanaged}); err != nil {
+		t.Fatal(err)
+	}
+	u.pass() // the leader (u.sched) was not told
+	if st := u.state("A"); st.Phase != softwareupdate.PhaseUnmanaged {
+		t.Errorf("leader kept the old policy: phase %s", st.Phase)
+	}
+}
