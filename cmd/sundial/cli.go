@@ -305,34 +305,98 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 }
 
 func newCommandsEnqueueCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "enqueue DEVICE-ID FILE",
-		Short: "Queue a raw command plist ({CommandUUID, Command: {RequestType, ...}}) for a device; FILE - reads standard input",
-		Args:  cobra.ExactArgs(2),
+	var group string
+	cmd := &cobra.Command{
+		Use:   "enqueue (DEVICE-ID | --group GROUP) FILE",
+		Short: "Queue a raw command plist ({CommandUUID, Command: {RequestType, ...}}) for a device or every device of a group; FILE - reads standard input",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if (group == "" && len(args) != 2) || (group != "" && len(args) != 1) {
+				return usageError{errors.New("give DEVICE-ID FILE, or --group GROUP FILE")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(cmd, getenv)
 			if err != nil {
 				return err
 			}
+			file := args[len(args)-1]
 			var raw []byte
-			if args[1] == "-" {
+			if file == "-" {
 				raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
 			} else {
-				raw, err = os.ReadFile(args[1])
+				raw, err = os.ReadFile(file)
 			}
 			if err != nil {
 				return usageError{err}
 			}
-			res, err := c.Enqueue(cmd.Context(), args[0], raw)
-			if err != nil {
-				return err
+			ids := args[:len(args)-1]
+			if group != "" {
+				if ids, err = groupDevices(cmd, c, group); err != nil {
+					return err
+				}
+			}
+			bar := newProgress(cmd.ErrOrStderr())
+			var results []*api.EnqueueResult
+			var queuedFor []string
+			var failed error
+			for i, id := range ids {
+				res, err := c.Enqueue(cmd.Context(), id, raw)
+				if len(ids) > 1 {
+					bar.update("enqueue", i+1, len(ids))
+				}
+				if err != nil {
+					var ae *api.Error
+					if errors.As(err, &ae) && ae.Code == api.CodeInvalid {
+						bar.done()
+						return err // the command itself is bad: same for every device
+					}
+					failed = err
+					fmt.Fprintf(cmd.ErrOrStderr(), "\n%s: %v\n", id, err)
+					continue
+				}
+				results = append(results, res)
+				queuedFor = append(queuedFor, id)
+			}
+			if len(ids) > 1 {
+				bar.done()
+			}
+			if cf.output != "json" {
+				for i, res := range results {
+					fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, queuedFor[i])
+				}
 			}
 			if cf.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), res)
+				if len(ids) == 1 && len(results) == 1 {
+					return writeJSON(cmd.OutOrStdout(), results[0])
+				}
+				if err := writeJSON(cmd.OutOrStdout(), map[string]any{"queued": results}); err != nil {
+					return err
+				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, args[0])
-			return nil
+			return failed
 		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "queue the command for every device of this group")
+	return cmd
+}
+
+// groupDevices lists the IDs of a group's devices.
+func groupDevices(cmd *cobra.Command, c *api.Client, group string) ([]string, error) {
+	var ids []string
+	after := ""
+	for {
+		page, err := c.DevicesFiltered(cmd.Context(), after, 1000, api.DeviceFilter{Group: group})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page.Devices {
+			ids = append(ids, d.ID)
+		}
+		if page.Next == "" || len(page.Devices) == 0 {
+			return ids, nil
+		}
+		after = page.Next
 	}
 }
 

@@ -2,10 +2,19 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
+	"github.com/sundial-mdm/sundial/api"
+	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -154,5 +163,91 @@ func TestAgentSecretRotation(t *testing.T) {
 	}
 	if err := ts.admin.RotateAgentSecret(t.Context(), "no-such-mac"); err == nil {
 		t.Error("rotation for an unknown device succeeded")
+	}
+}
+
+func TestEveryAdminEndpointNeedsAValidKey(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	revoked, err := ts.admin.CreateAPIKey(t.Context(), "soon revoked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.admin.RevokeAPIKey(t.Context(), revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	router := ts.app.handler.(*mux.Router)
+	n := 0
+	err = router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tmpl, err := route.GetPathTemplate()
+		if err != nil || !strings.HasPrefix(tmpl, "/api/v1/") {
+			return nil
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			return nil
+		}
+		path := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(tmpl, "x")
+		for _, m := range methods {
+			for _, key := range []string{"", "sdl_wrong", revoked.Secret} {
+				req, _ := http.NewRequest(m, ts.url+path, strings.NewReader("{}"))
+				if key != "" {
+					req.Header.Set("Authorization", "Bearer "+key)
+				}
+				resp, err := ts.hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"code":"unauthorized"`) {
+					t.Errorf("%s %s with key %q: %d %s", m, path, key, resp.StatusCode, body)
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 60 {
+		t.Errorf("only %d route checks: the walk missed routes", n)
+	}
+}
+
+func TestBulkEnqueueAndPushByGroup(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	var macs []string
+	for range 3 {
+		m := ts.enroll(t)
+		macs = append(macs, m.UDID)
+	}
+	if _, err := ts.admin.CreateGroup(t.Context(), "lab", "Lab"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.admin.AssignDevices(t.Context(), "lab", macs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	// Group membership shows in listings once the scheduler evaluated them.
+	waitFor(t, func() bool {
+		ts.app.sched.Touch(macs...)
+		ts.app.sched.RunOnce(t.Context())
+		l, err := ts.admin.DevicesFiltered(t.Context(), "", 10, api.DeviceFilter{Group: "lab"})
+		return err == nil && len(l.Devices) == 2
+	})
+	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
+	var out, errb bytes.Buffer
+	cmdFile := filepath.Join(t.TempDir(), "cmd.plist")
+	c, _ := mdm.NewCommand("ProfileList", nil)
+	os.WriteFile(cmdFile, c.Raw, 0o600)
+	code := run(t.Context(), []string{"commands", "enqueue", "--group", "lab", cmdFile, "--data-dir", ts.dir}, func(k string) string { return env[k] }, &out, &errb)
+	if code != 0 || strings.Count(out.String(), "queued ProfileList") != 2 {
+		t.Fatalf("bulk enqueue = %d %q %q", code, out.String(), errb.String())
+	}
+	for i, id := range macs {
+		_, err := ts.app.store.Command(t.Context(), id, c.UUID)
+		if (i < 2) != (err == nil) {
+			t.Errorf("device %d: command present = %v", i, err == nil)
+		}
 	}
 }

@@ -103,30 +103,46 @@ func printPushCert(cmd *cobra.Command, cf *clientFlags, info *api.PushCertInfo) 
 }
 
 func newDevicesPushCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "push DEVICE-ID...",
+	var group string
+	cmd := &cobra.Command{
+		Use:   "push (DEVICE-ID... | --group GROUP)",
 		Short: "Send an APNs push to devices now",
-		Args:  cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if (group == "") == (len(args) == 0) {
+				return usageError{errors.New("give device IDs or --group, not both")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(cmd, getenv)
 			if err != nil {
 				return err
 			}
-			var all []api.PushResult
+			ids := args
+			if group != "" {
+				if ids, err = groupDevices(cmd, c, group); err != nil {
+					return err
+				}
+			}
+			bar := newProgress(cmd.ErrOrStderr())
+			all := []api.PushResult{}
 			var failed error
-			for _, id := range args {
+			for i, id := range ids {
 				res, err := c.Push(cmd.Context(), id)
+				if len(ids) > 1 {
+					bar.update("push", i+1, len(ids))
+				}
 				if err != nil {
 					failed = err
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", id, err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "\n%s: %v\n", id, err)
 					continue
 				}
 				all = append(all, res...)
 			}
+			if len(ids) > 1 {
+				bar.done()
+			}
 			if cf.output == "json" {
-				if all == nil {
-					all = []api.PushResult{}
-				}
 				if err := writeJSON(cmd.OutOrStdout(), map[string]any{"results": all}); err != nil {
 					return err
 				}
@@ -138,6 +154,8 @@ func newDevicesPushCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 			return failed
 		},
 	}
+	cmd.Flags().StringVar(&group, "group", "", "push every device of this group")
+	return cmd
 }
 
 func newAPNsMockCmd(getenv func(string) string) *cobra.Command {
