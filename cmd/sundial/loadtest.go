@@ -10,11 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,6 +36,8 @@ type loadtestConfig struct {
 	serverArgs                     []string
 	serverEnv                      []string
 	freshSignatures                bool
+	replicas                       int
+	storageDSN                     string
 }
 
 func newLoadtestCmd(getenv func(string) string) *cobra.Command {
@@ -54,8 +58,8 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 			if err := applyEnv(cmd, getenv); err != nil {
 				return usageError{err}
 			}
-			if lc.devices < 1 || lc.devices > 100000 || lc.workers < 1 || lc.workers > 1024 || lc.rounds < 1 || lc.rounds > 100 || lc.commands < 1 || lc.commands > 100 {
-				return usageError{errors.New("--devices 1..100000, --workers 1..1024, --rounds 1..100, --commands 1..100")}
+			if lc.devices < 1 || lc.devices > 100000 || lc.workers < 1 || lc.workers > 1024 || lc.rounds < 1 || lc.rounds > 100 || lc.commands < 1 || lc.commands > 100 || lc.replicas < 1 || lc.replicas > 8 || (lc.replicas > 1 && lc.storageDSN == "") {
+				return usageError{errors.New("--devices 1..100000, --workers 1..1024, --rounds 1..100, --commands 1..100, --replicas 1..8 (more than 1 needs --storage-dsn)")}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), lc.timeout)
 			defer cancel()
@@ -71,6 +75,8 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 	f.StringVar(&lc.dataDir, "data-dir", "", "server data dir (default: a new temporary directory)")
 	f.DurationVar(&lc.timeout, "timeout", 20*time.Minute, "stop everything after this long")
 	f.BoolVar(&lc.keepData, "keep-data", false, "keep the temporary data dir")
+	f.IntVar(&lc.replicas, "replicas", 1, "server processes on one PostgreSQL database (needs --storage-dsn when > 1); requests are spread across them at random")
+	f.StringVar(&lc.storageDSN, "storage-dsn", "", "run the server(s) on this PostgreSQL database instead of bbolt (it must be empty)")
 	f.BoolVar(&lc.freshSignatures, "fresh-signatures", false, "sign every simulated request afresh (by default a simulated Mac reuses its signature for an identical Idle body, so that the simulator's RSA signing does not take the server's CPU)")
 	f.StringArrayVar(&lc.serverEnv, "server-env", nil, "extra KEY=VALUE environment for the child server (repeatable), e.g. GOMAXPROCS=1")
 	f.StringArrayVar(&lc.serverArgs, "server-arg", nil, "extra flag for the child server (repeatable), e.g. --server-arg=--pprof-listen=127.0.0.1:6060")
@@ -267,14 +273,39 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 			defer os.RemoveAll(dir)
 		}
 	}
-	srv, err := startServerProc(ctx, dir, lc.serverEnv, lc.serverArgs...)
+	args := lc.serverArgs
+	env := lc.serverEnv
+	if lc.storageDSN != "" {
+		args = append(args, "--storage", "pgsql")
+		env = append(env, "SUNDIAL_STORAGE_DSN="+lc.storageDSN)
+	}
+	srv, err := startServerProc(ctx, dir, env, args...)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
+	procs := []*serverProc{srv}
+	for i := 1; i < lc.replicas; i++ {
+		// Replicas share the first one's key material.
+		rdir := fmt.Sprintf("%s-replica%d", dir, i)
+		if err := copyKeyMaterial(dir, rdir); err != nil {
+			return err
+		}
+		defer os.RemoveAll(rdir)
+		p, err := startServerProc(ctx, rdir, env, args...)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		procs = append(procs, p)
+	}
 	hc, admin, err := srv.clients(lc.workers)
 	if err != nil {
 		return err
+	}
+	if len(procs) > 1 {
+		hc.Transport = &spreadTransport{next: hc.Transport, procs: procs}
+		admin.HTTP = hc
 	}
 	pool, err := mdmtest.NewKeyPool(lc.keys)
 	if err != nil {
@@ -289,18 +320,32 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		return err
 	}
 	fleet.Workers = lc.workers
-	fmt.Fprintf(out, "sundial loadtest: %d simulated Macs, %d workers, server pid %d, data %s\n", lc.devices, lc.workers, srv.cmd.Process.Pid, dir)
+	backend := "bbolt"
+	if lc.storageDSN != "" {
+		backend = "PostgreSQL"
+	}
+	fmt.Fprintf(out, "sundial loadtest: %d simulated Macs, %d workers, %d server process(es) on %s, data %s\n", lc.devices, lc.workers, len(procs), backend, dir)
 
 	var results []phaseResult
 	measure := func(name, unit string, ops int, fn func() (int, error)) error {
-		u0, s0, err := srv.cpuSplit()
+		cpu := func() (u, s time.Duration, err error) {
+			for _, p := range procs {
+				pu, ps, err := p.cpuSplit()
+				if err != nil {
+					return 0, 0, err
+				}
+				u, s = u+pu, s+ps
+			}
+			return u, s, nil
+		}
+		u0, s0, err := cpu()
 		if err != nil {
 			return err
 		}
 		t0 := time.Now()
 		_, err = fn()
 		wall := time.Since(t0)
-		u1, s1, _ := srv.cpuSplit()
+		u1, s1, _ := cpu()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -380,6 +425,51 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
 	for _, s := range fleet.Stats().Summary() {
 		fmt.Fprintf(out, "  client %s\n", s)
+	}
+	return nil
+}
+
+// spreadTransport sends each request to a random server process, as a load
+// balancer in front of replicas would.
+type spreadTransport struct {
+	next  http.RoundTripper
+	procs []*serverProc
+	n     atomic.Uint64
+}
+
+func (t *spreadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	p := t.procs[t.n.Add(1)%uint64(len(t.procs))]
+	u, err := url.Parse(p.base)
+	if err != nil {
+		return nil, err
+	}
+	r := req.Clone(req.Context())
+	r.URL.Host = u.Host
+	r.Host = u.Host
+	return t.next.RoundTrip(r)
+}
+
+// copyKeyMaterial copies a data directory's key files (not the database) so
+// that another replica serves with the same identity.
+func copyKeyMaterial(from, to string) error {
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == dbFile {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func sharedKeyFiles(t *testing.T, dir string) []string {
 	return files
 }
 
-func copyKeyMaterial(t *testing.T, from, to string) {
+func copyReplicaKeys(t *testing.T, from, to string) {
 	t.Helper()
 	files := sharedKeyFiles(t, from)
 	if len(files) < 5 {
@@ -409,7 +409,7 @@ func TestReplicasLeaderCrashMidTimeline(t *testing.T) {
 	var replicas []*replica
 	replicas = append(replicas, startReplica(t, 1, dirs[0], dsn, fr.srv.URL, clk, leases))
 	for i, dir := range dirs[1:] {
-		copyKeyMaterial(t, dirs[0], dir)
+		copyReplicaKeys(t, dirs[0], dir)
 		replicas = append(replicas, startReplica(t, i+2, dir, dsn, fr.srv.URL, clk, leases))
 	}
 	for _, r := range replicas {
