@@ -75,7 +75,7 @@ simulator's own work is not counted. Every loop is bounded by --devices,
 	f.StringVar(&lc.dataDir, "data-dir", "", "server data dir (default: a new temporary directory)")
 	f.DurationVar(&lc.timeout, "timeout", 20*time.Minute, "stop everything after this long")
 	f.BoolVar(&lc.keepData, "keep-data", false, "keep the temporary data dir")
-	f.IntVar(&lc.replicas, "replicas", 1, "server processes on one PostgreSQL database (needs --storage-dsn when > 1); requests are spread across them at random")
+	f.IntVar(&lc.replicas, "replicas", 1, "server processes on one PostgreSQL database (needs --storage-dsn when > 1); requests go to each in turn, as behind a load balancer")
 	f.StringVar(&lc.storageDSN, "storage-dsn", "", "run the server(s) on this PostgreSQL database instead of bbolt (it must be empty)")
 	f.BoolVar(&lc.freshSignatures, "fresh-signatures", false, "sign every simulated request afresh (by default a simulated Mac reuses its signature for an identical Idle body, so that the simulator's RSA signing does not take the server's CPU)")
 	f.StringArrayVar(&lc.serverEnv, "server-env", nil, "extra KEY=VALUE environment for the child server (repeatable), e.g. GOMAXPROCS=1")

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage/bolt"
+	"github.com/sundial-mdm/sundial/storage/migrate"
+	"github.com/sundial-mdm/sundial/storage/pgsql"
+)
+
+// TestServerCarriesOnAfterMigration: an installation run on bbolt is
+// migrated to PostgreSQL and a server started on the result carries on:
+// the queued command is still queued, the Mac keeps its phase, deadline and
+// history and a new pass does not move them, and the admin key and the
+// policy still work.
+func TestServerCarriesOnAfterMigration(t *testing.T) {
+	dsn := replicaSchema(t) // skips without SUNDIAL_PGSQL_TEST_DSN
+	dir := t.TempDir()
+	ts := startTestServer(t, dir)
+	mac := ts.enroll(t)
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	board := ts.device(t, mac.UDID).Inventory.SoftwareUpdateDeviceID
+	rel, ok := catalog.Default().LatestInMajor(board, 15)
+	if !ok || !catalog.MustParseVersion(mac.OSVersion()).Less(rel.Version) {
+		t.Skipf("no newer macOS 15 release for %s", board)
+	}
+	if _, err := ts.app.manager.SetPolicy(t.Context(), "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeManual, MinimumVersion: rel.Version.String(),
+		Date: time.Now().UTC().AddDate(0, 0, 20).Format("2006-01-02"), TimeOfDay: "17:00", TimeZone: "UTC",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var before *scheduler.DeviceReport
+	waitFor(t, func() bool {
+		ts.app.sched.RunOnce(t.Context())
+		var err error
+		before, err = ts.admin.DeviceUpdate(t.Context(), mac.UDID, 50)
+		return err == nil && before.State != nil && before.State.Phase == softwareupdate.PhasePending
+	})
+	cmd, _ := mdm.NewCommand("ProfileList", nil)
+	if _, err := ts.admin.Enqueue(t.Context(), mac.UDID, cmd.Raw); err != nil {
+		t.Fatal(err)
+	}
+	ts.stop()
+
+	src, err := bolt.Open(dir+"/"+dbFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := pgsql.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := migrate.Run(t.Context(), src, dst, nil)
+	src.Close()
+	dst.Close()
+	if err != nil {
+		t.Fatalf("migrate: %v\n%s", err, rep.String())
+	}
+
+	// The same data dir (key material, admin key), now on PostgreSQL.
+	ts2 := startTestServerWith(t, dir, func(c *Config) { c.Storage, c.StorageDSN = "pgsql", dsn })
+	after, err := ts2.admin.DeviceUpdate(t.Context(), mac.UDID, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State == nil || after.State.Phase != before.State.Phase || !after.State.Deadline.Equal(before.State.Deadline) ||
+		after.State.Target != before.State.Target || len(after.History) != len(before.History) {
+		t.Fatalf("update state after migration = %+v (history %d), want %+v (history %d)", after.State, len(after.History), before.State, len(before.History))
+	}
+	ts2.app.sched.Touch(mac.UDID)
+	if _, err := ts2.app.sched.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := ts2.admin.DeviceUpdate(t.Context(), mac.UDID, 50)
+	if !again.State.Deadline.Equal(before.State.Deadline) || !again.State.FirstNonCompliant.Equal(before.State.FirstNonCompliant) {
+		t.Errorf("a pass on the migrated data moved the deadline: %v → %v", before.State.Deadline, again.State.Deadline)
+	}
+	recs, err := ts2.admin.Commands(t.Context(), mac.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range recs {
+		if r.UUID == cmd.UUID && r.Status == mdm.StatusQueued {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the queued command did not survive the migration")
+	}
+	if p, err := ts2.admin.Policy(t.Context(), scheduler.DefaultGroupID); err != nil || p.Policy.MinimumVersion != rel.Version.String() {
+		t.Errorf("policy after migration = %+v, %v", p, err)
+	}
+}
