@@ -99,8 +99,11 @@ func replicaID() string {
 // runScheduler runs the scheduler while this replica holds the lease.
 func (a *app) runScheduler(ctx context.Context) {
 	leader := storage.NewLeader(a.store, "scheduler", replicaID(), 30*time.Second, a.clock, a.log)
+	a.pusher.SetRepush(false) // only the leader re-pushes silent devices
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
+		a.pusher.SetRepush(true)
+		defer a.pusher.SetRepush(false)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

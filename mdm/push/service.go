@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,8 @@ type Service struct {
 	store  Store
 	clock  Clock
 	logger *slog.Logger
+
+	noRepush atomic.Bool // see SetRepush
 
 	window      time.Duration
 	backoffBase time.Duration
@@ -295,7 +298,7 @@ func (s *Service) runOnce(ctx context.Context) (more bool, err error) {
 			return false, err
 		}
 	}
-	if s.paused() {
+	if s.paused() || s.noRepush.Load() {
 		return false, nil
 	}
 	ids, err := s.store.DueRepushes(ctx, s.clock.Now(), s.batchSize)
@@ -313,6 +316,12 @@ func (s *Service) runOnce(ctx context.Context) (more bool, err error) {
 	// ids without a push target would otherwise be read again and again.
 	return len(ids) >= s.batchSize && len(results) > 0, nil
 }
+
+// SetRepush turns re-pushing of silent devices on or off (default on).
+// With several replicas on one database only the scheduler leader re-pushes,
+// so silent devices are not pushed once per replica; every replica still
+// pushes the work it queued itself.
+func (s *Service) SetRepush(on bool) { s.noRepush.Store(!on) }
 
 func (s *Service) paused() bool {
 	now := s.clock.Now()

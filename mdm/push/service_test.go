@@ -682,3 +682,28 @@ func TestRunCertErrorTimeline(t *testing.T) {
 		}
 	})
 }
+
+func TestSetRepushOff(t *testing.T) {
+	f := newFixture(t, 1)
+	f.svc.Notify("dev-0")
+	f.clock.Advance(push.DefaultCoalesceWindow)
+	f.runOnce(t) // the first push; dev-0 stays silent
+	f.svc.SetRepush(false) // not the scheduler leader
+	f.clock.Advance(2 * time.Minute)
+	f.runOnce(t)
+	if got := f.delivered("dev-0"); got != 1 {
+		t.Errorf("re-push off: %d pushes, want 1", got)
+	}
+	f.svc.Notify("dev-0") // its own new work is still pushed
+	f.clock.Advance(push.DefaultCoalesceWindow)
+	f.runOnce(t)
+	if got := f.delivered("dev-0"); got != 2 {
+		t.Errorf("new work with re-push off: %d pushes, want 2", got)
+	}
+	f.svc.SetRepush(true) // became leader
+	f.clock.Advance(2 * time.Minute)
+	f.runOnce(t)
+	if got := f.delivered("dev-0"); got != 3 {
+		t.Errorf("re-push on: %d pushes, want 3", got)
+	}
+}
