@@ -99,11 +99,15 @@ func replicaID() string {
 // runScheduler runs the scheduler while this replica holds the lease.
 func (a *app) runScheduler(ctx context.Context) {
 	leader := storage.NewLeader(a.store, "scheduler", replicaID(), 30*time.Second, a.clock, a.log)
-	a.pusher.SetRepush(false) // only the leader re-pushes silent devices
+	// Only the leader re-pushes silent devices and refreshes inventory.
+	a.pusher.SetRepush(false)
+	a.svc.SetInventoryRefresh(false)
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
 		a.pusher.SetRepush(true)
+		a.svc.SetInventoryRefresh(true)
 		defer a.pusher.SetRepush(false)
+		defer a.svc.SetInventoryRefresh(false)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

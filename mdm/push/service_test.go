@@ -687,7 +687,7 @@ func TestSetRepushOff(t *testing.T) {
 	f := newFixture(t, 1)
 	f.svc.Notify("dev-0")
 	f.clock.Advance(push.DefaultCoalesceWindow)
-	f.runOnce(t) // the first push; dev-0 stays silent
+	f.runOnce(t)           // the first push; dev-0 stays silent
 	f.svc.SetRepush(false) // not the scheduler leader
 	f.clock.Advance(2 * time.Minute)
 	f.runOnce(t)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/micromdm/plist"
@@ -90,7 +91,14 @@ type Service struct {
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time
+
+	noRefresh atomic.Bool // see SetInventoryRefresh
 }
+
+// SetInventoryRefresh turns the daily inventory refresh in Run on or off
+// (default on). With several replicas only the scheduler leader refreshes,
+// so no Mac is asked once per replica.
+func (s *Service) SetInventoryRefresh(on bool) { s.noRefresh.Store(!on) }
 
 // Option configures a Service.
 type Option func(*Service)
@@ -390,6 +398,9 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 			if err := s.FlushLastSeen(ctx); err != nil {
 				s.log.Error("flush failed", "err", err)
+			}
+			if s.noRefresh.Load() {
+				continue
 			}
 			if n, err := s.RefreshInventory(ctx); err != nil {
 				s.log.Error("inventory refresh failed", "err", err)
