@@ -193,3 +193,13 @@ func (c *Client) Audit(ctx context.Context, after uint64, limit int) ([]schedule
 	var out struct{ Entries []scheduler.AuditEntry }
 	return out.Entries, c.doJSON(ctx, http.MethodGet, fmt.Sprintf("/api/v1/audit?after=%d&limit=%d", after, limit), nil, &out)
 }
+
+// SetExceptionRaw sends an exception body as given (for tests and scripts).
+func (c *Client) SetExceptionRaw(ctx context.Context, scope, id, body string) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/exceptions/"+url.PathEscape(scope)+"/"+url.PathEscape(id), strings.NewReader(body), "application/json", nil)
+}
+
+// PutRaw sends a raw PUT body to an API path (for tests and scripts).
+func (c *Client) PutRaw(ctx context.Context, path, body string) error {
+	return c.do(ctx, http.MethodPut, path, strings.NewReader(body), "application/json", nil)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -249,5 +250,44 @@ func TestBulkEnqueueAndPushByGroup(t *testing.T) {
 		if (i < 2) != (err == nil) {
 			t.Errorf("device %d: command present = %v", i, err == nil)
 		}
+	}
+}
+
+func TestAdminInvalidInputSavesNothing(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	auditBefore, _ := ts.admin.Audit(t.Context(), 0, 1000)
+	groupsBefore, _ := ts.admin.Groups(t.Context())
+	tests := []struct {
+		name string
+		do   func() error
+	}{
+		{"group id with spaces", func() error { _, err := ts.admin.CreateGroup(t.Context(), "no spaces allowed", "x"); return err }},
+		{"empty group id", func() error { _, err := ts.admin.CreateGroup(t.Context(), "", "x"); return err }},
+		{"assign nobody", func() error { return ts.admin.AssignDevices(t.Context(), "default", nil) }},
+		{"exception scope", func() error {
+			return ts.admin.SetExceptionRaw(t.Context(), "planet", mac.UDID, `{"exempt":true}`)
+		}},
+		{"exception unknown field", func() error {
+			return ts.admin.SetExceptionRaw(t.Context(), "device", mac.UDID, `{"exempt":true,"forever":true}`)
+		}},
+		{"exception already expired", func() error {
+			return ts.admin.SetExceptionRaw(t.Context(), "device", mac.UDID, `{"exempt":true,"expires":"2001-01-01T00:00:00Z","reason":"x"}`)
+		}},
+		{"policy body not JSON", func() error { return ts.admin.PutRaw(t.Context(), "/api/v1/groups/default/policy", "mode=manual") }},
+		{"audit limit", func() error { _, err := ts.admin.Audit(t.Context(), 0, 5000); return err }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ae *api.Error
+			if err := tc.do(); !errors.As(err, &ae) || ae.Code != api.CodeInvalid || ae.Message == "" {
+				t.Errorf("err = %v, want invalid with a message", err)
+			}
+		})
+	}
+	auditAfter, _ := ts.admin.Audit(t.Context(), 0, 1000)
+	groupsAfter, _ := ts.admin.Groups(t.Context())
+	if len(auditAfter) != len(auditBefore) || len(groupsAfter) != len(groupsBefore) {
+		t.Errorf("invalid input changed something: audit %d→%d, groups %d→%d", len(auditBefore), len(auditAfter), len(groupsBefore), len(groupsAfter))
 	}
 }
