@@ -47,7 +47,8 @@ func newLoadtestCmd(getenv func(string) string) *cobra.Command {
 		Short: "Start a Sundial server on loopback and drive simulated Macs against it; report throughput, server CPU and peak RSS",
 		Long: `loadtest starts "sundial server" as a child process on 127.0.0.1 with a fresh data
 directory (durable bbolt writes), then runs three phases with the Mac simulator:
-  1. enroll every device (profile, SCEP, Authenticate, TokenUpdate, first DeviceInformation);
+  1. enroll every device (profile, SCEP, Authenticate, TokenUpdate, first DeviceInformation),
+     then (1b) deliver the agent's settings profile that Sundial queues at enrolment;
   2. signed Idle connects with nothing queued, --rounds times per device;
   3. command round trips: enqueue through the admin API, deliver, store the acknowledged result.
 The server's CPU time is read from /proc for the child process alone, so the
@@ -355,7 +356,13 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		return nil
 	}
 
-	// Phase 1: enrolment, including the first DeviceInformation round trip.
+	// Phase 1: enrolment as the issue defines it: profile, SCEP,
+	// Authenticate, TokenUpdate and the first DeviceInformation round trip.
+	// The agent's settings profile, which Sundial queues at enrolment too,
+	// is answered NotNow here and measured on its own in phase 1b.
+	for _, d := range fleet.Devices {
+		d.AnswerNotNow("InstallProfile", 1)
+	}
 	err = measure("enrolment", "enrolment", lc.devices, func() (int, error) {
 		if err := fleet.Enroll(ctx, hc, srv.base+"/mdm/enroll"); err != nil {
 			return 0, err
@@ -363,6 +370,17 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		n, err := fleet.Connect(ctx)
 		if err == nil && n < lc.devices {
 			err = fmt.Errorf("only %d of %d devices received DeviceInformation", n, lc.devices)
+		}
+		return n, err
+	})
+	if err != nil {
+		return err
+	}
+	// Phase 1b: the agent's settings profile (InstallProfile) round trip.
+	err = measure("agent profile", "delivery", lc.devices, func() (int, error) {
+		n, err := fleet.Connect(ctx)
+		if err == nil && n != lc.devices {
+			err = fmt.Errorf("%d agent profiles delivered, want %d", n, lc.devices)
 		}
 		return n, err
 	})
