@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -198,6 +199,25 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 			if c.Status != "Acknowledged" || acks != 1 {
 				t.Errorf("%s: command %s status %s with %d acknowledgements: %s", udid, u, c.Status, acks, fmt.Sprint(c.History))
 			}
+		}
+	}
+}
+
+// TestLoadtestCommand runs the load command end to end on a handful of Macs
+// (its child server is this test binary in server mode).
+func TestLoadtestCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"loadtest", "--devices", "6", "--rounds", "2", "--commands", "2", "--workers", "3", "--keys", "2",
+		"--server-env", "SUNDIAL_TEST_MAIN=1", "--timeout", "2m"}, func(string) string { return "" }, &out, &errb)
+	if code != 0 {
+		t.Fatalf("loadtest exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"enrolment", "agent profile", "idle connect", "command round trip", "server peak RSS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("loadtest output lacks %q:\n%s", want, out.String())
 		}
 	}
 }
