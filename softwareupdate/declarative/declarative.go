@@ -60,7 +60,10 @@ func New(d DDM, zones Zones, log *slog.Logger) *Enforcer {
 	return &Enforcer{ddm: d, zones: zones, log: log}
 }
 
-var _ scheduler.Enforcer = (*Enforcer)(nil)
+var (
+	_ scheduler.Enforcer = (*Enforcer)(nil)
+	_ scheduler.Retirer  = (*Enforcer)(nil)
+)
 
 // Step implements scheduler.Enforcer. From notify on, the device carries the
 // enforcement declaration (re-issued whenever the target, the deadline or
@@ -102,6 +105,18 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 		}
 	}
 	return act, nil
+}
+
+// Retire implements scheduler.Retirer: a Mac leaving the declarative path
+// has its enforcement declaration removed, since macOS ignores legacy update
+// commands while one is active.
+func (e *Enforcer) Retire(ctx context.Context, st *scheduler.State, now time.Time) ([]scheduler.Transition, error) {
+	removed, err := e.ddm.RemoveEnforcement(ctx, st.DeviceID)
+	if err != nil || !removed {
+		return nil, err
+	}
+	return []scheduler.Transition{{At: now, Kind: scheduler.EventStep, Step: StepRemoved,
+		Reason: "enforcement declaration removed: the Mac left the declarative path"}}, nil
 }
 
 // HandleResult implements scheduler.Enforcer: the DeclarativeManagement

@@ -53,3 +53,11 @@ type Result struct {
 	ErrorChain  []mdm.ErrorChainItem
 	Raw         []byte
 }
+
+// Retirer is implemented by enforcers that leave something on the device
+// that must go when the device moves to another path (the declarative
+// path's enforcement declaration: a Mac would ignore legacy update commands
+// while it is active).
+type Retirer interface {
+	Retire(ctx context.Context, st *State, now time.Time) ([]Transition, error)
+}

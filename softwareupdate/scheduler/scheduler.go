@@ -742,6 +742,13 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	path := s.pathFor(pol, &st.Facts, ver)
 	if st.Path != path {
+		if r, ok := s.enforcers[st.Path].(Retirer); ok && st.Path != "" {
+			events, err := r.Retire(ctx, st, now)
+			if err != nil {
+				return c, fmt.Errorf("retire %s enforcement: %w", st.Path, err)
+			}
+			c.History = append(c.History, events...)
+		}
 		if st.Path != "" && st.Step != "" {
 			note(EventReset, "enforcement path changed from "+string(st.Path)+" to "+string(path))
 			st.ResetEnforcement()
