@@ -15,7 +15,8 @@ import (
 	"github.com/sundial-mdm/sundial/storage"
 )
 
-// zones implements declarative.Zones over the stores.
+// zones implements declarative.Zones over the stores (and the planner's
+// policy lookup).
 type zones struct {
 	agents   storage.AgentStore
 	policies scheduler.PolicyStore
@@ -33,18 +34,19 @@ func (z zones) DeviceZone(ctx context.Context, id string) string {
 	return st.TimeZone
 }
 
-func (z zones) PolicyZone(ctx context.Context, group string) (string, string) {
+// detailsURL is the update page of a group's policy.
+func (z zones) detailsURL(ctx context.Context, group string) string {
 	recs, err := z.policies.Policies(ctx)
 	if err != nil {
 		z.log.Error("policy lookup failed", "group", group, "err", err)
-		return "", ""
+		return ""
 	}
 	for _, r := range recs {
 		if r.GroupID == group {
-			return r.Policy.TimeZone, r.Policy.DetailsURL
+			return r.Policy.DetailsURL
 		}
 	}
-	return "", ""
+	return ""
 }
 
 // planner answers the agent's plan from the scheduler's state.
@@ -78,7 +80,7 @@ func (p planner) Plan(ctx context.Context, id string) (agent.Plan, error) {
 	if plan.Path != agent.PathDeclarative {
 		plan.Path = agent.PathLegacy
 	}
-	_, plan.DetailsURL = p.zones.PolicyZone(ctx, st.GroupID)
+	plan.DetailsURL = p.zones.detailsURL(ctx, st.GroupID)
 	return plan, nil
 }
 

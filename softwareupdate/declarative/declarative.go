@@ -27,10 +27,9 @@ type DDM interface {
 	RemoveEnforcement(ctx context.Context, id string) (bool, error)
 }
 
-// Zones tells the Mac's time zone (reported by the agent) and its policy's.
+// Zones tells the Mac's time zone as the agent reported it ("" if unknown).
 type Zones interface {
 	DeviceZone(ctx context.Context, id string) string
-	PolicyZone(ctx context.Context, group string) (zone, detailsURL string)
 }
 
 // Countdown is how long after the deadline the OS forces the install.
@@ -73,7 +72,10 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 	var act scheduler.Action
 	switch in.Decision.Phase {
 	case softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce:
-		zone, details := e.zones.PolicyZone(ctx, st.GroupID)
+		var zone, details string
+		if in.Policy != nil {
+			zone, details = in.Policy.TimeZone, in.Policy.DetailsURL
+		}
 		loc := ddm.DeviceZone(e.zones.DeviceZone(ctx, st.DeviceID), loadZone(zone))
 		enf := ddm.Enforcement{
 			TargetOSVersion: st.Target,

@@ -42,11 +42,11 @@ func (z zonesFor) PolicyZone(context.Context, string) (string, string) { return 
 
 func TestStepDeclaresInTheMacsZoneAndRetires(t *testing.T) {
 	f := &fakeDDM{}
-	e := New(f, zonesFor{device: "Asia/Tokyo", policy: "Europe/Berlin"}, nil)
+	e := New(f, zonesFor{device: "Asia/Tokyo"}, nil)
 	st := &scheduler.State{DeviceID: "A", GroupID: "g", Target: "15.4"}
 	d := time.Date(2026, 12, 15, 16, 0, 0, 0, time.UTC) // 17:00 Berlin, 01:00 Tokyo next day
 	now := d.Add(-48 * time.Hour)
-	act, err := e.Step(context.Background(), st, scheduler.Input{Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: now})
+	act, err := e.Step(context.Background(), st, scheduler.Input{Policy: &softwareupdate.Policy{TimeZone: "Europe/Berlin"}, Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestStepDeclaresInTheMacsZoneAndRetires(t *testing.T) {
 		t.Fatalf("set = %+v, step %q, events %d", f.set, st.Step, len(act.Events))
 	}
 	// The same plan again changes nothing and records no new step.
-	act, _ = e.Step(context.Background(), st, scheduler.Input{Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: now.Add(time.Hour)})
+	act, _ = e.Step(context.Background(), st, scheduler.Input{Policy: &softwareupdate.Policy{TimeZone: "Europe/Berlin"}, Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: now.Add(time.Hour)})
 	if len(act.Events) != 0 {
 		t.Errorf("an unchanged declaration was recorded again: %+v", act.Events)
 	}
@@ -67,9 +67,23 @@ func TestStepDeclaresInTheMacsZoneAndRetires(t *testing.T) {
 		t.Errorf("second retire = %+v, removed %d", ev, f.removed)
 	}
 	// Compliant removes it too.
-	e.Step(context.Background(), st, scheduler.Input{Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: now})
-	e.Step(context.Background(), st, scheduler.Input{Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseCompliant}, Now: now})
+	e.Step(context.Background(), st, scheduler.Input{Policy: &softwareupdate.Policy{TimeZone: "Europe/Berlin"}, Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: now})
+	e.Step(context.Background(), st, scheduler.Input{Policy: &softwareupdate.Policy{TimeZone: "Europe/Berlin"}, Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseCompliant}, Now: now})
 	if f.active || f.removed != 2 {
 		t.Errorf("compliant Mac kept its declaration (removed %d)", f.removed)
+	}
+}
+
+func TestPolicyZoneWhenTheMacsIsUnknown(t *testing.T) {
+	f := &fakeDDM{}
+	e := New(f, zonesFor{}, nil)
+	st := &scheduler.State{DeviceID: "A", Target: "15.4"}
+	d := time.Date(2026, 12, 15, 16, 0, 0, 0, time.UTC)
+	pol := &softwareupdate.Policy{TimeZone: "Europe/Berlin", DetailsURL: "https://example.org/update"}
+	if _, err := e.Step(context.Background(), st, scheduler.Input{Policy: pol, Decision: softwareupdate.Decision{Phase: softwareupdate.PhaseNotify, Deadline: d}, Now: d.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.set) != 1 || f.set[0].Location.String() != "Europe/Berlin" || f.set[0].DetailsURL != pol.DetailsURL {
+		t.Fatalf("set = %+v", f.set)
 	}
 }

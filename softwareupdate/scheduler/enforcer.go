@@ -36,6 +36,8 @@ type Input struct {
 	Target   softwareupdate.Target
 	Decision softwareupdate.Decision
 	Now      time.Time
+	// Policy is the device's group policy (read-only).
+	Policy *softwareupdate.Policy
 }
 
 // Action is an enforcer's answer: commands to queue for the device and

@@ -780,7 +780,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	if e := s.enforcers[path]; e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure := st.Failure
-		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now})
+		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
 		if err != nil {
 			return c, fmt.Errorf("%s enforcer: %w", path, err)
 		}
