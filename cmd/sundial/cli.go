@@ -85,11 +85,8 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 		Short: "Run the Sundial server (embedded bbolt database, generated certificates)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd, getenv); err != nil {
-				return usageError{err}
-			}
-			if err := cfg.Validate(); err != nil {
-				return usageError{err}
+			if err := cfg.load(cmd, getenv); err != nil {
+				return err
 			}
 			log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 			if err != nil {
@@ -126,11 +123,8 @@ func newEnrollCmd(getenv func(string) string) *cobra.Command {
 		Short: "Write the signed enrollment profile to standard output (for offline distribution)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd, getenv); err != nil {
-				return usageError{err}
-			}
-			if err := cfg.Validate(); err != nil {
-				return usageError{err}
+			if err := cfg.load(cmd, getenv); err != nil {
+				return err
 			}
 			if cfg.ChallengeMode != "shared" {
 				return usageError{errors.New("offline profiles need --scep-challenge-mode shared")}

@@ -97,6 +97,18 @@ func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
+// load fills the configuration from the environment for flags not given
+// and validates it; errors are usage errors.
+func (c *Config) load(cmd *cobra.Command, getenv func(string) string) error {
+	if err := applyEnv(cmd, getenv); err != nil {
+		return usageError{err}
+	}
+	if err := c.Validate(); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
 // Validate checks the configuration and fills in derived defaults.
 func (c *Config) Validate() error {
 	host, port, err := net.SplitHostPort(c.Listen)
