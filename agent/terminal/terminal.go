@@ -112,9 +112,9 @@ func (p *Presenter) Present(ctx context.Context, pr agent.Prompt) (<-chan agent.
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if !pd.done {
+				fmt.Fprintf(p.w, "[#%d] timed out\n", pd.id)
 				pd.ch <- agent.ChoiceTimeout
 				p.finish(pd)
-				fmt.Fprintf(p.w, "[#%d] timed out\n", pd.id)
 			}
 		}
 	}()
@@ -166,9 +166,11 @@ func (p *Presenter) input(line string) {
 			if label == "" {
 				label = string(c)
 			}
+			// The answer is printed before it is delivered: whoever
+			// receives it sees the output complete.
+			fmt.Fprintf(p.w, "[#%d] -> %s\n", target.id, label)
 			target.ch <- c
 			p.finish(target)
-			fmt.Fprintf(p.w, "[#%d] -> %s\n", target.id, label)
 			return
 		}
 	}
