@@ -55,6 +55,13 @@ func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMes
 		d, err := getDevice(tx, id)
 		if err != nil {
 			d = &mdm.Device{ID: id}
+			if tx.Bucket(bMSState).Get([]byte(id)) == nil {
+				// The scheduler's sweep finds it here until its first
+				// evaluation.
+				if err := tx.Bucket(bMSNew).Put([]byte(id), nil); err != nil {
+					return err
+				}
+			}
 		}
 		if d.CertHash != "" && d.CertHash != certHash {
 			if err := certs.Delete([]byte(d.CertHash)); err != nil {

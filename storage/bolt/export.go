@@ -144,9 +144,8 @@ func (s *Store) ExportCommands(ctx context.Context, fn func(record.Command) erro
 			return fmt.Errorf("decode command record %q: %w", k, err)
 		}
 		rec.Seq = seq
-		rec.Raw = clone(tx.Bucket(bCmdRaw).Get(k))
-		if r := tx.Bucket(bCmdRes).Get(k); r != nil {
-			rec.Result = clone(r) // older files keep it inside the JSON
+		if err := readBodies(tx, k, rec); err != nil {
+			return err
 		}
 		c := record.Command{Record: rec}
 		if q := tx.Bucket(bQueue).Get(k); q != nil {
@@ -281,9 +280,9 @@ func (s *Store) ExportExceptions(ctx context.Context, fn func(scheduler.Exceptio
 // ExportStates calls fn for every update state in device ID order.
 func (s *Store) ExportStates(ctx context.Context, fn func(*scheduler.State) error) error {
 	err := s.forEachKey(ctx, bMSState, func(_ *bbolt.Tx, k, v []byte) error {
-		st := new(scheduler.State)
-		if err := json.Unmarshal(v, st); err != nil {
-			return fmt.Errorf("decode update state %s: %w", k, err)
+		st, err := decodeState(string(k), v)
+		if err != nil {
+			return err
 		}
 		return fn(st)
 	})

@@ -21,7 +21,8 @@ import (
 //	msmember  <device id>            group ID (absent: the default group)
 //	mspolicy  <group id>             JSON scheduler.PolicyRecord
 //	msexc     <scope> 0x00 <id>      JSON scheduler.ExceptionRecord
-//	msstate   <device id>            JSON scheduler.State
+//	msstate   <device id>            scheduler.State (statecodec.go)
+//	msnew     <device id>            (empty): devices without a state yet
 //	msdue     <next due nanos><id>   (empty): the scheduler's due index
 //	mshist    <device id> 0x00 <seq> JSON scheduler.Transition
 //	msaudit   <seq>                  JSON scheduler.AuditEntry
@@ -31,13 +32,14 @@ var (
 	bMSPolicy = []byte("mspolicy")
 	bMSExc    = []byte("msexc")
 	bMSState  = []byte("msstate")
+	bMSNew    = []byte("msnew")
 	bMSDue    = []byte("msdue")
 	bMSHist   = []byte("mshist")
 	bMSAudit  = []byte("msaudit")
 )
 
 func init() {
-	allBuckets = append(allBuckets, bMSGroups, bMSMember, bMSPolicy, bMSExc, bMSState, bMSDue, bMSHist, bMSAudit)
+	allBuckets = append(allBuckets, bMSGroups, bMSMember, bMSPolicy, bMSExc, bMSState, bMSNew, bMSDue, bMSHist, bMSAudit)
 }
 
 var _ scheduler.Store = (*Store)(nil)
@@ -291,9 +293,9 @@ func (s *Store) States(ctx context.Context, ids []string) ([]*scheduler.State, e
 			if v == nil {
 				continue
 			}
-			st := new(scheduler.State)
-			if err := json.Unmarshal(v, st); err != nil {
-				return fmt.Errorf("decode update state %s: %w", id, err)
+			st, err := decodeState(id, v)
+			if err != nil {
+				return err
 			}
 			out[i] = st
 		}
@@ -319,13 +321,13 @@ func (s *Store) StateIDs(ctx context.Context, after string, limit int) ([]string
 	return ids, err
 }
 
-// Unevaluated implements scheduler.StateStore. It walks device keys
-// without decoding the records.
+// Unevaluated implements scheduler.StateStore. It walks the small index of
+// devices without a state (msnew), not the device records.
 func (s *Store) Unevaluated(ctx context.Context, after string, limit int) ([]string, error) {
 	var ids []string
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		states := tx.Bucket(bMSState)
-		c := tx.Bucket(bDevices).Cursor()
+		c := tx.Bucket(bMSNew).Cursor()
 		k, _ := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
 			k, _ = c.Next()
@@ -364,7 +366,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 		return nil
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		states, due, hist := tx.Bucket(bMSState), tx.Bucket(bMSDue), tx.Bucket(bMSHist)
+		states, due, hist, unevaluated := tx.Bucket(bMSState), tx.Bucket(bMSDue), tx.Bucket(bMSHist), tx.Bucket(bMSNew)
 		var conflicts []string
 		olds := make([]*scheduler.State, len(commits))
 		for i, c := range commits {
@@ -374,9 +376,9 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 			}
 			var stored uint64
 			if v := states.Get([]byte(st.DeviceID)); v != nil {
-				old := new(scheduler.State)
-				if err := json.Unmarshal(v, old); err != nil {
-					return fmt.Errorf("decode update state %s: %w", st.DeviceID, err)
+				old, err := decodeState(st.DeviceID, v)
+				if err != nil {
+					return err
 				}
 				olds[i], stored = old, old.Rev
 			}
@@ -400,7 +402,10 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 					return err
 				}
 			}
-			if err := putJSON(states, []byte(st.DeviceID), &st); err != nil {
+			if err := states.Put([]byte(st.DeviceID), encodeState(&st)); err != nil {
+				return err
+			}
+			if err := unevaluated.Delete([]byte(st.DeviceID)); err != nil {
 				return err
 			}
 			for _, h := range c.History {
