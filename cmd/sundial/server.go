@@ -82,7 +82,8 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 		}
 		return s, nil
 	}
-	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync})
+	budget := int64(cfg.BoltMappedMB) << 20 // 0: the store's default, negative: off
+	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync, MappedBudget: budget})
 }
 
 // app is a wired Sundial server.

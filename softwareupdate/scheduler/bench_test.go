@@ -190,7 +190,8 @@ func openCopy(b *testing.B, src string, now time.Time) (*bolt.Store, *scheduler.
 		b.Fatal(err)
 	}
 	out.Close()
-	store, err := bolt.Open(dst, &bolt.Options{NoSync: true})
+	budget, _ := strconv.ParseInt(os.Getenv("SUNDIAL_SCHEDULER_BENCH_BUDGET"), 10, 64)
+	store, err := bolt.Open(dst, &bolt.Options{NoSync: true, MappedBudget: budget})
 	if err != nil {
 		b.Fatal(err)
 	}
