@@ -50,6 +50,20 @@ func getRecord(tx *bbolt.Tx, k []byte) (*mdm.CommandRecord, error) {
 	return rec, nil
 }
 
+// readBodies fills rec's command body and result stored under k.
+func readBodies(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
+	var err error
+	if rec.Raw, err = unpackBlob(tx.Bucket(bCmdRaw).Get(k)); err != nil {
+		return fmt.Errorf("command %s: %w", rec.UUID, err)
+	}
+	if r := tx.Bucket(bCmdRes).Get(k); r != nil { // older files keep it inside the JSON
+		if rec.Result, err = unpackBlob(r); err != nil {
+			return fmt.Errorf("command %s: %w", rec.UUID, err)
+		}
+	}
+	return nil
+}
+
 func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
 	raw, result := rec.Raw, rec.Result
 	rec.Raw, rec.Result = nil, nil // kept in cmdraw and cmdres, as raw bytes
@@ -59,7 +73,7 @@ func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
 		return fmt.Errorf("encode command record: %w", err)
 	}
 	if result != nil {
-		if err := tx.Bucket(bCmdRes).Put(k, result); err != nil {
+		if err := tx.Bucket(bCmdRes).Put(k, packBlob(result)); err != nil {
 			return err
 		}
 	}
@@ -84,6 +98,7 @@ func enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error 
 			}
 		}
 		cmds := tx.Bucket(bCmds)
+		body := packBlob(cmd.Raw)
 		for _, id := range ids {
 			seq, err := cmds.NextSequence()
 			if err != nil {
@@ -98,7 +113,7 @@ func enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error 
 			if err := putRecord(tx, k, rec); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bCmdRaw).Put(k, cmd.Raw); err != nil {
+			if err := tx.Bucket(bCmdRaw).Put(k, body); err != nil {
 				return err
 			}
 			if err := idx.Put(key(id, []byte(cmd.UUID)), u64(seq)); err != nil {
@@ -164,11 +179,15 @@ func next(tx *bbolt.Tx, id string, skipNotNow bool) (*mdm.Command, bool, error) 
 				continue
 			}
 		}
-		raw := tx.Bucket(bCmdRaw).Get(k)
-		if raw == nil {
+		v := tx.Bucket(bCmdRaw).Get(k)
+		if v == nil {
 			return nil, marked, fmt.Errorf("command %s for %s has no body", uuid, id)
 		}
-		return &mdm.Command{UUID: uuid, RequestType: rt, Raw: clone(raw)}, marked, nil
+		raw, err := unpackBlob(v)
+		if err != nil {
+			return nil, marked, fmt.Errorf("command %s for %s: %w", uuid, id, err)
+		}
+		return &mdm.Command{UUID: uuid, RequestType: rt, Raw: raw}, marked, nil
 	}
 	return nil, marked, nil
 }
@@ -250,11 +269,7 @@ func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecor
 		if rec, err = getRecord(tx, k); err != nil {
 			return err
 		}
-		rec.Raw = clone(tx.Bucket(bCmdRaw).Get(k))
-		if r := tx.Bucket(bCmdRes).Get(k); r != nil {
-			rec.Result = clone(r)
-		}
-		return nil
+		return readBodies(tx, k, rec)
 	})
 	return rec, err
 }
@@ -264,16 +279,14 @@ func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, 
 	var out []*mdm.CommandRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		p := prefix(id)
-		raws, results := tx.Bucket(bCmdRaw), tx.Bucket(bCmdRes)
 		c := tx.Bucket(bCmds).Cursor()
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			rec := new(mdm.CommandRecord)
 			if err := json.Unmarshal(v, rec); err != nil {
 				return fmt.Errorf("decode command record: %w", err)
 			}
-			rec.Raw = clone(raws.Get(k))
-			if r := results.Get(k); r != nil {
-				rec.Result = clone(r)
+			if err := readBodies(tx, k, rec); err != nil {
+				return err
 			}
 			out = append(out, rec)
 		}
