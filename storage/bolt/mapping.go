@@ -11,21 +11,21 @@ import (
 // bbolt reads the database through a read-only shared memory mapping of the
 // file. Every page a transaction touches stays mapped into Sundial's address
 // space, and so counted in its resident set, until the mapping is dropped;
-// Linux also maps up to 16 neighbouring pages around each page fault. A
-// scheduler sweep or a report over 100,000 Macs therefore leaves the whole
+// Linux also maps neighbouring cached pages around each page fault. A
+// scheduler sweep or a report over 100,000 Macs therefore leaves most of the
 // file resident in Sundial's RSS, although it is only page cache that the
 // kernel could reclaim.
 //
 // The mapping governor keeps the file-backed part of the process's RSS near
-// a budget: while transactions run, it samples the process's file-backed
-// resident pages every governorInterval and drops the database's mappings
-// when they exceed the budget (at most once per releaseGap, so that the hot
-// pages of ordinary traffic are not re-faulted over and over) or twice the
-// budget (at once: a sweep or report streaming through the file) (madvise MADV_DONTNEED on the read-only shared
-// mapping). The data is untouched: the pages stay in the kernel's page cache
-// and the next read maps them again with a minor fault, no disk I/O. It runs
-// inside a read transaction, which keeps bbolt from remapping the file
-// meanwhile.
+// a budget. While transactions run it samples that figure every
+// governorInterval and drops the database's mappings (madvise
+// MADV_DONTNEED on the read-only shared mapping) when it exceeds the budget,
+// at most once per releaseGap so that the hot pages of ordinary traffic are
+// not re-faulted over and over, or at once when it exceeds twice the budget
+// (a sweep or report streaming through the file). The data is untouched: the
+// pages stay in the kernel's page cache and the next read maps them again
+// with a minor fault, no disk I/O. The release runs inside a read
+// transaction, which keeps bbolt from remapping the file meanwhile.
 
 // DefaultMappedBudget is the file-backed resident memory above which the
 // governor drops the database's mappings.
