@@ -1,6 +1,7 @@
 package mdm
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -115,17 +116,58 @@ func DecodeCommand(raw []byte) (*Command, error) {
 // NewCommand builds a command with a fresh UUID. payload holds the keys of the
 // Command dictionary other than RequestType; it may be nil.
 func NewCommand(requestType string, payload map[string]any) (*Command, error) {
+	id := NewUUID()
+	raw, err := encodeCommand(requestType, id, payload)
+	if err != nil {
+		return nil, err
+	}
+	return &Command{UUID: id, RequestType: requestType, Raw: raw}, nil
+}
+
+func encodeCommand(requestType, id string, payload map[string]any) ([]byte, error) {
 	inner := make(map[string]any, len(payload)+1)
 	for k, v := range payload {
 		inner[k] = v
 	}
 	inner["RequestType"] = requestType
-	id := NewUUID()
 	raw, err := plist.MarshalIndent(map[string]any{"CommandUUID": id, "Command": inner}, "\t")
 	if err != nil {
 		return nil, fmt.Errorf("encode %s command: %w", requestType, err)
 	}
-	return &Command{UUID: id, RequestType: requestType, Raw: raw}, nil
+	return raw, nil
+}
+
+// A CommandTemplate stamps out commands with one payload that differ only in
+// their CommandUUID. Encoding a plist costs ~18 µs; a scheduler pass that
+// sends the same ScheduleOSUpdate to 40,000 Macs encodes it once.
+type CommandTemplate struct {
+	requestType string
+	head, tail  []byte // the body around the CommandUUID string
+}
+
+// NewCommandTemplate encodes payload (as NewCommand does) once.
+func NewCommandTemplate(requestType string, payload map[string]any) (*CommandTemplate, error) {
+	// A fresh random UUID cannot occur in the payload by chance; the
+	// count check makes that certain rather than likely.
+	marker := NewUUID()
+	raw, err := encodeCommand(requestType, marker, payload)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Count(raw, []byte(marker)) != 1 {
+		return nil, fmt.Errorf("encode %s command: the UUID placeholder is not unique", requestType)
+	}
+	i := bytes.Index(raw, []byte(marker))
+	return &CommandTemplate{requestType: requestType, head: raw[:i], tail: raw[i+len(marker):]}, nil
+}
+
+// New returns a command with a fresh UUID. The body is the one NewCommand
+// would encode for the same payload and UUID.
+func (t *CommandTemplate) New() *Command {
+	id := NewUUID()
+	raw := make([]byte, 0, len(t.head)+len(id)+len(t.tail))
+	raw = append(append(append(raw, t.head...), id...), t.tail...)
+	return &Command{UUID: id, RequestType: t.requestType, Raw: raw}
 }
 
 // NewUUID returns a random (version 4) UUID in upper case, as Apple writes them.
@@ -136,5 +178,16 @@ func NewUUID() string {
 	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	const digits = "0123456789ABCDEF"
+	var out [36]byte
+	j := 0
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = digits[c>>4], digits[c&0x0f]
+		j += 2
+	}
+	return string(out[:])
 }

@@ -338,8 +338,17 @@ func (s *Service) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) e
 	return nil
 }
 
+// inventoryTemplate encodes the DeviceInformation query once per process.
+var inventoryTemplate = sync.OnceValues(func() (*mdm.CommandTemplate, error) {
+	return mdm.NewCommandTemplate("DeviceInformation", map[string]any{"Queries": mdm.InventoryQueries})
+})
+
 func inventoryCommand() (*mdm.Command, error) {
-	return mdm.NewCommand("DeviceInformation", map[string]any{"Queries": mdm.InventoryQueries})
+	t, err := inventoryTemplate()
+	if err != nil {
+		return nil, err
+	}
+	return t.New(), nil
 }
 
 // requestInventory queues DeviceInformation for the enrollments.

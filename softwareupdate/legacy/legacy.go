@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -82,7 +83,59 @@ func (c *Config) defaults() {
 }
 
 // Enforcer is the legacy path's scheduler.Enforcer.
-type Enforcer struct{ cfg Config }
+type Enforcer struct {
+	cfg Config
+
+	// Command templates, so that a pass queueing the same ScheduleOSUpdate
+	// for thousands of Macs encodes its plist once.
+	tplMu sync.Mutex
+	tpls  map[tplKey]*mdm.CommandTemplate
+}
+
+type tplKey struct {
+	requestType, action, productKey, version string
+	high                                     bool
+}
+
+// maxTemplates bounds the cache; it is emptied when full (a handful of
+// distinct commands is the normal case).
+const maxTemplates = 256
+
+// command returns a fresh command for k, encoding its payload at most once.
+func (e *Enforcer) command(k tplKey) (*mdm.Command, error) {
+	e.tplMu.Lock()
+	defer e.tplMu.Unlock()
+	if t := e.tpls[k]; t != nil {
+		return t.New(), nil
+	}
+	var payload map[string]any
+	switch k.requestType {
+	case "ScheduleOSUpdate":
+		item := map[string]any{"InstallAction": k.action}
+		if k.productKey != "" {
+			item["ProductKey"] = k.productKey
+		} else {
+			item["ProductVersion"] = k.version
+		}
+		if k.high {
+			item["Priority"] = "High"
+		}
+		payload = map[string]any{"Updates": []any{item}}
+	case "ScheduleOSUpdateScan":
+		payload = map[string]any{"Force": true}
+	case "DeviceInformation":
+		payload = map[string]any{"Queries": mdm.InventoryQueries}
+	}
+	t, err := mdm.NewCommandTemplate(k.requestType, payload)
+	if err != nil {
+		return nil, err
+	}
+	if e.tpls == nil || len(e.tpls) >= maxTemplates {
+		e.tpls = make(map[tplKey]*mdm.CommandTemplate)
+	}
+	e.tpls[k] = t
+	return t.New(), nil
+}
 
 var (
 	_ scheduler.Enforcer    = (*Enforcer)(nil)
@@ -156,7 +209,7 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 	switch in.Decision.Phase {
 	case softwareupdate.PhasePending:
 		if st.Step == "" && st.ProductKey == "" && due() {
-			cmds, err := scanCommands()
+			cmds, err := e.scanCommands()
 			if err != nil {
 				return act, err
 			}
@@ -184,7 +237,7 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 		case st.Step == "" || (st.Step == StepScan && (st.Awaiting == "" || canUseVersion)):
 			if needScan {
 				if st.Step == "" && due() {
-					cmds, err := scanCommands()
+					cmds, err := e.scanCommands()
 					if err != nil {
 						return act, err
 					}
@@ -198,7 +251,7 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 			}
 			send(StepDownload, "deadline within 5 days: download "+st.Target, cmd)
 		case (st.Step == StepDownload || st.Step == StepStatus) && st.Awaiting == "" && due():
-			cmd, err := mdm.NewCommand("OSUpdateStatus", nil)
+			cmd, err := e.command(tplKey{requestType: "OSUpdateStatus"})
 			if err != nil {
 				return act, err
 			}
@@ -237,7 +290,7 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 			return act, err
 		}
 		if needScan && st.Step == "" && due() {
-			cmds, err := scanCommands()
+			cmds, err := e.scanCommands()
 			if err != nil {
 				return act, err
 			}
@@ -262,7 +315,7 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 // answered and VerifyAfter has passed.
 func (e *Enforcer) verifyStep(st *scheduler.State, due func() bool, send func(string, string, ...*mdm.Command)) error {
 	if isInstallStep(st.Step) && st.Awaiting == "" && due() {
-		cmd, err := mdm.NewCommand("DeviceInformation", map[string]any{"Queries": mdm.InventoryQueries})
+		cmd, err := e.command(tplKey{requestType: "DeviceInformation"})
 		if err != nil {
 			return err
 		}
@@ -273,12 +326,12 @@ func (e *Enforcer) verifyStep(st *scheduler.State, due func() bool, send func(st
 
 func isInstallStep(s string) bool { return s == StepInstallASAP || s == StepForce }
 
-func scanCommands() ([]*mdm.Command, error) {
-	scan, err := mdm.NewCommand("ScheduleOSUpdateScan", map[string]any{"Force": true})
+func (e *Enforcer) scanCommands() ([]*mdm.Command, error) {
+	scan, err := e.command(tplKey{requestType: "ScheduleOSUpdateScan"})
 	if err != nil {
 		return nil, err
 	}
-	avail, err := mdm.NewCommand("AvailableOSUpdates", nil)
+	avail, err := e.command(tplKey{requestType: "AvailableOSUpdates"})
 	if err != nil {
 		return nil, err
 	}
@@ -288,16 +341,11 @@ func scanCommands() ([]*mdm.Command, error) {
 // schedule builds a ScheduleOSUpdate for the target: by product key when
 // known, else by ProductVersion (macOS 12+).
 func (e *Enforcer) schedule(st *scheduler.State, os catalog.Version, action string, highPriority bool) (*mdm.Command, error) {
-	item := map[string]any{"InstallAction": action}
-	if st.ProductKey != "" {
-		item["ProductKey"] = st.ProductKey
-	} else {
-		item["ProductVersion"] = st.Target
+	k := tplKey{requestType: "ScheduleOSUpdate", action: action, productKey: st.ProductKey, high: highPriority}
+	if k.productKey == "" {
+		k.version = st.Target
 	}
-	if highPriority {
-		item["Priority"] = "High"
-	}
-	return mdm.NewCommand("ScheduleOSUpdate", map[string]any{"Updates": []any{item}})
+	return e.command(k)
 }
 
 // HandleResult implements scheduler.Enforcer.

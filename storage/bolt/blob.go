@@ -7,49 +7,47 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // Command bodies (cmdraw) and device results (cmdres) are XML property
 // lists, most of the database by size: a settings profile or a
-// DeviceInformation answer is several KB of markup that deflates to a
-// quarter of it. They are stored deflated when that saves space, behind a
-// marker byte that no XML plist starts with; values written by earlier
-// versions (plain plists) read as before.
+// DeviceInformation answer is several KB of markup that compresses to a
+// third of it. They are stored compressed when that saves space, behind a
+// marker byte that no XML plist starts with. Values written by earlier
+// versions read as before: plain plists, and deflate (schema 2 before
+// 2026-11-27 night).
+//
+// New values use S2 (github.com/klauspost/compress/s2): it compresses a
+// command body in about 1 µs where deflate at its fastest level takes 15 to
+// 30 µs, for output about a fifth larger. A scheduler pass that queues
+// 40,000 commands spent a quarter of its time in deflate.
 const (
 	blobDeflate = 0x01
+	blobS2      = 0x02
 	// blobMinSize: smaller bodies (an Idle-sized command) are kept as they
-	// are, deflate would save little.
+	// are, compression would save little.
 	blobMinSize = 512
-	// blobMaxSize bounds what inflating a stored value may produce.
+	// blobMaxSize bounds what decompressing a stored value may produce.
 	blobMaxSize = 64 << 20
 )
 
-var (
-	deflaters = sync.Pool{New: func() any {
-		w, _ := flate.NewWriter(nil, flate.BestSpeed)
-		return w
-	}}
-	inflaters = sync.Pool{New: func() any { return flate.NewReader(nil) }}
-)
+var inflaters = sync.Pool{New: func() any { return flate.NewReader(nil) }}
 
 // packBlob returns the stored form of a plist body.
 func packBlob(b []byte) []byte {
 	if len(b) < blobMinSize {
 		return b
 	}
-	var out bytes.Buffer
-	out.Grow(len(b) / 3)
-	out.WriteByte(blobDeflate)
-	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
-	w.Reset(&out)
-	if _, err := w.Write(b); err != nil {
+	out := make([]byte, 1+s2.MaxEncodedLen(len(b)))
+	out[0] = blobS2
+	enc := s2.Encode(out[1:], b)
+	if 1+len(enc) >= len(b) {
 		return b
 	}
-	if err := w.Close(); err != nil || out.Len() >= len(b) {
-		return b
-	}
-	return out.Bytes()
+	// Copy out of the worst-case buffer so the stored value does not pin it.
+	return append(make([]byte, 0, 1+len(enc)), out[:1+len(enc)]...)
 }
 
 // unpackBlob returns a copy of the body stored as v.
@@ -57,12 +55,34 @@ func unpackBlob(v []byte) ([]byte, error) {
 	if v == nil {
 		return nil, nil
 	}
-	if len(v) == 0 || v[0] != blobDeflate {
+	if len(v) == 0 {
 		return clone(v), nil
 	}
+	switch v[0] {
+	case blobS2:
+		n, err := s2.DecodedLen(v[1:])
+		if err != nil {
+			return nil, fmt.Errorf("decompress stored body: %w", err)
+		}
+		if n > blobMaxSize {
+			return nil, errors.New("decompress stored body: larger than 64 MB")
+		}
+		out, err := s2.Decode(make([]byte, n), v[1:])
+		if err != nil {
+			return nil, fmt.Errorf("decompress stored body: %w", err)
+		}
+		return out, nil
+	case blobDeflate:
+		return inflate(v[1:])
+	default:
+		return clone(v), nil
+	}
+}
+
+func inflate(v []byte) ([]byte, error) {
 	r := inflaters.Get().(io.ReadCloser)
 	defer inflaters.Put(r)
-	if err := r.(flate.Resetter).Reset(bytes.NewReader(v[1:]), nil); err != nil {
+	if err := r.(flate.Resetter).Reset(bytes.NewReader(v), nil); err != nil {
 		return nil, fmt.Errorf("inflate stored body: %w", err)
 	}
 	out := bytes.NewBuffer(make([]byte, 0, 4*len(v)))

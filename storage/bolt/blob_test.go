@@ -2,7 +2,9 @@ package bolt
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/rand"
+	"encoding/binary"
 	"strings"
 	"testing"
 )
@@ -19,7 +21,7 @@ func TestBlobRoundTrip(t *testing.T) {
 		"empty":          {},
 	} {
 		v := packBlob(b)
-		if name == "plist" && (v[0] != blobDeflate || len(v)*3 > len(b)) {
+		if name == "plist" && (v[0] != blobS2 || len(v)*3 > len(b)) {
 			t.Errorf("plist of %d bytes stored as %d bytes (marker %#x)", len(b), len(v), v[0])
 		}
 		if (name == "small" || name == "incompressible") && !bytes.Equal(v, b) {
@@ -37,9 +39,40 @@ func TestBlobRoundTrip(t *testing.T) {
 	if got, _ := unpackBlob(plist); !bytes.Equal(got, plist) {
 		t.Fatal("plain body changed")
 	}
+	// A body deflated by an earlier version reads as is.
+	var def bytes.Buffer
+	def.WriteByte(blobDeflate)
+	w, _ := flate.NewWriter(&def, flate.BestSpeed)
+	w.Write(plist)
+	w.Close()
+	if got, err := unpackBlob(def.Bytes()); err != nil || !bytes.Equal(got, plist) {
+		t.Fatalf("deflated body = %d bytes, %v", len(got), err)
+	}
 	if _, err := unpackBlob([]byte{blobDeflate, 0xff, 0x00, 0x13}); err == nil {
 		t.Fatal("corrupt deflate stream decoded")
 	}
+	if _, err := unpackBlob([]byte{blobS2, 0x20, 0xff, 0x00, 0x13}); err == nil {
+		t.Fatal("corrupt S2 block decoded")
+	}
+	// A stored length past the cap is refused before anything is allocated.
+	huge := binary.AppendUvarint([]byte{blobS2}, blobMaxSize+1)
+	if _, err := unpackBlob(append(huge, 0x00)); err == nil || !strings.Contains(err.Error(), "64 MB") {
+		t.Fatalf("oversized S2 block: %v", err)
+	}
+}
+
+// FuzzUnpackBlob: whatever a damaged file holds, reading it returns an error
+// or a body, never a panic or an unbounded allocation.
+func FuzzUnpackBlob(f *testing.F) {
+	f.Add(packBlob([]byte(strings.Repeat("<key>OSVersion</key><string>15.2</string>", 30))))
+	f.Add([]byte{blobS2, 0x05, 0x10, 'h', 'e', 'l', 'l', 'o'})
+	f.Add([]byte{blobDeflate, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		out, err := unpackBlob(v)
+		if err == nil && len(out) > blobMaxSize {
+			t.Fatalf("%d bytes out", len(out))
+		}
+	})
 }
 
 func BenchmarkBlob(b *testing.B) {
