@@ -183,6 +183,25 @@ func (p *serverProc) cpuSplit() (user, sys time.Duration, err error) {
 	return time.Duration(ut) * time.Second / ticks, time.Duration(st) * time.Second / ticks, nil
 }
 
+// faults returns the child's minor and major page fault counts from /proc:
+// on a file-backed database mapping, a minor fault is a page brought back
+// into the process from the page cache.
+func (p *serverProc) faults() (minor, major int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(b)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(rest) < 10 {
+		return 0, 0
+	}
+	// minflt and majflt are fields 10 and 12 (1-based) of the whole line.
+	minor, _ = strconv.ParseInt(rest[7], 10, 64)
+	major, _ = strconv.ParseInt(rest[9], 10, 64)
+	return minor, major
+}
+
 // rssSplit returns the child's current anonymous and file-backed resident
 // memory in bytes (0 when unknown).
 func (p *serverProc) rssSplit() (anon, file int64) {
@@ -252,6 +271,7 @@ type phaseResult struct {
 	ops       int
 	wall      time.Duration
 	user, sys time.Duration
+	faults    int64 // minor + major page faults of the server(s)
 	unit      string
 }
 
@@ -261,6 +281,7 @@ func (r phaseResult) print(w io.Writer) {
 		r.name, r.ops, r.unit+"s", r.wall.Seconds(), float64(r.ops)/r.wall.Seconds(),
 		cpu.Seconds(), float64(cpu.Microseconds())/float64(r.ops), r.unit,
 		float64(r.user.Microseconds())/float64(r.ops), float64(r.sys.Microseconds())/float64(r.ops))
+	fmt.Fprintf(w, "%-20s page faults %.1f per %s\n", "", float64(r.faults)/float64(r.ops), r.unit)
 }
 
 func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
@@ -339,18 +360,27 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 			}
 			return u, s, nil
 		}
+		faults := func() (n int64) {
+			for _, p := range procs {
+				minor, major := p.faults()
+				n += minor + major
+			}
+			return n
+		}
 		u0, s0, err := cpu()
 		if err != nil {
 			return err
 		}
+		f0 := faults()
 		t0 := time.Now()
 		_, err = fn()
 		wall := time.Since(t0)
 		u1, s1, _ := cpu()
+		f1 := faults()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		r := phaseResult{name: name, ops: ops, wall: wall, user: u1 - u0, sys: s1 - s0, unit: unit}
+		r := phaseResult{name: name, ops: ops, wall: wall, user: u1 - u0, sys: s1 - s0, faults: f1 - f0, unit: unit}
 		r.print(out)
 		results = append(results, r)
 		return nil

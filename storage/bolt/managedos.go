@@ -418,7 +418,13 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				}
 			}
 			for _, cmd := range c.Commands {
-				if err := enqueue(tx, []string{st.DeviceID}, cmd, now); err != nil {
+				// Devices are never deleted, so a stored state proves the
+				// enrollment exists; only a first evaluation checks.
+				put := enqueueKnown
+				if olds[i] == nil {
+					put = enqueue
+				}
+				if err := put(tx, []string{st.DeviceID}, cmd, now); err != nil {
 					return err
 				}
 			}

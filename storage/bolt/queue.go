@@ -87,44 +87,54 @@ func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now
 }
 
 func enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
-	{
-		devs, idx := tx.Bucket(bDevices), tx.Bucket(bCmdIdx)
-		for _, id := range ids {
-			if devs.Get([]byte(id)) == nil {
-				return fmt.Errorf("enrollment %s: %w", id, storage.ErrNotFound)
-			}
-			if idx.Get(key(id, []byte(cmd.UUID))) != nil {
-				return fmt.Errorf("command %s for %s: %w", cmd.UUID, id, storage.ErrExists)
-			}
+	devs := tx.Bucket(bDevices)
+	for _, id := range ids {
+		if devs.Get([]byte(id)) == nil {
+			return fmt.Errorf("enrollment %s: %w", id, storage.ErrNotFound)
 		}
-		cmds := tx.Bucket(bCmds)
-		body := packBlob(cmd.Raw)
-		for _, id := range ids {
-			seq, err := cmds.NextSequence()
-			if err != nil {
-				return err
-			}
-			k := key(id, u64(seq))
-			rec := &mdm.CommandRecord{
-				EnrollmentID: id, UUID: cmd.UUID, RequestType: cmd.RequestType, Seq: seq,
-				Status: mdm.StatusQueued, QueuedAt: now, UpdatedAt: now,
-				History: []mdm.StatusEvent{{Status: mdm.StatusQueued, At: now}},
-			}
-			if err := putRecord(tx, k, rec); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bCmdRaw).Put(k, body); err != nil {
-				return err
-			}
-			if err := idx.Put(key(id, []byte(cmd.UUID)), u64(seq)); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bQueue).Put(k, queueValue(flagQueued, cmd.RequestType, cmd.UUID)); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
+	return enqueueKnown(tx, ids, cmd, now)
+}
+
+// enqueueKnown is enqueue for enrollments the caller knows exist. Reading a
+// device record to check brings its page (inventory JSON, the largest
+// records) into memory: a scheduler pass queueing commands for 40,000 Macs
+// whose update states it has just read would fault in most of the devices
+// bucket for nothing.
+func enqueueKnown(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
+	idx := tx.Bucket(bCmdIdx)
+	for _, id := range ids {
+		if idx.Get(key(id, []byte(cmd.UUID))) != nil {
+			return fmt.Errorf("command %s for %s: %w", cmd.UUID, id, storage.ErrExists)
+		}
+	}
+	cmds := tx.Bucket(bCmds)
+	body := packBlob(cmd.Raw)
+	for _, id := range ids {
+		seq, err := cmds.NextSequence()
+		if err != nil {
+			return err
+		}
+		k := key(id, u64(seq))
+		rec := &mdm.CommandRecord{
+			EnrollmentID: id, UUID: cmd.UUID, RequestType: cmd.RequestType, Seq: seq,
+			Status: mdm.StatusQueued, QueuedAt: now, UpdatedAt: now,
+			History: []mdm.StatusEvent{{Status: mdm.StatusQueued, At: now}},
+		}
+		if err := putRecord(tx, k, rec); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bCmdRaw).Put(k, body); err != nil {
+			return err
+		}
+		if err := idx.Put(key(id, []byte(cmd.UUID)), u64(seq)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bQueue).Put(k, queueValue(flagQueued, cmd.RequestType, cmd.UUID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // storeReport records r against its command. It reports whether anything was
