@@ -35,9 +35,12 @@ var (
 	bDevices = []byte("devices")
 	bSeen    = []byte("seen")
 	bCerts   = []byte("certs")
-	bCmds    = []byte("cmds")
-	bCmdRaw  = []byte("cmdraw")
-	bCmdRes  = []byte("cmdres")
+	// Command records, bodies and results, keyed by the 8-byte global
+	// command sequence alone (schema 3), so new commands append at the end
+	// of these buckets instead of landing all over them.
+	bCmds    = []byte("cmdrecs")
+	bCmdRaw  = []byte("cmdbodies")
+	bCmdRes  = []byte("cmdresults")
 	bCmdIdx  = []byte("cmdidx")
 	bQueue   = []byte("queue")
 	bAPIKeys = []byte("apikeys")
@@ -52,7 +55,10 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //
 //	1  the first layout
 //	2  binary update states (statecodec.go) and the msnew index
-const schemaVersion = 2
+//	3  command records, bodies and results keyed by sequence alone
+//	   (cmdrecs, cmdbodies, cmdresults), not by enrollment and sequence
+//	   (cmds, cmdraw, cmdres)
+const schemaVersion = 3
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -121,6 +127,10 @@ func Open(path string, opts *Options) (*Store, error) {
 		return meta.Put([]byte("schema"), u64(schemaVersion))
 	})
 	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise %s: %w", path, err)
+	}
+	if err := migrateToV3(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}

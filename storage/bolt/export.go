@@ -132,23 +132,23 @@ func (s *Store) ExportDevices(ctx context.Context, fn func(*mdm.Device) error) e
 }
 
 // ExportCommands calls fn for every command record (with its body, result
-// and history) by enrollment and queue order, with its place in the queue.
+// and history) in queue order (the global command sequence), with its place
+// in the queue.
 func (s *Store) ExportCommands(ctx context.Context, fn func(record.Command) error) error {
 	err := s.forEachKey(ctx, bCmds, func(tx *bbolt.Tx, k, v []byte) error {
-		_, seq, ok := splitSeqKey(k)
-		if !ok {
+		if len(k) != 8 {
 			return fmt.Errorf("malformed command key %q", k)
 		}
 		rec := new(mdm.CommandRecord)
 		if err := json.Unmarshal(v, rec); err != nil {
-			return fmt.Errorf("decode command record %q: %w", k, err)
+			return fmt.Errorf("decode command record %x: %w", k, err)
 		}
-		rec.Seq = seq
+		rec.Seq = binary.BigEndian.Uint64(k)
 		if err := readBodies(tx, k, rec); err != nil {
 			return err
 		}
 		c := record.Command{Record: rec}
-		if q := tx.Bucket(bQueue).Get(k); q != nil {
+		if q := tx.Bucket(bQueue).Get(key(rec.EnrollmentID, k)); q != nil {
 			flag, _, _ := parseQueueValue(q)
 			c.Queued, c.NotNow = true, flag == flagNotNow
 		}

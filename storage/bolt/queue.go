@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -17,6 +18,10 @@ const (
 	flagQueued byte = 0
 	flagNotNow byte = 1
 )
+
+// appendFill is the fill percent of buckets whose keys only grow (bbolt
+// splits a page at this fraction): appended pages are written full.
+const appendFill = 0.95
 
 func queueValue(flag byte, requestType, uuid string) []byte {
 	v := make([]byte, 0, 2+len(requestType)+len(uuid))
@@ -108,23 +113,26 @@ func enqueueKnown(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) e
 			return fmt.Errorf("command %s for %s: %w", cmd.UUID, id, storage.ErrExists)
 		}
 	}
-	cmds := tx.Bucket(bCmds)
+	cmds, cmdBodies := tx.Bucket(bCmds), tx.Bucket(bCmdRaw)
+	// Keys only ever grow: fill pages completely instead of splitting
+	// them in half.
+	cmds.FillPercent, cmdBodies.FillPercent = appendFill, appendFill
 	body := packBlob(cmd.Raw)
 	for _, id := range ids {
 		seq, err := cmds.NextSequence()
 		if err != nil {
 			return err
 		}
-		k := key(id, u64(seq))
+		k, ck := key(id, u64(seq)), u64(seq)
 		rec := &mdm.CommandRecord{
 			EnrollmentID: id, UUID: cmd.UUID, RequestType: cmd.RequestType, Seq: seq,
 			Status: mdm.StatusQueued, QueuedAt: now, UpdatedAt: now,
 			History: []mdm.StatusEvent{{Status: mdm.StatusQueued, At: now}},
 		}
-		if err := putRecord(tx, k, rec); err != nil {
+		if err := putRecord(tx, ck, rec); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bCmdRaw).Put(k, body); err != nil {
+		if err := cmdBodies.Put(ck, body); err != nil {
 			return err
 		}
 		if err := idx.Put(key(id, []byte(cmd.UUID)), u64(seq)); err != nil {
@@ -144,8 +152,9 @@ func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Ti
 	if seq == nil {
 		return "", nil // unknown command: nothing to record
 	}
-	k := key(id, seq)
-	rec, err := getRecord(tx, k)
+	seq = clone(seq)
+	k := key(id, seq) // in the queue
+	rec, err := getRecord(tx, seq)
 	if err != nil {
 		return "", err
 	}
@@ -171,7 +180,7 @@ func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Ti
 			return "", err
 		}
 	}
-	return rec.RequestType, putRecord(tx, k, rec)
+	return rec.RequestType, putRecord(tx, seq, rec)
 }
 
 // next finds the next command to send to id. With skipNotNow it passes over
@@ -189,7 +198,7 @@ func next(tx *bbolt.Tx, id string, skipNotNow bool) (*mdm.Command, bool, error) 
 				continue
 			}
 		}
-		v := tx.Bucket(bCmdRaw).Get(k)
+		v := tx.Bucket(bCmdRaw).Get(k[len(p):])
 		if v == nil {
 			return nil, marked, fmt.Errorf("command %s for %s has no body", uuid, id)
 		}
@@ -274,28 +283,33 @@ func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecor
 		if seq == nil {
 			return fmt.Errorf("command %s for %s: %w", uuid, id, storage.ErrNotFound)
 		}
-		k := key(id, seq)
 		var err error
-		if rec, err = getRecord(tx, k); err != nil {
+		if rec, err = getRecord(tx, seq); err != nil {
 			return err
 		}
-		return readBodies(tx, k, rec)
+		return readBodies(tx, seq, rec)
 	})
 	return rec, err
 }
 
-// Commands implements storage.CommandQueue.
+// Commands implements storage.CommandQueue. The enrollment's commands are
+// found through cmdidx (by UUID) and returned in queue order.
 func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error) {
 	var out []*mdm.CommandRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		p := prefix(id)
-		c := tx.Bucket(bCmds).Cursor()
+		var seqs [][]byte
+		c := tx.Bucket(bCmdIdx).Cursor()
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			rec := new(mdm.CommandRecord)
-			if err := json.Unmarshal(v, rec); err != nil {
-				return fmt.Errorf("decode command record: %w", err)
+			seqs = append(seqs, v)
+		}
+		slices.SortFunc(seqs, bytes.Compare) // big-endian: numeric order
+		for _, seq := range seqs {
+			rec, err := getRecord(tx, seq)
+			if err != nil {
+				return err
 			}
-			if err := readBodies(tx, k, rec); err != nil {
+			if err := readBodies(tx, seq, rec); err != nil {
 				return err
 			}
 			out = append(out, rec)
@@ -327,11 +341,11 @@ func clearQueue(tx *bbolt.Tx, id string, now time.Time) error {
 		keys = append(keys, clone(k))
 	}
 	for _, k := range keys {
-		if rec, err := getRecord(tx, k); err == nil {
+		if rec, err := getRecord(tx, k[len(p):]); err == nil {
 			rec.Status = mdm.StatusCanceled
 			rec.UpdatedAt = now
 			rec.History = append(rec.History, mdm.StatusEvent{Status: mdm.StatusCanceled, At: now})
-			if err := putRecord(tx, k, rec); err != nil {
+			if err := putRecord(tx, k[len(p):], rec); err != nil {
 				return err
 			}
 		}
