@@ -14,7 +14,8 @@ import (
 // TestUpgradeToSchema3 lays a file out as schema 2 did (command records,
 // bodies and results under <enrollment> 0x00 <seq>) and opens it: every
 // command reads back as before, the queue still delivers, and new commands
-// continue the old sequence. The upgrade runs in several transactions.
+// continue the old sequence. The upgrade runs in several transactions and
+// resumes one that was interrupted.
 func TestUpgradeToSchema3(t *testing.T) {
 	defer func(n int) { migrateChunk = n }(migrateChunk)
 	migrateChunk = 2
@@ -88,7 +89,22 @@ func TestUpgradeToSchema3(t *testing.T) {
 				return err
 			}
 		}
-		return tx.Bucket(bMeta).Put([]byte("schema"), u64(2))
+		if err := tx.Bucket(bMeta).Put([]byte("schema"), u64(2)); err != nil {
+			return err
+		}
+		// An upgrade interrupted after its first transaction: one record
+		// already moved (the new buckets exist, as Open creates them).
+		recs, err := tx.CreateBucket(bCmds)
+		if err != nil {
+			return err
+		}
+		c := tx.Bucket(bCmdsV2).Cursor()
+		k, v := c.First()
+		k, v = clone(k), clone(v)
+		if err := recs.Put(k[len(k)-8:], v); err != nil {
+			return err
+		}
+		return tx.Bucket(bCmdsV2).Delete(k)
 	})
 	if err != nil {
 		t.Fatal(err)
