@@ -3,6 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -347,6 +351,12 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		backend = "PostgreSQL"
 	}
 	fmt.Fprintf(out, "sundial loadtest: %d simulated Macs, %d workers, %d server process(es) on %s, data %s\n", lc.devices, lc.workers, len(procs), backend, dir)
+	if priv, verify, err := calibrateRSA(); err == nil {
+		// This VM's speed varies by tens of percent from hour to hour; the
+		// cost of the server's dominant primitive puts each run in context.
+		fmt.Fprintf(out, "host calibration: RSA-2048 private-key operation %.2f ms, signature verification %.1f µs (this process, before the run)\n",
+			float64(priv.Microseconds())/1000, float64(verify.Nanoseconds())/1000)
+	}
 
 	var results []phaseResult
 	measure := func(name, unit string, ops int, fn func() (int, error)) error {
@@ -520,4 +530,30 @@ func copyKeyMaterial(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// calibrateRSA times RSA-2048 signing and verification (a bounded loop of
+// 40 each) in the load test's own process.
+func calibrateRSA() (priv, verify time.Duration, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return 0, 0, err
+	}
+	digest := sha256.Sum256([]byte("sundial loadtest calibration"))
+	const n = 40
+	var sig []byte
+	t0 := time.Now()
+	for range n {
+		if sig, err = rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:]); err != nil {
+			return 0, 0, err
+		}
+	}
+	priv = time.Since(t0) / n
+	t0 = time.Now()
+	for range n {
+		if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+			return 0, 0, err
+		}
+	}
+	return priv, time.Since(t0) / n, nil
 }
