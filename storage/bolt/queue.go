@@ -19,8 +19,10 @@ const (
 	flagNotNow byte = 1
 )
 
-// appendFill is the fill percent of buckets whose keys only grow (bbolt
-// splits a page at this fraction): appended pages are written full.
+// appendFill is the fill percent of the buckets keyed by command sequence
+// (bbolt splits a page at this fraction). Their keys only grow and a record
+// changes a few times soon after it is queued, so pages are written nearly
+// full instead of half.
 const appendFill = 0.95
 
 func queueValue(flag byte, requestType, uuid string) []byte {
@@ -78,11 +80,15 @@ func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
 		return fmt.Errorf("encode command record: %w", err)
 	}
 	if result != nil {
-		if err := tx.Bucket(bCmdRes).Put(k, packBlob(result)); err != nil {
+		res := tx.Bucket(bCmdRes)
+		res.FillPercent = appendFill
+		if err := res.Put(k, packBlob(result)); err != nil {
 			return err
 		}
 	}
-	return tx.Bucket(bCmds).Put(k, v)
+	recs := tx.Bucket(bCmds)
+	recs.FillPercent = appendFill
+	return recs.Put(k, v)
 }
 
 // Enqueue implements storage.CommandQueue.
@@ -114,9 +120,7 @@ func enqueueKnown(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) e
 		}
 	}
 	cmds, cmdBodies := tx.Bucket(bCmds), tx.Bucket(bCmdRaw)
-	// Keys only ever grow: fill pages completely instead of splitting
-	// them in half.
-	cmds.FillPercent, cmdBodies.FillPercent = appendFill, appendFill
+	cmdBodies.FillPercent = appendFill
 	body := packBlob(cmd.Raw)
 	for _, id := range ids {
 		seq, err := cmds.NextSequence()
