@@ -139,9 +139,9 @@ func (s *Store) ExportCommands(ctx context.Context, fn func(record.Command) erro
 		if len(k) != 8 {
 			return fmt.Errorf("malformed command key %q", k)
 		}
-		rec := new(mdm.CommandRecord)
-		if err := json.Unmarshal(v, rec); err != nil {
-			return fmt.Errorf("decode command record %x: %w", k, err)
+		rec, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("command %x: %w", k, err)
 		}
 		rec.Seq = binary.BigEndian.Uint64(k)
 		if err := readBodies(tx, k, rec); err != nil {

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,8 +62,8 @@ func TestUpgradeToSchema3(t *testing.T) {
 		pairs := []struct{ from, to []byte }{{bCmds, bCmdsV2}, {bCmdRaw, bCmdRawV2}, {bCmdRes, bCmdResV2}}
 		owner := map[string]string{}
 		if err := tx.Bucket(bCmds).ForEach(func(k, v []byte) error {
-			var rec mdm.CommandRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
+			rec, err := decodeRecord(v)
+			if err != nil {
 				return err
 			}
 			owner[string(k)] = rec.EnrollmentID

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -50,11 +49,7 @@ func getRecord(tx *bbolt.Tx, k []byte) (*mdm.CommandRecord, error) {
 	if v == nil {
 		return nil, storage.ErrNotFound
 	}
-	rec := new(mdm.CommandRecord)
-	if err := json.Unmarshal(v, rec); err != nil {
-		return nil, fmt.Errorf("decode command record: %w", err)
-	}
-	return rec, nil
+	return decodeRecord(v)
 }
 
 // readBodies fills rec's command body and result stored under k.
@@ -72,13 +67,7 @@ func readBodies(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
 }
 
 func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
-	raw, result := rec.Raw, rec.Result
-	rec.Raw, rec.Result = nil, nil // kept in cmdraw and cmdres, as raw bytes
-	v, err := json.Marshal(rec)
-	rec.Raw, rec.Result = raw, result
-	if err != nil {
-		return fmt.Errorf("encode command record: %w", err)
-	}
+	v, result := encodeRecord(rec), rec.Result // the body and result live in their own buckets
 	if result != nil {
 		res := tx.Bucket(bCmdRes)
 		res.FillPercent = appendFill
