@@ -360,24 +360,12 @@ func (s *Store) DueDevices(ctx context.Context, now time.Time, limit int) ([]str
 	return ids, err
 }
 
-// batchedCommit is the largest Commit that goes through Batch.
-const batchedCommit = 8
-
 // Commit implements scheduler.StateStore.
 func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time.Time) error {
 	if len(commits) == 0 {
 		return nil
 	}
-	// The commit of one device's event (a check-in, a command result)
-	// shares a transaction and its fsync with concurrent check-ins through
-	// Batch; bbolt re-runs a function alone when it fails (a conflict), so
-	// the error still reaches its caller. A pass's chunks commit on their
-	// own, so as not to hold up those check-ins.
-	update := s.db.Update
-	if len(commits) <= batchedCommit {
-		update = s.db.Batch
-	}
-	return update(func(tx *bbolt.Tx) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
 		states, due, hist, unevaluated := tx.Bucket(bMSState), tx.Bucket(bMSDue), tx.Bucket(bMSHist), tx.Bucket(bMSNew)
 		var conflicts []string
 		olds := make([]*scheduler.State, len(commits))
