@@ -5,16 +5,17 @@
 //	devices  <id>                    JSON mdm.Device (without last-seen)
 //	seen     <id>                    last check-in, 8-byte big-endian unix nanos
 //	certs    <cert hash>             device enrollment ID the certificate is bound to
-//	cmds     <id> 0x00 <seq>         JSON mdm.CommandRecord (without Raw and Result)
-//	cmdraw   <id> 0x00 <seq>         the command plist as sent
-//	cmdres   <id> 0x00 <seq>         the raw body of the final report
+//	cmdrecs     <seq>                mdm.CommandRecord without Raw and Result (cmdcodec.go; JSON before)
+//	cmdbodies   <seq>                the command plist as sent (blob.go: S2-compressed when large)
+//	cmdresults  <seq>                the raw body of the final report (likewise)
 //	cmdidx   <id> 0x00 <uuid>        <seq>
 //	queue    <id> 0x00 <seq>         pending: flag byte (1 = answered NotNow) + request type 0x00 uuid
 //	apikeys  <id>                    JSON storage.APIKey
 //	apikeyh  <hash>                  <id>
 //	chall    <hash>                  expiry, 8-byte unix nanos
 //
-// Sequences are big-endian so that byte order is FIFO order.
+// <seq> is the global command sequence (the cmdrecs bucket's), 8 bytes
+// big-endian so that byte order is FIFO order.
 package bolt
 
 import (
