@@ -301,8 +301,8 @@ func (s *Store) ExportHistory(ctx context.Context, fn func(record.HistoryEntry) 
 			return fmt.Errorf("malformed history key %q", k)
 		}
 		e := record.HistoryEntry{DeviceID: id, Seq: seq}
-		if err := json.Unmarshal(v, &e.Transition); err != nil {
-			return fmt.Errorf("decode history %s/%d: %w", id, seq, err)
+		if err := decodeTransition(v, &e.Transition); err != nil {
+			return fmt.Errorf("history %s/%d: %w", id, seq, err)
 		}
 		return fn(e)
 	})

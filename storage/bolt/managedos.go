@@ -24,7 +24,7 @@ import (
 //	msstate   <device id>            scheduler.State (statecodec.go)
 //	msnew     <device id>            (empty): devices without a state yet
 //	msdue     <next due nanos><id>   (empty): the scheduler's due index
-//	mshist    <device id> 0x00 <seq> JSON scheduler.Transition
+//	mshist    <device id> 0x00 <seq> scheduler.Transition (histcodec.go; JSON before)
 //	msaudit   <seq>                  JSON scheduler.AuditEntry
 var (
 	bMSGroups = []byte("msgroups")
@@ -413,7 +413,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				if err != nil {
 					return err
 				}
-				if err := putJSON(hist, key(st.DeviceID, u64(seq)), h); err != nil {
+				if err := hist.Put(key(st.DeviceID, u64(seq)), encodeTransition(&h)); err != nil {
 					return err
 				}
 			}
@@ -452,8 +452,8 @@ func (s *Store) History(ctx context.Context, id string, limit int) ([]scheduler.
 				break
 			}
 			var t scheduler.Transition
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("decode history %s/%d: %w", id, binary.BigEndian.Uint64(k[len(p):]), err)
+			if err := decodeTransition(v, &t); err != nil {
+				return fmt.Errorf("history %s/%d: %w", id, binary.BigEndian.Uint64(k[len(p):]), err)
 			}
 			out = append(out, t)
 		}
