@@ -8,7 +8,7 @@
 //	cmdrecs     <seq>                mdm.CommandRecord without Raw and Result (cmdcodec.go; JSON before)
 //	cmdbodies   <seq>                the command plist as sent (blob.go: S2-compressed when large)
 //	cmdresults  <seq>                the raw body of the final report (likewise)
-//	cmdidx   <id> 0x00 <uuid>        <seq>
+//	cmdidx   <id> 0x00 <uuid>        <seq> of a finished command (pending ones: in queue)
 //	queue    <id> 0x00 <seq>         pending: flag byte (1 = answered NotNow) + request type 0x00 uuid
 //	apikeys  <id>                    JSON storage.APIKey
 //	apikeyh  <hash>                  <id>
@@ -59,7 +59,11 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	3  command records, bodies and results keyed by sequence alone
 //	   (cmdrecs, cmdbodies, cmdresults), not by enrollment and sequence
 //	   (cmds, cmdraw, cmdres)
-const schemaVersion = 3
+//	4  cmdidx indexes finished commands only; pending ones are found in
+//	   their enrollment's queue (nothing to migrate: files before 4 index
+//	   both, which reads the same; the version keeps older binaries, which
+//	   look pending commands up in cmdidx, away from newer files)
+const schemaVersion = 4
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")

@@ -26,7 +26,8 @@ var migrateChunk = 20000
 // schema 3 bucket, in transactions of migrateChunk entries, and then drops
 // the old buckets. Each transaction moves entries (put new, delete old)
 // atomically, so an upgrade interrupted by a crash resumes where it stopped
-// at the next open. The caller has already written schema 3, so an older
+// at the next open. The caller has already written the current schema
+// version (3 or later), so an older
 // binary refuses a half-moved file instead of reading part of it.
 func migrateToV3(db *bbolt.DB) error {
 	moves := []struct{ from, to []byte }{{bCmdsV2, bCmds}, {bCmdRawV2, bCmdRaw}, {bCmdResV2, bCmdRes}}

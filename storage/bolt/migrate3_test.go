@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 	"time"
@@ -151,5 +152,64 @@ func TestUpgradeToSchema3(t *testing.T) {
 	rec, err := s.Command(ctx, "A-DEVICE", cmd.UUID)
 	if err != nil || rec.Seq <= after[len(after)-1].Seq {
 		t.Fatalf("new command seq = %+v, %v; want > %d", rec, err, after[len(after)-1].Seq)
+	}
+}
+
+// TestPendingIndexedBySchema3 opens commands laid out as schema 3 wrote
+// them (pending ones indexed in cmdidx too): they are found, reported on,
+// listed once and cancelled as before.
+func TestPendingIndexedBySchema3(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Authenticate(ctx, "D", &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "D"}, Topic: "t"}, "h", now); err != nil {
+		t.Fatal(err)
+	}
+	var uuids []string
+	for range 3 {
+		c, _ := mdm.NewCommand("ProfileList", nil)
+		if err := s.Enqueue(ctx, []string{"D"}, c, now); err != nil {
+			t.Fatal(err)
+		}
+		uuids = append(uuids, c.UUID)
+	}
+	// Index the pending commands as schema 3 did.
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		p := prefix("D")
+		c := tx.Bucket(bQueue).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if err := tx.Bucket(bCmdIdx).Put(key("D", clone(queueUUID(v))), clone(k[len(p):])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.Commands(ctx, "D"); err != nil || len(list) != 3 || list[0].UUID != uuids[0] || list[2].UUID != uuids[2] {
+		t.Fatalf("Commands = %d, %v", len(list), err)
+	}
+	_, next, err := s.StoreReportAndNext(ctx, "D", &mdm.Report{Enrollment: mdm.Enrollment{UDID: "D"}, Status: mdm.Acknowledged, CommandUUID: uuids[0]}, []byte("<plist/>"), now)
+	if err != nil || next == nil || next.UUID != uuids[1] {
+		t.Fatalf("after the report next = %+v, %v", next, err)
+	}
+	if rec, err := s.Command(ctx, "D", uuids[0]); err != nil || rec.Status != string(mdm.Acknowledged) {
+		t.Fatalf("reported command = %+v, %v", rec, err)
+	}
+	if err := s.Authenticate(ctx, "D", &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "D"}, Topic: "t"}, "h", now); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range uuids[1:] {
+		if rec, err := s.Command(ctx, "D", u); err != nil || rec.Status != mdm.StatusCanceled {
+			t.Errorf("command %s after re-enrollment = %+v, %v", u, rec, err)
+		}
+	}
+	if list, _ := s.Commands(ctx, "D"); len(list) != 3 {
+		t.Errorf("Commands lists %d commands, want 3", len(list))
 	}
 }

@@ -359,6 +359,11 @@ func testEnqueueValidation(t *testing.T, s storage.All) {
 	if err := s.Enqueue(ctx, []string{"AAA-1"}, c, t0); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("duplicate UUID err = %v", err)
 	}
+	// Once the command is finished its UUID is still taken.
+	mustNext(t, s, "AAA-1", report("AAA-1", c.UUID, mdm.Acknowledged), t0)
+	if err := s.Enqueue(ctx, []string{"AAA-1"}, c, t0); !errors.Is(err, storage.ErrExists) {
+		t.Errorf("duplicate UUID of a finished command err = %v", err)
+	}
 	if _, err := s.Command(ctx, "AAA-1", "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown command err = %v", err)
 	}
