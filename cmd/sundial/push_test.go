@@ -77,13 +77,13 @@ func TestPushEndToEnd(t *testing.T) {
 	if _, err := e.admin.Enqueue(t.Context(), mac.UDID, cmd.Raw); err != nil {
 		t.Fatal(err)
 	}
+	// A session counts once it ends: the one that delivered the command
+	// (woken by the enqueue's push, or one still running from an earlier
+	// push) may not have ended when the result is stored.
 	waitFor(t, func() bool {
 		rec, err := e.app.store.Command(t.Context(), mac.UDID, cmd.UUID)
-		return err == nil && rec.Status == "Acknowledged"
+		return err == nil && rec.Status == "Acknowledged" && connects.Load() >= 2
 	})
-	if connects.Load() < 2 {
-		t.Errorf("connects = %d", connects.Load())
-	}
 	// Right headers and payload at APNs.
 	pushes := e.mock.Pushes()
 	if len(pushes) == 0 {
