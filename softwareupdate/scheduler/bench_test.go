@@ -191,7 +191,7 @@ func openCopy(b *testing.B, src string, now time.Time) (*bolt.Store, *scheduler.
 	}
 	out.Close()
 	budget, _ := strconv.ParseInt(os.Getenv("SUNDIAL_SCHEDULER_BENCH_BUDGET"), 10, 64)
-	store, err := bolt.Open(dst, &bolt.Options{NoSync: true, MappedBudget: budget})
+	store, err := bolt.Open(dst, &bolt.Options{MappedBudget: budget})
 	if err != nil {
 		b.Fatal(err)
 	}
