@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,7 +256,9 @@ func readRSS() (anon, file float64) {
 
 func benchPass(b *testing.B, sweep bool, now time.Time) {
 	src := benchFixture(b)
-	runtime.GC()
+	// Return the heap of an earlier benchmark in this process to the OS,
+	// so that its resident pages do not count in this one's peak.
+	debug.FreeOSMemory()
 	var last scheduler.Stats
 	var alloc uint64
 	var anon, file float64
