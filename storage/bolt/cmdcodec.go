@@ -103,7 +103,8 @@ func decodeRecord(v []byte) (*mdm.CommandRecord, error) {
 		r.err = errRecordCorrupt
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("decode command record: %w", r.err)
+		// The shared reader reports errStateCorrupt; say what was read.
+		return nil, fmt.Errorf("decode command record: %w", errRecordCorrupt)
 	}
 	return rec, nil
 }

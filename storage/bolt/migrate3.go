@@ -27,8 +27,8 @@ var migrateChunk = 20000
 // the old buckets. Each transaction moves entries (put new, delete old)
 // atomically, so an upgrade interrupted by a crash resumes where it stopped
 // at the next open. The caller has already written the current schema
-// version (3 or later), so an older
-// binary refuses a half-moved file instead of reading part of it.
+// version (3 or later), so an older binary refuses a half-moved file
+// instead of reading part of it.
 func migrateToV3(db *bbolt.DB) error {
 	moves := []struct{ from, to []byte }{{bCmdsV2, bCmds}, {bCmdRawV2, bCmdRaw}, {bCmdResV2, bCmdRes}}
 	for _, m := range moves {
