@@ -3,7 +3,9 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -338,5 +340,76 @@ func TestPolicyChangedOnAnotherReplica(t *testing.T) {
 	u.pass() // the leader (u.sched) was not told
 	if st := u.state("A"); st.Phase != softwareupdate.PhaseUnmanaged {
 		t.Errorf("leader kept the old policy: phase %s", st.Phase)
+	}
+}
+
+// orderStore records the devices of each commit in order.
+type orderStore struct {
+	*bolt.Store
+	ids []string
+}
+
+func (s *orderStore) Commit(ctx context.Context, commits []scheduler.Commit, now time.Time) error {
+	for _, c := range commits {
+		s.ids = append(s.ids, c.State.DeviceID)
+	}
+	return s.Store.Commit(ctx, commits, now)
+}
+
+// TestDueDevicesCommittedInDeviceOrder: a pass commits its due devices in
+// device order, chunk after chunk, not in due-time order. The stored
+// states, histories and queues are keyed by device, so neighbouring devices
+// share pages; this keeps a pass in which a whole fleet changes phase from
+// rewriting the same pages chunk after chunk (see docs/benchmarks.md).
+func TestDueDevicesCommittedInDeviceOrder(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	rec := &orderStore{Store: u.store}
+	u.sched = scheduler.New(rec, u.store, testCatalog(t), u.clk,
+		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(3))
+	u.mgr = scheduler.NewManager(u.store, testCatalog(t), u.clk, u.sched)
+	base := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.mgr.CreateGroup(ctx, "admin", "late", "Late ring"); err != nil {
+		t.Fatal(err)
+	}
+	late := base
+	late.RingOffsetDays = 2
+	if _, err := u.mgr.SetPolicy(ctx, "admin", "late", late); err != nil {
+		t.Fatal(err)
+	}
+	// The late ring holds the first devices by ID, so by due time the
+	// last devices come first.
+	var ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("MAC-%02d", i)
+		ids = append(ids, id)
+		u.addMac(id, "15.1", "J413AP", true)
+	}
+	if err := u.mgr.AssignDevices(ctx, "admin", "late", ids[:5]); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	for _, id := range ids {
+		if st := u.state(id); st.Phase != softwareupdate.PhasePending {
+			t.Fatalf("%s: phase %s after the first pass, want pending", id, st.Phase)
+		}
+	}
+	// Both rings' notify windows have opened: every device is due, the
+	// default ring's since 03-15 and the late ring's since 03-17.
+	rec.ids = nil
+	u.clk.Set(utcAt(2026, 3, 18, 9, 0))
+	if st := u.pass(); st.Changed != len(ids) {
+		t.Fatalf("pass changed %d devices, want %d", st.Changed, len(ids))
+	}
+	if !slices.Equal(rec.ids, ids) {
+		t.Fatalf("committed in the order %v, want %v", rec.ids, ids)
+	}
+	for _, id := range ids {
+		if st := u.state(id); st.Phase != softwareupdate.PhaseNotify {
+			t.Errorf("%s: phase %s, want notify", id, st.Phase)
+		}
 	}
 }
