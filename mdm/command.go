@@ -47,9 +47,12 @@ type Report struct {
 
 // DecodeReport decodes and checks a command report.
 func DecodeReport(body []byte) (*Report, error) {
-	r := new(Report)
-	if err := decodeXMLPlist("command report", body, r); err != nil {
-		return nil, err
+	r, ok := fastReport(body)
+	if !ok {
+		r = new(Report)
+		if err := decodeXMLPlist("command report", body, r); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.validate(); err != nil {
 		return nil, &ParseError{What: "command report", Err: err}
