@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
@@ -99,7 +100,10 @@ func signatureOIDMatches(oid asn1.ObjectIdentifier, pub any, h crypto.Hash) bool
 
 // fastVerifyDetached verifies der (a ContentInfo) as a detached signature
 // over body and returns the signer certificate, or errFastPathDeclined.
-func fastVerifyDetached(der, body []byte) (*x509.Certificate, error) {
+// The certificate is not parsed in full: only its serial number, issuer
+// and public key are read. Whether the rest of it is well formed, and
+// whether it is trusted, is Authority.VerifySigner's business.
+func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	in := cryptobyte.String(der)
 	var ci, content cryptobyte.String
 	var ct asn1.ObjectIdentifier
@@ -166,24 +170,32 @@ func fastVerifyDetached(der, body []byte) (*x509.Certificate, error) {
 	}
 
 	// Find the signer certificate by issuer and serial number.
-	var cert *x509.Certificate
+	wantSerial := positiveSerial(serialBytes)
+	if wantSerial == nil {
+		return nil, errFastPathDeclined
+	}
+	var signerRaw, signerSPKI []byte
 	for !certsField.Empty() {
 		var raw cryptobyte.String
 		if !certsField.ReadASN1Element(&raw, cbasn1.SEQUENCE) {
 			return nil, errFastPathDeclined
 		}
-		c, err := x509.ParseCertificate(raw)
-		if err != nil {
+		certIssuer, certSerial, spki, ok := certSignerFields(raw)
+		if !ok {
 			return nil, errFastPathDeclined
 		}
-		if bytes.Equal(c.RawIssuer, issuer) && bytes.Equal(c.SerialNumber.Bytes(), trimSerial(serialBytes)) && c.SerialNumber.Sign() > 0 {
-			if cert != nil {
+		if bytes.Equal(certIssuer, issuer) && bytes.Equal(positiveSerial(certSerial), wantSerial) {
+			if signerRaw != nil {
 				return nil, errFastPathDeclined // ambiguous
 			}
-			cert = c
+			signerRaw, signerSPKI = raw, spki
 		}
 	}
-	if cert == nil || !signatureOIDMatches(sigOID, cert.PublicKey, h) {
+	if signerRaw == nil {
+		return nil, errFastPathDeclined
+	}
+	pub, err := x509.ParsePKIXPublicKey(signerSPKI)
+	if err != nil || !signatureOIDMatches(sigOID, pub, h) {
 		return nil, errFastPathDeclined
 	}
 
@@ -225,7 +237,7 @@ func fastVerifyDetached(der, body []byte) (*x509.Certificate, error) {
 	hh.Reset()
 	hh.Write(signed)
 	digest := hh.Sum(nil)
-	switch pub := cert.PublicKey.(type) {
+	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		if rsa.VerifyPKCS1v15(pub, h, digest, signature) != nil {
 			return nil, errFastPathDeclined
@@ -237,18 +249,42 @@ func fastVerifyDetached(der, body []byte) (*x509.Certificate, error) {
 	default:
 		return nil, errFastPathDeclined
 	}
-	return cert, nil
+	return &Signer{Raw: signerRaw, Sum: sha256.Sum256(signerRaw)}, nil
 }
 
-// trimSerial strips the sign-padding zero bytes of a DER INTEGER's content
-// so it compares with big.Int.Bytes. Negative serials never match, since
-// big.Int.Bytes is the absolute value: they are left to the slow path.
-func trimSerial(b []byte) []byte {
-	if len(b) > 0 && b[0]&0x80 != 0 {
+// certSignerFields reads a certificate's issuer (the whole Name element,
+// as x509.Certificate.RawIssuer), serial number (the INTEGER's content)
+// and subjectPublicKeyInfo (the whole element) without parsing the rest.
+func certSignerFields(raw []byte) (issuer, serial, spki []byte, ok bool) {
+	in := cryptobyte.String(raw)
+	var cert, tbs cryptobyte.String
+	var ser, iss, key cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !in.Empty() ||
+		!cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || // version
+		!tbs.ReadASN1(&ser, cbasn1.INTEGER) ||
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // signature algorithm
+		!tbs.ReadASN1Element(&iss, cbasn1.SEQUENCE) ||
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // validity
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // subject
+		!tbs.ReadASN1Element(&key, cbasn1.SEQUENCE) {
+		return nil, nil, nil, false
+	}
+	return iss, ser, key, true
+}
+
+// positiveSerial returns the magnitude of a DER INTEGER's content, without
+// its sign-padding zero bytes, or nil for zero, negative or empty numbers
+// (left to the slow path).
+func positiveSerial(b []byte) []byte {
+	if len(b) == 0 || b[0]&0x80 != 0 {
 		return nil
 	}
-	for len(b) > 1 && b[0] == 0 {
+	for len(b) > 0 && b[0] == 0 {
 		b = b[1:]
+	}
+	if len(b) == 0 {
+		return nil
 	}
 	return b
 }

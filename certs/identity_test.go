@@ -375,3 +375,44 @@ func BenchmarkIssueIdentity(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifySigner: a Signer is verified as its certificate is, and a
+// certificate verified before is accepted by its SHA-256 without being
+// parsed again (the fast path of every device request).
+func TestVerifySigner(t *testing.T) {
+	a := certstest.NewAuthority(t, t0)
+	id, _ := certstest.NewIdentity(t, a, "device", t0)
+	now := t0
+	if err := a.VerifySigner(nil, now); !errors.Is(err, certs.ErrUntrusted) {
+		t.Fatalf("nil signer: %v, want ErrUntrusted", err)
+	}
+	// Not cached: the DER is parsed, and garbage is refused.
+	junk := &certs.Signer{Raw: []byte("not a certificate"), Sum: sha256.Sum256(id.Raw)}
+	if err := a.VerifySigner(junk, now); !errors.Is(err, certs.ErrUntrusted) {
+		t.Fatalf("unparsable signer before caching: %v, want ErrUntrusted", err)
+	}
+	s := certs.SignerOf(id)
+	if err := a.VerifySigner(s, now); err != nil {
+		t.Fatalf("VerifySigner: %v", err)
+	}
+	if got, want := s.Hash(), certs.HashCert(id); got != want {
+		t.Errorf("Hash = %s, want HashCert %s", got, want)
+	}
+	// Cached: accepted by its SHA-256 alone (junk carries id's sum, so
+	// parsing it would fail), and only while the certificate is valid.
+	if err := a.VerifySigner(junk, now); err != nil {
+		t.Fatalf("cached signer was parsed again: %v", err)
+	}
+	if err := a.VerifySigner(junk, id.NotAfter.Add(time.Minute)); !errors.Is(err, certs.ErrUntrusted) {
+		t.Fatalf("cached signer after expiry: %v, want ErrUntrusted", err)
+	}
+	// A certificate from another CA is refused.
+	otherCA, err := certs.LoadOrCreate(copyBase(t), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := certstest.NewIdentity(t, otherCA, "device", t0)
+	if err := a.VerifySigner(certs.SignerOf(other), now); !errors.Is(err, certs.ErrUntrusted) {
+		t.Fatalf("other CA: %v, want ErrUntrusted", err)
+	}
+}

@@ -33,6 +33,22 @@ const MaxSignatureHeaderLen = 64 << 10
 // anything else (BER, other signer forms) goes through smallstep/pkcs7:
 // Parse, re-attach body, Verify.
 func VerifyMdmSignature(header string, body []byte) (*x509.Certificate, error) {
+	s, err := VerifyMdmSignatureSigner(header, body)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := s.Certificate()
+	if err != nil {
+		return nil, fmt.Errorf("%w: signer certificate: %w", ErrBadSignature, err)
+	}
+	return cert, nil
+}
+
+// VerifyMdmSignatureSigner is VerifyMdmSignature without parsing the
+// signer certificate when the fast path verified the signature: pass the
+// Signer to Authority.VerifySigner, which parses it only if its chain
+// check is not cached.
+func VerifyMdmSignatureSigner(header string, body []byte) (*Signer, error) {
 	header = strings.TrimSpace(header)
 	switch {
 	case header == "":
@@ -51,10 +67,14 @@ func VerifyMdmSignature(header string, body []byte) (*x509.Certificate, error) {
 	if !ct.Equal(pkcs7.OIDSignedData) {
 		return nil, fmt.Errorf("%w: CMS content type %s, want SignedData (%s)", ErrBadSignature, ct, pkcs7.OIDSignedData)
 	}
-	if cert, err := fastVerifyDetached(der, body); err == nil {
-		return cert, nil
+	if s, err := fastVerifyDetached(der, body); err == nil {
+		return s, nil
 	}
-	return verifyWithPKCS7(der, body)
+	cert, err := verifyWithPKCS7(der, body)
+	if err != nil {
+		return nil, err
+	}
+	return SignerOf(cert), nil
 }
 
 // verifyWithPKCS7 is the general path: pkcs7.Parse, re-attach the body,

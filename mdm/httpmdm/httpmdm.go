@@ -11,7 +11,6 @@ package httpmdm
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +32,7 @@ type Service interface {
 
 // IdentityVerifier checks that a device certificate chains to Sundial's CA.
 type IdentityVerifier interface {
-	VerifyIdentity(cert *x509.Certificate, now time.Time) error
+	VerifySigner(s *certs.Signer, now time.Time) error
 }
 
 // Clock tells the time.
@@ -151,25 +150,29 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 // identify finds the request's device certificate and checks it chains to
 // Sundial's CA.
 func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, error) {
-	var cert *x509.Certificate
-	var err error
+	var signer *certs.Signer
 	switch {
 	case r.Header.Get("Mdm-Signature") != "":
-		cert, err = certs.VerifyMdmSignature(r.Header.Get("Mdm-Signature"), body)
+		s, err := certs.VerifyMdmSignatureSigner(r.Header.Get("Mdm-Signature"), body)
+		if err != nil {
+			return service.Identity{}, err
+		}
+		signer = s
 	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
-		cert = r.TLS.PeerCertificates[0]
+		signer = certs.SignerOf(r.TLS.PeerCertificates[0])
 	case h.certHeader != "" && r.Header.Get(h.certHeader) != "":
-		cert, err = certs.CertFromHeader(r.Header.Get(h.certHeader))
+		cert, err := certs.CertFromHeader(r.Header.Get(h.certHeader))
+		if err != nil {
+			return service.Identity{}, err
+		}
+		signer = certs.SignerOf(cert)
 	default:
 		return service.Identity{}, errors.New("no Mdm-Signature and no client certificate")
 	}
-	if err != nil {
+	if err := h.verifier.VerifySigner(signer, h.clock.Now()); err != nil {
 		return service.Identity{}, err
 	}
-	if err := h.verifier.VerifyIdentity(cert, h.clock.Now()); err != nil {
-		return service.Identity{}, err
-	}
-	return service.Identity{CertHash: certs.HashCert(cert)}, nil
+	return service.Identity{CertHash: signer.Hash()}, nil
 }
 
 func (h *Handler) failDecode(w http.ResponseWriter, r *http.Request, err error) {
