@@ -2,6 +2,8 @@ package bolt
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +20,65 @@ func TestConformance(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// TestConformance4K runs the suite on a file with the 4 KB pages of files
+// created before DefaultPageSize was 16 KB.
+func TestConformance4K(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.All {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{PageSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestPageSize: a new file gets DefaultPageSize; an existing file keeps
+// its own, whatever the options say; a bad size is refused before any
+// file is created.
+func TestPageSize(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "new.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.PageSize(); got != DefaultPageSize {
+		t.Errorf("new file: page size %d, want %d", got, DefaultPageSize)
+	}
+	s.Close()
+
+	old := filepath.Join(dir, "old.db")
+	s, err = Open(old, &Options{PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAPIKey(t.Context(), storage.APIKey{ID: "k", Hash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.PageSize(); got != 4096 {
+		t.Errorf("reopened 4 KB file: page size %d, want 4096", got)
+	}
+	if _, err := s.APIKeyByHash(t.Context(), "h"); err != nil {
+		t.Errorf("reopened 4 KB file: %v", err)
+	}
+	s.Close()
+
+	for _, size := range []int{1024, 4095, 6144, 128 << 10, -1} {
+		path := filepath.Join(dir, fmt.Sprintf("bad-%d.db", size))
+		if s, err := Open(path, &Options{PageSize: size}); err == nil {
+			s.Close()
+			t.Errorf("page size %d accepted", size)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("page size %d: file created (%v)", size, err)
+		}
+	}
 }
 
 func TestSecondOpenFailsFast(t *testing.T) {
