@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +102,63 @@ func TestServerCarriesOnAfterMigration(t *testing.T) {
 	}
 	if p, err := ts2.admin.Policy(t.Context(), scheduler.DefaultGroupID); err != nil || p.Policy.MinimumVersion != rel.Version.String() {
 		t.Errorf("policy after migration = %+v, %v", p, err)
+	}
+}
+
+// TestStorageCompactCommand: `sundial storage compact` copies a stopped
+// server's database into a file with other pages, and the server carries
+// on from the copy.
+func TestStorageCompactCommand(t *testing.T) {
+	dir := t.TempDir()
+	ts := startTestServer(t, dir)
+	mac := ts.enroll(t)
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := mdm.NewCommand("ProfileList", nil)
+	if _, err := ts.admin.Enqueue(t.Context(), mac.UDID, cmd.Raw); err != nil {
+		t.Fatal(err)
+	}
+	ts.stop()
+
+	db := filepath.Join(dir, dbFile)
+	copyPath := filepath.Join(t.TempDir(), "compact.db")
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"storage", "compact", "--from", db, "--to", copyPath, "--page-kb", "4"}, func(string) string { return "" }, &out, &errb)
+	if code != 0 {
+		t.Fatalf("compact exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "16 KB pages -> 4 KB pages") {
+		t.Errorf("compact output = %q", out.String())
+	}
+	if code := run(t.Context(), []string{"storage", "compact", "--from", db, "--to", copyPath}, func(string) string { return "" }, &out, &errb); code == 0 {
+		t.Error("compact onto an existing file succeeded")
+	}
+	if err := os.Rename(copyPath, db); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := startTestServer(t, dir)
+	if d := ts2.device(t, mac.UDID); d == nil || d.Inventory.SerialNumber == "" {
+		t.Fatalf("device after compaction = %+v", d)
+	}
+	cmds, err := ts2.admin.Commands(t.Context(), mac.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cmds {
+		found = found || c.UUID == cmd.UUID
+	}
+	if !found {
+		t.Fatalf("queued ProfileList %s missing after compaction: %+v", cmd.UUID, cmds)
+	}
+	ts2.stop()
+	st, err := bolt.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := st.PageSize(); got != 4096 {
+		t.Errorf("page size of the server's file = %d, want the copy's 4096", got)
 	}
 }

@@ -117,8 +117,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	if pageSize == 0 {
 		pageSize = DefaultPageSize
 	}
-	if pageSize < 4<<10 || pageSize > 64<<10 || pageSize&(pageSize-1) != 0 {
-		return nil, fmt.Errorf("open %s: page size %d: want a power of two from 4096 to 65536", path, pageSize)
+	if err := checkPageSize(pageSize); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	// The freelist is written with every commit. Without it bbolt rebuilds
 	// the freelist at open by walking every page of the file, which takes
@@ -207,6 +207,13 @@ func migrateToV2(tx *bbolt.Tx) error {
 		if err := fresh.Put(k, nil); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func checkPageSize(n int) error {
+	if n < 4<<10 || n > 64<<10 || n&(n-1) != 0 {
+		return fmt.Errorf("page size %d: want a power of two from 4096 to 65536", n)
 	}
 	return nil
 }
