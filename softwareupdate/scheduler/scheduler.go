@@ -41,7 +41,13 @@ type Clock interface{ Now() time.Time }
 type Notifier interface{ Notify(ids ...string) }
 
 // DefaultBatchSize is how many devices a pass loads and commits at once.
-const DefaultBatchSize = 500
+// On the 100,000-Mac benchmark with 16 KB database pages, 1,000 against
+// 500: the pass in which 40,000 Macs change phase took ~1.1 s instead of
+// ~1.2 s (the VM's fsync latency makes single runs vary by a quarter) and
+// a full re-evaluation with as many changes 1.35 s instead of 1.64 s, for
+// 11 MB more heap at the peak (36 MB; 157 MB in all); 2,000 gained little
+// more for another 25 MB.
+const DefaultBatchSize = 1000
 
 // Scheduler drives every managed device toward its target version.
 type Scheduler struct {
