@@ -539,6 +539,9 @@ func (s *Scheduler) pipeline(ctx context.Context, next func() ([]string, []*mdm.
 			if err == nil {
 				commits, err = s.evaluateChunk(ctx, ids, devs, nil, now)
 			}
+			if p, ok := s.store.(CommitPreparer); ok && err == nil {
+				p.PrepareCommits(commits)
+			}
 			select {
 			case ch <- evaluated{n: len(ids), commits: commits, err: err}:
 			case <-stop:

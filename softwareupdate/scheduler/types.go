@@ -241,6 +241,19 @@ type Commit struct {
 	State    *State
 	History  []Transition
 	Commands []*mdm.Command
+	// Prepared is the store's own encoding of this commit, set by
+	// CommitPreparer.PrepareCommits (nil: none). The commit must not
+	// change once prepared.
+	Prepared any
+}
+
+// CommitPreparer is a StateStore whose Commit has work that can be done
+// before it (encoding states, history entries and command bodies). A pass
+// calls PrepareCommits on the goroutine that evaluates the next chunk, so
+// that the work overlaps the commit of the previous one: the single
+// database writer is the pass's critical path.
+type CommitPreparer interface {
+	PrepareCommits(commits []Commit)
 }
 
 // ConflictError lists the devices whose Commit was refused; nothing of the

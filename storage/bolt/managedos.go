@@ -360,6 +360,44 @@ func (s *Store) DueDevices(ctx context.Context, now time.Time, limit int) ([]str
 	return ids, err
 }
 
+// prepared is a commit encoded ahead of Commit (PrepareCommits).
+type prepared struct {
+	state  []byte   // the state with Rev+1
+	hist   [][]byte // one per history entry
+	bodies [][]byte // packed, one per command
+}
+
+// PrepareCommits implements scheduler.CommitPreparer: it encodes each
+// commit's state, history entries and command bodies, which Commit would
+// otherwise do inside the write transaction.
+func (s *Store) PrepareCommits(commits []scheduler.Commit) {
+	for i := range commits {
+		c := &commits[i]
+		if c.State == nil {
+			continue
+		}
+		st := *c.State
+		st.Rev++
+		p := &prepared{state: encodeState(&st), hist: make([][]byte, len(c.History)), bodies: make([][]byte, len(c.Commands))}
+		for j := range c.History {
+			p.hist[j] = encodeTransition(&c.History[j])
+		}
+		for j, cmd := range c.Commands {
+			p.bodies[j] = packBlob(cmd.Raw)
+		}
+		c.Prepared = p
+	}
+}
+
+// preparedFor returns c's prepared encoding if it matches c's shape.
+func preparedFor(c *scheduler.Commit) *prepared {
+	p, ok := c.Prepared.(*prepared)
+	if !ok || len(p.hist) != len(c.History) || len(p.bodies) != len(c.Commands) {
+		return nil
+	}
+	return p
+}
+
 // Commit implements scheduler.StateStore.
 func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time.Time) error {
 	if len(commits) == 0 {
@@ -392,6 +430,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 		for i, c := range commits {
 			st := *c.State
 			st.Rev++
+			p := preparedFor(&c)
 			if old := olds[i]; old != nil && !old.NextDue.IsZero() {
 				if err := due.Delete(msDueKey(old.NextDue, st.DeviceID)); err != nil {
 					return err
@@ -402,29 +441,44 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 					return err
 				}
 			}
-			if err := states.Put([]byte(st.DeviceID), encodeState(&st)); err != nil {
+			enc := encodeState
+			if p != nil {
+				enc = func(*scheduler.State) []byte { return p.state }
+			}
+			if err := states.Put([]byte(st.DeviceID), enc(&st)); err != nil {
 				return err
 			}
 			if err := unevaluated.Delete([]byte(st.DeviceID)); err != nil {
 				return err
 			}
-			for _, h := range c.History {
+			for j := range c.History {
 				seq, err := hist.NextSequence()
 				if err != nil {
 					return err
 				}
-				if err := hist.Put(key(st.DeviceID, u64(seq)), encodeTransition(&h)); err != nil {
+				var v []byte
+				if p != nil {
+					v = p.hist[j]
+				} else {
+					v = encodeTransition(&c.History[j])
+				}
+				if err := hist.Put(key(st.DeviceID, u64(seq)), v); err != nil {
 					return err
 				}
 			}
-			for _, cmd := range c.Commands {
+			for j, cmd := range c.Commands {
+				var body []byte
+				if p != nil {
+					body = p.bodies[j]
+				}
 				// Devices are never deleted, so a stored state proves the
 				// enrollment exists; only a first evaluation checks.
-				put := enqueueKnown
 				if olds[i] == nil {
-					put = enqueue
+					if err := checkEnrolled(tx, []string{st.DeviceID}); err != nil {
+						return err
+					}
 				}
-				if err := put(tx, []string{st.DeviceID}, cmd, now); err != nil {
+				if err := enqueuePacked(tx, []string{st.DeviceID}, cmd, body, now); err != nil {
 					return err
 				}
 			}

@@ -87,21 +87,31 @@ func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now
 }
 
 func enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
+	if err := checkEnrolled(tx, ids); err != nil {
+		return err
+	}
+	return enqueuePacked(tx, ids, cmd, nil, now)
+}
+
+// checkEnrolled fails with storage.ErrNotFound unless every id has a device
+// record.
+func checkEnrolled(tx *bbolt.Tx, ids []string) error {
 	devs := tx.Bucket(bDevices)
 	for _, id := range ids {
 		if devs.Get([]byte(id)) == nil {
 			return fmt.Errorf("enrollment %s: %w", id, storage.ErrNotFound)
 		}
 	}
-	return enqueueKnown(tx, ids, cmd, now)
+	return nil
 }
 
-// enqueueKnown is enqueue for enrollments the caller knows exist. Reading a
-// device record to check brings its page (inventory JSON, the largest
-// records) into memory: a scheduler pass queueing commands for 40,000 Macs
-// whose update states it has just read would fault in most of the devices
+// enqueuePacked is enqueue for enrollments the caller knows exist, with
+// the command's body already packed (nil: pack it here). Reading a device
+// record to check brings its page (inventory JSON, the largest records)
+// into memory: a scheduler pass queueing commands for 40,000 Macs whose
+// update states it has just read would fault in most of the devices
 // bucket for nothing.
-func enqueueKnown(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
+func enqueuePacked(tx *bbolt.Tx, ids []string, cmd *mdm.Command, body []byte, now time.Time) error {
 	for _, id := range ids {
 		if commandSeq(tx, id, cmd.UUID) != nil {
 			return fmt.Errorf("command %s for %s: %w", cmd.UUID, id, storage.ErrExists)
@@ -109,7 +119,9 @@ func enqueueKnown(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) e
 	}
 	cmds, cmdBodies := tx.Bucket(bCmds), tx.Bucket(bCmdRaw)
 	cmdBodies.FillPercent = appendFill
-	body := packBlob(cmd.Raw)
+	if body == nil {
+		body = packBlob(cmd.Raw)
+	}
 	for _, id := range ids {
 		seq, err := cmds.NextSequence()
 		if err != nil {
