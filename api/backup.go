@@ -25,9 +25,11 @@ func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=\"sundial-%s.db\"", time.Now().UTC().Format("20060102T150405Z")))
 	n, err := s.backup.WriteBackup(w)
 	if err != nil {
-		// Headers are gone; the client sees a short body and an error log here.
+		// The status is sent. Returning would end the body cleanly, and a
+		// client would keep a truncated copy as a backup; aborting the
+		// response makes its read fail instead.
 		s.log.Error("backup failed", "err", err, "bytes", n)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	s.log.Info("backup written", "bytes", n)
 }
