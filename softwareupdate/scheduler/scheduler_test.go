@@ -78,6 +78,25 @@ func (u *unit) state(id string) *scheduler.State {
 	return sts[0]
 }
 
+// twoRings sets the default group's policy (15.2 by 2026-03-20 17:00 UTC)
+// and creates the group "late" with the same policy lateDays later.
+func (u *unit) twoRings(lateDays int) {
+	u.t.Helper()
+	ctx := context.Background()
+	base := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, base); err != nil {
+		u.t.Fatal(err)
+	}
+	if _, err := u.mgr.CreateGroup(ctx, "admin", "late", "Late ring"); err != nil {
+		u.t.Fatal(err)
+	}
+	late := base
+	late.RingOffsetDays = lateDays
+	if _, err := u.mgr.SetPolicy(ctx, "admin", "late", late); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
 func utcAt(y int, m time.Month, d, hh, mm int) time.Time {
 	return time.Date(y, m, d, hh, mm, 0, 0, time.UTC)
 }
@@ -209,18 +228,7 @@ func TestManagerValidation(t *testing.T) {
 func TestGroupsAndRings(t *testing.T) {
 	ctx := t.Context()
 	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
-	base := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}
-	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, base); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := u.mgr.CreateGroup(ctx, "admin", "late", "Late ring"); err != nil {
-		t.Fatal(err)
-	}
-	late := base
-	late.RingOffsetDays = 7
-	if _, err := u.mgr.SetPolicy(ctx, "admin", "late", late); err != nil {
-		t.Fatal(err)
-	}
+	u.twoRings(7)
 	u.addMac("A", "15.1", "J413AP", true)
 	u.addMac("B", "15.1", "J413AP", true)
 	if err := u.mgr.AssignDevices(ctx, "admin", "late", []string{"B"}); err != nil {
@@ -368,18 +376,7 @@ func TestDueDevicesCommittedInDeviceOrder(t *testing.T) {
 	u.sched = scheduler.New(rec, u.store, testCatalog(t), u.clk,
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(3))
 	u.mgr = scheduler.NewManager(u.store, testCatalog(t), u.clk, u.sched)
-	base := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}
-	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, base); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := u.mgr.CreateGroup(ctx, "admin", "late", "Late ring"); err != nil {
-		t.Fatal(err)
-	}
-	late := base
-	late.RingOffsetDays = 2
-	if _, err := u.mgr.SetPolicy(ctx, "admin", "late", late); err != nil {
-		t.Fatal(err)
-	}
+	u.twoRings(2)
 	// The late ring holds the first devices by ID, so by due time the
 	// last devices come first.
 	var ids []string
