@@ -441,11 +441,13 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 					return err
 				}
 			}
-			enc := encodeState
+			var v []byte
 			if p != nil {
-				enc = func(*scheduler.State) []byte { return p.state }
+				v = p.state
+			} else {
+				v = encodeState(&st)
 			}
-			if err := states.Put([]byte(st.DeviceID), enc(&st)); err != nil {
+			if err := states.Put([]byte(st.DeviceID), v); err != nil {
 				return err
 			}
 			if err := unevaluated.Delete([]byte(st.DeviceID)); err != nil {
