@@ -84,8 +84,11 @@ type CommandQueue interface {
 
 // InventoryScheduler finds devices whose inventory is due for a refresh.
 type InventoryScheduler interface {
-	// InventoryDue lists enabled device enrollments whose inventory was last
-	// requested before `before`.
+	// InventoryDue lists up to limit (0: no limit) enabled device
+	// enrollments (not user channels) whose inventory was last requested
+	// before `before` or never, longest waiting first (never first, then by
+	// time and ID). It runs every few seconds: it must cost in proportion
+	// to what it returns, not to the fleet.
 	InventoryDue(ctx context.Context, before time.Time, limit int) ([]string, error)
 	// MarkInventoryRequested records that inventory was requested.
 	MarkInventoryRequested(ctx context.Context, ids []string, now time.Time) error

@@ -63,7 +63,9 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	   their enrollment's queue (nothing to migrate: files before 4 index
 //	   both, which reads the same; the version keeps older binaries, which
 //	   look pending commands up in cmdidx, away from newer files)
-const schemaVersion = 4
+//	5  the inventory index (invdue, invat; invdue.go), built at open from
+//	   the device records
+const schemaVersion = 5
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -149,6 +151,11 @@ func Open(path string, opts *Options) (*Store, error) {
 		if got < 2 {
 			if err := migrateToV2(tx); err != nil {
 				return fmt.Errorf("upgrade to schema 2: %w", err)
+			}
+		}
+		if got < 5 {
+			if err := migrateToV5(tx); err != nil {
+				return fmt.Errorf("upgrade to schema 5: %w", err)
 			}
 		}
 		return meta.Put([]byte("schema"), u64(schemaVersion))

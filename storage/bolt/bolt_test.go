@@ -14,10 +14,22 @@ import (
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.All {
-		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		path := filepath.Join(t.TempDir(), "sundial.db")
+		s, err := Open(path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Whatever a test did to the devices, the inventory index in
+		// the file still matches their records. (Cleanups run last
+		// first: this one runs after the suite has closed s.)
+		t.Cleanup(func() {
+			s, err := Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			checkInventoryIndex(t, s)
+		})
 		return s
 	})
 }

@@ -34,6 +34,9 @@ func putDevice(tx *bbolt.Tx, d *mdm.Device) error {
 	if err != nil {
 		return fmt.Errorf("encode device %s: %w", d.ID, err)
 	}
+	if err := indexInventory(tx, d); err != nil {
+		return fmt.Errorf("index device %s: %w", d.ID, err)
+	}
 	return tx.Bucket(bDevices).Put([]byte(d.ID), v)
 }
 
@@ -279,27 +282,13 @@ func (s *Store) TouchLastSeen(ctx context.Context, seen map[string]time.Time) er
 	})
 }
 
-// InventoryDue implements storage.InventoryScheduler.
+// InventoryDue implements storage.InventoryScheduler. It reads the
+// inventory index (invdue.go), longest waiting first.
 func (s *Store) InventoryDue(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bDevices).ForEach(func(k, v []byte) error {
-			if limit > 0 && len(ids) >= limit {
-				return nil
-			}
-			var d struct {
-				ParentID             string    `json:"parent_id"`
-				Enabled              bool      `json:"enabled"`
-				InventoryRequestedAt time.Time `json:"inventory_requested_at"`
-			}
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("decode device %s: %w", k, err)
-			}
-			if d.Enabled && d.ParentID == "" && d.InventoryRequestedAt.Before(before) {
-				ids = append(ids, string(k))
-			}
-			return nil
-		})
+		ids = inventoryDue(tx, before, limit)
+		return nil
 	})
 	return ids, err
 }

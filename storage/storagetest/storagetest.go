@@ -443,6 +443,44 @@ func testInventory(t *testing.T, s storage.All) {
 	if due, _ := s.InventoryDue(ctx, t0, 0); slices.Contains(due, "CCC-3") {
 		t.Errorf("inventory due right after it was queued: %v", due)
 	}
+
+	// The longest-waiting devices come first (never requested before
+	// anything), the limit takes that many, and neither a user channel nor a
+	// checked-out Mac is ever due.
+	enroll(t, s, "DDD-4", "h4")
+	msg := tokenMsg("DDD-4")
+	msg.UserID = "USER-1"
+	uid, _ := msg.ID()
+	if _, err := s.TokenUpdate(ctx, uid, msg, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkInventoryRequested(ctx, []string{"BBB-2"}, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(3 * time.Hour)
+	due, _ = s.InventoryDue(ctx, later, 0)
+	if want := []string{"DDD-4", "BBB-2", "CCC-3", "AAA-1"}; !slices.Equal(due, want) {
+		t.Errorf("InventoryDue = %v, want %v (longest waiting first)", due, want)
+	}
+	if due, _ = s.InventoryDue(ctx, later, 2); !slices.Equal(due, []string{"DDD-4", "BBB-2"}) {
+		t.Errorf("InventoryDue with limit 2 = %v", due)
+	}
+	if due, _ = s.InventoryDue(ctx, t0, 0); !slices.Equal(due, []string{"DDD-4", "BBB-2"}) {
+		t.Errorf("InventoryDue before t0 = %v (requested strictly before)", due)
+	}
+	if err := s.CheckOut(ctx, "BBB-2", later); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ = s.InventoryDue(ctx, later, 0); !slices.Equal(due, []string{"DDD-4", "CCC-3", "AAA-1"}) {
+		t.Errorf("InventoryDue after CheckOut = %v", due)
+	}
+	// Enrolled again, it is due again.
+	if _, err := s.TokenUpdate(ctx, "BBB-2", tokenMsg("BBB-2"), nil, later); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ = s.InventoryDue(ctx, later, 0); !slices.Equal(due, []string{"DDD-4", "BBB-2", "CCC-3", "AAA-1"}) {
+		t.Errorf("InventoryDue after a new TokenUpdate = %v", due)
+	}
 }
 
 func testAPIKeys(t *testing.T, s storage.All) {
