@@ -380,8 +380,10 @@ func BenchmarkIssueIdentity(b *testing.B) {
 // certificate verified before is accepted by its SHA-256 without being
 // parsed again (the fast path of every device request).
 func TestVerifySigner(t *testing.T) {
+	// Issued by another Authority on the same CA (same files), so that a
+	// has not remembered it at issuance.
 	a := certstest.NewAuthority(t, t0)
-	id, _ := certstest.NewIdentity(t, a, "device", t0)
+	id, _ := certstest.NewIdentity(t, certstest.NewAuthority(t, t0), "device", t0)
 	now := t0
 	if err := a.VerifySigner(nil, now); !errors.Is(err, certs.ErrUntrusted) {
 		t.Fatalf("nil signer: %v, want ErrUntrusted", err)
@@ -414,5 +416,35 @@ func TestVerifySigner(t *testing.T) {
 	other, _ := certstest.NewIdentity(t, otherCA, "device", t0)
 	if err := a.VerifySigner(certs.SignerOf(other), now); !errors.Is(err, certs.ErrUntrusted) {
 		t.Fatalf("other CA: %v, want ErrUntrusted", err)
+	}
+}
+
+// TestIssuedIdentityIsRemembered: a certificate the CA has just issued is
+// trusted by its SHA-256 alone (the device's first request does not verify
+// its chain again), but only while it is valid, and not when the cache is
+// off.
+func TestIssuedIdentityIsRemembered(t *testing.T) {
+	rsa2048, _ := rsaKeys(t)
+	for _, size := range []int{0, 200_000} {
+		a := certstest.NewAuthority(t, t0, certs.WithVerifyCacheSize(size))
+		cert, err := a.IssueIdentity(newCSR(t, rsa2048, pkix.Name{CommonName: "device"}), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Not a certificate: only a remembered hash can make this pass.
+		byHash := &certs.Signer{Raw: []byte("not a certificate"), Sum: sha256.Sum256(cert.Raw)}
+		err = a.VerifySigner(byHash, t0.Add(time.Hour))
+		if size == 0 {
+			if !errors.Is(err, certs.ErrUntrusted) {
+				t.Errorf("cache off: VerifySigner = %v, want ErrUntrusted", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("issued identity not remembered: %v", err)
+		}
+		if err := a.VerifySigner(byHash, cert.NotAfter.Add(time.Minute)); !errors.Is(err, certs.ErrUntrusted) {
+			t.Errorf("remembered identity accepted after expiry: %v", err)
+		}
 	}
 }
