@@ -3,6 +3,7 @@ package bolt
 import (
 	"errors"
 	"fmt"
+	bbolt "go.etcd.io/bbolt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -144,4 +145,28 @@ func TestAgentConformance(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// rewriteAsSchema lays s's file out as an older schema did: rewrite
+// changes the buckets, the file is marked with that schema version, and
+// the store is closed and opened again, which runs the upgrade.
+func rewriteAsSchema(t *testing.T, s *Store, schema uint64, rewrite func(tx *bbolt.Tx) error) *Store {
+	t.Helper()
+	path := s.Path()
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := rewrite(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bMeta).Put([]byte("schema"), u64(schema))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(path, &Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("open after rewriting as schema %d: %v", schema, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -59,7 +59,7 @@ func TestUpgradeToSchema3(t *testing.T) {
 	}
 
 	// Rewrite the file in the schema 2 layout.
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	s = rewriteAsSchema(t, s, 2, func(tx *bbolt.Tx) error {
 		pairs := []struct{ from, to []byte }{{bCmds, bCmdsV2}, {bCmdRaw, bCmdRawV2}, {bCmdRes, bCmdResV2}}
 		owner := map[string]string{}
 		if err := tx.Bucket(bCmds).ForEach(func(k, v []byte) error {
@@ -89,9 +89,6 @@ func TestUpgradeToSchema3(t *testing.T) {
 				return err
 			}
 		}
-		if err := tx.Bucket(bMeta).Put([]byte("schema"), u64(2)); err != nil {
-			return err
-		}
 		// An upgrade interrupted after its first transaction: one record
 		// already moved (the new buckets exist, as Open creates them).
 		recs, err := tx.CreateBucket(bCmds)
@@ -106,15 +103,6 @@ func TestUpgradeToSchema3(t *testing.T) {
 		}
 		return tx.Bucket(bCmdsV2).Delete(k)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-
-	if s, err = Open(path, &Options{NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	s.db.View(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bCmdsV2, bCmdRawV2, bCmdResV2} {
 			if tx.Bucket(b) != nil {

@@ -134,7 +134,7 @@ func TestUpgradeToSchema2(t *testing.T) {
 	old := fillState(t)
 	old.DeviceID = "EVALUATED"
 	js, _ := json.Marshal(old)
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	s = rewriteAsSchema(t, s, 1, func(tx *bbolt.Tx) error {
 		for _, id := range []string{"EVALUATED", "NEW", "NEW:user"} {
 			if err := tx.Bucket(bDevices).Put([]byte(id), []byte(`{"id":"`+id+`"}`)); err != nil {
 				return err
@@ -146,19 +146,9 @@ func TestUpgradeToSchema2(t *testing.T) {
 		if err := tx.DeleteBucket(bMSNew); err != nil {
 			return err
 		}
-		if _, err := tx.CreateBucket(bMSNew); err != nil {
-			return err
-		}
-		return tx.Bucket(bMeta).Put([]byte("schema"), u64(1))
+		_, err := tx.CreateBucket(bMSNew)
+		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if s, err = Open(path, &Options{NoSync: true}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	ids, err := s.Unevaluated(context.Background(), "", 0)
 	if err != nil || !reflect.DeepEqual(ids, []string{"NEW"}) {
 		t.Fatalf("Unevaluated = %v, %v; want [NEW]", ids, err)
