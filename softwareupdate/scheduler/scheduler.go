@@ -60,6 +60,7 @@ type Scheduler struct {
 	enforcers map[softwareupdate.EnforcementPath]Enforcer
 	batch     int
 	tick      time.Duration
+	settle    time.Duration
 
 	// mu serializes evaluation: a pass chunk, a result, a Start Now.
 	mu  sync.Mutex
@@ -105,6 +106,23 @@ func WithTick(d time.Duration) Option {
 	}
 }
 
+// DefaultSettle is how long Run lets events gather before the pass they
+// ask for. Every check-in (Authenticate, TokenUpdate) asks for one; without
+// the wait, Macs enrolling at 60 a second made 660 passes per 1,000 Macs,
+// each committing one to three states with its own fsyncs.
+const DefaultSettle = 250 * time.Millisecond
+
+// WithSettle sets how long Run waits after an event before its pass
+// (default DefaultSettle; 0: no wait). Results and Start Now are evaluated
+// at once either way.
+func WithSettle(d time.Duration) Option {
+	return func(s *Scheduler) {
+		if d >= 0 {
+			s.settle = d
+		}
+	}
+}
+
 // New returns a Scheduler. store, devices, cat and clk are required.
 func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opts ...Option) *Scheduler {
 	if store == nil || devices == nil || cat == nil || clk == nil {
@@ -116,6 +134,7 @@ func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opt
 		enforcers: map[softwareupdate.EnforcementPath]Enforcer{},
 		batch:     DefaultBatchSize,
 		tick:      time.Minute,
+		settle:    DefaultSettle,
 		touched:   map[string]struct{}{},
 		wake:      make(chan struct{}, 1),
 	}
@@ -834,7 +853,8 @@ func utc(t time.Time) time.Time {
 }
 
 // Run runs passes on every tick and whenever an event asks for one, until
-// ctx ends.
+// ctx ends. After an event it waits the settle time first, so that the
+// events of a busy moment share one pass and one commit.
 func (s *Scheduler) Run(ctx context.Context) {
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
@@ -852,6 +872,18 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.wake:
+			if s.settle > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(s.settle):
+				}
+				// Events of the settle time are in this pass.
+				select {
+				case <-s.wake:
+				default:
+				}
+			}
 		}
 	}
 }

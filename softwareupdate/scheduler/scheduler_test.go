@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sundial-mdm/sundial/internal/clock"
@@ -322,6 +324,89 @@ func TestRunTicksAndEvents(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// countStore counts commits.
+type countStore struct {
+	*bolt.Store
+	mu      sync.Mutex
+	commits int
+	devices int
+}
+
+func (s *countStore) Commit(ctx context.Context, commits []scheduler.Commit, now time.Time) error {
+	s.mu.Lock()
+	s.commits++
+	s.devices += len(commits)
+	s.mu.Unlock()
+	return s.Store.Commit(ctx, commits, now)
+}
+
+func (s *countStore) counts() (commits, devices int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commits, s.devices
+}
+
+// TestRunSettlesEvents: check-ins that arrive close together (Macs
+// enrolling) share one pass and one commit, which Run starts
+// DefaultSettle after the first of them; a lone check-in is still
+// evaluated within DefaultSettle.
+func TestRunSettlesEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+		rec := &countStore{Store: u.store}
+		u.sched = scheduler.New(rec, u.store, testCatalog(t), u.clk,
+			scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
+		u.mgr = scheduler.NewManager(u.store, testCatalog(t), u.clk, u.sched)
+		if _, err := u.mgr.SetPolicy(t.Context(), "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+			Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); u.sched.Run(ctx) }()
+		synctest.Wait() // the first pass, at start
+		commits0, _ := rec.counts()
+
+		// Five Macs check in one after the other (each write waits for
+		// bbolt's batch, 10 ms, so they take ~150 ms in all).
+		var first time.Time
+		for i := range 5 {
+			u.addMac(fmt.Sprintf("MAC-%02d", i), "15.1", "J413AP", true) // touches it
+			if i == 0 {
+				first = time.Now()
+			}
+		}
+		synctest.Wait()
+		if since := time.Since(first); since >= scheduler.DefaultSettle {
+			t.Fatalf("the check-ins took %v, more than the settle time", since)
+		}
+		if c, _ := rec.counts(); c != commits0 {
+			t.Fatalf("%d commits %v after the first check-in, before the settle time", c-commits0, time.Since(first))
+		}
+		time.Sleep(scheduler.DefaultSettle - time.Since(first))
+		synctest.Wait()
+		commits, devices := rec.counts()
+		if commits-commits0 != 1 || devices != 5 {
+			t.Errorf("5 check-ins within the settle time: %d commits of %d devices, want 1 of 5", commits-commits0, devices)
+		}
+		for i := range 5 {
+			if st := u.state(fmt.Sprintf("MAC-%02d", i)); st.Phase != softwareupdate.PhasePending {
+				t.Errorf("MAC-%02d: phase %s, want pending", i, st.Phase)
+			}
+		}
+
+		// A lone check-in later on.
+		u.addMac("LONE", "15.1", "J413AP", true)
+		time.Sleep(scheduler.DefaultSettle)
+		synctest.Wait()
+		if st := u.state("LONE"); st.Phase != softwareupdate.PhasePending {
+			t.Errorf("lone check-in: phase %s after the settle time, want pending", st.Phase)
+		}
+		cancel()
+		<-done
+	})
 }
 
 // TestPolicyChangedOnAnotherReplica: a policy set through another replica's
