@@ -37,10 +37,9 @@ func newUnit(t testing.TB, start time.Time) *unit {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	clk := clock.NewFake(start)
-	cat := testCatalog(t)
-	sched := scheduler.New(store, store, cat, clk, scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
-	return &unit{t: t, clk: clk, store: store, sched: sched, mgr: scheduler.NewManager(store, cat, clk, sched)}
+	u := &unit{t: t, clk: clock.NewFake(start), store: store}
+	u.useStore(store)
+	return u
 }
 
 func (u *unit) addMac(id, os, board string, supervised bool) {
@@ -60,6 +59,22 @@ func (u *unit) addMac(id, os, board string, supervised bool) {
 		u.t.Fatal(err)
 	}
 	u.sched.Touch(id)
+}
+
+// useStore rebuilds the scheduler and Manager over store (a wrapper of
+// u.store that watches commits).
+func (u *unit) useStore(store scheduler.Store, opts ...scheduler.Option) {
+	opts = append([]scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{}))}, opts...)
+	u.sched = scheduler.New(store, u.store, testCatalog(u.t), u.clk, opts...)
+	u.mgr = scheduler.NewManager(u.store, testCatalog(u.t), u.clk, u.sched)
+}
+
+// runLoop starts Run; the returned func stops it and waits for it.
+func (u *unit) runLoop(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); u.sched.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 func (u *unit) pass() scheduler.Stats {
@@ -304,9 +319,7 @@ func TestRunTicksAndEvents(t *testing.T) {
 		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); u.sched.Run(ctx) }()
+	stop := u.runLoop(t.Context())
 	u.addMac("A", "15.1", "J413AP", true) // touches A
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -322,8 +335,7 @@ func TestRunTicksAndEvents(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 }
 
 // countStore counts commits.
@@ -356,16 +368,12 @@ func TestRunSettlesEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
 		rec := &countStore{Store: u.store}
-		u.sched = scheduler.New(rec, u.store, testCatalog(t), u.clk,
-			scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
-		u.mgr = scheduler.NewManager(u.store, testCatalog(t), u.clk, u.sched)
+		u.useStore(rec)
 		if _, err := u.mgr.SetPolicy(t.Context(), "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
 			Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); u.sched.Run(ctx) }()
+		stop := u.runLoop(t.Context())
 		synctest.Wait() // the first pass, at start
 		commits0, _ := rec.counts()
 
@@ -404,8 +412,7 @@ func TestRunSettlesEvents(t *testing.T) {
 		if st := u.state("LONE"); st.Phase != softwareupdate.PhasePending {
 			t.Errorf("lone check-in: phase %s after the settle time, want pending", st.Phase)
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
 
@@ -458,9 +465,7 @@ func TestDueDevicesCommittedInDeviceOrder(t *testing.T) {
 	ctx := t.Context()
 	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
 	rec := &orderStore{Store: u.store}
-	u.sched = scheduler.New(rec, u.store, testCatalog(t), u.clk,
-		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(3))
-	u.mgr = scheduler.NewManager(u.store, testCatalog(t), u.clk, u.sched)
+	u.useStore(rec, scheduler.WithBatchSize(3))
 	u.twoRings(2)
 	// The late ring holds the first devices by ID, so by due time the
 	// last devices come first.
