@@ -110,18 +110,8 @@ func WithTick(d time.Duration) Option {
 // ask for. Every check-in (Authenticate, TokenUpdate) asks for one; without
 // the wait, Macs enrolling at 60 a second made 660 passes per 1,000 Macs,
 // each committing one to three states with its own fsyncs.
+// Command results and Start Now are evaluated at once, without it.
 const DefaultSettle = 250 * time.Millisecond
-
-// WithSettle sets how long Run waits after an event before its pass
-// (default DefaultSettle; 0: no wait). Results and Start Now are evaluated
-// at once either way.
-func WithSettle(d time.Duration) Option {
-	return func(s *Scheduler) {
-		if d >= 0 {
-			s.settle = d
-		}
-	}
-}
 
 // New returns a Scheduler. store, devices, cat and clk are required.
 func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opts ...Option) *Scheduler {
