@@ -60,7 +60,6 @@ type Scheduler struct {
 	enforcers map[softwareupdate.EnforcementPath]Enforcer
 	batch     int
 	tick      time.Duration
-	settle    time.Duration
 
 	// mu serializes evaluation: a pass chunk, a result, a Start Now.
 	mu  sync.Mutex
@@ -124,7 +123,6 @@ func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opt
 		enforcers: map[softwareupdate.EnforcementPath]Enforcer{},
 		batch:     DefaultBatchSize,
 		tick:      time.Minute,
-		settle:    DefaultSettle,
 		touched:   map[string]struct{}{},
 		wake:      make(chan struct{}, 1),
 	}
@@ -862,17 +860,15 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.wake:
-			if s.settle > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(s.settle):
-				}
-				// Events of the settle time are in this pass.
-				select {
-				case <-s.wake:
-				default:
-				}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(DefaultSettle):
+			}
+			// Events of the settle time are in this pass.
+			select {
+			case <-s.wake:
+			default:
 			}
 		}
 	}
