@@ -78,6 +78,22 @@ func enroll(t *testing.T, s storage.All, udid, cert string) {
 	}
 }
 
+// enrollUser opens the user channel of user on the enrolled device udid
+// (its first TokenUpdate) and returns the channel's ID.
+func enrollUser(t *testing.T, s storage.All, udid, user string) string {
+	t.Helper()
+	msg := tokenMsg(udid)
+	msg.UserID = user
+	uid, err := msg.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TokenUpdate(context.Background(), uid, msg, nil, t0); err != nil {
+		t.Fatalf("TokenUpdate %s: %v", uid, err)
+	}
+	return uid
+}
+
 func cmd(t *testing.T, rt string) *mdm.Command {
 	t.Helper()
 	c, err := mdm.NewCommand(rt, nil)
@@ -198,12 +214,7 @@ func testCertBinding(t *testing.T, s storage.All) {
 func testUserChannel(t *testing.T, s storage.All) {
 	ctx := context.Background()
 	enroll(t, s, "AAA-1", "hash1")
-	msg := tokenMsg("AAA-1")
-	msg.UserID = "USER-1"
-	uid, _ := msg.ID()
-	if _, err := s.TokenUpdate(ctx, uid, msg, nil, t0); err != nil {
-		t.Fatal(err)
-	}
+	uid := enrollUser(t, s, "AAA-1", "USER-1")
 	d, err := s.Device(ctx, uid)
 	if err != nil || d.ParentID != "AAA-1" || !d.Enabled {
 		t.Fatalf("user channel = %+v, %v", d, err)
@@ -448,12 +459,7 @@ func testInventory(t *testing.T, s storage.All) {
 	// anything), the limit takes that many, and neither a user channel nor a
 	// checked-out Mac is ever due.
 	enroll(t, s, "DDD-4", "h4")
-	msg := tokenMsg("DDD-4")
-	msg.UserID = "USER-1"
-	uid, _ := msg.ID()
-	if _, err := s.TokenUpdate(ctx, uid, msg, nil, t0); err != nil {
-		t.Fatal(err)
-	}
+	enrollUser(t, s, "DDD-4", "USER-1")
 	if err := s.MarkInventoryRequested(ctx, []string{"BBB-2"}, t0.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
