@@ -37,10 +37,7 @@ func TestFailureAndStartNow(t *testing.T) {
 	step := func(when time.Time, want ...string) {
 		t.Helper()
 		clk.Set(when)
-		if _, err := s.sched.RunOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		drain(t, macs...)
+		s.settle(t, macs...)
 		var have []string
 		for _, x := range rec.take() {
 			have = append(have, strings.TrimSpace(x.Mac+" "+x.Type+" "+x.Action))

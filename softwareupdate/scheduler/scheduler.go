@@ -284,7 +284,23 @@ func (s *Scheduler) Checkin(ctx context.Context, id string, msg *mdm.CheckinMess
 // HandleResult implements service.ResultHandler: the enforcer folds the
 // report into the device's state, and the device is evaluated at once so
 // the next step is queued without waiting for a pass.
+//
+// A DeviceInformation the scheduler did not ask for (the inventory queued
+// at enrolment and every day) only refreshes facts the service has already
+// stored on the device: it is an event like a check-in, evaluated at the
+// next settled pass together with the others. Evaluating each at once cost
+// a transaction of its own per Mac, under the scheduler's lock.
 func (s *Scheduler) HandleResult(ctx context.Context, id, requestType string, r *mdm.Report, raw []byte) error {
+	if requestType == "DeviceInformation" {
+		sts, err := s.store.States(ctx, []string{id})
+		if err != nil {
+			return fmt.Errorf("load update state: %w", err)
+		}
+		if st := sts[0]; st == nil || st.StepCommand == "" || st.StepCommand != r.CommandUUID {
+			s.Touch(id)
+			return nil
+		}
+	}
 	res := Result{RequestType: requestType, CommandUUID: r.CommandUUID, Status: r.Status, ErrorChain: r.ErrorChain, Raw: raw}
 	_, err := s.evaluateOne(ctx, id, func(st *State, now time.Time) ([]Transition, error) {
 		e := s.enforcers[st.Path]

@@ -234,6 +234,19 @@ func (s *stack) enroll(t testing.TB, rec *recorder, name string, opts ...mdmtest
 
 // drain connects every online Mac until none receives a command (what
 // pushes would make them do).
+// settle runs a pass and lets the Macs answer, twice: a result that only
+// touches its Mac (an inventory the scheduler did not ask for) is
+// evaluated at the next pass, as Run's settled pass would a moment later.
+func (s *stack) settle(t testing.TB, macs ...*mac) {
+	t.Helper()
+	for range 2 {
+		if _, err := s.sched.RunOnce(t.Context()); err != nil {
+			t.Fatalf("RunOnce: %v", err)
+		}
+		drain(t, macs...)
+	}
+}
+
 func drain(t testing.TB, macs ...*mac) {
 	t.Helper()
 	for range 20 {

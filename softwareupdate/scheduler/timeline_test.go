@@ -78,10 +78,7 @@ func TestTimeline(t *testing.T) {
 	step := func(when time.Time, want ...sent) {
 		t.Helper()
 		clk.Set(when)
-		if _, err := s.sched.RunOnce(ctx); err != nil {
-			t.Fatalf("%s: RunOnce: %v", when, err)
-		}
-		drain(t, macs...)
+		s.settle(t, macs...)
 		if have := rec.take(); diffSent(have, want) != diffSent(want, want) {
 			t.Fatalf("%s: commands received:\n%s", when, diffSent(have, want))
 		}
