@@ -58,9 +58,12 @@ const maxFieldLen = 1024
 
 // DecodeCheckin decodes and checks a check-in body.
 func DecodeCheckin(body []byte) (*CheckinMessage, error) {
-	msg := new(CheckinMessage)
-	if err := decodeXMLPlist("check-in", body, msg); err != nil {
-		return nil, err
+	msg, ok := fastCheckin(body)
+	if !ok {
+		msg = new(CheckinMessage)
+		if err := decodeXMLPlist("check-in", body, msg); err != nil {
+			return nil, err
+		}
 	}
 	if err := msg.validate(); err != nil {
 		return nil, &ParseError{What: "check-in", Err: err}

@@ -103,9 +103,12 @@ var uuidRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 // returns it as a Command. The body must be the flat envelope
 // {CommandUUID, Command: {RequestType, ...}}.
 func DecodeCommand(raw []byte) (*Command, error) {
-	var env commandEnvelope
-	if err := decodeXMLPlist("command", raw, &env); err != nil {
-		return nil, err
+	env, ok := fastCommand(raw)
+	if !ok {
+		env = commandEnvelope{}
+		if err := decodeXMLPlist("command", raw, &env); err != nil {
+			return nil, err
+		}
 	}
 	if !uuidRE.MatchString(env.CommandUUID) {
 		return nil, &ParseError{What: "command", Err: errors.New("missing or malformed CommandUUID")}

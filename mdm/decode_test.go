@@ -1,11 +1,14 @@
 package mdm
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/micromdm/plist"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -202,5 +205,44 @@ func BenchmarkDecodeReportIdle(b *testing.B) {
 		if _, err := DecodeReport(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecode covers the bodies decoded on every enrolment and
+// command round trip; -run '^$' -bench Decode compares the fast path with
+// the plist library (the "library" sub-benchmarks).
+func BenchmarkDecode(b *testing.B) {
+	install, err := NewCommand("InstallProfile", map[string]any{"Payload": bytes.Repeat([]byte("profile "), 512)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		body   []byte
+		decode func([]byte) error
+		lib    any
+	}{
+		{"Authenticate", readTestdata(b, "Authenticate.macos-10.12.6.plist"), func(p []byte) error { _, err := DecodeCheckin(p); return err }, new(CheckinMessage)},
+		{"TokenUpdate", readTestdata(b, "TokenUpdate.macos-10.12.6.plist"), func(p []byte) error { _, err := DecodeCheckin(p); return err }, new(CheckinMessage)},
+		{"DeviceInformationReport", readTestdata(b, "DeviceInformation.Acknowledged.minimal.macos.plist"), func(p []byte) error { _, err := DecodeReport(p); return err }, new(Report)},
+		{"InstallProfileCommand", install.Raw, func(p []byte) error { _, err := DecodeCommand(p); return err }, new(commandEnvelope)},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.decode(c.body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/library", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := plist.Unmarshal(c.body, c.lib); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
