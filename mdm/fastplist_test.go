@@ -155,19 +155,24 @@ func FuzzFastReportAgrees(f *testing.F) {
 	f.Add(readTestdata(f, "Idle.device.SYNTHETIC.plist"))
 	f.Add([]byte(appleHead + "<key>Status</key><string>Acknowledged</string><key>CommandUUID</key><string>c</string><key>UDID</key><string>u</string>" + appleTail))
 	f.Add([]byte(`<plist><dict><key>Status</key><string>Idle</string><key>EnrollmentID</key><string>e</string></dict></plist>`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, ok := fastReport(body)
-		if !ok {
-			return
-		}
-		lib, err := libraryReport(body)
-		if err != nil {
-			t.Fatalf("fast path accepted what the library refuses (%v)", err)
-		}
-		if !reflect.DeepEqual(fast, lib) {
-			t.Fatalf("fast path = %+v, library = %+v", *fast, *lib)
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { checkAgrees(t, body, fastReport, libraryReport) })
+}
+
+// checkAgrees fails t when the fast decoder accepts body and the plist
+// library refuses it or decodes it to something else.
+func checkAgrees[T any](t *testing.T, body []byte, fast func([]byte) (T, bool), library func([]byte) (T, error)) {
+	t.Helper()
+	got, ok := fast(body)
+	if !ok {
+		return
+	}
+	want, err := library(body)
+	if err != nil {
+		t.Fatalf("fast path accepted what the library refuses (%v)", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("fast path = %+v, library = %+v", got, want)
+	}
 }
 
 func libraryCheckin(body []byte) (*CheckinMessage, error) {
@@ -348,19 +353,7 @@ func FuzzFastCheckinAgrees(f *testing.F) {
 		f.Add(readTestdata(f, name))
 	}
 	f.Add([]byte(appleHead + "<key>MessageType</key><string>TokenUpdate</string><key>Token</key><data> AAEC\n</data><key>NotOnConsole</key><true/><key>X</key><array><integer>1</integer><real>2.5</real></array>" + appleTail))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, ok := fastCheckin(body)
-		if !ok {
-			return
-		}
-		lib, err := libraryCheckin(body)
-		if err != nil {
-			t.Fatalf("fast path accepted what the library refuses (%v)", err)
-		}
-		if !reflect.DeepEqual(fast, lib) {
-			t.Fatalf("fast path = %+v, library = %+v", *fast, *lib)
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { checkAgrees(t, body, fastCheckin, libraryCheckin) })
 }
 
 // FuzzFastCommandAgrees: whenever the fast path accepts a command, the
@@ -370,17 +363,5 @@ func FuzzFastCommandAgrees(f *testing.F) {
 		f.Add(readTestdata(f, name))
 	}
 	f.Add([]byte(appleHead + "<key>CommandUUID</key><string>c</string><key>Command</key><dict><key>RequestType</key><string>A</string><key>D</key><date>2026-01-02T03:04:05Z</date></dict>" + appleTail))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		fast, ok := fastCommand(body)
-		if !ok {
-			return
-		}
-		lib, err := libraryCommand(body)
-		if err != nil {
-			t.Fatalf("fast path accepted what the library refuses (%v)", err)
-		}
-		if fast != lib {
-			t.Fatalf("fast path = %+v, library = %+v", fast, lib)
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { checkAgrees(t, body, fastCommand, libraryCommand) })
 }
