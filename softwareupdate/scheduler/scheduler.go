@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -67,6 +68,9 @@ type Scheduler struct {
 
 	evMu    sync.Mutex
 	touched map[string]struct{}
+	// running is set while Run runs passes here (the leader): only then
+	// is a touched device sure to be evaluated soon.
+	running atomic.Bool
 	sweep   bool
 	wake    chan struct{}
 }
@@ -289,9 +293,10 @@ func (s *Scheduler) Checkin(ctx context.Context, id string, msg *mdm.CheckinMess
 // at enrolment and every day) only refreshes facts the service has already
 // stored on the device: it is an event like a check-in, evaluated at the
 // next settled pass together with the others. Evaluating each at once cost
-// a transaction of its own per Mac, under the scheduler's lock.
+// a transaction of its own per Mac, under the scheduler's lock. A replica
+// that is not the leader runs no passes, so it still evaluates at once.
 func (s *Scheduler) HandleResult(ctx context.Context, id, requestType string, r *mdm.Report, raw []byte) error {
-	if requestType == "DeviceInformation" {
+	if requestType == "DeviceInformation" && s.running.Load() {
 		sts, err := s.store.States(ctx, []string{id})
 		if err != nil {
 			return fmt.Errorf("load update state: %w", err)
@@ -860,6 +865,8 @@ func utc(t time.Time) time.Time {
 // ctx ends. After an event it waits the settle time first, so that the
 // events of a busy moment share one pass and one commit.
 func (s *Scheduler) Run(ctx context.Context) {
+	s.running.Store(true)
+	defer s.running.Store(false)
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
 	for {

@@ -416,56 +416,71 @@ func TestRunSettlesEvents(t *testing.T) {
 	})
 }
 
-// TestUnrequestedInventoryWaitsForPass: a DeviceInformation the scheduler
-// did not send (enrolment's, the daily one) writes nothing by itself; the
-// Mac is evaluated with the stored inventory at the next pass, with the
-// other Macs touched meanwhile.
+// TestUnrequestedInventoryWaitsForPass: on the scheduler that runs
+// passes, a DeviceInformation it did not send (enrolment's, the daily one)
+// writes nothing by itself; the Macs are evaluated with their stored
+// inventory at the next settled pass, together. A replica that runs no
+// passes (not the leader) still evaluates such a report at once.
 func TestUnrequestedInventoryWaitsForPass(t *testing.T) {
-	ctx := t.Context()
-	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
-	rec := &countStore{Store: u.store}
-	u.useStore(rec)
-	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
-		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"MAC-A", "MAC-B"} {
-		u.addMac(id, "15.1", "J413AP", true)
-	}
-	u.pass()
-	if st := u.state("MAC-A"); st.Phase != softwareupdate.PhasePending || st.StepCommand == "" {
-		t.Fatalf("before: phase %s, step command %q", st.Phase, st.StepCommand)
-	}
-	commits0, devices0 := rec.counts()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+		rec := &countStore{Store: u.store}
+		u.useStore(rec)
+		if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+			Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"MAC-A", "MAC-B", "MAC-C"} {
+			u.addMac(id, "15.1", "J413AP", true)
+		}
+		u.pass()
+		// The Macs were updated by hand; the service stores each
+		// inventory, then hands the report to the scheduler.
+		report := func(id string) {
+			t.Helper()
+			inv := &mdm.Inventory{OSVersion: "15.2", BuildVersion: "24C101", ProductName: "Mac14,2", SoftwareUpdateDeviceID: "J413AP", IsSupervised: true}
+			if err := u.store.UpdateInventory(ctx, id, inv, u.clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+			rep := &mdm.Report{Enrollment: mdm.Enrollment{UDID: id}, Status: mdm.Acknowledged, CommandUUID: "daily-inventory-" + id, RequestType: "DeviceInformation"}
+			if err := u.sched.HandleResult(ctx, id, "DeviceInformation", rep, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 
-	// Both Macs were updated by hand; the service stores each inventory,
-	// then hands the report to the scheduler.
-	for _, id := range []string{"MAC-A", "MAC-B"} {
-		inv := &mdm.Inventory{OSVersion: "15.2", BuildVersion: "24C101", ProductName: "Mac14,2", SoftwareUpdateDeviceID: "J413AP", IsSupervised: true}
-		if err := u.store.UpdateInventory(ctx, id, inv, u.clk.Now()); err != nil {
-			t.Fatal(err)
+		// Not the leader: no Run here, so evaluated at once.
+		report("MAC-C")
+		if st := u.state("MAC-C"); st.Phase != softwareupdate.PhaseCompliant {
+			t.Fatalf("without Run: phase %s, want compliant at once", st.Phase)
 		}
-		rep := &mdm.Report{Enrollment: mdm.Enrollment{UDID: id}, Status: mdm.Acknowledged, CommandUUID: "daily-inventory-" + id, RequestType: "DeviceInformation"}
-		if err := u.sched.HandleResult(ctx, id, "DeviceInformation", rep, nil); err != nil {
-			t.Fatal(err)
+
+		stop := u.runLoop(ctx)
+		defer stop()
+		synctest.Wait() // Run's first pass
+		commits0, devices0 := rec.counts()
+		for _, id := range []string{"MAC-A", "MAC-B"} {
+			report(id)
 		}
-	}
-	if c, _ := rec.counts(); c != commits0 {
-		t.Fatalf("%d commits for unrequested inventories before a pass, want 0", c-commits0)
-	}
-	if st := u.state("MAC-A"); st.Phase != softwareupdate.PhasePending {
-		t.Fatalf("evaluated before the pass: phase %s", st.Phase)
-	}
-	u.pass()
-	commits, devices := rec.counts()
-	if commits-commits0 != 1 || devices-devices0 != 2 {
-		t.Errorf("%d commits of %d Macs at the pass, want 1 of 2", commits-commits0, devices-devices0)
-	}
-	for _, id := range []string{"MAC-A", "MAC-B"} {
-		if st := u.state(id); st.Phase != softwareupdate.PhaseCompliant {
-			t.Errorf("%s after the pass: phase %s, want compliant", id, st.Phase)
+		synctest.Wait()
+		if c, _ := rec.counts(); c != commits0 {
+			t.Fatalf("%d commits for unrequested inventories before the settle time, want 0", c-commits0)
 		}
-	}
+		if st := u.state("MAC-A"); st.Phase != softwareupdate.PhasePending {
+			t.Fatalf("evaluated before the pass: phase %s", st.Phase)
+		}
+		time.Sleep(scheduler.DefaultSettle)
+		synctest.Wait()
+		commits, devices := rec.counts()
+		if commits-commits0 != 1 || devices-devices0 != 2 {
+			t.Errorf("%d commits of %d Macs at the pass, want 1 of 2", commits-commits0, devices-devices0)
+		}
+		for _, id := range []string{"MAC-A", "MAC-B"} {
+			if st := u.state(id); st.Phase != softwareupdate.PhaseCompliant {
+				t.Errorf("%s after the pass: phase %s, want compliant", id, st.Phase)
+			}
+		}
+	})
 }
 
 // TestPolicyChangedOnAnotherReplica: a policy set through another replica's
