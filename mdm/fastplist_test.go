@@ -117,36 +117,23 @@ func TestFastReportDeclines(t *testing.T) {
 // Report by its plist name and declines every other field, so a field
 // added to Report later cannot be silently dropped by it.
 func TestFastReportKnowsEveryField(t *testing.T) {
-	var walk func(reflect.Type)
-	walk = func(rt reflect.Type) {
-		for i := range rt.NumField() {
-			f := rt.Field(i)
-			if f.Anonymous {
-				walk(f.Type)
-				continue
+	forEachPlistField(reflect.TypeFor[Report](), func(name string, f reflect.StructField) {
+		body := appleHead + "<key>" + name + "</key><string>v</string>" + appleTail
+		r, ok := fastReport([]byte(body))
+		if f.Type.Kind() != reflect.String {
+			if ok {
+				t.Errorf("%s (%s): fast path accepted a string for it", name, f.Type)
 			}
-			name := f.Name
-			if tag, _, _ := strings.Cut(f.Tag.Get("plist"), ","); tag != "" {
-				name = tag
-			}
-			body := appleHead + "<key>" + name + "</key><string>v</string>" + appleTail
-			r, ok := fastReport([]byte(body))
-			if f.Type.Kind() != reflect.String {
-				if ok {
-					t.Errorf("%s (%s): fast path accepted a string for it", name, f.Type)
-				}
-				continue
-			}
-			if !ok {
-				t.Errorf("%s: fast path declined", name)
-				continue
-			}
-			if got := reflect.ValueOf(r).Elem().FieldByName(f.Name).String(); got != "v" {
-				t.Errorf("%s: fast path set %q, want %q", name, got, "v")
-			}
+			return
 		}
-	}
-	walk(reflect.TypeFor[Report]())
+		if !ok {
+			t.Errorf("%s: fast path declined", name)
+			return
+		}
+		if got := reflect.ValueOf(r).Elem().FieldByName(f.Name).String(); got != "v" {
+			t.Errorf("%s: fast path set %q, want %q", name, got, "v")
+		}
+	})
 }
 
 // FuzzFastReportAgrees: whenever the fast path accepts a body, the plist
@@ -268,50 +255,37 @@ func TestFastPlistDeclinesBadValues(t *testing.T) {
 // CheckinMessage from a value of its type and declines a value of
 // another type, so a field added later cannot be silently dropped.
 func TestFastCheckinKnowsEveryField(t *testing.T) {
-	var walk func(reflect.Type)
-	walk = func(rt reflect.Type) {
-		for i := range rt.NumField() {
-			f := rt.Field(i)
-			if f.Anonymous {
-				walk(f.Type)
-				continue
-			}
-			name := f.Name
-			if tag, _, _ := strings.Cut(f.Tag.Get("plist"), ","); tag != "" {
-				name = tag
-			}
-			var value string
-			var want any
-			switch {
-			case f.Type.Kind() == reflect.String:
-				value, want = "<string>v</string>", "v"
-			case f.Type == reflect.TypeFor[[]byte]():
-				value, want = "<data>dg==</data>", []byte("v")
-			case f.Type.Kind() == reflect.Bool:
-				value, want = "<true/>", true
-			default:
-				t.Errorf("%s: a field of type %s the test does not know", name, f.Type)
-				continue
-			}
-			m, ok := fastCheckin([]byte(appleHead + "<key>" + name + "</key>" + value + appleTail))
-			if !ok {
-				t.Errorf("%s: fast path declined", name)
-				continue
-			}
-			got := reflect.ValueOf(m).Elem().FieldByName(f.Name)
-			if got.Kind() == reflect.String {
-				if got.String() != want {
-					t.Errorf("%s = %q, want %q", name, got.String(), want)
-				}
-			} else if !reflect.DeepEqual(got.Interface(), want) {
-				t.Errorf("%s = %v, want %v", name, got.Interface(), want)
-			}
-			if _, ok := fastCheckin([]byte(appleHead + "<key>" + name + "</key><integer>1</integer>" + appleTail)); ok {
-				t.Errorf("%s: fast path accepted an integer for it", name)
-			}
+	forEachPlistField(reflect.TypeFor[CheckinMessage](), func(name string, f reflect.StructField) {
+		var value string
+		var want any
+		switch {
+		case f.Type.Kind() == reflect.String:
+			value, want = "<string>v</string>", "v"
+		case f.Type == reflect.TypeFor[[]byte]():
+			value, want = "<data>dg==</data>", []byte("v")
+		case f.Type.Kind() == reflect.Bool:
+			value, want = "<true/>", true
+		default:
+			t.Errorf("%s: a field of type %s the test does not know", name, f.Type)
+			return
 		}
-	}
-	walk(reflect.TypeFor[CheckinMessage]())
+		m, ok := fastCheckin([]byte(appleHead + "<key>" + name + "</key>" + value + appleTail))
+		if !ok {
+			t.Errorf("%s: fast path declined", name)
+			return
+		}
+		got := reflect.ValueOf(m).Elem().FieldByName(f.Name)
+		if got.Kind() == reflect.String {
+			if got.String() != want {
+				t.Errorf("%s = %q, want %q", name, got.String(), want)
+			}
+		} else if !reflect.DeepEqual(got.Interface(), want) {
+			t.Errorf("%s = %v, want %v", name, got.Interface(), want)
+		}
+		if _, ok := fastCheckin([]byte(appleHead + "<key>" + name + "</key><integer>1</integer>" + appleTail)); ok {
+			t.Errorf("%s: fast path accepted an integer for it", name)
+		}
+	})
 }
 
 func TestFastCommand(t *testing.T) {
@@ -364,4 +338,22 @@ func FuzzFastCommandAgrees(f *testing.F) {
 	}
 	f.Add([]byte(appleHead + "<key>CommandUUID</key><string>c</string><key>Command</key><dict><key>RequestType</key><string>A</string><key>D</key><date>2026-01-02T03:04:05Z</date></dict>" + appleTail))
 	f.Fuzz(func(t *testing.T, body []byte) { checkAgrees(t, body, fastCommand, libraryCommand) })
+}
+
+// forEachPlistField calls fn for every field of the struct type rt,
+// embedded structs' fields included, with the key the plist library
+// matches it by.
+func forEachPlistField(rt reflect.Type, fn func(name string, f reflect.StructField)) {
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if f.Anonymous {
+			forEachPlistField(f.Type, fn)
+			continue
+		}
+		name := f.Name
+		if tag, _, _ := strings.Cut(f.Tag.Get("plist"), ","); tag != "" {
+			name = tag
+		}
+		fn(name, f)
+	}
 }
