@@ -20,6 +20,7 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/internal/procs"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
@@ -107,6 +108,14 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			}
 			if cfg.Simulate > 0 {
 				go a.simulate(ctx, ln.Addr(), cfg.Simulate)
+			}
+			if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
+				gov := procs.New(procs.Process{}, 0, log)
+				go func() {
+					if err := gov.Run(ctx); err != nil {
+						log.Warn("adaptive GOMAXPROCS stopped", "err", err)
+					}
+				}()
 			}
 			return a.serve(ctx, ln)
 		},

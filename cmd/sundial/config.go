@@ -45,6 +45,7 @@ type Config struct {
 	Storage         string
 	StorageDSN      string
 	FlushInterval   time.Duration
+	AdaptiveProcs   bool
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -76,6 +77,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
+	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (less CPU per request); ignored when GOMAXPROCS is set")
 }
 
 // noEnv marks a flag that has no environment fallback.

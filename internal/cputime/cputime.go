@@ -1,9 +1,15 @@
-// Package cputime reads the CPU time used by this process, for benchmarks
-// that report a figure independent of how busy the machine is.
+// Package cputime reads the CPU time used by this process: for benchmarks
+// that report a figure independent of how busy the machine is, and for the
+// server's scheduler governor (internal/procs).
 package cputime
 
 import "time"
 
-// Process returns the user plus system CPU time used by this process so
-// far, or 0 where the platform does not tell.
-func Process() time.Duration { return process() }
+// Read returns the user plus system CPU time used by this process so far.
+func Read() (time.Duration, error) { return process() }
+
+// Process is Read for benchmarks: 0 where the platform does not tell.
+func Process() time.Duration {
+	d, _ := process()
+	return d
+}

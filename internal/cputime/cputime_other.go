@@ -2,6 +2,11 @@
 
 package cputime
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
-func process() time.Duration { return 0 }
+func process() (time.Duration, error) {
+	return 0, errors.New("process CPU time is not available on this system")
+}

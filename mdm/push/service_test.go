@@ -17,10 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sundial-mdm/sundial/internal/cputime"
 	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/mdm/push/apns"
 	"github.com/sundial-mdm/sundial/mdm/push/apnsmock"
-	"github.com/sundial-mdm/sundial/mdm/push/internal/cputime"
 	"github.com/sundial-mdm/sundial/mdm/push/internal/testcert"
 )
 

@@ -17,10 +17,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sundial-mdm/sundial/internal/cputime"
 	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/mdm/push/apns"
 	"github.com/sundial-mdm/sundial/mdm/push/apnsmock"
-	"github.com/sundial-mdm/sundial/mdm/push/internal/cputime"
 	"github.com/sundial-mdm/sundial/mdm/push/internal/testcert"
 )
 

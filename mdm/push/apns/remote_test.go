@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/internal/cputime"
 	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/mdm/push/apns"
 	"github.com/sundial-mdm/sundial/mdm/push/apnsmock"
-	"github.com/sundial-mdm/sundial/mdm/push/internal/cputime"
 	"github.com/sundial-mdm/sundial/mdm/push/internal/testcert"
 )
 
