@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,8 +48,16 @@ type proc struct {
 
 func startProc(t *testing.T, dir, addr string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "server", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--flush-interval", "100ms")
-	cmd.Env = append(os.Environ(), "SUNDIAL_TEST_MAIN=1")
+	return startProcWith(t, dir, addr, nil)
+}
+
+// startProcWith starts a server process with extra environment variables
+// and flags.
+func startProcWith(t *testing.T, dir, addr string, env []string, args ...string) *proc {
+	t.Helper()
+	args = append([]string{"server", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--flush-interval", "100ms"}, args...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "SUNDIAL_TEST_MAIN=1"), env...)
 	cmd.Stderr = testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -219,5 +229,56 @@ func TestLoadtestCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("loadtest output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestServerAdaptsProcs starts real server processes and reads the
+// GOMAXPROCS each runs with from /metrics: an idle server drops to one P
+// (internal/procs); with GOMAXPROCS set, or --adaptive-procs=false, it keeps
+// the runtime's value.
+func TestServerAdaptsProcs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: nothing to adapt")
+	}
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set for the test, and so for its server processes")
+	}
+	adaptive := startProcWith(t, t.TempDir(), freeAddr(t), nil)
+	fixed := startProcWith(t, t.TempDir(), freeAddr(t), []string{"GOMAXPROCS=2"})
+	off := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--adaptive-procs=false")
+	gomaxprocs := func(p *proc) int {
+		hc, _ := p.clients(t)
+		resp, err := hc.Get("https://" + p.addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "go_sched_gomaxprocs_threads "); ok {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					t.Fatalf("metric line %q: %v", line, err)
+				}
+				return n
+			}
+		}
+		t.Fatal("/metrics has no go_sched_gomaxprocs_threads")
+		return 0
+	}
+	def := runtime.GOMAXPROCS(0)
+	waitFor(t, func() bool { return gomaxprocs(adaptive) == 1 })
+	// The others have been idle as long.
+	if n := gomaxprocs(fixed); n != 2 {
+		t.Errorf("with GOMAXPROCS=2 the server runs with %d", n)
+	}
+	if n := gomaxprocs(off); n != def {
+		t.Errorf("with --adaptive-procs=false the server runs with %d, want the default %d", n, def)
 	}
 }
