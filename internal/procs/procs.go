@@ -83,7 +83,8 @@ func (g *Governor) Observe(used, wall time.Duration) int {
 	switch {
 	case g.procs < g.max && cpus > RaiseAbove:
 		g.rt.SetProcs(0)
-		g.procs, g.max, g.light = g.rt.Procs(), g.rt.Procs(), 0
+		n := g.rt.Procs() // the default may have moved with the CPU limit
+		g.procs, g.max, g.light = n, n, 0
 		g.log.Debug("scheduler parallelism raised", "gomaxprocs", g.procs, "cpus_used", cpus)
 	case g.procs > 1 && cpus < LowerBelow:
 		g.light++
