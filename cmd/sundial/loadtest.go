@@ -52,7 +52,9 @@ func newLoadtestCmd(getenv func(string) string) *cobra.Command {
 		Long: `loadtest starts "sundial server" as a child process on 127.0.0.1 with a fresh data
 directory (durable bbolt writes), then runs three phases with the Mac simulator:
   1. enroll every device (profile, SCEP, Authenticate, TokenUpdate, first DeviceInformation),
-     then (1b) deliver the agent's settings profile that Sundial queues at enrolment;
+     then (1b) the report on the agent's settings profile that Sundial queues at enrolment
+     and sends after DeviceInformation (the simulated Mac installs it at once and reports
+     it in its next session, so that enrolment holds nothing outside its definition);
   2. signed Idle connects with nothing queued, --rounds times per device;
   3. command round trips: enqueue through the admin API, deliver, store the acknowledged result.
 The server's CPU time is read from /proc for the child process alone, so the
@@ -398,10 +400,13 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 
 	// Phase 1: enrolment as the issue defines it: profile, SCEP,
 	// Authenticate, TokenUpdate and the first DeviceInformation round trip.
-	// The agent's settings profile, which Sundial queues at enrolment too,
-	// is answered NotNow here and measured on its own in phase 1b.
+	// Sundial queues the agent's settings profile at enrolment too, and
+	// sends it in answer to the DeviceInformation report. The simulated Mac
+	// installs it but ends the session there, so that its report, the
+	// one request outside the definition, is measured on its own in phase
+	// 1b (a Mac that sleeps before reporting does the same).
 	for _, d := range fleet.Devices {
-		d.AnswerNotNow("InstallProfile", 1)
+		d.DeferReport("InstallProfile", 1)
 	}
 	err = measure("enrolment", "enrolment", lc.devices, func() (int, error) {
 		if err := fleet.Enroll(ctx, hc, srv.base+"/mdm/enroll"); err != nil {
@@ -416,11 +421,12 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Phase 1b: the agent's settings profile (InstallProfile) round trip.
-	err = measure("agent profile", "delivery", lc.devices, func() (int, error) {
+	// Phase 1b: the agent's settings profile's (InstallProfile) report,
+	// the session opened with it.
+	err = measure("agent profile", "report", lc.devices, func() (int, error) {
 		n, err := fleet.Connect(ctx)
 		if err == nil && n != lc.devices {
-			err = fmt.Errorf("%d agent profiles delivered, want %d", n, lc.devices)
+			err = fmt.Errorf("%d agent profile reports, want %d", n, lc.devices)
 		}
 		return n, err
 	})

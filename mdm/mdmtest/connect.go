@@ -62,10 +62,15 @@ type CommandResult struct {
 	RequestType string
 	Status      string
 	Report      []byte // the report plist sent back
+	// Deferred: the command was carried out but its report waits for the
+	// device's next session (DeferReport).
+	Deferred bool
 }
 
 // Session summarises one Connect.
 type Session struct {
+	// Commands are the commands answered in this session, in order: a
+	// report deferred from an earlier session (DeferReport) comes first.
 	Commands []CommandResult
 	Requests int // PUTs sent, including the initial Idle
 }
@@ -84,6 +89,7 @@ type override struct {
 	status      string
 	remaining   int // < 0: unlimited
 	chain       []ErrorChainItem
+	deferReport bool // carry the command out, report it in the next session
 }
 
 // AnswerNotNow makes the device answer the next n commands of requestType
@@ -103,7 +109,17 @@ func (d *Device) AnswerError(requestType string, n int, chain ...ErrorChainItem)
 	d.addOverride(override{requestType: requestType, status: StatusError, remaining: n, chain: chain})
 }
 
-// ClearOverrides removes every AnswerNotNow and AnswerError switch.
+// DeferReport makes the device carry out the next n commands of
+// requestType ("" for any) as usual but end the session on receiving each,
+// without answering: its next Connect opens with that command's report
+// instead of Idle. A Mac does this when it sleeps, restarts or loses the
+// network while a command runs. n < 0 means until ClearOverrides.
+func (d *Device) DeferReport(requestType string, n int) {
+	d.addOverride(override{requestType: requestType, remaining: n, deferReport: true})
+}
+
+// ClearOverrides removes every AnswerNotNow, AnswerError and DeferReport
+// switch. A report already deferred is still sent.
 func (d *Device) ClearOverrides() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -165,10 +181,19 @@ func (d *Device) HandleCommand(ctx context.Context, raw []byte) (CommandResult, 
 	if err != nil {
 		return CommandResult{}, fmt.Errorf("mdmtest: %w", err)
 	}
-	var res Result
+	var (
+		res      Result
+		deferred bool
+		o        override
+		ok       bool
+	)
+	if cmd.RequestType != "" {
+		o, ok = d.takeOverride(cmd.RequestType)
+		deferred = ok && o.deferReport
+	}
 	if cmd.RequestType == "" {
 		res = formatError("Command has no RequestType")
-	} else if o, ok := d.takeOverride(cmd.RequestType); ok {
+	} else if ok && !deferred {
 		res = Result{Status: o.status, ErrorChain: o.chain}
 	} else if h, ok := d.handlers[cmd.RequestType]; ok {
 		res = h(ctx, d, cmd)
@@ -197,7 +222,7 @@ func (d *Device) HandleCommand(ctx context.Context, raw []byte) (CommandResult, 
 	if err != nil {
 		return CommandResult{}, fmt.Errorf("mdmtest: encode %s report: %w", cmd.RequestType, err)
 	}
-	return CommandResult{CommandUUID: cmd.CommandUUID, RequestType: cmd.RequestType, Status: res.Status, Report: body}, nil
+	return CommandResult{CommandUUID: cmd.CommandUUID, RequestType: cmd.RequestType, Status: res.Status, Report: body, Deferred: deferred}, nil
 }
 
 func formatError(msg string) Result {
@@ -233,14 +258,31 @@ func (d *Device) idleBody() ([]byte, error) {
 }
 
 func (d *Device) connect(ctx context.Context, e *Enrollment, sess *Session) error {
-	body, err := d.idleBody()
-	if err != nil {
-		return fmt.Errorf("mdmtest: encode idle: %w", err)
+	d.mu.Lock()
+	held := d.held
+	d.held = nil
+	d.mu.Unlock()
+	var body []byte
+	if held != nil {
+		body = held.Report
+		sess.Commands = append(sess.Commands, *held)
+	} else {
+		var err error
+		if body, err = d.idleBody(); err != nil {
+			return fmt.Errorf("mdmtest: encode idle: %w", err)
+		}
 	}
 	for {
 		answer, err := d.put(ctx, e.ServerURL, ContentTypeConnect, "connect.request", body)
 		sess.Requests++
 		if err != nil {
+			if held != nil && sess.Requests == 1 {
+				// The report did not get through: keep it for the next session.
+				d.mu.Lock()
+				d.held = held
+				d.mu.Unlock()
+				sess.Commands = sess.Commands[:0]
+			}
 			return err
 		}
 		if len(bytes.TrimSpace(answer)) == 0 {
@@ -252,6 +294,12 @@ func (d *Device) connect(ctx context.Context, e *Enrollment, sess *Session) erro
 		res, err := d.HandleCommand(ctx, answer)
 		if err != nil {
 			return fmt.Errorf("mdmtest: connect: %w", err)
+		}
+		if res.Deferred {
+			d.mu.Lock()
+			d.held = &res
+			d.mu.Unlock()
+			return nil
 		}
 		sess.Commands = append(sess.Commands, res)
 		body = res.Report

@@ -126,6 +126,7 @@ type Device struct {
 	jobs       []*updateJob
 	failure    string // forced ScheduleOSUpdate status
 	overrides  []override
+	held       *CommandResult // a deferred report (DeferReport)
 	offline    bool
 	downUntil  time.Time
 	profiles   map[string][]byte

@@ -281,6 +281,60 @@ func TestConnectNotNowAndErrors(t *testing.T) {
 	}
 }
 
+func TestDeferReport(t *testing.T) {
+	ctx := context.Background()
+	srv := newTestServer(t, serverConfig{signMessage: true})
+	d := newTestDevice(t)
+	if err := d.Enroll(ctx, srv.srv.Client(), srv.profileURL()); err != nil {
+		t.Fatal(err)
+	}
+	list := srv.enqueue(t, d.UDID, "ProfileList", nil)
+	info := srv.enqueue(t, d.UDID, "DeviceInformation", map[string]any{"Queries": []string{"UDID"}})
+	d.DeferReport("ProfileList", 1)
+
+	// The session ends on receiving ProfileList: nothing is reported.
+	sess, err := d.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.Commands) != 0 || sess.Requests != 1 {
+		t.Fatalf("first session: %d commands answered in %d requests, want 0 in 1", len(sess.Commands), sess.Requests)
+	}
+	if n := srv.queueLen(d.UDID); n != 2 {
+		t.Fatalf("queue = %d with the report deferred, want 2", n)
+	}
+	srv.mu.Lock()
+	nReports := len(srv.reports)
+	srv.mu.Unlock()
+
+	// The next session opens with the report instead of Idle.
+	sess, err = d.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range sess.Commands {
+		got = append(got, c.CommandUUID+":"+c.Status)
+	}
+	if want := []string{list + ":Acknowledged", info + ":Acknowledged"}; !slices.Equal(got, want) {
+		t.Fatalf("second session = %v, want %v", got, want)
+	}
+	srv.mu.Lock()
+	first := srv.reports[nReports]
+	srv.mu.Unlock()
+	if first["Status"] != StatusAcknowledged || first["CommandUUID"] != list {
+		t.Errorf("second session opened with %v, want the ProfileList report", first)
+	}
+	if n := srv.queueLen(d.UDID); n != 0 {
+		t.Errorf("queue = %d, want 0", n)
+	}
+	// Only one report was deferred: the next session starts with Idle.
+	srv.enqueue(t, d.UDID, "ProfileList", nil)
+	if sess, err = d.Connect(ctx); err != nil || len(sess.Commands) != 1 || sess.Requests != 2 {
+		t.Errorf("third session: %d commands in %d requests, err %v; want 1 in 2", len(sess.Commands), sess.Requests, err)
+	}
+}
+
 func TestConnectMaxCommands(t *testing.T) {
 	ctx := context.Background()
 	srv := newTestServer(t, serverConfig{})
