@@ -72,7 +72,7 @@ type Session struct {
 	// Commands are the commands answered in this session, in order: a
 	// report deferred from an earlier session (DeferReport) comes first.
 	Commands []CommandResult
-	Requests int // PUTs sent, including the initial Idle
+	Requests int // PUTs sent, including the first (Idle, or a deferred report)
 }
 
 // RequestTypes lists the request types seen, in order.

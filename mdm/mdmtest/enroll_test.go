@@ -307,6 +307,13 @@ func TestDeferReport(t *testing.T) {
 	nReports := len(srv.reports)
 	srv.mu.Unlock()
 
+	// A session that does not reach the server keeps the report.
+	d.SetOffline(true)
+	if sess, err := d.Connect(ctx); !errors.Is(err, ErrOffline) || len(sess.Commands) != 0 {
+		t.Fatalf("offline Connect = %v with %d commands, want ErrOffline and none", err, len(sess.Commands))
+	}
+	d.SetOffline(false)
+
 	// The next session opens with the report instead of Idle.
 	sess, err = d.Connect(ctx)
 	if err != nil {
