@@ -93,6 +93,14 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cfg.AdaptiveProcs && reexec != nil {
+				// Before anything is opened: the runtime reads GODEBUG
+				// once, at start (see internal/procs/sysmon.go).
+				if env, changed := procs.QuietSysmonEnv(os.Environ()); changed {
+					err := reexec(env)
+					log.Warn("could not restart with the runtime's quiet sysmon setting; running without it", "err", err)
+				}
+			}
 			a, err := newApp(*cfg, log, clock.System{})
 			if err != nil {
 				return err

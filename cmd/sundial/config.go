@@ -77,7 +77,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
-	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (less CPU per request); ignored when GOMAXPROCS is set")
+	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (ignored when GOMAXPROCS is set), and start the server with GODEBUG=schedtrace set to its longest period so that the runtime's monitor thread backs off while idle; both cost less CPU per request")
 }
 
 // noEnv marks a flag that has no environment fallback.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/internal/procs"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 )
@@ -30,6 +31,7 @@ import (
 // (SUNDIAL_TEST_MAIN=1), so crash tests can SIGKILL it.
 func TestMain(m *testing.M) {
 	if os.Getenv("SUNDIAL_TEST_MAIN") == "1" {
+		reexec = execSelf // as main does
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 		stop()
@@ -280,5 +282,29 @@ func TestServerAdaptsProcs(t *testing.T) {
 	}
 	if n := gomaxprocs(off); n != def {
 		t.Errorf("with --adaptive-procs=false the server runs with %d, want the default %d", n, def)
+	}
+
+	// The server restarts itself once with the quiet sysmon setting,
+	// keeping its PID, unless --adaptive-procs=false.
+	if runtime.GOOS != "linux" {
+		return
+	}
+	godebug := func(p *proc) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for kv := range strings.SplitSeq(string(b), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if g := godebug(adaptive); !strings.Contains(g, procs.QuietSysmonSetting) {
+		t.Errorf("adaptive server runs with GODEBUG=%q, want %s", g, procs.QuietSysmonSetting)
+	}
+	if g := godebug(off); strings.Contains(g, "schedtrace") {
+		t.Errorf("with --adaptive-procs=false the server runs with GODEBUG=%q", g)
 	}
 }
