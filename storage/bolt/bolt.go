@@ -9,6 +9,7 @@
 //	cmdbodies   <seq>                the command plist as sent (blob.go: S2-compressed when large)
 //	cmdresults  <seq>                the raw body of the final report (likewise)
 //	cmdidx   <id> 0x00 <uuid>        <seq> of a finished command (pending ones: in queue)
+//	cmdfin   <n>                     <seq> <id> 0x00 <uuid>: finished, on its way to cmdidx (cmdfin.go)
 //	queue    <id> 0x00 <seq>         pending: flag byte (1 = answered NotNow) + request type 0x00 uuid
 //	apikeys  <id>                    JSON storage.APIKey
 //	apikeyh  <hash>                  <id>
@@ -65,7 +66,9 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	   look pending commands up in cmdidx, away from newer files)
 //	5  the inventory index (invdue, invat; invdue.go), built at open from
 //	   the device records
-const schemaVersion = 5
+//	6  finished commands reach cmdidx through a log, cmdfin (cmdfin.go);
+//	   nothing to migrate, but an older binary would not look there
+const schemaVersion = 6
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -74,6 +77,7 @@ var ErrLocked = errors.New("database is in use by another process")
 type Store struct {
 	db  *bbolt.DB
 	gov *governor
+	fin *finished
 }
 
 var _ storage.All = (*Store)(nil)
@@ -135,6 +139,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	fin := newFinished()
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -158,6 +163,11 @@ func Open(path string, opts *Options) (*Store, error) {
 				return fmt.Errorf("upgrade to schema 5: %w", err)
 			}
 		}
+		// After a crash the log may hold finished commands: index them
+		// now, so that the log starts empty.
+		if err := fin.flush(tx); err != nil {
+			return fmt.Errorf("index finished commands: %w", err)
+		}
 		return meta.Put([]byte("schema"), u64(schemaVersion))
 	})
 	if err != nil {
@@ -172,7 +182,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if budget == 0 {
 		budget = DefaultMappedBudget
 	}
-	return &Store{db: db, gov: startGovernor(db, budget)}, nil
+	return &Store{db: db, gov: startGovernor(db, budget), fin: fin}, nil
 }
 
 // migrateToV2 rewrites JSON update states in the binary form and indexes
@@ -228,7 +238,13 @@ func checkPageSize(n int) error {
 // Close closes the database.
 func (s *Store) Close() error {
 	s.gov.close()
-	return s.db.Close()
+	// Leave no finished command in the log: a file closed cleanly
+	// indexes every command in cmdidx.
+	err := s.db.Update(s.fin.flush)
+	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		err = nil // closed before
+	}
+	return errors.Join(err, s.db.Close())
 }
 
 // Path is the database file.

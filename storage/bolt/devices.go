@@ -88,7 +88,7 @@ func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMes
 		d.EnrolledAt = time.Time{}
 		d.PushToken, d.PushMagic, d.TokenInvalid = nil, "", false
 		d.InventoryRequestedAt = time.Time{}
-		if err := clearQueue(tx, id, now); err != nil {
+		if err := s.clearQueue(tx, id, now); err != nil {
 			return err
 		}
 		return putDevice(tx, d)
@@ -130,7 +130,7 @@ func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMess
 			if err := putDevice(tx, d); err != nil {
 				return err
 			}
-			return enqueue(tx, []string{id}, onFirst, now)
+			return s.enqueue(tx, []string{id}, onFirst, now)
 		}
 		return putDevice(tx, d)
 	})

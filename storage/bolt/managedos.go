@@ -480,7 +480,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 						return err
 					}
 				}
-				if err := enqueuePacked(tx, []string{st.DeviceID}, cmd, body, now); err != nil {
+				if err := s.enqueuePacked(tx, []string{st.DeviceID}, cmd, body, now); err != nil {
 					return err
 				}
 			}

@@ -83,14 +83,14 @@ func putRecord(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
 // Enqueue implements storage.CommandQueue.
 // Concurrent enqueues share a transaction (and an fsync) through Batch.
 func (s *Store) Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error {
-	return s.db.Batch(func(tx *bbolt.Tx) error { return enqueue(tx, ids, cmd, now) })
+	return s.db.Batch(func(tx *bbolt.Tx) error { return s.enqueue(tx, ids, cmd, now) })
 }
 
-func enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
+func (s *Store) enqueue(tx *bbolt.Tx, ids []string, cmd *mdm.Command, now time.Time) error {
 	if err := checkEnrolled(tx, ids); err != nil {
 		return err
 	}
-	return enqueuePacked(tx, ids, cmd, nil, now)
+	return s.enqueuePacked(tx, ids, cmd, nil, now)
 }
 
 // checkEnrolled fails with storage.ErrNotFound unless every id has a device
@@ -111,9 +111,9 @@ func checkEnrolled(tx *bbolt.Tx, ids []string) error {
 // into memory: a scheduler pass queueing commands for 40,000 Macs whose
 // update states it has just read would fault in most of the devices
 // bucket for nothing.
-func enqueuePacked(tx *bbolt.Tx, ids []string, cmd *mdm.Command, body []byte, now time.Time) error {
+func (s *Store) enqueuePacked(tx *bbolt.Tx, ids []string, cmd *mdm.Command, body []byte, now time.Time) error {
 	for _, id := range ids {
-		if commandSeq(tx, id, cmd.UUID) != nil {
+		if s.commandSeq(tx, id, cmd.UUID) != nil {
 			return fmt.Errorf("command %s for %s: %w", cmd.UUID, id, storage.ErrExists)
 		}
 	}
@@ -148,7 +148,8 @@ func enqueuePacked(tx *bbolt.Tx, ids []string, cmd *mdm.Command, body []byte, no
 
 // Since schema 4 a command is found by UUID in two places: its enrollment's
 // queue while it is pending, cmdidx once it is finished (files before
-// schema 4 also index pending commands there). Queueing a command then
+// schema 4 also index pending commands there); since schema 6 a finished
+// command may still wait in cmdfin on its way to cmdidx (cmdfin.go). Queueing a command then
 // writes no index entry: a scheduler pass queueing commands for 40,000 Macs
 // no longer dirties a page of cmdidx for each (a quarter of such a pass).
 
@@ -178,25 +179,20 @@ func queuedSeq(tx *bbolt.Tx, id, uuid string) []byte {
 
 // commandSeq returns the sequence (a copy) of id's command uuid, pending or
 // finished, or nil.
-func commandSeq(tx *bbolt.Tx, id, uuid string) []byte {
-	if seq := tx.Bucket(bCmdIdx).Get(key(id, []byte(uuid))); seq != nil {
+func (s *Store) commandSeq(tx *bbolt.Tx, id, uuid string) []byte {
+	k := key(id, []byte(uuid))
+	if seq := tx.Bucket(bCmdIdx).Get(k); seq != nil {
 		return clone(seq)
 	}
-	return queuedSeq(tx, id, uuid)
-}
-
-// indexFinished records in cmdidx a command that leaves the queue.
-func indexFinished(tx *bbolt.Tx, id, uuid string, seq []byte) error {
-	idx, k := tx.Bucket(bCmdIdx), key(id, []byte(uuid))
-	if idx.Get(k) != nil {
-		return nil // indexed when queued, by a version before schema 4
+	if seq := queuedSeq(tx, id, uuid); seq != nil {
+		return seq
 	}
-	return idx.Put(k, clone(seq))
+	return s.fin.lookup(tx, k)
 }
 
 // storeReport records r against its command. It reports whether anything was
 // written.
-func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Time) (string, error) {
+func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Time) (string, error) {
 	// Only a pending command takes a report: one that is not queued is
 	// unknown or finished (a duplicate report), and nothing is recorded.
 	seq := queuedSeq(tx, id, r.CommandUUID)
@@ -229,7 +225,7 @@ func storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Ti
 		if err := q.Delete(k); err != nil {
 			return "", err
 		}
-		if err := indexFinished(tx, id, rec.UUID, seq); err != nil {
+		if err := s.fin.log(tx, id, rec.UUID, seq); err != nil {
 			return "", err
 		}
 	}
@@ -319,7 +315,7 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 	)
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		var err error
-		if rt, err = storeReport(tx, id, r, raw, now); err != nil {
+		if rt, err = s.storeReport(tx, id, r, raw, now); err != nil {
 			return err
 		}
 		cmd, _, err = next(tx, id, true)
@@ -332,7 +328,7 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error) {
 	var rec *mdm.CommandRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		seq := commandSeq(tx, id, uuid)
+		seq := s.commandSeq(tx, id, uuid)
 		if seq == nil {
 			return fmt.Errorf("command %s for %s: %w", uuid, id, storage.ErrNotFound)
 		}
@@ -346,8 +342,8 @@ func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecor
 }
 
 // Commands implements storage.CommandQueue. The enrollment's commands are
-// found through cmdidx (finished) and its queue (pending), and returned in
-// queue order.
+// found through cmdidx and cmdfin (finished) and its queue (pending), and
+// returned in queue order.
 func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error) {
 	var out []*mdm.CommandRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -361,6 +357,7 @@ func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, 
 		for k, _ := q.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = q.Next() {
 			seqs = append(seqs, k[len(p):])
 		}
+		seqs = append(seqs, logged(tx, id)...)
 		slices.SortFunc(seqs, bytes.Compare) // big-endian: numeric order
 		seqs = slices.CompactFunc(seqs, bytes.Equal)
 		for _, seq := range seqs {
@@ -391,7 +388,7 @@ func (s *Store) HasPending(ctx context.Context, id string) (bool, error) {
 }
 
 // clearQueue cancels every pending command of id (on re-enrollment).
-func clearQueue(tx *bbolt.Tx, id string, now time.Time) error {
+func (s *Store) clearQueue(tx *bbolt.Tx, id string, now time.Time) error {
 	p := prefix(id)
 	q := tx.Bucket(bQueue)
 	var keys, uuids [][]byte
@@ -411,7 +408,7 @@ func clearQueue(tx *bbolt.Tx, id string, now time.Time) error {
 		if err := q.Delete(k); err != nil {
 			return err
 		}
-		if err := indexFinished(tx, id, string(uuids[i]), k[len(p):]); err != nil {
+		if err := s.fin.log(tx, id, string(uuids[i]), k[len(p):]); err != nil {
 			return err
 		}
 	}
