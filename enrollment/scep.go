@@ -301,22 +301,6 @@ func writePKI(w http.ResponseWriter, der []byte) {
 	_, _ = w.Write(der)
 }
 
-// checkMessageKeys refuses a PKI message whose certificates carry RSA keys
-// too large to verify cheaply. It runs before scep.ParsePKIMessage, which
-// verifies the signature.
-func checkMessageKeys(der []byte) error {
-	p7, err := pkcs7.Parse(der)
-	if err != nil {
-		return errors.New("malformed pki message")
-	}
-	for _, c := range p7.Certificates {
-		if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.N.BitLen() > MaxRSAKeyBits {
-			return fmt.Errorf("signer rsa key of %d bits, at most %d accepted", pub.N.BitLen(), MaxRSAKeyBits)
-		}
-	}
-	return nil
-}
-
 // checkCSR checks the request's key strength, then its self-signature.
 func checkCSR(csr *x509.CertificateRequest) error {
 	switch pub := csr.PublicKey.(type) {

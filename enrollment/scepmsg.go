@@ -1,0 +1,76 @@
+package enrollment
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+
+	"github.com/smallstep/pkcs7"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+var oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+
+// checkMessageKeys refuses a PKI message whose certificates carry RSA keys
+// too large to verify cheaply. It runs before scep.ParsePKIMessage, which
+// verifies the signature.
+//
+// A DER message, what Macs send, is read in place (messageCertificates).
+// Anything else goes through pkcs7.Parse, which ParsePKIMessage runs again
+// right after: its BER-to-DER pass and reflection-based decoding made this
+// check 2 % of the server's CPU per enrolment and a third of the bytes
+// SCEP allocates (docs/benchmarks.md).
+func checkMessageKeys(der []byte) error {
+	certs, ok := messageCertificates(der)
+	if !ok {
+		p7, err := pkcs7.Parse(der)
+		if err != nil {
+			return errors.New("malformed pki message")
+		}
+		certs = p7.Certificates
+	}
+	for _, c := range certs {
+		if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.N.BitLen() > MaxRSAKeyBits {
+			return fmt.Errorf("signer rsa key of %d bits, at most %d accepted", pub.N.BitLen(), MaxRSAKeyBits)
+		}
+	}
+	return nil
+}
+
+// messageCertificates returns the certificates of der, a DER-encoded CMS
+// ContentInfo holding SignedData (RFC 5652 §5.1), parsed with crypto/x509
+// as pkcs7.Parse would. It returns false when der is not in that form
+// (BER's indefinite lengths, another content type, a certificate that does
+// not parse), leaving the verdict to pkcs7.Parse. It checks nothing after
+// the certificates: ParsePKIMessage reads the whole message next.
+func messageCertificates(der []byte) ([]*x509.Certificate, bool) {
+	in := cryptobyte.String(der)
+	var info, explicit, sd cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !in.ReadASN1(&info, cbasn1.SEQUENCE) || !in.Empty() ||
+		!info.ReadASN1ObjectIdentifier(&oid) || !oid.Equal(oidSignedData) ||
+		!info.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!explicit.ReadASN1(&sd, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	// version, digestAlgorithms, encapContentInfo, then [0] certificates.
+	if !sd.SkipASN1(cbasn1.INTEGER) || !sd.SkipASN1(cbasn1.SET) || !sd.SkipASN1(cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	var raw cryptobyte.String
+	var present bool
+	if !sd.ReadOptionalASN1(&raw, &present, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return nil, false
+	}
+	if !present {
+		return nil, true
+	}
+	certs, err := x509.ParseCertificates(raw)
+	if err != nil {
+		return nil, false
+	}
+	return certs, true
+}
