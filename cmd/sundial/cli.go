@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -100,6 +101,9 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 					err := reexec(env)
 					log.Warn("could not restart with the runtime's quiet sysmon setting; running without it", "err", err)
 				}
+			}
+			if cfg.GCPercent > 0 && getenv("GOGC") == "" {
+				debug.SetGCPercent(cfg.GCPercent)
 			}
 			a, err := newApp(*cfg, log, clock.System{})
 			if err != nil {

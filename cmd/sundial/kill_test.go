@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -251,29 +252,7 @@ func TestServerAdaptsProcs(t *testing.T) {
 	adaptive := startProcWith(t, t.TempDir(), freeAddr(t), nil)
 	fixed := startProcWith(t, t.TempDir(), freeAddr(t), []string{"GOMAXPROCS=2"})
 	off := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--adaptive-procs=false")
-	gomaxprocs := func(p *proc) int {
-		hc, _ := p.clients(t)
-		resp, err := hc.Get("https://" + p.addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "go_sched_gomaxprocs_threads "); ok {
-				n, err := strconv.Atoi(strings.TrimSpace(v))
-				if err != nil {
-					t.Fatalf("metric line %q: %v", line, err)
-				}
-				return n
-			}
-		}
-		t.Fatal("/metrics has no go_sched_gomaxprocs_threads")
-		return 0
-	}
+	gomaxprocs := func(p *proc) int { return metric(t, p, "go_sched_gomaxprocs_threads") }
 	def := runtime.GOMAXPROCS(0)
 	waitFor(t, func() bool { return gomaxprocs(adaptive) == 1 })
 	// The others have been idle as long.
@@ -306,5 +285,72 @@ func TestServerAdaptsProcs(t *testing.T) {
 	}
 	if g := godebug(off); strings.Contains(g, "schedtrace") {
 		t.Errorf("with --adaptive-procs=false the server runs with GODEBUG=%q", g)
+	}
+}
+
+// metric reads an integer gauge from a server process's /metrics.
+func metric(t *testing.T, p *proc, name string) int {
+	t.Helper()
+	hc, _ := p.clients(t)
+	resp, err := hc.Get("https://" + p.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
+}
+
+// TestServerGCPercent starts real server processes and reads their GOGC
+// from /metrics: --gc-percent's default, the flag, and GOGC from the
+// environment, which wins.
+func TestServerGCPercent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set for the test, and so for its server processes")
+	}
+	def := startProcWith(t, t.TempDir(), freeAddr(t), nil)
+	flag := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--gc-percent=300")
+	env := startProcWith(t, t.TempDir(), freeAddr(t), []string{"GOGC=100"}, "--gc-percent=300")
+	for _, c := range []struct {
+		name string
+		p    *proc
+		want int
+	}{{"default", def, DefaultGCPercent}, {"--gc-percent=300", flag, 300}, {"GOGC=100", env, 100}} {
+		if got := metric(t, c.p, "go_gc_gogc_percent"); got != c.want {
+			t.Errorf("%s: the server runs with GOGC %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestServerGCPercentFlag(t *testing.T) {
+	for _, v := range []string{"-1", "1001", "lots"} {
+		cmd := newServerCmd(func(string) string { return "" }, io.Discard)
+		cmd.SetArgs([]string{"--data-dir", t.TempDir(), "--gc-percent", v})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		if err == nil {
+			t.Fatalf("--gc-percent %s: the server started", v)
+		}
+		var ue usageError
+		if !errors.As(err, &ue) && !strings.Contains(err.Error(), "invalid argument") {
+			t.Errorf("--gc-percent %s = %v, want a usage error", v, err)
+		}
 	}
 }
