@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,9 +101,6 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 					log.Warn("could not restart with the runtime's quiet sysmon setting; running without it", "err", err)
 				}
 			}
-			if cfg.GCPercent > 0 && getenv("GOGC") == "" {
-				debug.SetGCPercent(cfg.GCPercent)
-			}
 			a, err := newApp(*cfg, log, clock.System{})
 			if err != nil {
 				return err
@@ -120,6 +116,13 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			}
 			if cfg.Simulate > 0 {
 				go a.simulate(ctx, ln.Addr(), cfg.Simulate)
+			}
+			if cfg.GCPercent > 0 && getenv("GOGC") == "" {
+				// Up to --gc-percent while the live heap is small; see
+				// internal/procs/gc.go.
+				tuner := procs.NewGCTuner(procs.Process{}, cfg.GCPercent, 0, 0, log)
+				tuner.Observe()
+				go tuner.Run(ctx)
 			}
 			if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
 				gov := procs.New(procs.Process{}, 0, log)

@@ -78,16 +78,14 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
-	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target for the server (its GOGC): the heap grows this many percent over live data between collections; 100 is Go's default, 0 leaves the runtime's setting; ignored when GOGC is set")
+	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")
 	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (ignored when GOMAXPROCS is set), and start the server with GODEBUG=schedtrace set to its longest period so that the runtime's monitor thread backs off while idle; both cost less CPU per request")
 }
 
-// DefaultGCPercent is the server's GOGC unless set otherwise. Sundial's
-// live heap is small (about 10 MB at 10,000 Macs) and each enrolment
-// allocates ~0.6 MB, so with Go's default of 100 the collector runs several
-// times a second under load. At 200, three interleaved pairs at 3,000 Macs
+// DefaultGCPercent is the server's GOGC while its live heap is small
+// (internal/procs/gc.go). Three interleaved pairs at 3,000 Macs
 // (docs/benchmarks.md) measured 3.82–3.97 ms of server CPU per enrolment
-// against 4.05–4.57 ms, for 5 MB more peak RSS.
+// at 200 against 4.05–4.57 ms at Go's default of 100.
 const DefaultGCPercent = 200
 
 // noEnv marks a flag that has no environment fallback.

@@ -315,8 +315,9 @@ func metric(t *testing.T, p *proc, name string) int {
 }
 
 // TestServerGCPercent starts real server processes and reads their GOGC
-// from /metrics: --gc-percent's default, the flag, and GOGC from the
-// environment, which wins.
+// from /metrics: --gc-percent's default and another ceiling (an idle
+// server's live heap is small enough for either), a fixed value, and GOGC
+// from the environment, which wins.
 func TestServerGCPercent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
@@ -325,13 +326,14 @@ func TestServerGCPercent(t *testing.T) {
 		t.Skip("GOGC is set for the test, and so for its server processes")
 	}
 	def := startProcWith(t, t.TempDir(), freeAddr(t), nil)
-	flag := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--gc-percent=300")
+	ceiling := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--gc-percent=150")
+	fixed := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--gc-percent=80")
 	env := startProcWith(t, t.TempDir(), freeAddr(t), []string{"GOGC=100"}, "--gc-percent=300")
 	for _, c := range []struct {
 		name string
 		p    *proc
 		want int
-	}{{"default", def, DefaultGCPercent}, {"--gc-percent=300", flag, 300}, {"GOGC=100", env, 100}} {
+	}{{"default", def, DefaultGCPercent}, {"--gc-percent=150", ceiling, 150}, {"--gc-percent=80", fixed, 80}, {"GOGC=100", env, 100}} {
 		if got := metric(t, c.p, "go_gc_gogc_percent"); got != c.want {
 			t.Errorf("%s: the server runs with GOGC %d, want %d", c.name, got, c.want)
 		}

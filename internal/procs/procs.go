@@ -1,5 +1,6 @@
 // Package procs sizes the Go scheduler's parallelism (GOMAXPROCS) to the
-// server's load.
+// server's load, and the garbage collector's target (GOGC) to its heap
+// (gc.go).
 //
 // An MDM server spends most of its life lightly loaded: thousands of Macs
 // each send a small signed request now and then, and most requests find the

@@ -1,7 +1,10 @@
 package procs
 
 import (
+	"math"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	"github.com/sundial-mdm/sundial/internal/cputime"
@@ -25,3 +28,20 @@ func (Process) SetProcs(n int) {
 	}
 	runtime.GOMAXPROCS(n)
 }
+
+// liveHeapMetric is the heap marked live by the last collection.
+const liveHeapMetric = "/gc/heap/live:bytes"
+
+// LiveHeap reads the live heap from runtime/metrics. A runtime without
+// the metric reports a heap too large for anything but Go's default.
+func (Process) LiveHeap() uint64 {
+	s := []metrics.Sample{{Name: liveHeapMetric}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return math.MaxUint64
+	}
+	return s[0].Value.Uint64()
+}
+
+// SetGCPercent sets GOGC.
+func (Process) SetGCPercent(p int) { debug.SetGCPercent(p) }
