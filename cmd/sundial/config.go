@@ -65,7 +65,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.IntVar(&c.Simulate, "simulate", 0, "enroll this many simulated Macs against this server after start (development and demos)")
 	fs.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on database writes (throwaway data only)")
-	fs.IntVar(&c.BoltMappedMB, "bolt-mapped-mb", 0, "with bolt storage, drop the database file's pages from Sundial's resident memory above this many MB of file-backed RSS (they stay in the page cache); 0: the default (112), negative: off")
+	fs.IntVar(&c.BoltMappedMB, "bolt-mapped-mb", 0, "with bolt storage, drop the database file's pages from Sundial's resident memory above this many MB of file-backed RSS (they stay in the page cache); 0: the default (100), negative: off")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback address")
 	fs.StringVar(&c.APNsURL, "apns-url", "https://api.push.apple.com", "APNs provider API base URL (https://api.development.push.apple.com for development certificates, or a mock)")
 	fs.StringVar(&c.APNsCA, "apns-ca", "", "extra CA certificates (PEM) to trust for --apns-url, e.g. a mock's")

@@ -9,13 +9,13 @@ import (
 // The garbage collector's CPU per allocated byte is inversely proportional
 // to GOGC: each cycle marks the live heap, and the next starts after the
 // program has allocated GOGC % of it again. Sundial's live heap is small
-// (about 10 MB at 10,000 Macs: the database's pages are mapped, not on the
-// heap) while an enrolment allocates about 0.6 MB, so with Go's default of
-// 100 the collector runs several times a second under load, and at 200 an
-// enrolment cost 8 % less CPU (docs/benchmarks.md). A higher GOGC costs
-// memory in proportion to the live heap, though, which on a large fleet's
-// server is no longer small. GCTuner raises GOGC only as far as a fixed
-// amount of memory allows.
+// (about 5 MB in the load test at 10,000 Macs: the database's pages are
+// mapped, not on the heap) while an enrolment allocates about 0.6 MB, so
+// with Go's default of 100 the collector runs many times a second under
+// load, and at 200 an enrolment cost 8 % less CPU (docs/benchmarks.md). A
+// higher GOGC costs memory in proportion to the live heap, though, which
+// on a large fleet's server is no longer small. GCTuner raises GOGC only
+// as far as a fixed amount of memory allows.
 
 // DefaultGCHeadroom is the heap growth between collections that GCTuner
 // allows above Go's default: with a GOGC of 200 the collector runs at that
