@@ -1,5 +1,7 @@
 package mdm
 
+import "reflect"
+
 // InventoryQueries are the DeviceInformation queries Sundial asks for after
 // enrollment and on every refresh.
 var InventoryQueries = []string{
@@ -26,6 +28,48 @@ type Inventory struct {
 	AvailableDeviceCapacity    float64 `plist:",omitempty" json:"available_device_capacity_gb,omitempty"`
 	DeviceCapacity             float64 `plist:",omitempty" json:"device_capacity_gb,omitempty"`
 	SoftwareUpdateDeviceID     string  `plist:",omitempty" json:"software_update_device_id,omitempty"`
+
+	// Reported says which keys the answer it was decoded from contained
+	// (DecodeDeviceInformation sets it; it is never stored). Zero means
+	// every key: an Inventory built in code replaces the stored one.
+	Reported InventoryKeys `plist:"-" json:"-"`
+}
+
+// InventoryKeys is a set of Inventory fields, one bit per field in
+// declaration order.
+type InventoryKeys uint32
+
+// inventoryFields are the indexes of Inventory's data fields (all but
+// Reported), in declaration order: bit i of InventoryKeys is field i.
+var inventoryFields = func() []int {
+	t := reflect.TypeFor[Inventory]()
+	var out []int
+	for i := range t.NumField() {
+		if t.Field(i).Name != "Reported" {
+			out = append(out, i)
+		}
+	}
+	return out
+}()
+
+// Merge returns old updated with the fields inv reported: a key the Mac
+// did not send keeps its last value, since an answer to an admin's
+// DeviceInformation may carry only the keys that admin asked for. An inv
+// with Reported zero replaces old entirely. The result's Reported is zero.
+func (inv *Inventory) Merge(old Inventory) Inventory {
+	if inv.Reported == 0 {
+		out := *inv
+		return out
+	}
+	out := old
+	src, dst := reflect.ValueOf(inv).Elem(), reflect.ValueOf(&out).Elem()
+	for bit, i := range inventoryFields {
+		if inv.Reported&(1<<bit) != 0 {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	out.Reported = 0
+	return out
 }
 
 type deviceInformationResponse struct {
@@ -33,11 +77,30 @@ type deviceInformationResponse struct {
 }
 
 // DecodeDeviceInformation extracts the inventory from an acknowledged
-// DeviceInformation report body.
+// DeviceInformation report body, with Reported set to the keys present.
 func DecodeDeviceInformation(body []byte) (*Inventory, error) {
 	var r deviceInformationResponse
 	if err := decodeXMLPlist("DeviceInformation response", body, &r); err != nil {
 		return nil, err
 	}
+	// A second pass learns which keys were present: the struct decode
+	// cannot tell a missing IsSupervised from false.
+	var keys struct{ QueryResponses map[string]any }
+	if err := decodeXMLPlist("DeviceInformation response", body, &keys); err != nil {
+		return nil, err
+	}
+	t := reflect.TypeFor[Inventory]()
+	for bit, i := range inventoryFields {
+		if _, ok := keys.QueryResponses[t.Field(i).Name]; ok {
+			r.QueryResponses.Reported |= 1 << bit
+		}
+	}
+	if r.QueryResponses.Reported == 0 {
+		// Nothing Sundial keeps was reported: mark an empty set, not "every key".
+		r.QueryResponses.Reported = noInventoryKeys
+	}
 	return &r.QueryResponses, nil
 }
+
+// noInventoryKeys is a Reported value naming no field (a bit past the last).
+const noInventoryKeys InventoryKeys = 1 << 31

@@ -68,18 +68,44 @@ func nextWall(t time.Time, c clock, loc *time.Location) time.Time {
 }
 
 // policyLocation returns the zone a policy's deadlines are computed in.
-// For DeviceLocal it is deviceLoc, or, when the Mac's zone is unknown, the
-// last zone on Earth (UTC-12), so that no Mac is enforced before its own
-// local deadline.
+// For DeviceLocal it is deviceLoc (the zone the Mac's agent reported), else
+// the policy's FallbackTimeZone, else (a policy stored before fallback
+// zones existed) the last zone on Earth (UTC-12), so that no Mac is
+// enforced before its own local deadline.
 func policyLocation(p *Policy, deviceLoc *time.Location) (*time.Location, bool) {
 	if p.Mode == ModeManual && p.TimeZone == DeviceLocal {
 		if deviceLoc != nil {
 			return deviceLoc, true
 		}
+		if loc, err := loadLocation(p.FallbackTimeZone); err == nil {
+			return loc, true
+		}
 		return latestZone, true
 	}
 	loc, err := loadLocation(p.TimeZone)
 	return loc, err == nil
+}
+
+// DeadlineLocation returns the zone p's deadlines are computed in for a Mac
+// whose agent reported deviceLoc (nil: not yet), or nil if the policy has
+// no usable zone. Writing a deadline's wall-clock time in this zone gives
+// back the policy's time of day: 12:00 on day X stays 12:00 on day X.
+func DeadlineLocation(p Policy, deviceLoc *time.Location) *time.Location {
+	loc, ok := policyLocation(&p, deviceLoc)
+	if !ok {
+		return nil
+	}
+	return loc
+}
+
+// LoadZone loads an IANA zone name as policies do (nil for "", "Local",
+// DeviceLocal or an unknown name).
+func LoadZone(name string) *time.Location {
+	loc, err := loadLocation(name)
+	if err != nil {
+		return nil
+	}
+	return loc
 }
 
 // PolicyInstant returns the deadline the policy itself sets for target t,

@@ -93,7 +93,10 @@ func TestPersonalDeadline(t *testing.T) {
 		{"override earlier than the policy", manualNY, required, longAgo, &Exception{DeadlineOverride: utc(2026, 8, 25, 15, 0), Expires: utc(2026, 9, 21, 0, 0)}, nil, utc(2026, 9, 1, 21, 0)},
 		{"device-local, Tokyo", manualWith(func(p *Policy) { p.TimeZone = DeviceLocal }), required, longAgo, nil, tokyo, utc(2026, 9, 1, 8, 0)},
 		// Zone unknown: the last zone on Earth, so no Mac is early.
-		{"device-local, zone unknown", manualWith(func(p *Policy) { p.TimeZone = DeviceLocal }), required, longAgo, nil, nil, utc(2026, 9, 2, 5, 0)},
+		{"device-local, zone unknown, no fallback", manualWith(func(p *Policy) { p.TimeZone = DeviceLocal }), required, longAgo, nil, nil, utc(2026, 9, 2, 5, 0)},
+		// Zone unknown: the policy's fallback zone (17:00 in Berlin, CEST).
+		{"device-local, zone unknown, fallback", manualWith(func(p *Policy) { p.TimeZone, p.FallbackTimeZone = DeviceLocal, "Europe/Berlin" }), required, longAgo, nil, nil, utc(2026, 9, 1, 15, 0)},
+		{"device-local, Tokyo over the fallback", manualWith(func(p *Policy) { p.TimeZone, p.FallbackTimeZone = DeviceLocal, "Europe/Berlin" }), required, longAgo, nil, tokyo, utc(2026, 9, 1, 8, 0)},
 		{"compliant: no deadline", manualNY, Target{Status: StatusCompliant}, longAgo, nil, nil, time.Time{}},
 		{"unsupported: no deadline", manualNY, Target{Status: StatusUnsupported}, longAgo, nil, nil, time.Time{}},
 		{"bad zone", manualWith(func(p *Policy) { p.TimeZone = "Nowhere" }), required, longAgo, nil, nil, time.Time{}},

@@ -113,6 +113,9 @@ type Policy struct {
 	// TimeZone: an IANA zone name ("Europe/Berlin"); in manual mode also
 	// DeviceLocal.
 	TimeZone string `json:"time_zone,omitempty"`
+	// FallbackTimeZone (DeviceLocal only, required there): the IANA zone a
+	// Mac's deadline is computed in until its agent reports the Mac's own.
+	FallbackTimeZone string `json:"fallback_time_zone,omitempty"`
 
 	// AllowMajorUpgrades lets the target be in a newer major version than
 	// the Mac runs. Off (the default): the latest minor within its major.
@@ -256,6 +259,10 @@ func (p *Policy) Validate(now time.Time, cat *catalog.Catalog) error {
 		}
 	}
 
+	if p.FallbackTimeZone != "" && !(p.Mode == ModeManual && p.TimeZone == DeviceLocal) {
+		fe.add("fallback_time_zone", p.FallbackTimeZone, ErrNotApplicable, "only a device-local manual policy has a fallback zone")
+	}
+
 	switch p.Mode {
 	case ModeAutomatic:
 		switch {
@@ -285,6 +292,7 @@ func (p *Policy) Validate(now time.Time, cat *catalog.Catalog) error {
 		var loc *time.Location
 		if p.TimeZone == DeviceLocal {
 			loc = earliestZone
+			p.validateFallbackZone(fe)
 		} else {
 			loc = p.validateZone(fe)
 		}
@@ -338,6 +346,18 @@ func (p *Policy) validateZone(fe *fieldErrors) *time.Location {
 		return nil
 	}
 	return loc
+}
+
+// validateFallbackZone checks the zone a device-local policy uses for a Mac
+// whose agent has not reported its zone yet.
+func (p *Policy) validateFallbackZone(fe *fieldErrors) {
+	if p.FallbackTimeZone == "" {
+		fe.add("fallback_time_zone", "", ErrMissing, `device-local needs the IANA zone to use until a Mac's agent reports its own, e.g. "Europe/Berlin"`)
+		return
+	}
+	if _, err := loadLocation(p.FallbackTimeZone); err != nil {
+		fe.add("fallback_time_zone", p.FallbackTimeZone, ErrUnknownTimeZone, `use an IANA name such as "Europe/Berlin"`)
+	}
 }
 
 func (p *Policy) validateVersion(fe *fieldErrors, cat *catalog.Catalog) {

@@ -60,7 +60,10 @@ func TestPolicyValidate(t *testing.T) {
 	}{
 		{"automatic", automatic, func(p *Policy) {}, "", nil},
 		{"manual", manual, func(p *Policy) {}, "", nil},
-		{"manual device-local", manual, func(p *Policy) { p.TimeZone = DeviceLocal }, "", nil},
+		{"manual device-local", manual, func(p *Policy) { p.TimeZone, p.FallbackTimeZone = DeviceLocal, "Europe/Berlin" }, "", nil},
+		{"device-local without fallback", manual, func(p *Policy) { p.TimeZone = DeviceLocal }, "fallback_time_zone", ErrMissing},
+		{"device-local, bad fallback", manual, func(p *Policy) { p.TimeZone, p.FallbackTimeZone = DeviceLocal, "Mars/Olympus" }, "fallback_time_zone", ErrUnknownTimeZone},
+		{"fallback with a fixed zone", manual, func(p *Policy) { p.FallbackTimeZone = "Europe/Berlin" }, "fallback_time_zone", ErrNotApplicable},
 		{"unmanaged", Policy{Mode: ModeUnmanaged}, func(p *Policy) {}, "", nil},
 		{"all options", automatic, func(p *Policy) {
 			p.AllowMajorUpgrades, p.MinimumNoticeDays, p.RingOffsetDays = true, 10, 7
@@ -100,7 +103,9 @@ func TestPolicyValidate(t *testing.T) {
 		// 2026-08-22 13:00 in Berlin is 11:00 UTC, before now (12:00 UTC).
 		{"past hour today", manual, func(p *Policy) { p.Date, p.TimeOfDay = "2026-08-22", "13:00" }, "date", ErrDeadlinePast},
 		// 23:00 device-local on 2026-08-22 has passed at UTC+14 (09:00 UTC).
-		{"past somewhere device-local", manual, func(p *Policy) { p.Date, p.TimeOfDay, p.TimeZone = "2026-08-22", "23:00", DeviceLocal }, "date", ErrDeadlinePast},
+		{"past somewhere device-local", manual, func(p *Policy) {
+			p.Date, p.TimeOfDay, p.TimeZone, p.FallbackTimeZone = "2026-08-22", "23:00", DeviceLocal, "UTC"
+		}, "date", ErrDeadlinePast},
 		{"far future", manual, func(p *Policy) { p.Date = "2031-01-01" }, "date", ErrOutOfRange},
 		{"delay in manual", manual, func(p *Policy) { p.DelayDays = 7 }, "delay_days", ErrNotApplicable},
 	}

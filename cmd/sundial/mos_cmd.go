@@ -97,6 +97,9 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				fmt.Fprintf(w, "enforce:   new releases %d days after Apple posts them, at %s %s\n", p.DelayDays, p.TimeOfDay, p.TimeZone)
 			case softwareupdate.ModeManual:
 				fmt.Fprintf(w, "enforce:   macOS %s by %s %s %s\n", p.MinimumVersion, p.Date, p.TimeOfDay, p.TimeZone)
+				if p.FallbackTimeZone != "" {
+					fmt.Fprintf(w, "fallback:  %s until a Mac's agent reports its zone\n", p.FallbackTimeZone)
+				}
 			}
 			fmt.Fprintf(w, "majors:    %v\nnotice:    %d days\nring:      +%d days\n", p.AllowMajorUpgrades, p.NoticeDays(), p.RingOffsetDays)
 			return nil
@@ -107,6 +110,7 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 		Short: "Set a group's policy (validated; recorded in the audit log)",
 		Example: `  sundial policy set default --mode manual --version 15.4 --date 2026-12-15 --time 17:00 --tz Europe/Berlin
   sundial policy set pilots --mode automatic --delay 1w --time 09:00 --tz America/New_York
+  sundial policy set field --mode manual --version 15.4 --date 2026-12-15 --time 12:00 --tz device-local --fallback-tz Europe/Berlin
   sundial policy set lab --mode unmanaged`,
 		Args: cobra.ExactArgs(1),
 	}
@@ -446,6 +450,7 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 	f.StringVar(&p.Date, "date", "", "manual: deadline date YYYY-MM-DD")
 	f.StringVar(&p.TimeOfDay, "time", "", "deadline time of day HH:MM")
 	f.StringVar(&p.TimeZone, "tz", "", "IANA time zone, or device-local")
+	f.StringVar(&p.FallbackTimeZone, "fallback-tz", "", "device-local: IANA zone used until a Mac's agent reports its own (required)")
 	f.BoolVar(&p.AllowMajorUpgrades, "allow-major", false, "allow upgrades to a new major version")
 	f.IntVar(&p.MinimumNoticeDays, "notice", 0, "minimum notice in days (default 5)")
 	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")

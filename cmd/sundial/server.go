@@ -148,7 +148,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	observer := &declarative.Observer{Enq: enqueue, Log: log} // Sched is set below
 	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer))
 	a.sched = scheduler.New(store, store, a.catalog, clk,
-		scheduler.WithLogger(log), scheduler.WithNotifier(notifier),
+		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched

@@ -5,9 +5,11 @@
 //
 // Time zone: TargetLocalDateTime is the personal deadline plus the 30-minute
 // countdown written in the Mac's wall-clock time. The zone is the one the
-// agent reported for the Mac; without it, the policy's zone (and UTC for a
-// "device-local" policy with no reported zone, which a Mac then reads as its
-// own local time).
+// agent reported for the Mac; without it, the zone the scheduler computed
+// the deadline in (softwareupdate.DeadlineLocation): the policy's zone, or
+// for a "device-local" policy its fallback zone. A device-local deadline of
+// 12:00 on day X is thus written 12:30 on day X, which the Mac reads in its
+// own zone.
 package declarative
 
 import (
@@ -72,11 +74,12 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 	var act scheduler.Action
 	switch in.Decision.Phase {
 	case softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce:
-		var zone, details string
+		var details string
+		var policyLoc *time.Location
 		if in.Policy != nil {
-			zone, details = in.Policy.TimeZone, in.Policy.DetailsURL
+			details, policyLoc = in.Policy.DetailsURL, softwareupdate.DeadlineLocation(*in.Policy, nil)
 		}
-		loc := ddm.DeviceZone(e.zones.DeviceZone(ctx, st.DeviceID), loadZone(zone))
+		loc := ddm.DeviceZone(e.zones.DeviceZone(ctx, st.DeviceID), policyLoc)
 		enf := ddm.Enforcement{
 			TargetOSVersion: st.Target,
 			Deadline:        in.Decision.Deadline,
@@ -126,17 +129,6 @@ func (e *Enforcer) Retire(ctx context.Context, st *scheduler.State, now time.Tim
 // arrive through Observer.
 func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res scheduler.Result, now time.Time) ([]scheduler.Transition, error) {
 	return nil, nil
-}
-
-func loadZone(name string) *time.Location {
-	if name == "" || name == softwareupdate.DeviceLocal {
-		return nil
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil
-	}
-	return loc
 }
 
 // Toucher re-evaluates devices.

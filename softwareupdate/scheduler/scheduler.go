@@ -59,6 +59,7 @@ type Scheduler struct {
 	log       *slog.Logger
 	notifier  Notifier
 	enforcers map[softwareupdate.EnforcementPath]Enforcer
+	zones     ZoneReader // optional: Macs' own zones for device-local policies
 	batch     int
 	tick      time.Duration
 
@@ -784,20 +785,26 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	}
 	st.Target, st.TargetBuild, st.MajorUpgrade = tv, tgt.Build, tgt.MajorUpgrade
 
+	// evalErr is an error while evaluating this device: it is recorded on
+	// the device (failed, retried after EvaluationRetry) and the pass goes
+	// on with the others.
+	var evalErr error
 	path := s.pathFor(pol, &st.Facts, ver)
 	if st.Path != path {
 		if r, ok := s.enforcers[st.Path].(Retirer); ok && st.Path != "" {
 			events, err := r.Retire(ctx, st, now)
 			if err != nil {
-				return c, fmt.Errorf("retire %s enforcement: %w", st.Path, err)
+				evalErr = fmt.Errorf("retire %s enforcement: %w", st.Path, err)
 			}
 			c.History = append(c.History, events...)
 		}
-		if st.Path != "" && st.Step != "" {
-			note(EventReset, "enforcement path changed from "+string(st.Path)+" to "+string(path))
-			st.ResetEnforcement()
+		if evalErr == nil {
+			if st.Path != "" && st.Step != "" {
+				note(EventReset, "enforcement path changed from "+string(st.Path)+" to "+string(path))
+				st.ResetEnforcement()
+			}
+			st.Path = path
 		}
-		st.Path = path
 	}
 	if st.Failure != "" && !st.RetryAt.IsZero() && !now.Before(st.RetryAt) {
 		note(EventReset, "retrying after: "+st.Failure)
@@ -808,7 +815,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	if ex == nil {
 		ex = cfg.groupExc[group]
 	}
-	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, nil)
+	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
 	decide := func() softwareupdate.Decision {
 		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex}, deadline)
 		if d.Phase != st.Phase {
@@ -822,20 +829,30 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	dec := decide()
 	st.Deadline = utc(deadline)
 
-	if e := s.enforcers[path]; e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
+	if e := s.enforcers[st.Path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure := st.Failure
 		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
 		if err != nil {
-			return c, fmt.Errorf("%s enforcer: %w", path, err)
-		}
-		c.Commands = act.Commands
-		c.History = append(c.History, act.Events...)
-		if st.Failure != failure {
-			if st.Failure != "" {
-				note(EventFailure, st.Failure)
+			evalErr = fmt.Errorf("%s enforcer: %w", st.Path, err)
+		} else {
+			c.Commands = act.Commands
+			c.History = append(c.History, act.Events...)
+			if st.Failure != failure {
+				if st.Failure != "" {
+					note(EventFailure, st.Failure)
+				}
+				dec = decide()
 			}
-			dec = decide()
 		}
+	}
+	if evalErr != nil {
+		if ctx.Err() != nil {
+			return c, ctx.Err() // the pass was cancelled: not this device's failure
+		}
+		reason := evaluationFailure(evalErr)
+		st.Fail(reason, now, now.Add(EvaluationRetry))
+		note(EventFailure, reason)
+		dec = decide()
 	}
 	if !st.Facts.Enabled {
 		st.NextDue = time.Time{} // checked out: wait for it to come back

@@ -238,20 +238,21 @@ func (s *Store) Devices(ctx context.Context, after string, limit int) ([]*mdm.De
 	return out, err
 }
 
-// UpdateInventory implements storage.DeviceStore.
+// UpdateInventory implements storage.DeviceStore. An answer that reports
+// only some keys is merged into the stored inventory (mdm.Inventory.Merge).
 func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error {
 	return s.db.Batch(func(tx *bbolt.Tx) error {
 		d, err := getDevice(tx, id)
 		if err != nil {
 			return err
 		}
-		d.Inventory = *inv
+		d.Inventory = inv.Merge(d.Inventory)
 		d.InventoryAt = now
-		if inv.OSVersion != "" {
-			d.OSVersion, d.BuildVersion = inv.OSVersion, inv.BuildVersion
+		if d.Inventory.OSVersion != "" {
+			d.OSVersion, d.BuildVersion = d.Inventory.OSVersion, d.Inventory.BuildVersion
 		}
-		if inv.SerialNumber != "" {
-			d.SerialNumber = inv.SerialNumber
+		if d.Inventory.SerialNumber != "" {
+			d.SerialNumber = d.Inventory.SerialNumber
 		}
 		return putDevice(tx, d)
 	})

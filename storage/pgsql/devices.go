@@ -228,20 +228,45 @@ UPDATE devices SET inventory = $2::jsonb, inventory_at = $3,
 	serial_number = CASE WHEN $6 <> '' THEN $6 ELSE serial_number END
 WHERE id = $1`
 
-// UpdateInventory implements storage.DeviceStore.
+// UpdateInventory implements storage.DeviceStore. An answer that reports
+// only some keys is merged into the stored inventory (mdm.Inventory.Merge):
+// the row is read and written in one transaction.
 func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error {
-	b, err := json.Marshal(inv)
-	if err != nil {
-		return fmt.Errorf("encode inventory of %s: %w", id, err)
-	}
-	tag, err := s.pool.Exec(ctx, updateInventorySQL, id, string(b), ts(now), inv.OSVersion, inv.BuildVersion, inv.SerialNumber)
-	if err != nil {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		merged := *inv
+		if inv.Reported != 0 {
+			var raw []byte
+			if err := tx.QueryRow(ctx, `SELECT inventory FROM devices WHERE id = $1 FOR UPDATE`, id).Scan(&raw); err != nil {
+				if errors.Is(err, pgx.ErrNoRows) {
+					return fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
+				}
+				return err
+			}
+			var old mdm.Inventory
+			if len(raw) > 0 {
+				if err := json.Unmarshal(raw, &old); err != nil {
+					return fmt.Errorf("decode inventory of %s: %w", id, err)
+				}
+			}
+			merged = inv.Merge(old)
+		}
+		b, err := json.Marshal(&merged)
+		if err != nil {
+			return fmt.Errorf("encode inventory of %s: %w", id, err)
+		}
+		tag, err := tx.Exec(ctx, updateInventorySQL, id, string(b), ts(now), merged.OSVersion, merged.BuildVersion, merged.SerialNumber)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("update inventory of %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
-	}
-	return nil
+	return err
 }
 
 // touchSQL records last-seen times and resets the re-push schedule of a

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.All) {
 		{"EnqueueValidation", testEnqueueValidation},
 		{"ReauthenticateClearsQueue", testReauthenticate},
 		{"Inventory", testInventory},
+		{"InventoryMerge", testInventoryMerge},
 		{"APIKeys", testAPIKeys},
 		{"Challenges", testChallenges},
 		{"Push", testPush},
