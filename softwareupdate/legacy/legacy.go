@@ -586,7 +586,11 @@ func (e *Enforcer) fail(st *scheduler.State, now time.Time, reason string) {
 		return
 	}
 	st.Errors++
-	st.Fail(reason, now, capRetry(st, now, now.Add(e.backoff(st.Errors))))
+	n := st.Errors
+	if isInstallStep(st.Step) {
+		n = st.Attempts // install attempts back off on their own count
+	}
+	st.Fail(reason, now, capRetry(st, now, now.Add(e.backoff(n))))
 	st.Step, st.Awaiting, st.NextCheck = "", "", time.Time{}
 }
 
