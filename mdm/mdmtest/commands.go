@@ -24,6 +24,9 @@ const defaultCatalogURL = "https://swscan.apple.com/content/catalogs/others/inde
 // Builtin returns the simulator's own answer to cmd. Handlers installed
 // with WithHandler can call it to wrap the default behaviour.
 func (d *Device) Builtin(ctx context.Context, cmd *Command) Result {
+	if res, ok := d.misbehave(ctx, cmd); ok {
+		return res
+	}
 	switch cmd.RequestType {
 	case "DeviceInformation":
 		return d.deviceInformation(cmd)
@@ -191,7 +194,9 @@ func (d *Device) scheduleOSUpdateScan(cmd *Command) Result {
 	d.mu.Lock()
 	now := d.clock.Now()
 	d.advanceLocked(now)
-	d.scanLocked(now, v.Command.Force || v.Command.ForceUpdateScan)
+	if forced := v.Command.Force || v.Command.ForceUpdateScan; !d.startScanLocked(now, forced) {
+		d.scanLocked(now, forced)
+	}
 	d.mu.Unlock()
 	// Real Macs send both the correct and the misspelled key.
 	return Result{Status: StatusAcknowledged, Fields: map[string]any{"ScanInitiated": true, "ScanInititated": true}}

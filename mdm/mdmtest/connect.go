@@ -50,6 +50,7 @@ type Result struct {
 	Status     string
 	ErrorChain []ErrorChainItem
 	Fields     map[string]any // command-specific top-level response keys
+	drop       bool           // the report is lost: the session ends (misbehave.go)
 }
 
 // Handler answers one command. It may send check-ins (e.g. the
@@ -65,6 +66,9 @@ type CommandResult struct {
 	// Deferred: the command was carried out but its report waits for the
 	// device's next session (DeferReport).
 	Deferred bool
+	// Dropped: the command was carried out but the Mac restarted before it
+	// reported; the session ended and the report is lost (RestartMidUpdate).
+	Dropped bool
 }
 
 // Session summarises one Connect.
@@ -222,7 +226,7 @@ func (d *Device) HandleCommand(ctx context.Context, raw []byte) (CommandResult, 
 	if err != nil {
 		return CommandResult{}, fmt.Errorf("mdmtest: encode %s report: %w", cmd.RequestType, err)
 	}
-	return CommandResult{CommandUUID: cmd.CommandUUID, RequestType: cmd.RequestType, Status: res.Status, Report: body, Deferred: deferred}, nil
+	return CommandResult{CommandUUID: cmd.CommandUUID, RequestType: cmd.RequestType, Status: res.Status, Report: body, Deferred: deferred, Dropped: res.drop}, nil
 }
 
 func formatError(msg string) Result {
@@ -294,6 +298,10 @@ func (d *Device) connect(ctx context.Context, e *Enrollment, sess *Session) erro
 		res, err := d.HandleCommand(ctx, answer)
 		if err != nil {
 			return fmt.Errorf("mdmtest: connect: %w", err)
+		}
+		if res.Dropped {
+			sess.Commands = append(sess.Commands, res)
+			return nil
 		}
 		if res.Deferred {
 			d.mu.Lock()

@@ -130,7 +130,8 @@ type Device struct {
 	offline    bool
 	downUntil  time.Time
 	profiles   map[string][]byte
-	ddm        ddmState // declarative management (ddm.go)
+	ddm        ddmState     // declarative management (ddm.go)
+	mis        misbehaviour // misbehave.go
 }
 
 type osState struct {

@@ -188,6 +188,7 @@ func (j *updateJob) status(now time.Time) (status string, pct float64, downloade
 // must install start installing, finished installs restart the Mac into the
 // new OS. d.mu must be held.
 func (d *Device) advanceLocked(now time.Time) {
+	d.finishScanLocked(now)
 	for changed := true; changed; {
 		changed = false
 		for i, j := range d.jobs {

@@ -14,6 +14,7 @@ package legacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -27,12 +28,21 @@ import (
 
 // Steps the legacy enforcer records in scheduler.State.Step.
 const (
-	StepScan        = "scan"         // ScheduleOSUpdateScan + AvailableOSUpdates
+	StepScan        = "scan"         // ScheduleOSUpdateScan: starts a scan in the background
+	StepList        = "list"         // AvailableOSUpdates, once the scan had time to run
+	StepListAgain   = "list-again"   // AvailableOSUpdates again: the first list lacked the target
 	StepDownload    = "download"     // ScheduleOSUpdate DownloadOnly
 	StepStatus      = "status"       // OSUpdateStatus
-	StepInstallASAP = "install-asap" // ScheduleOSUpdate InstallASAP
+	StepInstallASAP = "install-asap" // ScheduleOSUpdate InstallASAP (the user's Start Now)
 	StepForce       = "install-force"
 	StepVerify      = "verify" // DeviceInformation after an install
+	// StepRestarted: the Mac acknowledged a ScheduleOSUpdate without
+	// UpdateResults, as Apple documents after a restart; a DeviceInformation
+	// follows at once.
+	StepRestarted = "restarted"
+	// StepGaveUp: the last install attempt failed; the failure is shown and
+	// one more forced install goes out each RetryDaily.
+	StepGaveUp = "gave-up"
 )
 
 // InstallActions of ScheduleOSUpdate.
@@ -51,14 +61,26 @@ type Config struct {
 	// checks the new version (30 min).
 	VerifyAfter time.Duration
 	// RetryBase is the first backoff after a failure or an install that did
-	// not take; it doubles per attempt up to RetryMax (1 h, 24 h).
+	// not take; it doubles per attempt up to RetryMax (1 h, 24 h). Before
+	// the deadline a retry never waits past the start of the enforce phase.
 	RetryBase, RetryMax time.Duration
-	// MaxAttempts bounds forced installs and failed steps (5); then the
-	// failure stays until an admin retries or the policy changes.
+	// MaxAttempts bounds the install commands sent for a target (5): Start
+	// Now and forced installs together. Then the Mac shows failed with the
+	// last reason and is retried once per RetryDaily.
 	MaxAttempts int
+	// MaxStartNow bounds the installs the user's Start Now sends before the
+	// deadline (2), so that forced installs always remain.
+	MaxStartNow int
+	// RetryDaily is how often a Mac that used up MaxAttempts gets one more
+	// forced install (24 h).
+	RetryDaily time.Duration
 	// RescanEvery is how long to wait before scanning again when the device
 	// does not offer the target yet (12 h).
 	RescanEvery time.Duration
+	// ScanWait is how long a scan is given to run before AvailableOSUpdates
+	// is asked (10 min): ScheduleOSUpdateScan only starts it, and a list
+	// asked sooner may be the one from before.
+	ScanWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -76,6 +98,18 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
+	}
+	if c.MaxStartNow <= 0 {
+		c.MaxStartNow = 2
+	}
+	if c.MaxStartNow >= c.MaxAttempts {
+		c.MaxStartNow = c.MaxAttempts - 1
+	}
+	if c.RetryDaily <= 0 {
+		c.RetryDaily = 24 * time.Hour
+	}
+	if c.ScanWait <= 0 {
+		c.ScanWait = 10 * time.Minute
 	}
 	if c.RescanEvery <= 0 {
 		c.RescanEvery = 12 * time.Hour
@@ -187,77 +221,101 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 	}
 	if !st.Facts.Supervised {
 		if st.Failure == "" {
-			st.Attempts++
 			st.Fail("ScheduleOSUpdate needs a supervised Mac: this Mac is not supervised", now, now.Add(e.cfg.RetryMax))
 		}
 		return act, nil
 	}
 	os, _ := catalog.ParseVersion(st.Facts.OSVersion)
-	send := func(step, reason string, cmds ...*mdm.Command) {
+	var sendErr error
+	send := func(step, reason string, k tplKey) {
+		cmd, err := e.command(k)
+		if err != nil {
+			sendErr = err
+			return
+		}
 		st.Step, st.StepAt = step, now
-		last := cmds[len(cmds)-1]
-		st.StepCommand, st.Awaiting = last.UUID, last.RequestType
+		st.StepCommand, st.Awaiting = cmd.UUID, cmd.RequestType
 		st.NextCheck = time.Time{}
-		act.Commands = append(act.Commands, cmds...)
+		act.Commands = append(act.Commands, cmd)
 		act.Events = append(act.Events, scheduler.Transition{At: now, Kind: scheduler.EventStep, Step: step,
 			Reason: reason, Target: st.Target, Deadline: st.Deadline, From: st.Phase})
+	}
+	note := func(reason string) {
+		act.Events = append(act.Events, scheduler.Transition{At: now, Kind: scheduler.EventResult, Step: st.Step,
+			Reason: reason, Target: st.Target, From: st.Phase})
 	}
 	due := func() bool { return st.NextCheck.IsZero() || !now.Before(st.NextCheck) }
 	canUseVersion := os.Compare(v12) >= 0 // ProductVersion needs macOS 12
 	needScan := st.ProductKey == "" && !canUseVersion
+	// installAttempt sends an install command, counted once, when it is sent.
+	installAttempt := func(step, action, why string) {
+		st.Attempts++
+		st.InstallAction = action
+		send(step, fmt.Sprintf("%s (install attempt %d of %d)", why, st.Attempts, e.cfg.MaxAttempts), e.scheduleKey(st, action, false))
+	}
+
+	// Follow-ups of an install, in every phase: verify the version.
+	switch {
+	case st.Step == StepRestarted && st.Awaiting == "":
+		send(StepVerify, "the Mac acknowledged ScheduleOSUpdate without UpdateResults (it restarted): confirm the installed version",
+			tplKey{requestType: "DeviceInformation"})
+		return act, sendErr
+	case isInstallStep(st.Step):
+		if st.Awaiting == "" && due() {
+			send(StepVerify, "confirm the installed version", tplKey{requestType: "DeviceInformation"})
+		}
+		return act, sendErr
+	case st.Step == StepVerify && st.Awaiting != "":
+		return act, nil
+	}
 
 	switch in.Decision.Phase {
 	case softwareupdate.PhasePending:
-		if st.Step == "" && st.ProductKey == "" && due() {
-			cmds, err := e.scanCommands()
-			if err != nil {
-				return act, err
-			}
-			send(StepScan, "learn the product key of "+st.Target, cmds...)
+		if st.ProductKey == "" {
+			e.scanStep(st, now, due, send, "learn the product key of "+st.Target)
 		}
-		return act, nil
+		return act, sendErr
 
 	case softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown:
-		if !st.StartNowAt.IsZero() && !isInstallStep(st.Step) {
-			cmd, err := e.schedule(st, os, ActionInstallASAP, false)
-			if err != nil {
-				return act, err
+		if st.Step == StepVerify {
+			// A Start Now install (or an acknowledgement without
+			// UpdateResults) did not change the version: the press is
+			// used up; check the download, the deadline still applies.
+			if !st.StartNowAt.IsZero() {
+				note("Start Now did not install " + st.Target + ": the Mac still runs " + orDash(st.Facts.OSVersion))
+				st.StartNowAt = time.Time{}
 			}
-			st.InstallAction = ActionInstallASAP
-			send(StepInstallASAP, "the user chose Start Now: InstallASAP", cmd)
-			return act, nil
+			st.Step, st.Downloaded, st.NextCheck = StepStatus, false, time.Time{}
+		}
+		if !st.StartNowAt.IsZero() {
+			if st.Attempts >= e.cfg.MaxStartNow {
+				note(fmt.Sprintf("Start Now not sent: %d installs already sent before the deadline", st.Attempts))
+				st.StartNowAt = time.Time{}
+			} else if !needScan && (st.Awaiting == "" || st.Step == StepDownload || st.Step == StepStatus || isScanStep(st.Step)) {
+				installAttempt(StepInstallASAP, ActionInstallASAP, "the user chose Start Now: InstallASAP")
+				return act, sendErr
+			}
 		}
 		switch {
-		case isInstallStep(st.Step):
-			err := e.verifyStep(st, due, send)
-			return act, err
 		case st.Downloaded:
 			st.NextCheck = time.Time{}
-			return act, nil
-		case st.Step == "" || (st.Step == StepScan && (st.Awaiting == "" || canUseVersion)):
-			if needScan {
-				if st.Step == "" && due() {
-					cmds, err := e.scanCommands()
-					if err != nil {
-						return act, err
-					}
-					send(StepScan, "learn the product key of "+st.Target, cmds...)
-				}
+		case st.Step == "" || isScanStep(st.Step):
+			if needScan || (isScanStep(st.Step) && st.Awaiting != "" && !canUseVersion) {
+				e.scanStep(st, now, due, send, "learn the product key of "+st.Target)
+				return act, sendErr
+			}
+			if e.fullInstaller(st) {
+				// A full installer takes InstallASAP only (it downloads and
+				// installs in one step): nothing to pre-download.
+				st.NextCheck = time.Time{}
 				return act, nil
 			}
-			cmd, err := e.schedule(st, os, ActionDownloadOnly, !st.MajorUpgrade && os.Compare(v12_3) >= 0)
-			if err != nil {
-				return act, err
-			}
-			send(StepDownload, "deadline within 5 days: download "+st.Target, cmd)
+			send(StepDownload, "deadline within 5 days: download "+st.Target,
+				e.scheduleKey(st, ActionDownloadOnly, !st.MajorUpgrade && os.Compare(v12_3) >= 0))
 		case (st.Step == StepDownload || st.Step == StepStatus) && st.Awaiting == "" && due():
-			cmd, err := e.command(tplKey{requestType: "OSUpdateStatus"})
-			if err != nil {
-				return act, err
-			}
-			send(StepStatus, "check the download of "+st.Target, cmd)
+			send(StepStatus, "check the download of "+st.Target, tplKey{requestType: "OSUpdateStatus"})
 		}
-		return act, nil
+		return act, sendErr
 
 	case softwareupdate.PhaseEnforce:
 		action := ActionInstallForceRestart
@@ -267,85 +325,91 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 			action, why = ActionInstallASAP, "deadline passed: major upgrade with InstallASAP"
 		case os.Compare(v11) < 0:
 			action, why = ActionInstallASAP, "deadline passed: InstallASAP (InstallForceRestart needs macOS 11)"
-		case st.InstallAction != "" && st.InstallAction != ActionInstallForceRestart && st.Step == StepVerify:
+		case st.InstallAction != "" && st.InstallAction != ActionInstallForceRestart && st.Attempts > 0 &&
+			(st.Step == StepVerify || st.Step == StepGaveUp):
 			action, why = st.InstallAction, "deadline passed: "+st.InstallAction+" (the Mac substituted another action)"
 		}
-		if isInstallStep(st.Step) || st.Step == StepVerify {
-			if st.Step == StepVerify && st.Awaiting == "" && due() {
-				// The install did not take: re-send, bounded.
-				if st.Attempts >= e.cfg.MaxAttempts {
-					st.Fail(fmt.Sprintf("still on %s after %d install attempts", st.Facts.OSVersion, st.Attempts), now, time.Time{})
-					return act, nil
-				}
-				st.Attempts++
-				cmd, err := e.schedule(st, os, action, false)
-				if err != nil {
-					return act, err
-				}
-				st.InstallAction = action
-				send(StepForce, fmt.Sprintf("%s (attempt %d of %d)", why, st.Attempts, e.cfg.MaxAttempts), cmd)
+		switch {
+		case st.Step == StepGaveUp:
+			// The daily retry after the last attempt.
+			installAttempt(StepForce, action, why+"; daily retry")
+			return act, sendErr
+		case st.Step == StepVerify:
+			if !due() {
 				return act, nil
 			}
-			err := e.verifyStep(st, due, send)
-			return act, err
-		}
-		if needScan && st.Step == "" && due() {
-			cmds, err := e.scanCommands()
-			if err != nil {
-				return act, err
+			if st.Attempts >= e.cfg.MaxAttempts {
+				e.giveUp(st, now, fmt.Sprintf("still on %s after %d install attempts", orDash(st.Facts.OSVersion), st.Attempts))
+				return act, nil
 			}
-			send(StepScan, "learn the product key of "+st.Target+" before forcing the install", cmds...)
+			installAttempt(StepForce, action, why)
+			return act, sendErr
+		case needScan:
+			e.scanStep(st, now, due, send, "learn the product key of "+st.Target+" before forcing the install")
+			return act, sendErr
+		}
+		// The deadline step goes out whatever else is outstanding.
+		if st.Attempts >= e.cfg.MaxAttempts {
+			e.giveUp(st, now, fmt.Sprintf("still on %s after %d install attempts", orDash(st.Facts.OSVersion), st.Attempts))
 			return act, nil
 		}
-		if needScan {
-			return act, nil // scanning, or waiting to scan again
-		}
-		st.Attempts++
-		cmd, err := e.schedule(st, os, action, false)
-		if err != nil {
-			return act, err
-		}
-		st.InstallAction = action
-		send(StepForce, fmt.Sprintf("%s (attempt %d of %d)", why, st.Attempts, e.cfg.MaxAttempts), cmd)
+		installAttempt(StepForce, action, why)
 	}
-	return act, nil
+	return act, sendErr
 }
 
-// verifyStep queues a DeviceInformation once an install command was
-// answered and VerifyAfter has passed.
-func (e *Enforcer) verifyStep(st *scheduler.State, due func() bool, send func(string, string, ...*mdm.Command)) error {
-	if isInstallStep(st.Step) && st.Awaiting == "" && due() {
-		cmd, err := e.command(tplKey{requestType: "DeviceInformation"})
-		if err != nil {
-			return err
-		}
-		send(StepVerify, "confirm the installed version", cmd)
+// scanStep advances the scan: ScheduleOSUpdateScan starts a scan in the
+// background; AvailableOSUpdates is asked ScanWait later (and once more
+// if the target is missing); a Mac that still does not offer it is
+// scanned again after RescanEvery.
+func (e *Enforcer) scanStep(st *scheduler.State, now time.Time, due func() bool, send func(string, string, tplKey), why string) {
+	if st.Awaiting != "" || !due() {
+		return
 	}
-	return nil
+	switch st.Step {
+	case StepScan:
+		send(StepList, "list the updates the scan found ("+why+")", tplKey{requestType: "AvailableOSUpdates"})
+	case StepList:
+		if st.ProductKey == "" {
+			send(StepListAgain, "list the updates again: "+st.Target+" was missing", tplKey{requestType: "AvailableOSUpdates"})
+		}
+	case "", StepListAgain:
+		if st.ProductKey == "" {
+			send(StepScan, why, tplKey{requestType: "ScheduleOSUpdateScan"})
+		}
+	}
+}
+
+// giveUp shows the failure after the last install attempt; one more forced
+// install goes out each RetryDaily.
+func (e *Enforcer) giveUp(st *scheduler.State, now time.Time, reason string) {
+	st.Fail(reason+fmt.Sprintf(" (gave up after %d install attempts; retrying daily)", st.Attempts), now, now.Add(e.cfg.RetryDaily))
+	st.Step, st.Awaiting, st.NextCheck = StepGaveUp, "", time.Time{}
 }
 
 func isInstallStep(s string) bool { return s == StepInstallASAP || s == StepForce }
 
-func (e *Enforcer) scanCommands() ([]*mdm.Command, error) {
-	scan, err := e.command(tplKey{requestType: "ScheduleOSUpdateScan"})
-	if err != nil {
-		return nil, err
-	}
-	avail, err := e.command(tplKey{requestType: "AvailableOSUpdates"})
-	if err != nil {
-		return nil, err
-	}
-	return []*mdm.Command{scan, avail}, nil
+func isScanStep(s string) bool { return s == StepScan || s == StepList || s == StepListAgain }
+
+// fullInstaller reports whether the chosen update is an InstallAssistant
+// full installer rather than an OTA update (see isOTA): macOS takes only
+// InstallASAP for it.
+func (e *Enforcer) fullInstaller(st *scheduler.State) bool {
+	return st.MajorUpgrade && st.ProductKey != "" && !isOTAKey(st.ProductKey)
 }
 
-// schedule builds a ScheduleOSUpdate for the target: by product key when
-// known, else by ProductVersion (macOS 12+).
-func (e *Enforcer) schedule(st *scheduler.State, os catalog.Version, action string, highPriority bool) (*mdm.Command, error) {
+// scheduleKey names a ScheduleOSUpdate for the target: by product key when
+// known, else by ProductVersion (macOS 12+). A full installer is only ever
+// sent InstallASAP.
+func (e *Enforcer) scheduleKey(st *scheduler.State, action string, highPriority bool) tplKey {
+	if e.fullInstaller(st) {
+		action, highPriority = ActionInstallASAP, false
+	}
 	k := tplKey{requestType: "ScheduleOSUpdate", action: action, productKey: st.ProductKey, high: highPriority}
 	if k.productKey == "" {
 		k.version = st.Target
 	}
-	return e.command(k)
+	return k
 }
 
 // HandleResult implements scheduler.Enforcer.
@@ -358,16 +422,7 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 	event := func(kind scheduler.EventKind, reason string) {
 		events = append(events, scheduler.Transition{At: now, Kind: kind, Step: st.Step, Reason: reason, Target: st.Target, From: st.Phase})
 	}
-	fail := func(reason string) {
-		st.Attempts++
-		retry := now.Add(e.backoff(st.Attempts))
-		if st.Attempts >= e.cfg.MaxAttempts {
-			retry = time.Time{}
-			reason += fmt.Sprintf(" (gave up after %d attempts)", st.Attempts)
-		}
-		st.Fail(reason, now, retry)
-		st.Step, st.Awaiting, st.NextCheck = "", "", time.Time{}
-	}
+	fail := func(reason string) { e.fail(st, now, reason) }
 	switch res.Status {
 	case mdm.NotNow:
 		if current {
@@ -375,7 +430,7 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 		}
 		return events, nil
 	case mdm.Error, mdm.CommandFormatError:
-		if current || (res.RequestType == "ScheduleOSUpdateScan" && st.Step == StepScan && st.Awaiting != "") {
+		if current {
 			fail(res.RequestType + " " + string(res.Status) + ": " + chainText(res.ErrorChain))
 		}
 		return events, nil
@@ -385,6 +440,12 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 	}
 
 	switch res.RequestType {
+	case "ScheduleOSUpdateScan":
+		if current {
+			st.Awaiting, st.Errors = "", 0
+			st.NextCheck = now.Add(e.cfg.ScanWait)
+			event(scheduler.EventResult, "ScheduleOSUpdateScan: scan started; the list is asked at "+st.NextCheck.UTC().Format(time.RFC3339))
+		}
 	case "AvailableOSUpdates":
 		list, err := DecodeAvailableOSUpdates(res.Raw)
 		if err != nil {
@@ -395,25 +456,42 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 		}
 		if key := productKeyFor(list, st.Target); key != "" {
 			st.ProductKey = key
-			if current {
-				event(scheduler.EventResult, "AvailableOSUpdates: "+key+" offers "+st.Target)
-			}
 		}
-		if current {
-			st.Awaiting = ""
-			if st.ProductKey == "" {
-				event(scheduler.EventResult, fmt.Sprintf("AvailableOSUpdates: %s not offered yet (%d updates listed); scanning again later", st.Target, len(list)))
-				st.Step, st.NextCheck = "", now.Add(e.cfg.RescanEvery)
-				if st.Phase != softwareupdate.PhasePending && st.Phase != "" {
-					// Past the pending phase the Mac needs the update now:
-					// surface it (macOS 12+ can still be sent ProductVersion).
-					st.Attempts++
-					st.Fail("no update available: the Mac does not offer "+st.Target, now, now.Add(e.cfg.RescanEvery))
-				}
-			}
+		if !current {
+			return events, nil
+		}
+		st.Awaiting, st.Errors = "", 0
+		taken := fmt.Sprintf("list taken at %s, %s after the scan started", now.UTC().Format(time.RFC3339), now.Sub(st.StepAt).Round(time.Second))
+		if st.ProductKey != "" {
+			event(scheduler.EventResult, "AvailableOSUpdates: "+st.ProductKey+" offers "+st.Target+" ("+taken+")")
+			return events, nil
+		}
+		if st.Step == StepList {
+			st.NextCheck = now.Add(e.cfg.ScanWait)
+			event(scheduler.EventResult, fmt.Sprintf("AvailableOSUpdates: %s not listed (%d updates, %s); asking again at %s",
+				st.Target, len(list), taken, st.NextCheck.UTC().Format(time.RFC3339)))
+			return events, nil
+		}
+		event(scheduler.EventResult, fmt.Sprintf("AvailableOSUpdates: %s not offered yet (%d updates, %s); scanning again later", st.Target, len(list), taken))
+		st.Step, st.NextCheck = "", now.Add(e.cfg.RescanEvery)
+		if st.Phase != softwareupdate.PhasePending && st.Phase != "" {
+			// Past the pending phase the Mac needs the update now:
+			// surface it (macOS 12+ can still be sent ProductVersion).
+			st.Fail("no update available: the Mac does not offer "+st.Target, now, capRetry(st, now, now.Add(e.cfg.RescanEvery)))
 		}
 	case "ScheduleOSUpdate":
 		items, err := DecodeUpdateResults(res.Raw)
+		if errors.Is(err, ErrNoUpdateResults) {
+			// Apple: after a restart the Mac may acknowledge a re-sent
+			// ScheduleOSUpdate without UpdateResults. Not a failure: ask
+			// which version it runs now.
+			if current {
+				st.Awaiting, st.Errors, st.NextCheck = "", 0, time.Time{}
+				st.Step = StepRestarted
+				event(scheduler.EventResult, "ScheduleOSUpdate acknowledged without UpdateResults (the Mac restarted): asking for its version")
+			}
+			return events, nil
+		}
 		if err != nil {
 			if current {
 				fail(err.Error())
@@ -421,12 +499,6 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 			return events, nil
 		}
 		it := pickResult(items, st.ProductKey)
-		if it == nil {
-			if current {
-				fail("ScheduleOSUpdate: empty UpdateResults")
-			}
-			return events, nil
-		}
 		if it.ProductKey != "" && it.InstallAction != "Error" && st.ProductKey == "" {
 			st.ProductKey = it.ProductKey
 		}
@@ -441,9 +513,10 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 			return events, nil
 		}
 		if !okStatus(it.Status) {
-			fail("ScheduleOSUpdate " + orDash(it.InstallAction) + ": " + orDash(it.Status))
+			fail("ScheduleOSUpdate " + orDash(it.InstallAction) + ": " + orDash(it.Status) + resultChainSuffix(it))
 			return events, nil
 		}
+		st.Errors = 0
 		if requested != "" && it.InstallAction != "" && it.InstallAction != requested {
 			event(scheduler.EventResult, "the Mac substituted "+it.InstallAction+" for "+requested+" ("+it.Status+")")
 			if isInstallStep(st.Step) && !installs(it.InstallAction) {
@@ -473,10 +546,9 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 		switch {
 		case s == nil:
 			// Nothing in progress: the download vanished (or never started).
-			st.Attempts++
-			if st.Attempts >= e.cfg.MaxAttempts {
-				st.Fail(fmt.Sprintf("OSUpdateStatus: no download in progress after %d attempts", st.Attempts), now, time.Time{})
-				st.Step = ""
+			st.Errors++
+			if st.Errors >= e.cfg.MaxAttempts {
+				fail("OSUpdateStatus: no download in progress after " + fmt.Sprint(st.Errors) + " downloads")
 				return events, nil
 			}
 			event(scheduler.EventResult, "OSUpdateStatus: no download in progress; downloading again")
@@ -485,10 +557,10 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 			if st.ProductKey == "" {
 				st.ProductKey = s.ProductKey
 			}
-			st.Downloaded, st.NextCheck = true, time.Time{}
+			st.Downloaded, st.NextCheck, st.Errors = true, time.Time{}, 0
 			event(scheduler.EventResult, "OSUpdateStatus: "+s.ProductKey+" downloaded")
 		default:
-			st.NextCheck = now.Add(e.cfg.PollEvery)
+			st.NextCheck, st.Errors = now.Add(e.cfg.PollEvery), 0
 			event(scheduler.EventResult, fmt.Sprintf("OSUpdateStatus: %s %s %.0f%%", s.ProductKey, s.Status, s.DownloadPercentComplete*100))
 		}
 	case "DeviceInformation":
@@ -498,10 +570,40 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 			// the backoff.
 			st.Awaiting = ""
 			st.NextCheck = now.Add(e.backoff(max(st.Attempts, 1)))
-			event(scheduler.EventResult, "DeviceInformation: running "+st.Facts.OSVersion)
+			event(scheduler.EventResult, "DeviceInformation: running "+orDash(st.Facts.OSVersion))
 		}
 	}
 	return events, nil
+}
+
+// fail surfaces a failed answer. Before the deadline it is retried with
+// backoff, never later than the start of the enforce phase, so the deadline
+// step always goes out on time. A failed install after the last attempt
+// is shown and retried daily.
+func (e *Enforcer) fail(st *scheduler.State, now time.Time, reason string) {
+	if isInstallStep(st.Step) && st.Attempts >= e.cfg.MaxAttempts {
+		e.giveUp(st, now, reason)
+		return
+	}
+	st.Errors++
+	n := st.Errors
+	if isInstallStep(st.Step) {
+		n = st.Attempts // install attempts back off on their own count
+	}
+	st.Fail(reason, now, capRetry(st, now, now.Add(e.backoff(n))))
+	st.Step, st.Awaiting, st.NextCheck = "", "", time.Time{}
+}
+
+// capRetry moves a retry due after the start of the enforce phase to that
+// start when now is before it.
+func capRetry(st *scheduler.State, now, retry time.Time) time.Time {
+	if st.Deadline.IsZero() {
+		return retry
+	}
+	if enforce := st.Deadline.Add(softwareupdate.CountdownWindow); now.Before(enforce) && retry.After(enforce) {
+		return enforce
+	}
+	return retry
 }
 
 func requestedAction(step, install string) string {
@@ -529,34 +631,52 @@ func okStatus(s string) bool {
 	return false
 }
 
-// productKeyFor finds the update offering exactly version target (not a
-// supplemental one).
+// productKeyFor chooses the update offering exactly version target, by the
+// entries' fields and never by their order: Rapid Security Responses,
+// configuration data and firmware are skipped; an OTA update is preferred
+// to an InstallAssistant full installer (which macOS 13 and earlier also
+// list for a major upgrade, with IsMajorOSUpdate and keys such as
+// _MACOS_14.7.3); ties go to the smallest key.
 func productKeyFor(list []AvailableUpdate, target string) string {
 	want, err := catalog.ParseVersion(target)
 	if err != nil {
 		return ""
 	}
+	best, bestRank := "", 0
 	for _, u := range list {
-		if u.SupplementalOSVersionExtra != "" || u.ProductKey == "" {
+		if u.ProductKey == "" || u.SupplementalOSVersionExtra != "" || u.IsSecurityResponse || u.IsConfigDataUpdate || u.IsFirmwareUpdate {
 			continue
 		}
-		if v, err := catalog.ParseVersion(u.Version); err == nil && v == want {
-			return u.ProductKey
+		if v, err := catalog.ParseVersion(u.Version); err != nil || v != want {
+			continue
+		}
+		rank := 1 // OTA
+		if u.IsMajorOSUpdate && !isOTAKey(u.ProductKey) {
+			rank = 2 // full installer
+		}
+		if best == "" || rank < bestRank || (rank == bestRank && u.ProductKey < best) {
+			best, bestRank = u.ProductKey, rank
 		}
 	}
-	return ""
+	return best
 }
 
+// isOTAKey reports whether a product key names an OTA update. macOS names
+// them MSU_UPDATE_<build>_patch_<version>[_minor|_major|_rsr] (observed, not
+// documented: PROTOCOL.md §5.1). A major update under another key is an
+// InstallAssistant full installer, which takes InstallASAP only: macOS 14
+// stopped listing those, and OTA updates "support all InstallAction
+// options" (AvailableOSUpdates schema).
+func isOTAKey(k string) bool { return strings.HasPrefix(k, "MSU_UPDATE_") }
+
+// pickResult returns the entry for key, else the first (items is not empty).
 func pickResult(items []UpdateResult, key string) *UpdateResult {
 	for i := range items {
 		if key != "" && items[i].ProductKey == key {
 			return &items[i]
 		}
 	}
-	if len(items) > 0 {
-		return &items[0]
-	}
-	return nil
+	return &items[0]
 }
 
 func pickStatus(list []UpdateStatus, key string) *UpdateStatus {
@@ -584,6 +704,14 @@ func chainText(chain []mdm.ErrorChainItem) string {
 		parts = append(parts, fmt.Sprintf("%s %d: %s", c.ErrorDomain, c.ErrorCode, truncate(d)))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// resultChainSuffix appends Apple's error chain of an UpdateResults entry.
+func resultChainSuffix(it *UpdateResult) string {
+	if len(it.ErrorChain) == 0 {
+		return ""
+	}
+	return " (" + resultChain(it) + ")"
 }
 
 func resultChain(it *UpdateResult) string {

@@ -72,14 +72,18 @@ func TestStep(t *testing.T) {
 		step  string
 	}{
 		{"pending scans", softwareupdate.PhasePending, nil,
-			[]string{"ScheduleOSUpdateScan Force", "AvailableOSUpdates"}, StepScan},
+			[]string{"ScheduleOSUpdateScan Force"}, StepScan},
+		{"pending lists once the scan had time to run", softwareupdate.PhasePending, func(st *scheduler.State) { st.Step = StepScan; st.NextCheck = now },
+			[]string{"AvailableOSUpdates"}, StepList},
+		{"pending waits while the scan runs", softwareupdate.PhasePending, func(st *scheduler.State) { st.Step = StepScan; st.NextCheck = now.Add(time.Minute) },
+			nil, StepScan},
 		{"pending with a key waits", softwareupdate.PhasePending, func(st *scheduler.State) { st.ProductKey = "K" }, nil, ""},
 		{"notify downloads by key with high priority", softwareupdate.PhaseNotify, func(st *scheduler.State) { st.ProductKey = "K"; st.Step = StepScan },
 			[]string{"ScheduleOSUpdate DownloadOnly/High key=K"}, StepDownload},
 		{"notify on 12.2 has no priority", softwareupdate.PhaseNotify, func(st *scheduler.State) { st.Facts.OSVersion = "12.2"; st.Target = "12.7" },
 			[]string{"ScheduleOSUpdate DownloadOnly version=12.7"}, StepDownload},
 		{"notify on macOS 11 without a key scans first", softwareupdate.PhaseNotify, func(st *scheduler.State) { st.Facts.OSVersion = "11.7"; st.Target = "11.7.10" },
-			[]string{"ScheduleOSUpdateScan Force", "AvailableOSUpdates"}, StepScan},
+			[]string{"ScheduleOSUpdateScan Force"}, StepScan},
 		{"major download has no priority", softwareupdate.PhaseNotify, func(st *scheduler.State) { st.MajorUpgrade = true; st.Facts.OSVersion = "14.6" },
 			[]string{"ScheduleOSUpdate DownloadOnly version=15.2"}, StepDownload},
 		{"notify polls after the download was acknowledged", softwareupdate.PhaseNotify, func(st *scheduler.State) { st.Step = StepDownload; st.NextCheck = now },
@@ -107,7 +111,9 @@ func TestStep(t *testing.T) {
 			st.Attempts = 1
 			st.InstallAction = ActionInstallASAP
 		}, []string{"ScheduleOSUpdate InstallASAP version=15.2"}, StepForce},
-		{"enforce gives up after MaxAttempts", softwareupdate.PhaseEnforce, func(st *scheduler.State) { st.Step = StepVerify; st.NextCheck = now; st.Attempts = 5 }, nil, StepVerify},
+		{"enforce gives up after MaxAttempts", softwareupdate.PhaseEnforce, func(st *scheduler.State) { st.Step = StepVerify; st.NextCheck = now; st.Attempts = 5 }, nil, StepGaveUp},
+		{"a daily retry after giving up sends one more", softwareupdate.PhaseEnforce, func(st *scheduler.State) { st.Step = StepGaveUp; st.Attempts = 5 },
+			[]string{"ScheduleOSUpdate InstallForceRestart version=15.2"}, StepForce},
 		{"declarative path: never a legacy command", softwareupdate.PhaseEnforce, func(st *scheduler.State) { st.Path = softwareupdate.PathDeclarative }, nil, ""},
 		{"unsupervised: a failure, no command", softwareupdate.PhaseNotify, func(st *scheduler.State) { st.Facts.Supervised = false }, nil, ""},
 		{"compliant: nothing", softwareupdate.PhaseCompliant, nil, nil, ""},
@@ -260,7 +266,7 @@ func TestHandleResult(t *testing.T) {
 		},
 			scheduler.Result{RequestType: "ScheduleOSUpdate", CommandUUID: "CMD", Status: mdm.Error, ErrorChain: []mdm.ErrorChainItem{{ErrorCode: 12070, ErrorDomain: "MCMDMErrorDomain", USEnglishDescription: "This command requires a supervised device"}}},
 			func(t *testing.T, st *scheduler.State, ev []scheduler.Transition) {
-				if !strings.Contains(st.Failure, "12070") || !strings.Contains(st.Failure, "supervised") || st.Attempts != 1 {
+				if !strings.Contains(st.Failure, "12070") || !strings.Contains(st.Failure, "supervised") || st.Attempts != 0 || st.Errors != 1 {
 					t.Errorf("state = %+v", st)
 				}
 			}},
@@ -315,7 +321,7 @@ func TestHandleResult(t *testing.T) {
 		},
 			scheduler.Result{RequestType: "OSUpdateStatus", CommandUUID: "CMD", Status: mdm.Acknowledged, Raw: report(t, map[string]any{"OSUpdateStatus": []any{}})},
 			func(t *testing.T, st *scheduler.State, ev []scheduler.Transition) {
-				if st.Step != "" || st.Attempts != 1 {
+				if st.Step != "" || st.Attempts != 0 || st.Errors != 1 {
 					t.Errorf("state = %+v", st)
 				}
 			}},
@@ -362,16 +368,14 @@ func TestFailureBackoffIsBounded(t *testing.T) {
 			Raw: updateResults(t, ActionDownloadOnly, "DownloadFailed")}, now); err != nil {
 			t.Fatal(err)
 		}
-		if st.RetryAt.IsZero() {
-			retries = append(retries, "never")
-		} else {
-			retries = append(retries, st.RetryAt.Sub(now).String())
-		}
+		retries = append(retries, st.RetryAt.Sub(now).String())
 	}
-	if have, want := strings.Join(retries, " "), "1h0m0s 2h0m0s 4h0m0s 6h0m0s never"; have != want {
+	// Without a deadline a step that keeps failing is retried at RetryMax,
+	// never abandoned.
+	if have, want := strings.Join(retries, " "), "1h0m0s 2h0m0s 4h0m0s 6h0m0s 6h0m0s"; have != want {
 		t.Errorf("retries = %s, want %s", have, want)
 	}
-	if !strings.Contains(st.Failure, "gave up after 5 attempts") {
+	if !strings.Contains(st.Failure, "DownloadFailed") {
 		t.Errorf("failure = %q", st.Failure)
 	}
 }

@@ -20,6 +20,8 @@ type AvailableUpdate struct {
 	Build                      string `plist:",omitempty"`
 	IsMajorOSUpdate            bool   `plist:",omitempty"`
 	IsSecurityResponse         bool   `plist:",omitempty"`
+	IsConfigDataUpdate         bool   `plist:",omitempty"`
+	IsFirmwareUpdate           bool   `plist:",omitempty"`
 	SupplementalOSVersionExtra string `plist:",omitempty"`
 	RequiresBootstrapToken     bool   `plist:",omitempty"`
 }
@@ -66,14 +68,19 @@ func DecodeAvailableOSUpdates(raw []byte) ([]AvailableUpdate, error) {
 	return v.AvailableOSUpdates, nil
 }
 
+// ErrNoUpdateResults: an acknowledged ScheduleOSUpdate without UpdateResults
+// (or with an empty list). Apple documents it after a restart for a re-sent
+// command; it means "ask the Mac for its version", not a failure.
+var ErrNoUpdateResults = errors.New("ScheduleOSUpdate response without UpdateResults")
+
 // DecodeUpdateResults decodes an acknowledged ScheduleOSUpdate report.
 func DecodeUpdateResults(raw []byte) ([]UpdateResult, error) {
 	var v struct{ UpdateResults []UpdateResult }
 	if err := decode("ScheduleOSUpdate", raw, &v); err != nil {
 		return nil, err
 	}
-	if v.UpdateResults == nil {
-		return nil, errors.New("ScheduleOSUpdate response without UpdateResults")
+	if len(v.UpdateResults) == 0 {
+		return nil, ErrNoUpdateResults
 	}
 	return v.UpdateResults, nil
 }

@@ -46,7 +46,9 @@ func TestFailureAndStartNow(t *testing.T) {
 			t.Fatalf("%v: sent %q, want %q", when.Sub(t0), have, want)
 		}
 	}
-	step(t0, "byod DeviceInformation", "tight DeviceInformation", "tight ScheduleOSUpdateScan", "tight AvailableOSUpdates")
+	step(t0, "byod DeviceInformation", "tight DeviceInformation", "tight ScheduleOSUpdateScan")
+	// The scan runs in the background: the list is asked once it had time.
+	step(t0.Add(10*time.Minute), "tight AvailableOSUpdates")
 	if st := state(t, s, byod); st.Phase != softwareupdate.PhaseFailed || !strings.Contains(st.Failure, "not supervised") {
 		t.Fatalf("byod = %s %q", st.Phase, st.Failure)
 	}

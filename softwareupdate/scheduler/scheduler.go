@@ -353,7 +353,7 @@ func (s *Scheduler) Retry(ctx context.Context, id, actor string) (*State, error)
 		}
 		old := st.Failure
 		st.ClearFailure()
-		st.Attempts = 0
+		st.Attempts, st.Errors = 0, 0
 		st.Step, st.Awaiting = "", ""
 		return []Transition{{At: now.UTC(), Kind: EventReset, Reason: "failure cleared by " + actor + ": " + old}}, nil
 	})

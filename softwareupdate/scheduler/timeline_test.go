@@ -91,20 +91,23 @@ func TestTimeline(t *testing.T) {
 		return x
 	}
 
-	// Enrollment: inventory, then the pending phase learns product keys.
+	// Enrollment: inventory, then the pending phase learns product keys:
+	// a scan, and the list once the scan had time to run.
 	step(t0,
 		w(t0, "old", "DeviceInformation"),
-		w(t0, "sequoia", "DeviceInformation"), w(t0, "sequoia", "ScheduleOSUpdateScan"), w(t0, "sequoia", "AvailableOSUpdates"),
-		w(t0, "sonoma", "DeviceInformation"), w(t0, "sonoma", "ScheduleOSUpdateScan"), w(t0, "sonoma", "AvailableOSUpdates"),
-		w(t0, "traveller", "DeviceInformation"), w(t0, "traveller", "ScheduleOSUpdateScan"), w(t0, "traveller", "AvailableOSUpdates"),
+		w(t0, "sequoia", "DeviceInformation"), w(t0, "sequoia", "ScheduleOSUpdateScan"),
+		w(t0, "sonoma", "DeviceInformation"), w(t0, "sonoma", "ScheduleOSUpdateScan"),
+		w(t0, "traveller", "DeviceInformation"), w(t0, "traveller", "ScheduleOSUpdateScan"),
 	)
+	list := t0.Add(10 * time.Minute)
+	step(list, w(list, "sequoia", "AvailableOSUpdates"), w(list, "sonoma", "AvailableOSUpdates"), w(list, "traveller", "AvailableOSUpdates"))
 	wantPhase(t, s, old, softwareupdate.PhaseUnsupported)
 	wantPhase(t, s, sonoma, softwareupdate.PhasePending)
 	if st := state(t, s, sonoma); st.Target != "14.6.1" || st.ProductKey != "MSU_UPDATE_23G93_patch_14.6.1_minor" || !st.Deadline.Equal(D) {
 		t.Fatalf("sonoma state = %+v", st)
 	}
 	// A second pass at the same instant sends nothing.
-	step(t0)
+	step(list)
 
 	traveller.dev.SetOffline(true)
 	step(D.Add(-6 * 24 * time.Hour))

@@ -138,8 +138,12 @@ type State struct {
 	Downloaded bool   `json:"downloaded,omitempty"`
 	// StartNowAt is when the user asked to install now (agent).
 	StartNowAt time.Time `json:"start_now_at,omitzero"`
-	// Attempts counts re-sends of the current step (bounded, with backoff).
+	// Attempts counts the install commands sent for the target (Start Now
+	// and forced installs), once each, when they are sent.
 	Attempts int `json:"attempts,omitempty"`
+	// Errors counts the failed answers in a row to the current steps (the
+	// backoff exponent); progress resets it.
+	Errors int `json:"errors,omitempty"`
 	// Failure is a surfaced failure reason; RetryAt when to try again
 	// (zero: only an event or an admin clears it).
 	Failure   string    `json:"failure,omitempty"`
@@ -157,7 +161,7 @@ func (s *State) ResetEnforcement() {
 	s.NextCheck = time.Time{}
 	s.ProductKey, s.Downloaded, s.InstallAction = "", false, ""
 	s.StartNowAt = time.Time{}
-	s.Attempts = 0
+	s.Attempts, s.Errors = 0, 0
 	s.ClearFailure()
 }
 

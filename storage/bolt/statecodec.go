@@ -21,7 +21,8 @@ import (
 // but DeviceID (the record's key) in declaration order; strings as uvarint
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
-// uvarint of flags.
+// uvarint of flags. Fields added later (Errors) are appended and read only
+// when present, so older records still decode.
 const stateCodecV1 = 0x01
 
 const (
@@ -97,6 +98,8 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.FailureAt)
 	w.time(st.RetryAt)
 	w.time(st.NextDue)
+	// Fields added after version 1 follow, each optional on reading.
+	w.int(int64(st.Errors))
 	return w
 }
 
@@ -200,6 +203,9 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	st.FailureAt = r.time()
 	st.RetryAt = r.time()
 	st.NextDue = r.time()
+	if r.err == nil && len(r.b) > 0 { // absent in records written before it
+		st.Errors = int(r.int())
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt
 	}

@@ -167,3 +167,19 @@ func TestUpgradeToSchema2(t *testing.T) {
 		t.Fatalf("state after upgrade = %+v, %v\nwant %+v", got[0], err, old)
 	}
 }
+
+// TestStateCodecReadsRecordsWithoutErrors: a record written before the
+// Errors field existed (it ends after NextDue) still decodes, with Errors 0.
+func TestStateCodecReadsRecordsWithoutErrors(t *testing.T) {
+	st := fillState(t)
+	st.Errors = 0
+	v := encodeState(st)
+	old := v[:len(v)-1] // Errors 0 is one trailing byte
+	got, err := decodeState(st.DeviceID, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Fatalf("old record\n got %+v\nwant %+v", got, st)
+	}
+}
