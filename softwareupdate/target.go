@@ -112,6 +112,28 @@ func (h *hardware) supports(r *catalog.Release) bool {
 	return false
 }
 
+// supportsFrom is supports for a Mac running cur: a Mac already on r's
+// major can install r if its board is listed by any release of that major
+// or by the newest release (see catalog.Catalog.MajorSupports), so that one
+// release's short device list does not strand it.
+func (h *hardware) supportsFrom(cat *catalog.Catalog, r *catalog.Release, cur catalog.Version) bool {
+	if h.supports(r) {
+		return true
+	}
+	if r.Version.Major() != cur.Major() {
+		return false
+	}
+	if h.hasRef {
+		return cat.MajorSupports(cur.Major(), h.ref)
+	}
+	for _, b := range h.boards {
+		if cat.MajorSupports(cur.Major(), cat.BoardRef(b)) {
+			return true
+		}
+	}
+	return false
+}
+
 const (
 	reasonNotManaged = "the policy does not manage updates"
 	reasonUnknownOS  = "the Mac has not reported its OS version"
@@ -136,7 +158,9 @@ const (
 // anchors the deadline (see PersonalDeadline).
 //
 // A Mac at or above the target is compliant (never downgrade). A target its
-// board ID does not support is StatusUnsupported. Supplemental releases
+// board ID does not support is StatusUnsupported; for a Mac already on the
+// target's major, "supported" means listed by any release of that major or
+// by the newest release, as feeds list devices unevenly. Supplemental releases
 // (RSR/BSI) are never targets.
 func ResolveTarget(p Policy, dev DeviceFacts, cat *catalog.Catalog, now time.Time) Target {
 	switch p.Mode {
@@ -172,7 +196,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 		rs := cat.Major(cur.Major())
 		for i := len(rs) - 1; i >= 0; i-- {
 			r := &rs[i]
-			if !hw.supports(r) {
+			if !hw.supportsFrom(cat, r, cur) {
 				continue
 			}
 			if cur.Compare(r.Version) >= 0 {
@@ -194,7 +218,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 		return Target{Status: StatusCompliant, Reason: reasonCompliant, Version: min}
 	}
 	rel, ok := cat.Lookup(min)
-	if ok && !hw.supports(&rel) {
+	if ok && !hw.supportsFrom(cat, &rel, cur) {
 		return Target{Status: StatusUnsupported, Version: min, Build: rel.Build, Release: rel,
 			Reason: fmt.Sprintf("%s is not supported by %s", hw.describe(), rel.Name())}
 	}
@@ -233,7 +257,7 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 		if !p.AllowMajorUpgrades && r.Version.Major() != cur.Major() {
 			break // ascending order: the current major's releases come first
 		}
-		if !hw.supports(r) {
+		if !hw.supportsFrom(cat, r, cur) {
 			unsupported = r
 			continue
 		}
