@@ -140,6 +140,7 @@ const (
 	reasonCompliant  = "runs the target version or newer"
 	reasonNoNewer    = "no newer release applies to this Mac"
 	reasonRequired   = "must update to the target version"
+	reasonAllExpired = "every newer release this Mac can install has expired in Apple's feed (is the release catalog current?)"
 )
 
 // ResolveTarget decides which version dev must reach under policy p, given
@@ -161,7 +162,8 @@ const (
 // board ID does not support is StatusUnsupported; for a Mac already on the
 // target's major, "supported" means listed by any release of that major or
 // by the newest release, as feeds list devices unevenly. Supplemental releases
-// (RSR/BSI) are never targets.
+// (RSR/BSI) and releases past the feed's expiration date are never chosen
+// as targets (a manual policy's own minimum version is the admin's choice).
 func ResolveTarget(p Policy, dev DeviceFacts, cat *catalog.Catalog, now time.Time) Target {
 	switch p.Mode {
 	case ModeAutomatic, ModeManual:
@@ -174,7 +176,7 @@ func ResolveTarget(p Policy, dev DeviceFacts, cat *catalog.Catalog, now time.Tim
 	hw := hardwareOf(&dev, cat)
 	var t Target
 	if p.Mode == ModeManual {
-		t = resolveManual(&p, dev.OSVersion, &hw, cat)
+		t = resolveManual(&p, dev.OSVersion, &hw, cat, now)
 	} else {
 		t = resolveAutomatic(&p, dev.OSVersion, &hw, cat, now)
 	}
@@ -186,7 +188,7 @@ func invalidPolicy(err error) Target {
 	return Target{Status: StatusInvalidPolicy, Reason: "policy cannot be evaluated: " + err.Error()}
 }
 
-func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Catalog) Target {
+func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Catalog, now time.Time) Target {
 	min, err := catalog.ParseVersion(p.MinimumVersion)
 	if err != nil {
 		return invalidPolicy(err)
@@ -196,7 +198,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 		rs := cat.Major(cur.Major())
 		for i := len(rs) - 1; i >= 0; i-- {
 			r := &rs[i]
-			if !hw.supportsFrom(cat, r, cur) {
+			if r.Expired(now) || !hw.supportsFrom(cat, r, cur) {
 				continue
 			}
 			if cur.Compare(r.Version) >= 0 {
@@ -207,7 +209,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 				Reason: fmt.Sprintf("minimum %s needs a major upgrade, which the policy does not allow: latest macOS %d instead", min, cur.Major()),
 			}
 		}
-		if len(rs) > 0 && rs[len(rs)-1].Version.Compare(cur) > 0 {
+		if len(rs) > 0 && rs[len(rs)-1].Version.Compare(cur) > 0 && !rs[len(rs)-1].Expired(now) {
 			r := rs[len(rs)-1]
 			return Target{Status: StatusUnsupported, Version: r.Version, Build: r.Build, Release: r,
 				Reason: fmt.Sprintf("%s is not supported by %s", hw.describe(), r.Name())}
@@ -250,7 +252,9 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 	}
 	cutoff := time.Date(y, m, d-p.DelayDays, 0, 0, 0, 0, time.UTC)
 
-	var newestDue, oldest, unsupported *catalog.Release
+	// oldest anchors the deadline (expired releases included: a Mac that
+	// missed them is late since then); targets are never expired.
+	var newestDue, next, oldest, unsupported *catalog.Release
 	cands := cat.Newer(cur)
 	for i := range cands {
 		r := &cands[i]
@@ -264,8 +268,13 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 		if oldest == nil || !r.PostingDate.After(oldest.PostingDate) {
 			oldest = r // earliest posting; the newest version among equals
 		}
+		if r.Expired(now) {
+			continue // Apple's feed withdrew it: never a target
+		}
 		if !r.PostingDate.After(cutoff) {
 			newestDue = r
+		} else if next == nil || !r.PostingDate.After(next.PostingDate) {
+			next = r
 		}
 	}
 	if oldest == nil {
@@ -277,7 +286,10 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 	}
 	tr := newestDue
 	if tr == nil {
-		tr = oldest // nothing required yet: the next release to become required
+		tr = next // nothing required yet: the next release to become required
+	}
+	if tr == nil {
+		return Target{Status: StatusCompliant, Reason: reasonAllExpired}
 	}
 	return Target{
 		Status: StatusRequired, Reason: reasonRequired,

@@ -1,6 +1,7 @@
 package softwareupdate
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,61 @@ func TestSupportFromTheWholeMajor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkTarget(t, ResolveTarget(tc.policy, tc.dev, cat, now), tc.want)
 		})
+	}
+}
+
+// TestExpiredNeverTarget: a release whose gdmf expiration date has passed
+// is never chosen as a target, but a Mac that missed it stays late from
+// its posting date.
+func TestExpiredNeverTarget(t *testing.T) {
+	rel := func(ver, posted, expires string) catalog.Release {
+		r := catalog.Release{Version: v(ver), PostingDate: day(posted), SupportedDevices: []string{"J413AP"}}
+		if expires != "" {
+			r.ExpirationDate = day(expires)
+		}
+		return r
+	}
+	cat, err := catalog.New(
+		rel("15.3", "2025-01-01", ""),
+		rel("15.4", "2025-02-01", ""),
+		rel("15.5", "2025-03-01", "2025-03-18"),
+		rel("15.6", "2025-03-20", ""),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto := Policy{Mode: ModeAutomatic, DelayDays: 14, TimeOfDay: "12:00", TimeZone: "UTC"}
+	dev := DeviceFacts{OSVersion: v("15.3"), BoardID: "J413AP"}
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want wantTarget
+	}{
+		// 15.5 is due and not yet expired: it is the target.
+		{"before expiry", utc(2025, 3, 16, 13, 0), wantTarget{status: StatusRequired, version: "15.5", posted: "2025-02-01"}},
+		// 15.5 expired: the newest unexpired due release (15.4) is the target.
+		{"after expiry", utc(2025, 3, 19, 13, 0), wantTarget{status: StatusRequired, version: "15.4", posted: "2025-02-01"}},
+		// 15.6 due later.
+		{"next release due", utc(2025, 4, 10, 13, 0), wantTarget{status: StatusRequired, version: "15.6", posted: "2025-02-01"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkTarget(t, ResolveTarget(auto, dev, cat, tc.now), tc.want)
+		})
+	}
+	// Only expired releases newer than the Mac: nothing to enforce, and the
+	// reason points at the catalog.
+	old, err := catalog.New(rel("15.3", "2025-01-01", ""), rel("15.4", "2025-02-01", "2025-03-15"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ResolveTarget(auto, dev, old, utc(2025, 4, 1, 13, 0))
+	if got.Status != StatusCompliant || !strings.Contains(got.Reason, "expired") {
+		t.Errorf("only expired releases: %s (%s), want compliant because they expired", got.Status, got.Reason)
+	}
+	// Manual, majors off, older major: the latest unexpired release of the Mac's major.
+	manual := Policy{Mode: ModeManual, MinimumVersion: "26.0", Date: "2025-09-01", TimeOfDay: "17:00", TimeZone: "UTC"}
+	got = ResolveTarget(manual, dev, old, utc(2025, 4, 1, 13, 0))
+	if got.Status == StatusRequired || got.Status == StatusUnsupported {
+		t.Errorf("manual within the major, only an expired newer release: %s %s (%s)", got.Status, got.Version, got.Reason)
 	}
 }

@@ -221,11 +221,16 @@ func (c *Catalog) Add(r Release) error {
 // published the release (gdmf re-posts old releases with new dates); SOFA
 // contributes release dates and CVE data; manual releases fill in what the
 // feeds lack. The result does not depend on the order of merging.
-func (c *Catalog) Merge(others ...*Catalog) {
+func (c *Catalog) Merge(others ...*Catalog) { c.MergeCount(others...) }
+
+// MergeCount is Merge, and says how many releases were new to c and how
+// many it already had changed (a new build, date, device or CVE).
+func (c *Catalog) MergeCount(others ...*Catalog) (added, changed int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur := c.load()
 	m := cur.index()
+	before := cur.index()
 	models := cloneModels(cur.boardsByModel)
 	for _, o := range others {
 		s := o.load()
@@ -243,7 +248,15 @@ func (c *Catalog) Merge(others ...*Catalog) {
 			models[model] = sortedSet(append(slices.Clone(models[model]), boards...))
 		}
 	}
+	for k, r := range m {
+		if old, ok := before[k]; !ok {
+			added++
+		} else if !sameRelease(&old, &r) {
+			changed++
+		}
+	}
 	c.snap.Store(buildSnapshot(m, models, cur.boards))
+	return added, changed
 }
 
 // index returns a fresh map of the snapshot's releases by key.
