@@ -112,12 +112,35 @@ func (h *hardware) supports(r *catalog.Release) bool {
 	return false
 }
 
+// supportsFrom is supports for a Mac running cur: a Mac already on r's
+// major can install r if its board is listed by any release of that major
+// or by the newest release (see catalog.Catalog.MajorSupports), so that one
+// release's short device list does not strand it.
+func (h *hardware) supportsFrom(cat *catalog.Catalog, r *catalog.Release, cur catalog.Version) bool {
+	if h.supports(r) {
+		return true
+	}
+	if r.Version.Major() != cur.Major() {
+		return false
+	}
+	if h.hasRef {
+		return cat.MajorSupports(cur.Major(), h.ref)
+	}
+	for _, b := range h.boards {
+		if cat.MajorSupports(cur.Major(), cat.BoardRef(b)) {
+			return true
+		}
+	}
+	return false
+}
+
 const (
 	reasonNotManaged = "the policy does not manage updates"
 	reasonUnknownOS  = "the Mac has not reported its OS version"
 	reasonCompliant  = "runs the target version or newer"
 	reasonNoNewer    = "no newer release applies to this Mac"
 	reasonRequired   = "must update to the target version"
+	reasonAllExpired = "every newer release this Mac can install has expired in Apple's feed (is the release catalog current?)"
 )
 
 // ResolveTarget decides which version dev must reach under policy p, given
@@ -136,8 +159,11 @@ const (
 // anchors the deadline (see PersonalDeadline).
 //
 // A Mac at or above the target is compliant (never downgrade). A target its
-// board ID does not support is StatusUnsupported. Supplemental releases
-// (RSR/BSI) are never targets.
+// board ID does not support is StatusUnsupported; for a Mac already on the
+// target's major, "supported" means listed by any release of that major or
+// by the newest release, as feeds list devices unevenly. Supplemental releases
+// (RSR/BSI) and releases past the feed's expiration date are never chosen
+// as targets (a manual policy's own minimum version is the admin's choice).
 func ResolveTarget(p Policy, dev DeviceFacts, cat *catalog.Catalog, now time.Time) Target {
 	switch p.Mode {
 	case ModeAutomatic, ModeManual:
@@ -150,7 +176,7 @@ func ResolveTarget(p Policy, dev DeviceFacts, cat *catalog.Catalog, now time.Tim
 	hw := hardwareOf(&dev, cat)
 	var t Target
 	if p.Mode == ModeManual {
-		t = resolveManual(&p, dev.OSVersion, &hw, cat)
+		t = resolveManual(&p, dev.OSVersion, &hw, cat, now)
 	} else {
 		t = resolveAutomatic(&p, dev.OSVersion, &hw, cat, now)
 	}
@@ -162,7 +188,7 @@ func invalidPolicy(err error) Target {
 	return Target{Status: StatusInvalidPolicy, Reason: "policy cannot be evaluated: " + err.Error()}
 }
 
-func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Catalog) Target {
+func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Catalog, now time.Time) Target {
 	min, err := catalog.ParseVersion(p.MinimumVersion)
 	if err != nil {
 		return invalidPolicy(err)
@@ -172,7 +198,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 		rs := cat.Major(cur.Major())
 		for i := len(rs) - 1; i >= 0; i-- {
 			r := &rs[i]
-			if !hw.supports(r) {
+			if r.Expired(now) || !hw.supportsFrom(cat, r, cur) {
 				continue
 			}
 			if cur.Compare(r.Version) >= 0 {
@@ -183,7 +209,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 				Reason: fmt.Sprintf("minimum %s needs a major upgrade, which the policy does not allow: latest macOS %d instead", min, cur.Major()),
 			}
 		}
-		if len(rs) > 0 && rs[len(rs)-1].Version.Compare(cur) > 0 {
+		if len(rs) > 0 && rs[len(rs)-1].Version.Compare(cur) > 0 && !rs[len(rs)-1].Expired(now) {
 			r := rs[len(rs)-1]
 			return Target{Status: StatusUnsupported, Version: r.Version, Build: r.Build, Release: r,
 				Reason: fmt.Sprintf("%s is not supported by %s", hw.describe(), r.Name())}
@@ -194,7 +220,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 		return Target{Status: StatusCompliant, Reason: reasonCompliant, Version: min}
 	}
 	rel, ok := cat.Lookup(min)
-	if ok && !hw.supports(&rel) {
+	if ok && !hw.supportsFrom(cat, &rel, cur) {
 		return Target{Status: StatusUnsupported, Version: min, Build: rel.Build, Release: rel,
 			Reason: fmt.Sprintf("%s is not supported by %s", hw.describe(), rel.Name())}
 	}
@@ -226,22 +252,29 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 	}
 	cutoff := time.Date(y, m, d-p.DelayDays, 0, 0, 0, 0, time.UTC)
 
-	var newestDue, oldest, unsupported *catalog.Release
+	// oldest anchors the deadline (expired releases included: a Mac that
+	// missed them is late since then); targets are never expired.
+	var newestDue, next, oldest, unsupported *catalog.Release
 	cands := cat.Newer(cur)
 	for i := range cands {
 		r := &cands[i]
 		if !p.AllowMajorUpgrades && r.Version.Major() != cur.Major() {
 			break // ascending order: the current major's releases come first
 		}
-		if !hw.supports(r) {
+		if !hw.supportsFrom(cat, r, cur) {
 			unsupported = r
 			continue
 		}
 		if oldest == nil || !r.PostingDate.After(oldest.PostingDate) {
 			oldest = r // earliest posting; the newest version among equals
 		}
+		if r.Expired(now) {
+			continue // Apple's feed withdrew it: never a target
+		}
 		if !r.PostingDate.After(cutoff) {
 			newestDue = r
+		} else if next == nil || !r.PostingDate.After(next.PostingDate) {
+			next = r
 		}
 	}
 	if oldest == nil {
@@ -253,7 +286,10 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 	}
 	tr := newestDue
 	if tr == nil {
-		tr = oldest // nothing required yet: the next release to become required
+		tr = next // nothing required yet: the next release to become required
+	}
+	if tr == nil {
+		return Target{Status: StatusCompliant, Reason: reasonAllExpired}
 	}
 	return Target{
 		Status: StatusRequired, Reason: reasonRequired,

@@ -40,6 +40,15 @@ func (t *boardTable) extend(boards map[string]struct{}) *boardTable {
 	return n
 }
 
+// lookup returns the index of a board; a nil table knows none.
+func (t *boardTable) lookup(boardID string) (int32, bool) {
+	if t == nil {
+		return -1, false
+	}
+	i, ok := t.index[boardID]
+	return i, ok
+}
+
 // bits returns the bitset of the given boards.
 func (t *boardTable) bits(boards []string) []uint64 {
 	out := make([]uint64, (len(t.index)+63)/64)

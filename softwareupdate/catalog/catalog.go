@@ -37,6 +37,7 @@ type snapshot struct {
 	boardsByModel map[string][]string // model identifier ("Mac14,2") -> board IDs, from SOFA v2
 	boardSpelling map[string]string   // upper-cased board ID -> Apple's spelling
 	boards        *boardTable         // interned board IDs of all releases
+	majorBits     map[int][]uint64    // major -> boards of any of its releases or of the newest release
 }
 
 var emptySnapshot = &snapshot{}
@@ -220,11 +221,16 @@ func (c *Catalog) Add(r Release) error {
 // published the release (gdmf re-posts old releases with new dates); SOFA
 // contributes release dates and CVE data; manual releases fill in what the
 // feeds lack. The result does not depend on the order of merging.
-func (c *Catalog) Merge(others ...*Catalog) {
+func (c *Catalog) Merge(others ...*Catalog) { c.MergeCount(others...) }
+
+// MergeCount is Merge, and says how many releases were new to c and how
+// many it already had changed (a new build, date, device or CVE).
+func (c *Catalog) MergeCount(others ...*Catalog) (added, changed int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur := c.load()
 	m := cur.index()
+	before := cur.index()
 	models := cloneModels(cur.boardsByModel)
 	for _, o := range others {
 		s := o.load()
@@ -242,7 +248,15 @@ func (c *Catalog) Merge(others ...*Catalog) {
 			models[model] = sortedSet(append(slices.Clone(models[model]), boards...))
 		}
 	}
+	for k, r := range m {
+		if old, ok := before[k]; !ok {
+			added++
+		} else if !sameRelease(&old, &r) {
+			changed++
+		}
+	}
 	c.snap.Store(buildSnapshot(m, models, cur.boards))
+	return added, changed
 }
 
 // index returns a fresh map of the snapshot's releases by key.
@@ -305,7 +319,56 @@ func buildSnapshot(m map[releaseKey]Release, models map[string][]string, prev *b
 	for i, r := range s.releases {
 		s.versions[i] = r.Version
 	}
+	s.majorBits = majorUnion(s.releases)
 	return s
+}
+
+// majorUnion ORs, per major version, the board bitsets of all its regular
+// releases and of the newest regular release. Feeds sometimes list fewer
+// devices for one release than for its siblings (SOFA's macOS 15.4 lacks the
+// M1 and M2 MacBook Airs that 15.7.9 lists), so one release's list alone
+// wrongly calls a Mac unsupported.
+func majorUnion(releases []Release) map[int][]uint64 {
+	if len(releases) == 0 {
+		return nil
+	}
+	newest := releases[len(releases)-1].boardBits
+	out := map[int][]uint64{}
+	for i := range releases {
+		m := releases[i].Version.Major()
+		u, ok := out[m]
+		if !ok {
+			u = slices.Clone(newest)
+		}
+		for w, bits := range releases[i].boardBits {
+			u[w] |= bits
+		}
+		out[m] = u
+	}
+	return out
+}
+
+// MajorSupports reports whether the board appears in the supported-device
+// list of any regular release of the given major version, or of the newest
+// regular release. A Mac already running that major can install all of its
+// later releases (Apple does not drop hardware within a major), so target
+// resolution asks this before declaring such a Mac unsupported.
+func (c *Catalog) MajorSupports(major int, b BoardRef) bool {
+	s := c.load()
+	idx := b.idx
+	if b.tab != s.boards {
+		i, ok := s.boards.lookup(b.id)
+		if !ok {
+			return false
+		}
+		idx = i
+	}
+	if idx < 0 {
+		return false
+	}
+	u := s.majorBits[major]
+	w := int(idx / 64)
+	return w < len(u) && u[w]&(1<<(idx%64)) != 0
 }
 
 // mergeRelease combines two records of the same release. It is commutative.

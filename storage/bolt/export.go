@@ -73,6 +73,9 @@ func (s *Store) Counts(ctx context.Context) (record.Counts, error) {
 		c[record.UpdateStates] = keys(bMSState)
 		c[record.UpdateHistory] = keys(bMSHist)
 		c[record.AuditLog] = keys(bMSAudit)
+		c[record.CatalogFeeds] = keys(bCatFeed)
+		c[record.CatalogPolls] = keys(bCatPoll)
+		c[record.ManualReleases] = keys(bCatMan)
 		err := tx.Bucket(bPush).ForEach(func(k, v []byte) error {
 			var st mdm.PushState
 			if err := json.Unmarshal(v, &st); err != nil {

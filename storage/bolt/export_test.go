@@ -77,6 +77,9 @@ func TestExport(t *testing.T) {
 		must(s.Commit(ctx, []scheduler.Commit{{State: st, History: []scheduler.Transition{{At: t0, Reason: id}}}}, t0))
 	}
 
+	must(s.PutCatalogFeed(ctx, "gdmf", []byte("{}"), t0))
+	must(s.PutCatalogPoll(ctx, "gdmf", []byte("{}")))
+	must(s.PutManualRelease(ctx, "15.4", []byte("{}")))
 	counts, err := s.Counts(ctx)
 	must(err)
 	got := record.Counts{}
@@ -133,6 +136,12 @@ func TestExport(t *testing.T) {
 	must(s.ExportStates(ctx, func(*scheduler.State) error { count(record.UpdateStates); return nil }))
 	must(s.ExportHistory(ctx, func(e record.HistoryEntry) error { count(record.UpdateHistory); hist = append(hist, e); return nil }))
 	must(s.ExportAudit(ctx, func(a scheduler.AuditEntry) error { count(record.AuditLog); audits = append(audits, a.Seq); return nil }))
+	for _, k := range []string{record.CatalogFeeds, record.CatalogPolls, record.ManualReleases} {
+		must(s.ExportCatalog(ctx, k, func(record.CatalogItem) error { count(k); return nil }))
+	}
+	if err := s.ExportCatalog(ctx, "bogus", func(record.CatalogItem) error { return nil }); err == nil {
+		t.Error("ExportCatalog of an unknown kind succeeded")
+	}
 
 	for _, k := range record.Kinds {
 		if k == record.LastSeen || k == record.PushStates {

@@ -4,7 +4,8 @@
 // results and status history, in FIFO order); API keys; one-time
 // challenges; declarative records and their history; and the Managed OS
 // engine's groups, memberships, policies, exceptions, update states and
-// history, and audit log.
+// history, and audit log; and the release catalog's synced feeds, their
+// poll state and the releases added by hand.
 //
 // Records keep their IDs, sequence numbers and timestamps (PostgreSQL
 // timestamptz columns keep microseconds; times stored in JSON keep
@@ -55,6 +56,7 @@ type Source interface {
 	ExportStates(ctx context.Context, fn func(*scheduler.State) error) error
 	ExportHistory(ctx context.Context, fn func(record.HistoryEntry) error) error
 	ExportAudit(ctx context.Context, fn func(scheduler.AuditEntry) error) error
+	ExportCatalog(ctx context.Context, kind string, fn func(record.CatalogItem) error) error
 }
 
 // Target is the installation copied to (*pgsql.Store).
@@ -175,6 +177,15 @@ func Run(ctx context.Context, from Source, to Target, progress Progress) (Report
 			func() error {
 				return copyKind(ctx, record.AuditLog, src, copied, progress, from.ExportAudit, im.Audit, nil)
 			},
+		}
+		for _, kind := range []string{record.CatalogFeeds, record.CatalogPolls, record.ManualReleases} {
+			steps = append(steps, func() error {
+				export := func(ctx context.Context, fn func(record.CatalogItem) error) error {
+					return from.ExportCatalog(ctx, kind, fn)
+				}
+				load := func(ctx context.Context, items []record.CatalogItem) error { return im.Catalog(ctx, kind, items) }
+				return copyKind(ctx, kind, src, copied, progress, export, load, nil)
+			})
 		}
 		for _, step := range steps {
 			if err := step(); err != nil {

@@ -81,6 +81,7 @@ func newBolt(t testing.TB) *bolt.Store {
 type backend interface {
 	storage.All
 	storage.AgentStore
+	storage.CatalogStore
 	ddm.Store
 	scheduler.Store
 }
@@ -265,6 +266,11 @@ func populate(t *testing.T, s backend) *fixture {
 			{At: at(17 * time.Hour), Kind: scheduler.EventStep, Step: "scan", Reason: "scan for updates"},
 		}}}, at(17*time.Hour)))
 	}
+	// The release catalog: a synced feed, its poll state, releases added by hand.
+	must(t, s.PutCatalogFeed(ctx, "gdmf", []byte(`{"PublicAssetSets":{}}`), at(18*time.Hour)))
+	must(t, s.PutCatalogPoll(ctx, "gdmf", []byte(`{"etag":"\"abc\""}`)))
+	must(t, s.PutManualRelease(ctx, "14.8", []byte(`{"version":"14.8"}`)))
+	must(t, s.PutManualRelease(ctx, "14.9", []byte(`{"version":"14.9"}`)))
 	return f
 }
 
@@ -380,6 +386,9 @@ func compareAll(t *testing.T, f *fixture, b, p backend) {
 	same(t, "unevaluated", read(t, func() ([]string, error) { return p.Unevaluated(ctx, "", 0) }), read(t, func() ([]string, error) { return b.Unevaluated(ctx, "", 0) }))
 	same(t, "due devices", read(t, func() ([]string, error) { return p.DueDevices(ctx, now, 0) }), read(t, func() ([]string, error) { return b.DueDevices(ctx, now, 0) }))
 	same(t, "audit", read(t, func() ([]scheduler.AuditEntry, error) { return p.Audit(ctx, 0, 0) }), read(t, func() ([]scheduler.AuditEntry, error) { return b.Audit(ctx, 0, 0) }))
+	same(t, "catalog feeds", read(t, func() (map[string][]byte, error) { return p.CatalogFeeds(ctx) }), read(t, func() (map[string][]byte, error) { return b.CatalogFeeds(ctx) }))
+	same(t, "catalog polls", read(t, func() (map[string][]byte, error) { return p.CatalogPolls(ctx) }), read(t, func() (map[string][]byte, error) { return b.CatalogPolls(ctx) }))
+	same(t, "manual releases", read(t, func() ([][]byte, error) { return p.ManualReleases(ctx) }), read(t, func() ([][]byte, error) { return b.ManualReleases(ctx) }))
 }
 
 func TestRun(t *testing.T) {

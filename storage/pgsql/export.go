@@ -40,7 +40,10 @@ const countsSQL = `SELECT
 	(SELECT count(*) FROM ms_exceptions),
 	(SELECT count(*) FROM ms_states),
 	(SELECT count(*) FROM ms_history),
-	(SELECT count(*) FROM ms_audit)`
+	(SELECT count(*) FROM ms_audit),
+	(SELECT count(*) FROM catalog_feeds),
+	(SELECT count(*) FROM catalog_polls),
+	(SELECT count(*) FROM catalog_manual)`
 
 var countKinds = []string{
 	record.Devices, record.CertBindings, record.LastSeen, record.PushStates,
@@ -48,6 +51,7 @@ var countKinds = []string{
 	record.APIKeys, record.Challenges, record.Agents, record.AgentEvents, record.DDMRecords, record.DDMEvents,
 	record.Groups, record.Memberships, record.Policies, record.Exceptions,
 	record.UpdateStates, record.UpdateHistory, record.AuditLog,
+	record.CatalogFeeds, record.CatalogPolls, record.ManualReleases,
 }
 
 func counts(ctx context.Context, q querier) (record.Counts, error) {

@@ -36,6 +36,9 @@ const (
 	UpdateStates   = "update_states"   // scheduler.State
 	UpdateHistory  = "update_history"  // HistoryEntry
 	AuditLog       = "audit_log"       // scheduler.AuditEntry
+	CatalogFeeds   = "catalog_feeds"   // CatalogItem: feed kind -> raw feed body
+	CatalogPolls   = "catalog_polls"   // CatalogItem: feed kind -> poll state
+	ManualReleases = "manual_releases" // CatalogItem: version -> release added by hand
 )
 
 // Kinds lists every kind in copy order.
@@ -44,6 +47,13 @@ var Kinds = []string{
 	Commands, QueuedCommands, NotNowCommands,
 	APIKeys, Challenges, Agents, AgentEvents, DDMRecords, DDMEvents,
 	Groups, Memberships, Policies, Exceptions, UpdateStates, UpdateHistory, AuditLog,
+	CatalogFeeds, CatalogPolls, ManualReleases,
+}
+
+// CatalogItem is one record of the release catalog's store, as stored.
+type CatalogItem struct {
+	Key   string
+	Value []byte
 }
 
 // Counts is the number of records per kind.
