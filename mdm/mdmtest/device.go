@@ -131,6 +131,7 @@ type Device struct {
 	downUntil  time.Time
 	profiles   map[string][]byte
 	ddm        ddmState // declarative management (ddm.go)
+	ade        adeState // Automated Device Enrollment (ade.go)
 }
 
 type osState struct {
