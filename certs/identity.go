@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -30,6 +31,12 @@ const (
 // verify and the key must be RSA (2048 to 8192 bits) or ECDSA (P-256,
 // P-384, P-521). Extensions requested in the CSR are ignored.
 func (a *Authority) IssueIdentity(csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error) {
+	return a.issueIdentity(csr, now, nil)
+}
+
+// issueIdentity is IssueIdentity with server-chosen subject alternative
+// name URIs.
+func (a *Authority) issueIdentity(csr *x509.CertificateRequest, now time.Time, uris []*url.URL) (*x509.Certificate, error) {
 	if csr == nil {
 		return nil, errors.New("issue identity: nil certificate request")
 	}
@@ -46,6 +53,7 @@ func (a *Authority) IssueIdentity(csr *x509.CertificateRequest, now time.Time) (
 		RawSubject:  csr.RawSubject,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:        uris,
 	}
 	cert, err := a.issue(tmpl, csr.PublicKey, now, now.Add(a.identityValidity))
 	if err != nil {

@@ -77,7 +77,10 @@ type SCEPHandler struct {
 	challenges ChallengeVerifier
 	issuer     IdentityIssuer
 	clock      Clock
-	logger     *slog.Logger
+
+	bound       BoundChallengeVerifier // WithBoundChallenges
+	boundIssuer BoundIdentityIssuer
+	logger      *slog.Logger
 
 	caCertBody []byte // GetCACert answer
 	caCertType string
@@ -253,20 +256,14 @@ func (h *SCEPHandler) pkiOperation(w http.ResponseWriter, r *http.Request, der [
 		return
 	}
 	now := h.clock.Now()
-	ok, err := h.challenges.VerifyChallenge(ctx, msg.CSRReqMessage.ChallengePassword, now)
+	cert, ok, err := h.verifyAndIssue(ctx, msg.CSRReqMessage.ChallengePassword, csr, now)
 	if err != nil {
-		log.LogAttrs(ctx, slog.LevelError, "scep challenge check failed", slog.Any("err", err))
+		log.LogAttrs(ctx, slog.LevelError, "scep challenge check or issuance failed", slog.Any("err", err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	if !ok {
 		h.fail(ctx, w, log, msg, scep.BadRequest, "wrong, used or expired challenge")
-		return
-	}
-	cert, err := h.issuer.IssueIdentity(csr, now)
-	if err != nil {
-		log.LogAttrs(ctx, slog.LevelError, "scep issue identity failed", slog.Any("err", err))
-		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	rep, err := msg.Success(h.ra, h.raKey, cert)

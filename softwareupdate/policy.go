@@ -132,7 +132,29 @@ type Policy struct {
 	Path EnforcementPath `json:"path,omitempty"`
 	// AllowUnknownVersion accepts a MinimumVersion the catalog does not know.
 	AllowUnknownVersion bool `json:"allow_unknown_version,omitempty"`
+	// SetupMinimum: "required" holds an ADE Mac below the target at Setup
+	// Assistant until it updates (macOS 14+), "off" lets it enroll first.
+	// Empty means required for manual policies and off otherwise.
+	SetupMinimum string `json:"setup_minimum,omitempty"`
 }
+
+// SetupMinimumRequired reports whether ADE Macs below the target wait at
+// Setup Assistant.
+func (p *Policy) SetupMinimumRequired() bool {
+	switch p.SetupMinimum {
+	case SetupMinimumRequired:
+		return p.Mode != ModeUnmanaged
+	case SetupMinimumOff:
+		return false
+	}
+	return p.Mode == ModeManual
+}
+
+// Values of Policy.SetupMinimum.
+const (
+	SetupMinimumRequired = "required"
+	SetupMinimumOff      = "off"
+)
 
 // NoticeDays returns the effective minimum notice in days.
 func (p *Policy) NoticeDays() int {
@@ -247,6 +269,11 @@ func (p *Policy) Validate(now time.Time, cat *catalog.Catalog) error {
 	}
 	if p.RingOffsetDays < 0 || p.RingOffsetDays > MaxRingOffsetDays {
 		fe.add("ring_offset_days", strconv.Itoa(p.RingOffsetDays), ErrOutOfRange, "0 to %d days", MaxRingOffsetDays)
+	}
+	switch p.SetupMinimum {
+	case "", SetupMinimumRequired, SetupMinimumOff:
+	default:
+		fe.add("setup_minimum", p.SetupMinimum, ErrMalformed, "required or off")
 	}
 	switch p.Path {
 	case "", PathAuto, PathLegacy, PathDeclarative:

@@ -71,6 +71,10 @@ func TestPolicyValidate(t *testing.T) {
 		}, "", nil},
 		{"unknown version allowed", manual, func(p *Policy) { p.MinimumVersion, p.AllowUnknownVersion = "26.6.5", true }, "", nil},
 
+		{"setup minimum off", manual, func(p *Policy) { p.SetupMinimum = SetupMinimumOff }, "", nil},
+		{"setup minimum required", automatic, func(p *Policy) { p.SetupMinimum = SetupMinimumRequired }, "", nil},
+		{"bad setup minimum", manual, func(p *Policy) { p.SetupMinimum = "sometimes" }, "setup_minimum", ErrMalformed},
+
 		{"no mode", Policy{}, func(p *Policy) {}, "mode", ErrMissing},
 		{"bad mode", automatic, func(p *Policy) { p.Mode = "sometimes" }, "mode", ErrMalformed},
 		{"no delay", automatic, func(p *Policy) { p.DelayDays = 0 }, "delay_days", ErrMissing},
@@ -198,5 +202,22 @@ func TestExceptionValidate(t *testing.T) {
 				t.Errorf("Validate: err = %v, want %v on %s", err, tt.err, tt.field)
 			}
 		})
+	}
+}
+
+func TestSetupMinimumRequired(t *testing.T) {
+	for _, tc := range []struct {
+		mode  Mode
+		setup string
+		want  bool
+	}{
+		{ModeManual, "", true}, {ModeManual, SetupMinimumOff, false}, {ModeManual, SetupMinimumRequired, true},
+		{ModeAutomatic, "", false}, {ModeAutomatic, SetupMinimumRequired, true},
+		{ModeUnmanaged, SetupMinimumRequired, false},
+	} {
+		p := Policy{Mode: tc.mode, SetupMinimum: tc.setup}
+		if have := p.SetupMinimumRequired(); have != tc.want {
+			t.Errorf("%s/%q: have %v, want %v", tc.mode, tc.setup, have, tc.want)
+		}
 	}
 }

@@ -455,6 +455,7 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 	f.IntVar(&p.MinimumNoticeDays, "notice", 0, "minimum notice in days (default 5)")
 	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")
 	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
+	f.StringVar(&p.SetupMinimum, "setup-minimum", "", "ADE Macs below the target wait at Setup Assistant until they update: required or off (default: required for manual policies)")
 	return func() (softwareupdate.Policy, error) {
 		out := *p
 		out.Mode = softwareupdate.Mode(mode)

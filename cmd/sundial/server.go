@@ -29,6 +29,7 @@ import (
 	"github.com/sundial-mdm/sundial/api/agentapi"
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
+	"github.com/sundial-mdm/sundial/enrollment/ade"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
@@ -64,6 +65,8 @@ type backend interface {
 	storage.AgentStore
 	storage.LeaseStore
 	storage.CatalogStore
+	storage.ADEStore
+	storage.ADEUpdater
 	ddm.Store
 	scheduler.Store
 }
@@ -165,7 +168,10 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 
 	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),
 		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner)}
-	a.svc = service.New(store, clk, sealer, append(opts, a.sched.ServiceOptions()...)...)
+	opts = append(opts, a.sched.ServiceOptions()...)
+	// Last: DeviceConfigured goes behind every enrollment command.
+	opts = append(opts, service.WithCheckinHook(ade.NewSetup(enqueue, store, a.ddm, store, a.manager, clk, log)))
+	a.svc = service.New(store, clk, sealer, opts...)
 	devices := httpmdm.New(a.svc, authority, clk, httpmdm.WithLogger(log), httpmdm.WithCertHeader(cfg.CertHeader))
 
 	var challenges interface {
@@ -198,7 +204,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 	ra, raKey := authority.RA()
-	scep, err := enrollment.NewSCEPHandler(authority.CA(), ra, raKey, challenges, authority, clk, enrollment.WithSCEPLogger(log))
+	bound := enrollment.NewBoundChallenges(store, time.Hour)
+	scep, err := enrollment.NewSCEPHandler(authority.CA(), ra, raKey, challenges, authority, clk, enrollment.WithSCEPLogger(log),
+		enrollment.WithBoundChallenges(bound, authority))
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +214,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	r := mux.NewRouter()
 	r.Handle("/mdm/checkin", devices.Checkin())
 	r.Handle("/mdm/connect", devices.Connect())
+	if err := a.registerADE(r, profiles, bound); err != nil {
+		return nil, err
+	}
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
 	r.HandleFunc("/healthz", a.healthz)

@@ -172,7 +172,13 @@ func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, erro
 	if err := h.verifier.VerifySigner(signer, h.clock.Now()); err != nil {
 		return service.Identity{}, err
 	}
-	return service.Identity{CertHash: signer.Hash()}, nil
+	// An identity issued for Automated Device Enrollment names the one
+	// UDID it may enroll (certs.IssueBoundIdentity).
+	bound, err := certs.BoundUDID(signer.Raw)
+	if err != nil {
+		return service.Identity{}, err
+	}
+	return service.Identity{CertHash: signer.Hash(), BoundUDID: bound}, nil
 }
 
 func (h *Handler) failDecode(w http.ResponseWriter, r *http.Request, err error) {

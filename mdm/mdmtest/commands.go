@@ -48,6 +48,8 @@ func (d *Device) Builtin(ctx context.Context, cmd *Command) Result {
 		return d.removeProfile(cmd)
 	case "ProfileList":
 		return d.profileList()
+	case "DeviceConfigured":
+		return d.deviceConfigured() // ade.go
 	default:
 		return Result{Status: StatusError, ErrorChain: append([]ErrorChainItem(nil), ErrUnknownCommand...)}
 	}
@@ -79,7 +81,7 @@ func (d *Device) deviceInformation(cmd *Command) Result {
 		"DeviceCapacity":                   func() any { return d.DeviceCapacity },
 		"AvailableDeviceCapacity":          func() any { return avail },
 		"SoftwareUpdateDeviceID":           func() any { return d.SoftwareUpdateDeviceID },
-		"AwaitingConfiguration":            func() any { return false },
+		"AwaitingConfiguration":            func() any { return d.AwaitingConfiguration() },
 		"HostName":                         func() any { return host + ".local" },
 		"LocalHostName":                    func() any { return host },
 		"WiFiMAC":                          func() any { return d.WiFiMAC },

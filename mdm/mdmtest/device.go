@@ -132,6 +132,7 @@ type Device struct {
 	profiles   map[string][]byte
 	ddm        ddmState     // declarative management (ddm.go)
 	mis        misbehaviour // misbehave.go
+	ade        adeState     // Automated Device Enrollment (ade.go)
 }
 
 type osState struct {

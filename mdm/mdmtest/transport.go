@@ -176,6 +176,13 @@ func (d *Device) Enroll(ctx context.Context, c *http.Client, profileURL string) 
 	if err != nil {
 		return fmt.Errorf("mdmtest: enroll: get profile: %w", err)
 	}
+	return d.installEnrollmentProfile(ctx, c, body, false)
+}
+
+// installEnrollmentProfile installs a downloaded enrollment profile: verify
+// it, get the identity, then Authenticate and TokenUpdate (with
+// AwaitingConfiguration when the Mac waits in Setup Assistant).
+func (d *Device) installEnrollmentProfile(ctx context.Context, c *http.Client, body []byte, awaiting bool) error {
 	prof, err := ParseProfile(body, d.roots)
 	if err != nil {
 		return fmt.Errorf("mdmtest: enroll: %w", err)
@@ -214,7 +221,10 @@ func (d *Device) Enroll(ctx context.Context, c *http.Client, profileURL string) 
 	if err := d.Authenticate(ctx); err != nil {
 		return fmt.Errorf("mdmtest: enroll: %w", err)
 	}
-	if err := d.TokenUpdate(ctx); err != nil {
+	if _, err := d.Checkin(ctx, TokenUpdateMessage{
+		MessageType: "TokenUpdate", Topic: d.topic(), UDID: d.UDID,
+		Token: d.Token, PushMagic: d.PushMagic, AwaitingConfiguration: awaiting,
+	}); err != nil {
 		return fmt.Errorf("mdmtest: enroll: %w", err)
 	}
 	return nil

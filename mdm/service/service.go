@@ -74,6 +74,9 @@ type DeclarativeHandler interface {
 // Identity is the authenticated certificate of a request.
 type Identity struct {
 	CertHash string
+	// BoundUDID is the UDID the certificate was issued for, when it was
+	// issued against a challenge bound to one device (ADE); "" otherwise.
+	BoundUDID string
 }
 
 // Service implements the MDM check-in and command protocol.
@@ -178,6 +181,10 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 	if msg.MessageType == mdm.Authenticate {
 		if msg.UserChannel() {
 			return nil, fmt.Errorf("%w: Authenticate on the user channel", ErrGone)
+		}
+		if who.BoundUDID != "" && who.BoundUDID != msg.UDID {
+			log.Warn("authenticate refused: identity was issued for another device")
+			return nil, ErrUnauthorized
 		}
 		if err := s.store.Authenticate(ctx, id, msg, who.CertHash, now); err != nil {
 			if errors.Is(err, storage.ErrCertInUse) {

@@ -170,3 +170,13 @@ func rewriteAsSchema(t *testing.T, s *Store, schema uint64, rewrite func(tx *bbo
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+func TestADEConformance(t *testing.T) {
+	storagetest.RunADE(t, func(t *testing.T) storagetest.ADEBackend {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
