@@ -25,7 +25,7 @@ const (
 
 // IssueIdentity issues a device identity certificate for csr, signed by the
 // CA: random 128-bit serial, the CSR's subject (byte for byte), client
-// authentication, valid from shortly before now for the configured
+// authentication, the DeviceIdentityPolicy, valid from shortly before now for the configured
 // validity (default one year, never past the CA). The CSR signature must
 // verify and the key must be RSA (2048 to 8192 bits) or ECDSA (P-256,
 // P-384, P-521). Extensions requested in the CSR are ignored.
@@ -46,6 +46,7 @@ func (a *Authority) IssueIdentity(csr *x509.CertificateRequest, now time.Time) (
 		RawSubject:  csr.RawSubject,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Policies:    []x509.OID{DeviceIdentityPolicy},
 	}
 	cert, err := a.issue(tmpl, csr.PublicKey, now, now.Add(a.identityValidity))
 	if err != nil {
@@ -76,8 +77,9 @@ func checkIdentityKey(pub any) error {
 	return nil
 }
 
-// VerifyIdentity checks that cert chains to the CA at now and allows client
-// authentication. Successful results are cached by the certificate's
+// VerifyIdentity checks that cert chains to the CA at now and was issued as
+// a device identity (client authentication and DeviceIdentityPolicy; see
+// checkDeviceIdentity). Successful results are cached by the certificate's
 // SHA-256 for as long as the certificate and the CA are both valid, since
 // this runs on every device request. Failures wrap ErrUntrusted.
 func (a *Authority) VerifyIdentity(cert *x509.Certificate, now time.Time) error {
@@ -87,6 +89,9 @@ func (a *Authority) VerifyIdentity(cert *x509.Certificate, now time.Time) error 
 	key := sha256.Sum256(cert.Raw)
 	if a.cache.hit(key, now) {
 		return nil
+	}
+	if err := checkDeviceIdentity(cert); err != nil {
+		return err
 	}
 	if err := VerifyChain(cert, a.pool, now); err != nil {
 		return err
