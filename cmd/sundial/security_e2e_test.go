@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -57,5 +58,25 @@ func TestPublicCertificatesAreNoDeviceIdentity(t *testing.T) {
 				t.Errorf("a device record was made: %v", err)
 			}
 		})
+	}
+}
+
+// TestHostileSignatureHeaderOverHTTP: an oversized nested-BER Mdm-Signature
+// is answered 401 without reaching the CMS library (its CPU cost is in
+// certs.BenchmarkHostileSignature), and the server keeps serving.
+func TestHostileSignatureHeaderOverHTTP(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	prefix := []byte{0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x80}
+	for _, n := range []int{48 << 10 / 4, 1000} { // over the cap, and under it but too deep
+		der := append(bytes.Clone(prefix), bytes.Repeat([]byte{0x30, 0x80}, n)...)
+		der = append(der, make([]byte, 2*n+4)...)
+		status, _ := ts.put(t, "/mdm/checkin", checkinCT, authenticateBody("HOSTILE", "x"), base64.StdEncoding.EncodeToString(der))
+		if status != http.StatusUnauthorized {
+			t.Errorf("nesting %d: status = %d, want 401", n, status)
+		}
+	}
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatalf("a real Mac after the hostile headers: %v", err)
 	}
 }
