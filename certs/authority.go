@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -25,6 +26,10 @@ const (
 	SignerCertFile = "profile-signer.pem"
 	SignerKeyFile  = "profile-signer.key"
 )
+
+// oidKPCMCRA is id-kp-cmcRA, the extended key usage of a registration
+// authority (RFC 6402 section 2.10).
+var oidKPCMCRA = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 28}
 
 const (
 	caValidity              = 10 * 365 * 24 * time.Hour
@@ -173,6 +178,10 @@ func LoadOrCreate(dir string, now time.Time, opts ...Option) (*Authority, error)
 		tmpl := &x509.Certificate{
 			Subject:  pkix.Name{CommonName: "Sundial SCEP RA", Organization: []string{"Sundial"}},
 			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment,
+			// id-kp-cmcRA (RFC 6402) only, so the public RA certificate
+			// passes for no TLS client or device (x509 treats no EKU as
+			// any purpose).
+			UnknownExtKeyUsage: []asn1.ObjectIdentifier{oidKPCMCRA},
 		}
 		cert, key, err := a.issueRSA(tmpl, now)
 		if err != nil {
@@ -187,6 +196,9 @@ func LoadOrCreate(dir string, now time.Time, opts ...Option) (*Authority, error)
 		tmpl := &x509.Certificate{
 			Subject:  pkix.Name{CommonName: "Sundial Profile Signer", Organization: []string{"Sundial"}},
 			KeyUsage: x509.KeyUsageDigitalSignature,
+			// Code signing only: the public signer certificate must not
+			// pass for a TLS client or a device.
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		}
 		cert, key, err := a.issueRSA(tmpl, now)
 		if err != nil {

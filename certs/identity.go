@@ -26,7 +26,7 @@ const (
 
 // IssueIdentity issues a device identity certificate for csr, signed by the
 // CA: random 128-bit serial, the CSR's subject (byte for byte), client
-// authentication, valid from shortly before now for the configured
+// authentication, the DeviceIdentityPolicy, valid from shortly before now for the configured
 // validity (default one year, never past the CA). The CSR signature must
 // verify and the key must be RSA (2048 to 8192 bits) or ECDSA (P-256,
 // P-384, P-521). Extensions requested in the CSR are ignored.
@@ -54,6 +54,7 @@ func (a *Authority) issueIdentity(csr *x509.CertificateRequest, now time.Time, u
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		URIs:        uris,
+		Policies:    []x509.OID{DeviceIdentityPolicy},
 	}
 	cert, err := a.issue(tmpl, csr.PublicKey, now, now.Add(a.identityValidity))
 	if err != nil {
@@ -84,8 +85,9 @@ func checkIdentityKey(pub any) error {
 	return nil
 }
 
-// VerifyIdentity checks that cert chains to the CA at now and allows client
-// authentication. Successful results are cached by the certificate's
+// VerifyIdentity checks that cert chains to the CA at now and was issued as
+// a device identity (client authentication and DeviceIdentityPolicy; see
+// checkDeviceIdentity). Successful results are cached by the certificate's
 // SHA-256 for as long as the certificate and the CA are both valid, since
 // this runs on every device request. Failures wrap ErrUntrusted.
 func (a *Authority) VerifyIdentity(cert *x509.Certificate, now time.Time) error {
@@ -95,6 +97,9 @@ func (a *Authority) VerifyIdentity(cert *x509.Certificate, now time.Time) error 
 	key := sha256.Sum256(cert.Raw)
 	if a.cache.hit(key, now) {
 		return nil
+	}
+	if err := checkDeviceIdentity(cert); err != nil {
+		return err
 	}
 	if err := VerifyChain(cert, a.pool, now); err != nil {
 		return err

@@ -228,7 +228,7 @@ func TestVerifyMdmSignatureRejects(t *testing.T) {
 		{"enveloped data", enveloped, "want SignedData"},
 		{"no signer", noSigner, "no signer"},
 		{"two signers", twoSigners, "2 signers, want 1"},
-		{"truncated", b64(fixtureDER[:len(fixtureDER)/2]), "parse CMS"},
+		{"truncated", b64(fixtureDER[:len(fixtureDER)/2]), "BER structure"},
 		{"too long", strings.Repeat("A", certs.MaxSignatureHeaderLen+4), "exceeds"},
 	}
 	for _, tc := range tests {
