@@ -225,6 +225,9 @@ type StateReader interface {
 type deviceFilter struct {
 	group, phase, osVersion string
 	pastDeadline, failing   bool
+	// search matches a substring of the serial number, name, UDID or ID,
+	// ignoring case (see matchSearch).
+	search string
 }
 
 func (f deviceFilter) any() bool {
@@ -238,6 +241,7 @@ func (f deviceFilter) match(v DeviceView, now time.Time) bool {
 	case f.osVersion != "" && v.OSVersion != f.osVersion && !strings.HasPrefix(v.OSVersion, f.osVersion+"."):
 	case f.pastDeadline && (v.Deadline.IsZero() || !now.After(v.Deadline) || v.Phase == "compliant"):
 	case f.failing && v.Failure == "":
+	case f.search != "" && !matchSearch(&v.Device, f.search):
 	default:
 		return true
 	}
@@ -255,6 +259,9 @@ func (s *Server) listDevices(r *http.Request) (any, int, error) {
 		limit = n
 	}
 	f := deviceFilter{group: q.Get("group"), phase: q.Get("phase"), osVersion: q.Get("os_version")}
+	if f.search = strings.ToLower(strings.TrimSpace(q.Get("search"))); len(f.search) > 200 {
+		return nil, 0, &Error{Code: CodeInvalid, Message: "search: at most 200 characters"}
+	}
 	for name, dst := range map[string]*bool{"past_deadline": &f.pastDeadline, "failing": &f.failing} {
 		if v := q.Get(name); v != "" {
 			b, err := strconv.ParseBool(v)

@@ -48,6 +48,9 @@ type Config struct {
 	AdaptiveProcs   bool
 	GCPercent       int
 	ADEAppleRoot    string
+	// ConsoleReadKeys names the API keys (by ID or name) that may only
+	// read in the web console.
+	ConsoleReadKeys []string
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -81,6 +84,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")
+	fs.StringSliceVar(&c.ConsoleReadKeys, "console-read-keys", nil, "API keys (IDs or names, comma-separated) that see the web console read-only")
 	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (ignored when GOMAXPROCS is set), and start the server with GODEBUG=schedtrace set to its longest period so that the runtime's monitor thread backs off while idle; both cost less CPU per request")
 }
 

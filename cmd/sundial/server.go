@@ -229,7 +229,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		adm.WithBackup(b)
 	}
 	adm.Register(r)
-	adm.RegisterReports(r, scheduler.NewReporter(store, store, a.catalog, clk))
+	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
+	adm.RegisterReports(r, reporter)
+	a.setupConsole(r, adm, reporter)
 	a.handler = r
 	return a, nil
 }

@@ -124,6 +124,9 @@ type ReportRow struct {
 	PhaseSince   time.Time                      `json:"phase_since,omitzero"`
 	LastSeen     time.Time                      `json:"last_seen,omitzero"`
 	Enabled      bool                           `json:"enabled"`
+	// BootstrapMissing: an Apple silicon Mac without an escrowed bootstrap
+	// token, which MDM cannot make install an update.
+	BootstrapMissing bool `json:"bootstrap_missing,omitempty"`
 }
 
 // CSVHeader is the header of ReportRow.CSV.
@@ -323,6 +326,7 @@ func rowOf(now time.Time, x *ReportInput) ReportRow {
 		row.PastDeadline = !settled(row.Phase) && !row.Deadline.IsZero() && !now.Before(row.Deadline)
 	}
 	row.OSVersion, row.Build, row.Model, row.BoardID = f.OSVersion, f.Build, f.Model, f.BoardID
+	row.BootstrapMissing = f.AppleSilicon && !f.Bootstrap
 	return row
 }
 

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/mdm/mdmtest"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+)
+
+// consoleFleet is a live server with a small fleet for console tests: Macs
+// in a "pilot" group under a manual policy (some notified), the rest in the
+// default group, and a read-only API key.
+type consoleFleet struct {
+	ts       *testServer
+	adminKey string
+	readKey  string
+	macs     []*mdmtest.Device
+	target   catalog.Release
+}
+
+func newConsoleFleet(t *testing.T) *consoleFleet {
+	t.Helper()
+	ts := startTestServerWith(t, t.TempDir(), func(c *Config) { c.ConsoleReadKeys = []string{"auditor"} })
+	ctx := t.Context()
+	cat := catalog.Default()
+	target, ok := cat.Lookup(catalog.MustParseVersion("14.6.1"))
+	if !ok {
+		t.Fatal("the embedded catalog lacks macOS 14.6.1")
+	}
+	hw := hardwareFor(t, target)
+	f := &consoleFleet{ts: ts, adminKey: ts.admin.APIKey, target: target}
+	serials := []string{"C02CONSOLE01", "C02CONSOLE02", "C02CONSOLE03", "C02CONSOLE04"}
+	for i, serial := range serials {
+		osv, build := "14.6", "23G80"
+		if i == 3 {
+			osv, build = "14.6.1", "23G93"
+		}
+		mac := ts.enroll(t, mdmtest.WithHardware(hw), mdmtest.WithOS(osv, build), mdmtest.WithSerialNumber(serial))
+		f.macs = append(f.macs, mac)
+	}
+	m := ts.app.manager
+	if _, err := m.CreateGroup(ctx, "e2e-test", "pilot", "Pilot Macs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AssignDevices(ctx, "e2e-test", "pilot", []string{f.macs[0].UDID, f.macs[1].UDID, f.macs[3].UDID}); err != nil {
+		t.Fatal(err)
+	}
+	date, _ := policyDate(time.UTC, 3)
+	if _, err := m.SetPolicy(ctx, "e2e-test", "pilot", softwareupdate.Policy{Mode: softwareupdate.ModeManual,
+		MinimumVersion: "14.6.1", Date: date, TimeOfDay: "12:00", TimeZone: "UTC", MinimumNoticeDays: 1}); err != nil {
+		t.Fatal(err)
+	}
+	schedState(t, ts, f.macs[0].UDID, func(st *scheduler.State) bool { return st.Phase == softwareupdate.PhaseNotify })
+	schedState(t, ts, f.macs[3].UDID, func(st *scheduler.State) bool { return st.Phase == softwareupdate.PhaseCompliant })
+	k, err := ts.admin.CreateAPIKey(ctx, "auditor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.readKey = k.Secret
+	// Let the server's own passes settle, so that the console and the API
+	// are read at the same state.
+	for range 3 {
+		if _, err := ts.app.sched.RunOnce(ctx); err != nil && !errors.Is(err, scheduler.ErrConflict) {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// consoleUser is a browser stand-in: its own cookies, no redirects followed.
+type consoleUser struct {
+	t       *testing.T
+	base    string
+	hc      *http.Client
+	cookies map[string]*http.Cookie
+}
+
+func (f *consoleFleet) user(t *testing.T) *consoleUser {
+	hc := *f.ts.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &consoleUser{t: t, base: f.ts.url, hc: &hc, cookies: map[string]*http.Cookie{}}
+}
+
+func (u *consoleUser) do(method, path string, form url.Values) (*http.Response, string) {
+	u.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(u.t.Context(), method, u.base+path, body)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, c := range u.cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	resp, err := u.hc.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for _, c := range resp.Cookies() {
+		if c.MaxAge < 0 {
+			delete(u.cookies, c.Name)
+		} else {
+			u.cookies[c.Name] = c
+		}
+	}
+	return resp, string(data)
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfRe.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in page:\n%s", page)
+	}
+	return m[1]
+}
+
+// signIn signs in with key and returns the session's CSRF token.
+func (u *consoleUser) signIn(key string) string {
+	u.t.Helper()
+	_, page := u.do(http.MethodGet, "/ui/signin", nil)
+	resp, _ := u.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {csrfOf(u.t, page)}, "key": {key}, "zone": {"Europe/Berlin"}, "next": {"/ui/"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		u.t.Fatalf("sign-in: %s", resp.Status)
+	}
+	resp, page = u.do(http.MethodGet, "/ui/", nil)
+	if resp.StatusCode != http.StatusOK {
+		u.t.Fatalf("overview after sign-in: %s", resp.Status)
+	}
+	return csrfOf(u.t, page)
+}
+
+func TestConsoleSignInSessionsAndCSRF(t *testing.T) {
+	f := newConsoleFleet(t)
+	ctx := t.Context()
+	u := f.user(t)
+
+	// Without a session every page sends the browser to sign in.
+	resp, _ := u.do(http.MethodGet, "/ui/devices?phase=notify", nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/signin?next=%2Fui%2Fdevices%3Fphase%3Dnotify" {
+		t.Fatalf("signed out: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	resp, page := u.do(http.MethodGet, "/ui/signin", nil)
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 200 || csp == "" || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "default-src 'none'") {
+		t.Fatalf("sign-in page: %s, CSP %q", resp.Status, csp)
+	}
+	csrf := csrfOf(t, page)
+
+	// Sign-in needs the pre-session CSRF cookie and a valid key; a bad key
+	// changes nothing.
+	bare := f.user(t)
+	if resp, _ := bare.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {csrf}, "key": {f.adminKey}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in without the CSRF cookie: %s", resp.Status)
+	}
+	if resp, page := u.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {csrf}, "key": {"sdl_wrong"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "unknown or revoked") {
+		t.Fatalf("wrong key: %s", resp.Status)
+	}
+	if resp, page := u.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {csrf}, "key": {f.adminKey}, "zone": {"Mars/Olympus"}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "Unknown time zone") {
+		t.Fatalf("bad zone: %s", resp.Status)
+	}
+	if len(u.cookies) != 1 {
+		t.Fatalf("cookies after refused sign-ins: %v", u.cookies)
+	}
+	// A foreign redirect target is ignored.
+	resp, _ = u.do(http.MethodPost, "/ui/signin", url.Values{"csrf": {csrf}, "key": {f.adminKey}, "next": {"//evil.example/ui/"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/" {
+		t.Fatalf("sign-in: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	ck := u.cookies["sundial_session"]
+	if ck == nil || !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode || ck.MaxAge <= 0 || ck.Path != "/ui/" {
+		t.Fatalf("session cookie = %+v", ck)
+	}
+	resp, page = u.do(http.MethodGet, "/ui/", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="stat-devices">4<`) {
+		t.Fatalf("overview: %s\n%s", resp.Status, page)
+	}
+	csrf = csrfOf(t, page)
+
+	// A post without the session's CSRF token is refused and changes nothing.
+	before, err := f.ts.admin.Policy(ctx, "pilot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"mode": {"unmanaged"}}
+	if resp, _ := u.do(http.MethodPost, "/ui/policies/pilot", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("post without CSRF: %s", resp.Status)
+	}
+	form.Set("csrf", "forged")
+	if resp, _ := u.do(http.MethodPost, "/ui/policies/pilot", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("post with a wrong CSRF token: %s", resp.Status)
+	}
+
+	// A read key sees no edit controls, and its posts get 403 even with
+	// its own valid CSRF token.
+	r := f.user(t)
+	rcsrf := r.signIn(f.readKey)
+	_, page = r.do(http.MethodGet, "/ui/policies/pilot", nil)
+	if strings.Contains(page, `id="policy-form"`) || !strings.Contains(page, `id="policy-view"`) {
+		t.Fatalf("read key sees the policy editor:\n%s", page)
+	}
+	_, page = r.do(http.MethodGet, "/ui/devices/"+url.PathEscape(f.macs[0].UDID), nil)
+	if strings.Contains(page, `id="actions"`) || strings.Contains(page, "/confirm?action=") {
+		t.Fatalf("read key sees device actions:\n%s", page)
+	}
+	_, page = r.do(http.MethodGet, "/ui/exceptions", nil)
+	if strings.Contains(page, `id="exception-form"`) {
+		t.Fatal("read key sees the exception form")
+	}
+	for _, path := range []string{"/ui/policies/pilot", "/ui/policies/pilot/preview", "/ui/exceptions", "/ui/devices/" + url.PathEscape(f.macs[0].UDID) + "/retry"} {
+		form := url.Values{"csrf": {rcsrf}, "mode": {"unmanaged"}, "scope": {"device"}, "id": {f.macs[0].UDID}, "kind": {"exempt"}, "reason": {"x"}, "expires": {"2099-01-01T00:00"}}
+		if resp, _ := r.do(http.MethodPost, path, form); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("read key POST %s: %s", path, resp.Status)
+		}
+	}
+	if resp, _ := r.do(http.MethodGet, "/ui/devices/"+url.PathEscape(f.macs[0].UDID)+"/confirm?action=retry", nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("read key confirm page: %s", resp.Status)
+	}
+	after, err := f.ts.admin.Policy(ctx, "pilot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Revision != before.Revision {
+		t.Fatalf("policy revision %d -> %d after refused posts", before.Revision, after.Revision)
+	}
+	if ex, err := f.ts.admin.Audit(ctx, 0, 1000); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range ex {
+			if e.Actor == "auditor" {
+				t.Fatalf("audit entry by the read key: %+v", e)
+			}
+		}
+	}
+
+	// Signing out ends the session; its cookie no longer works.
+	old := *u.cookies["sundial_session"]
+	if resp, _ := u.do(http.MethodPost, "/ui/signout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %s", resp.Status)
+	}
+	u.cookies["sundial_session"] = &old
+	if resp, _ := u.do(http.MethodGet, "/ui/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("old cookie after sign-out: %s", resp.Status)
+	}
+
+	// Revoking a key ends its sessions at once.
+	keys, err := f.ts.admin.APIKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.Name == "auditor" {
+			if err := f.ts.admin.RevokeAPIKey(ctx, k.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if resp, _ := r.do(http.MethodGet, "/ui/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoked key's session: %s", resp.Status)
+	}
+}
+
+func TestConsolePagesRender(t *testing.T) {
+	f := newConsoleFleet(t)
+	u := f.user(t)
+	u.signIn(f.adminKey)
+	id := url.PathEscape(f.macs[0].UDID)
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/ui/", []string{`id="funnel"`, `data-group="pilot"`, "<svg", "Pilot Macs"}},
+		{"/ui/devices", []string{"C02CONSOLE01", "C02CONSOLE04"}},
+		{"/ui/devices?search=console02", []string{"C02CONSOLE02"}},
+		{"/ui/devices?group=pilot&phase=notify", []string{"C02CONSOLE01", "C02CONSOLE02"}},
+		{"/ui/devices/" + id, []string{`id="phase">notify<`, "14.6.1", "DeviceInformation", "Europe/Berlin", `id="actions"`}},
+		{"/ui/devices/" + id + "/confirm?action=exception", []string{`id="confirm"`, `name="reason"`}},
+		{"/ui/policies", []string{`data-group="pilot"`, "14.6.1 by"}},
+		{"/ui/policies/pilot", []string{`id="policy-form"`, `value="14.6.1"`}},
+		{"/ui/exceptions", []string{"No exceptions.", `id="exception-form"`}},
+		{"/ui/catalog", []string{"14.6.1"}},
+		{"/ui/audit", []string{"policy.set", "e2e-test"}},
+	} {
+		resp, page := u.do(http.MethodGet, tc.path, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", tc.path, resp.Status)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(page, w) {
+				t.Errorf("GET %s: no %q in the page", tc.path, w)
+			}
+		}
+	}
+	// Filters exclude what they should.
+	if _, page := u.do(http.MethodGet, "/ui/devices?search=console02", nil); strings.Contains(page, "C02CONSOLE01") {
+		t.Error("search for console02 lists C02CONSOLE01")
+	}
+	if _, page := u.do(http.MethodGet, "/ui/devices?group=pilot&phase=notify", nil); strings.Contains(page, "C02CONSOLE03") || strings.Contains(page, "C02CONSOLE04") {
+		t.Error("the pilot/notify filter lists other Macs")
+	}
+	// Unknown things are 404 pages, bad input a 400 with the API's message.
+	if resp, _ := u.do(http.MethodGet, "/ui/devices/nope", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown device: %s", resp.Status)
+	}
+	if resp, page := u.do(http.MethodGet, "/ui/devices?failing=maybe", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "failing must be true or false") {
+		t.Errorf("bad filter: %s", resp.Status)
+	}
+	_ = context.Background
+}

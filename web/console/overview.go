@@ -1,0 +1,210 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+)
+
+// SilentDays is how long a Mac may go without checking in before the
+// overview lists it as needing attention.
+const SilentDays = 7
+
+// attentionRows bounds each "needs attention" list on the overview.
+const attentionRows = 20
+
+// Overview is the fleet at one instant, built from the compliance report
+// the API serves (GET /api/v1/reports/compliance), so that its numbers are
+// the API's.
+type Overview struct {
+	Report *scheduler.ComplianceReport
+	// CompliancePct is Compliant / Managed in percent (0 when none is managed).
+	CompliancePct float64
+	Groups        []Tally
+	Rings         []Tally
+	Funnel        []PhaseCount
+	// Next7 is the first seven days of Report.DeadlinesAhead.
+	Next7 []scheduler.DayCount
+	// PastDeadline, Failures: the first attentionRows of the report's.
+	PastDeadline      []scheduler.DeviceBrief
+	PastDeadlineTotal int
+	Failures          []scheduler.FailureCount
+	// Silent lists Macs that have not checked in for SilentDays.
+	Silent      []scheduler.ReportRow
+	SilentTotal int
+	SilentDays  int
+	// NoBootstrap lists Apple silicon Macs without an escrowed bootstrap token.
+	NoBootstrap      []scheduler.ReportRow
+	NoBootstrapTotal int
+	// Newest is the catalog's newest release; CatalogAgeDays how many days
+	// ago Apple posted it.
+	Newest         *catalog.Release
+	CatalogAgeDays int
+	Chart          Chart
+}
+
+// Tally is the compliance of one group or ring.
+type Tally struct {
+	Key       string
+	Name      string
+	Devices   int
+	Managed   int
+	Compliant int
+	Pct       float64
+}
+
+// PhaseCount is one step of the phase funnel.
+type PhaseCount struct {
+	Phase softwareupdate.Phase
+	Label string
+	Count int
+}
+
+// funnel is the order and wording of the funnel: the road to compliance,
+// then the side tracks.
+var funnel = []struct {
+	phase softwareupdate.Phase
+	label string
+}{
+	{softwareupdate.PhasePending, "pending"},
+	{softwareupdate.PhaseNotify, "notify"},
+	{softwareupdate.PhaseCountdown, "countdown"},
+	{softwareupdate.PhaseEnforce, "enforce"},
+	{softwareupdate.PhaseCompliant, "compliant"},
+	{softwareupdate.PhaseFailed, "failed"},
+	{softwareupdate.PhaseExempt, "deferring (exception)"},
+	{softwareupdate.PhaseUnsupported, "ineligible: hardware"},
+	{softwareupdate.PhaseUnknown, "ineligible: OS unknown"},
+	{softwareupdate.PhaseUnmanaged, "not managed"},
+	{scheduler.PhaseUnevaluated, "not evaluated yet"},
+}
+
+func pct(n, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(of)
+}
+
+// managed says whether a phase counts toward Managed, as the report counts.
+func managed(p softwareupdate.Phase) bool {
+	return p != softwareupdate.PhaseUnmanaged && p != scheduler.PhaseUnevaluated
+}
+
+// BuildOverview computes the overview from a report with rows, the groups
+// and their policies (for ring offsets) and the catalog. It is pure.
+func BuildOverview(now time.Time, rep *scheduler.ComplianceReport, groups []scheduler.Group, policies map[string]softwareupdate.Policy, rels []catalog.Release) *Overview {
+	o := &Overview{Report: rep, CompliancePct: pct(rep.Compliant, rep.Managed), SilentDays: SilentDays}
+	for _, f := range funnel {
+		o.Funnel = append(o.Funnel, PhaseCount{Phase: f.phase, Label: f.label, Count: rep.ByPhase[f.phase]})
+	}
+	o.Next7 = rep.DeadlinesAhead[:min(7, len(rep.DeadlinesAhead))]
+	o.PastDeadlineTotal = len(rep.PastDeadline)
+	o.PastDeadline = rep.PastDeadline[:min(attentionRows, len(rep.PastDeadline))]
+	o.Failures = rep.Failures
+
+	byGroup := map[string]*Tally{}
+	for _, g := range groups {
+		byGroup[g.ID] = &Tally{Key: g.ID, Name: cmp.Or(g.Name, g.ID)}
+	}
+	byRing := map[int]*Tally{}
+	silentBefore := now.Add(-SilentDays * 24 * time.Hour)
+	for i := range rep.Rows {
+		row := &rep.Rows[i]
+		g := byGroup[row.GroupID]
+		if g == nil {
+			g = &Tally{Key: row.GroupID, Name: row.GroupID}
+			byGroup[row.GroupID] = g
+		}
+		ring := policies[row.GroupID].RingOffsetDays
+		rt := byRing[ring]
+		if rt == nil {
+			rt = &Tally{Key: fmt.Sprint(ring), Name: fmt.Sprintf("+%d days", ring)}
+			byRing[ring] = rt
+		}
+		for _, t := range []*Tally{g, rt} {
+			t.Devices++
+			if managed(row.Phase) {
+				t.Managed++
+			}
+			if row.Phase == softwareupdate.PhaseCompliant {
+				t.Compliant++
+			}
+		}
+		if row.Enabled && !row.LastSeen.IsZero() && row.LastSeen.Before(silentBefore) {
+			o.SilentTotal++
+			if len(o.Silent) < attentionRows {
+				o.Silent = append(o.Silent, *row)
+			}
+		}
+		if row.BootstrapMissing && managed(row.Phase) {
+			o.NoBootstrapTotal++
+			if len(o.NoBootstrap) < attentionRows {
+				o.NoBootstrap = append(o.NoBootstrap, *row)
+			}
+		}
+	}
+	for _, t := range byGroup {
+		t.Pct = pct(t.Compliant, t.Managed)
+		o.Groups = append(o.Groups, *t)
+	}
+	slices.SortFunc(o.Groups, func(a, b Tally) int { return cmp.Compare(a.Key, b.Key) })
+	for ring, t := range byRing {
+		t.Pct = pct(t.Compliant, t.Managed)
+		t.Key = fmt.Sprint(ring)
+		o.Rings = append(o.Rings, *t)
+	}
+	slices.SortFunc(o.Rings, func(a, b Tally) int { return cmp.Compare(ringOf(a), ringOf(b)) })
+	for i := range rels {
+		if rels[i].Supplemental || rels[i].PostingDate.IsZero() {
+			continue
+		}
+		if o.Newest == nil || rels[i].PostingDate.After(o.Newest.PostingDate) {
+			o.Newest = &rels[i]
+		}
+	}
+	if o.Newest != nil {
+		o.CatalogAgeDays = int(now.Sub(o.Newest.PostingDate) / (24 * time.Hour))
+	}
+	o.Chart = deadlineChart(o.Next7)
+	return o
+}
+
+func ringOf(t Tally) int {
+	var n int
+	fmt.Sscan(t.Key, &n)
+	return n
+}
+
+func (c *Console) buildOverview(ctx context.Context) (*Overview, error) {
+	rep, err := c.cfg.Reports.Compliance(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := c.cfg.Manager.Groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	policies := map[string]softwareupdate.Policy{}
+	for _, g := range groups {
+		if p, err := c.cfg.Manager.Policy(ctx, g.ID); err == nil {
+			policies[g.ID] = p.Policy
+		}
+	}
+	return BuildOverview(c.cfg.Clock.Now(), rep, groups, policies, c.cfg.Catalog.Releases()), nil
+}
+
+func (c *Console) overview(w http.ResponseWriter, r *http.Request, ss *session) (string, *view, error) {
+	o, err := c.buildOverview(r.Context())
+	if err != nil {
+		return "", nil, err
+	}
+	return "overview", &view{Title: "Fleet overview", Nav: "overview", Data: o}, nil
+}
