@@ -20,7 +20,6 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
-	"github.com/sundial-mdm/sundial/internal/procs"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
@@ -93,13 +92,8 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cfg.AdaptiveProcs && reexec != nil {
-				// Before anything is opened: the runtime reads GODEBUG
-				// once, at start (see internal/procs/sysmon.go).
-				if env, changed := procs.QuietSysmonEnv(os.Environ()); changed {
-					err := reexec(env)
-					log.Warn("could not restart with the runtime's quiet sysmon setting; running without it", "err", err)
-				}
+			for _, w := range cfg.deprecations(cmd, getenv) {
+				log.Warn(w)
 			}
 			a, err := newApp(*cfg, log, clock.System{})
 			if err != nil {
@@ -116,21 +110,6 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			}
 			if cfg.Simulate > 0 {
 				go a.simulate(ctx, ln.Addr(), cfg.Simulate)
-			}
-			if cfg.GCPercent > 0 && getenv("GOGC") == "" {
-				// Up to --gc-percent while the live heap is small; see
-				// internal/procs/gc.go.
-				tuner := procs.NewGCTuner(procs.Process{}, cfg.GCPercent, 0, 0, log)
-				tuner.Observe()
-				go tuner.Run(ctx)
-			}
-			if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
-				gov := procs.New(procs.Process{}, 0, log)
-				go func() {
-					if err := gov.Run(ctx); err != nil {
-						log.Warn("adaptive GOMAXPROCS stopped", "err", err)
-					}
-				}()
 			}
 			return a.serve(ctx, ln)
 		},

@@ -82,8 +82,7 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 		}
 		return s, nil
 	}
-	budget := int64(cfg.BoltMappedMB) << 20 // 0: the store's default, negative: off
-	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync, MappedBudget: budget})
+	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync})
 }
 
 // app is a wired Sundial server.

@@ -76,7 +76,6 @@ var ErrLocked = errors.New("database is in use by another process")
 // Store is the bbolt backend. It is safe for concurrent use.
 type Store struct {
 	db  *bbolt.DB
-	gov *governor
 	fin *finished
 }
 
@@ -88,10 +87,6 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync: only for throwaway test data.
 	NoSync bool
-	// MappedBudget is the file-backed resident memory (bytes) above which
-	// the database's mapped pages are dropped from the process (see
-	// mapping.go): 0 means DefaultMappedBudget, negative turns it off.
-	MappedBudget int64
 	// PageSize is the page size of a new database file: a power of two
 	// from 4 KB to 64 KB, 0 meaning DefaultPageSize. A file keeps the page
 	// size it was created with.
@@ -178,11 +173,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	budget := opts.MappedBudget
-	if budget == 0 {
-		budget = DefaultMappedBudget
-	}
-	return &Store{db: db, gov: startGovernor(db, budget), fin: fin}, nil
+	return &Store{db: db, fin: fin}, nil
 }
 
 // migrateToV2 rewrites JSON update states in the binary form and indexes
@@ -237,7 +228,6 @@ func checkPageSize(n int) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.gov.close()
 	// Leave no finished command in the log: a file closed cleanly
 	// indexes every command in cmdidx.
 	err := s.db.Update(s.fin.flush)
