@@ -231,7 +231,7 @@ func TestLoadtestCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("loadtest exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"enrolment", "agent profile", "idle connect", "command round trip", "enqueueing through the admin API", "server peak RSS"} {
+	for _, want := range []string{"enrolment", "agent profile", "idle connect", "command round trip", "enqueueing through the admin API", "bulk enqueue: 6 Macs", "peak RssAnon", "peak RssFile"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("loadtest output lacks %q:\n%s", want, out.String())
 		}
