@@ -95,13 +95,9 @@ type Options struct {
 
 // DefaultPageSize is the page size of new database files. bbolt writes
 // every dirty page with its own pwrite at each commit and splits, spills
-// and maps memory page by page; with the OS's 4 KB pages a scheduler pass
-// in which 40,000 Macs change phase wrote 32,500 pages. Measured on the
-// 100,000-Mac benchmark against 4 KB (docs/benchmarks.md): that pass took
-// 1.16 s instead of 1.77 s and peaked at 144 MB instead of 201, a full
-// re-evaluation 0.35 s instead of 0.49 s; 32 and 64 KB did no better. The
-// load test at 3,000 Macs was as fast or faster on every phase, with the
-// same peak RSS.
+// and maps memory page by page, so larger pages mean fewer of each in the
+// scheduler's large passes; 16 KB did best (docs/benchmarks.md, "16 KB
+// database pages").
 const DefaultPageSize = 16 << 10
 
 // Open opens or creates the database at path. If another process holds the
@@ -123,9 +119,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	// The freelist is written with every commit. Without it bbolt rebuilds
 	// the freelist at open by walking every page of the file, which takes
-	// seconds at 100,000 Macs and maps the whole database into memory
-	// (RSS = file size) before the server has served anything. Measured at
-	// 10,000 Macs, writing it costs no visible CPU per transaction.
+	// seconds on a large fleet and maps the whole database into memory
+	// before the server has served anything.
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync,
 		FreelistType: bbolt.FreelistMapType, PageSize: pageSize})
 	if err != nil {
