@@ -88,7 +88,8 @@ func (s *Server) bulkEnqueue(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	out := BulkEnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType, DeviceIDs: ids, Next: next}
-	if len(ids) == 0 {
+	if len(ids) == 0 { // an empty group
+		out.DeviceIDs = []string{}
 		return out, http.StatusOK, nil
 	}
 	if err := s.enq.Enqueue(r.Context(), ids, cmd); err != nil {

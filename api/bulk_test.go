@@ -151,6 +151,14 @@ func TestBulkEnqueueGroupPages(t *testing.T) {
 	if err != nil || res.Next != "" || !slices.Equal(res.DeviceIDs, e.macs[3:]) {
 		t.Errorf("default group = %+v, %v", res, err)
 	}
+	// An empty group queues nothing and says so.
+	if err := e.store.PutGroup(t.Context(), scheduler.Group{ID: "empty", Name: "Empty"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.c.EnqueueGroup(t.Context(), "empty", "", d.Raw)
+	if err != nil || res.DeviceIDs == nil || len(res.DeviceIDs) != 0 || res.Next != "" {
+		t.Errorf("empty group = %+v, %v", res, err)
+	}
 }
 
 // TestBulkEnqueueBadInput: every bad request gets a clear error and queues
