@@ -88,6 +88,8 @@ type Server struct {
 	catSync   CatalogSyncer
 	states    StateReader
 	rotator   AgentRotator
+	members   GroupMembers
+	bulkLimit int // 0: MaxBulkEnqueue
 }
 
 type ctxKey int
@@ -126,6 +128,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/devices/{id}", s.handle(s.getDevice)).Methods(http.MethodGet)
 	v1.Handle("/devices/{id}/commands", s.handle(s.listCommands)).Methods(http.MethodGet)
 	v1.Handle("/devices/{id}/commands", s.handle(s.enqueueCommand)).Methods(http.MethodPost)
+	s.registerBulk(v1)
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
 	s.registerKeys(v1)

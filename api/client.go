@@ -101,6 +101,20 @@ func (c *Client) Enqueue(ctx context.Context, id string, raw []byte) (*EnqueueRe
 	return &out, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/commands", bytes.NewReader(raw), "application/xml", &out)
 }
 
+// EnqueueBulk queues a raw command plist for up to MaxBulkEnqueue devices
+// in one request: all of them, or none on error.
+func (c *Client) EnqueueBulk(ctx context.Context, ids []string, raw []byte) (*BulkEnqueueResult, error) {
+	var out BulkEnqueueResult
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/commands", BulkEnqueueRequest{Command: string(raw), DeviceIDs: ids}, &out)
+}
+
+// EnqueueGroup queues a raw command plist for the page of group's devices
+// after `after` (up to MaxBulkEnqueue); the result's Next continues.
+func (c *Client) EnqueueGroup(ctx context.Context, group, after string, raw []byte) (*BulkEnqueueResult, error) {
+	var out BulkEnqueueResult
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/commands", BulkEnqueueRequest{Command: string(raw), Group: group, After: after}, &out)
+}
+
 // PushCert shows the push certificate.
 func (c *Client) PushCert(ctx context.Context) (*PushCertInfo, error) {
 	var out PushCertInfo

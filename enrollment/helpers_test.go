@@ -130,6 +130,31 @@ func newECDSAPKI(tb testing.TB) *testPKI {
 	return &testPKI{ca: ca, caKey: caKey, ra: ra, raKey: raKey}
 }
 
+// newRSAPKIWithRA builds an RSA CA and a separate RSA RA it signed.
+func newRSAPKIWithRA(tb testing.TB) *testPKI {
+	tb.Helper()
+	caKey := testRSAKey(tb, 2)
+	ca := selfSignedCA(tb, caKey, "Sundial test RSA CA with RA")
+	raKey := testRSAKey(tb, 0)
+	nb, na := certValidity()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(tb),
+		Subject:      pkix.Name{CommonName: "Sundial test SCEP RA"},
+		NotBefore:    nb,
+		NotAfter:     na,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, raKey.Public(), caKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ra, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &testPKI{ca: ca, caKey: caKey, ra: ra, raKey: raKey}
+}
+
 // newRSAPKI builds an RSA CA that is its own RA.
 func newRSAPKI(tb testing.TB) *testPKI {
 	tb.Helper()

@@ -130,7 +130,7 @@ func NewSCEPHandler(ca, ra *x509.Certificate, raKey crypto.Signer, challenges Ch
 		if err := ra.CheckSignatureFrom(ca); err != nil {
 			return nil, fmt.Errorf("new scep handler: ra certificate not signed by ca: %w", err)
 		}
-		deg, err := scep.DegenerateCertificates([]*x509.Certificate{ra, ca})
+		deg, err := scep.DegenerateCertificates(caCertAnswer(ca, ra))
 		if err != nil {
 			return nil, fmt.Errorf("new scep handler: encode ca chain: %w", err)
 		}
@@ -140,6 +140,20 @@ func NewSCEPHandler(ca, ra *x509.Certificate, raKey crypto.Signer, challenges Ch
 		opt(h)
 	}
 	return h, nil
+}
+
+// caCertAnswer lists the certificates of the GetCACert answer for a CA with a
+// separate RA: the RA, then the CA if its key is RSA. Some SCEP clients
+// encrypt the request to every certificate of the answer and support only
+// RSA recipients, so a CA with another key (Sundial's is ECDSA P-256) is
+// left out. A device does not need it from SCEP: the enrollment profile
+// installs the CA as a trust anchor (com.apple.security.root) and sets no
+// CAFingerprint.
+func caCertAnswer(ca, ra *x509.Certificate) []*x509.Certificate {
+	if _, ok := ca.PublicKey.(*rsa.PublicKey); ok {
+		return []*x509.Certificate{ra, ca}
+	}
+	return []*x509.Certificate{ra}
 }
 
 // ServeHTTP implements http.Handler.

@@ -20,9 +20,8 @@ var oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
 //
 // A DER message, what Macs send, is read in place (messageCertificates).
 // Anything else goes through pkcs7.Parse, which ParsePKIMessage runs again
-// right after: its BER-to-DER pass and reflection-based decoding made this
-// check 2 % of the server's CPU per enrolment and a third of the bytes
-// SCEP allocates (docs/benchmarks.md).
+// right after: decoding twice that way cost measurable CPU per enrolment
+// (docs/benchmarks.md).
 func checkMessageKeys(der []byte) error {
 	certs, ok := messageCertificates(der)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +21,6 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
-	"github.com/sundial-mdm/sundial/internal/procs"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
@@ -93,13 +93,8 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cfg.AdaptiveProcs && reexec != nil {
-				// Before anything is opened: the runtime reads GODEBUG
-				// once, at start (see internal/procs/sysmon.go).
-				if env, changed := procs.QuietSysmonEnv(os.Environ()); changed {
-					err := reexec(env)
-					log.Warn("could not restart with the runtime's quiet sysmon setting; running without it", "err", err)
-				}
+			for _, w := range cfg.deprecations(cmd, getenv) {
+				log.Warn(w)
 			}
 			a, err := newApp(*cfg, log, clock.System{})
 			if err != nil {
@@ -116,21 +111,6 @@ func newServerCmd(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			}
 			if cfg.Simulate > 0 {
 				go a.simulate(ctx, ln.Addr(), cfg.Simulate)
-			}
-			if cfg.GCPercent > 0 && getenv("GOGC") == "" {
-				// Up to --gc-percent while the live heap is small; see
-				// internal/procs/gc.go.
-				tuner := procs.NewGCTuner(procs.Process{}, cfg.GCPercent, 0, 0, log)
-				tuner.Observe()
-				go tuner.Run(ctx)
-			}
-			if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
-				gov := procs.New(procs.Process{}, 0, log)
-				go func() {
-					if err := gov.Run(ctx); err != nil {
-						log.Warn("adaptive GOMAXPROCS stopped", "err", err)
-					}
-				}()
 			}
 			return a.serve(ctx, ln)
 		},
@@ -325,11 +305,14 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 func newCommandsEnqueueCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	var group string
 	cmd := &cobra.Command{
-		Use:   "enqueue (DEVICE-ID | --group GROUP) FILE",
-		Short: "Queue a raw command plist ({CommandUUID, Command: {RequestType, ...}}) for a device or every device of a group; FILE - reads standard input",
+		Use:   "enqueue (DEVICE-ID... | --group GROUP) FILE",
+		Short: "Queue a raw command plist ({CommandUUID, Command: {RequestType, ...}}) for devices or every device of a group; FILE - reads standard input",
+		Long: `enqueue queues one command for one or more devices, or for every device of a
+group. Devices are queued in requests of up to 10,000, each one transaction
+on the server: all of a request's devices or, on an error, none of them.`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if (group == "" && len(args) != 2) || (group != "" && len(args) != 1) {
-				return usageError{errors.New("give DEVICE-ID FILE, or --group GROUP FILE")}
+			if (group == "" && len(args) < 2) || (group != "" && len(args) != 1) {
+				return usageError{errors.New("give DEVICE-ID... FILE, or --group GROUP FILE")}
 			}
 			return nil
 		},
@@ -349,54 +332,80 @@ func newCommandsEnqueueCmd(getenv func(string) string, cf *clientFlags) *cobra.C
 				return usageError{err}
 			}
 			ids := args[:len(args)-1]
-			if group != "" {
-				if ids, err = groupDevices(cmd, c, group); err != nil {
+			if group == "" && len(ids) == 1 {
+				res, err := c.Enqueue(cmd.Context(), ids[0], raw)
+				if err != nil {
 					return err
 				}
-			}
-			bar := newProgress(cmd.ErrOrStderr())
-			var results []*api.EnqueueResult
-			var queuedFor []string
-			var failed error
-			for i, id := range ids {
-				res, err := c.Enqueue(cmd.Context(), id, raw)
-				if len(ids) > 1 {
-					bar.update("enqueue", i+1, len(ids))
+				if cf.output == "json" {
+					return writeJSON(cmd.OutOrStdout(), res)
 				}
-				if err != nil {
-					var ae *api.Error
-					if errors.As(err, &ae) && ae.Code == api.CodeInvalid {
-						bar.done()
-						return err // the command itself is bad: same for every device
-					}
-					failed = err
-					fmt.Fprintf(cmd.ErrOrStderr(), "\n%s: %v\n", id, err)
-					continue
-				}
-				results = append(results, res)
-				queuedFor = append(queuedFor, id)
+				fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, ids[0])
+				return nil
 			}
-			if len(ids) > 1 {
-				bar.done()
-			}
-			if cf.output != "json" {
-				for i, res := range results {
-					fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, queuedFor[i])
-				}
+			res, err := enqueuePaged(cmd, c, group, ids, raw)
+			if res == nil {
+				return err
 			}
 			if cf.output == "json" {
-				if len(ids) == 1 && len(results) == 1 {
-					return writeJSON(cmd.OutOrStdout(), results[0])
+				if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil {
+					return jerr
 				}
-				if err := writeJSON(cmd.OutOrStdout(), map[string]any{"queued": results}); err != nil {
-					return err
-				}
+				return err
 			}
-			return failed
+			for _, id := range res.DeviceIDs {
+				fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, id)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "queue the command for every device of this group")
 	return cmd
+}
+
+// enqueuePaged queues raw for ids, or for group's devices, in requests of
+// up to api.MaxBulkEnqueue. It returns what was queued (nil if nothing)
+// and the error that stopped it: the pages before it stay queued.
+func enqueuePaged(cmd *cobra.Command, c *api.Client, group string, ids []string, raw []byte) (*api.BulkEnqueueResult, error) {
+	var all *api.BulkEnqueueResult
+	add := func(r *api.BulkEnqueueResult) {
+		if all == nil {
+			all = &api.BulkEnqueueResult{CommandUUID: r.CommandUUID, RequestType: r.RequestType, DeviceIDs: []string{}}
+		}
+		all.DeviceIDs = append(all.DeviceIDs, r.DeviceIDs...)
+	}
+	bar := newProgress(cmd.ErrOrStderr())
+	defer func() {
+		if all != nil && len(all.DeviceIDs) > api.MaxBulkEnqueue {
+			bar.done()
+		}
+	}()
+	if group != "" {
+		after := ""
+		for {
+			res, err := c.EnqueueGroup(cmd.Context(), group, after, raw)
+			if err != nil {
+				return all, err
+			}
+			add(res)
+			if res.Next == "" {
+				return all, nil
+			}
+			bar.update("enqueue", len(all.DeviceIDs), len(all.DeviceIDs)+1)
+			after = res.Next
+		}
+	}
+	for page := range slices.Chunk(ids, api.MaxBulkEnqueue) {
+		res, err := c.EnqueueBulk(cmd.Context(), page, raw)
+		if err != nil {
+			return all, err
+		}
+		add(res)
+		if len(ids) > api.MaxBulkEnqueue {
+			bar.update("enqueue", len(all.DeviceIDs), len(ids))
+		}
+	}
+	return all, nil
 }
 
 // groupDevices lists the IDs of a group's devices.

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +34,6 @@ type Config struct {
 	LogFormat       string
 	Simulate        int
 	NoSync          bool
-	BoltMappedMB    int
 	ShutdownTimeout time.Duration
 	PprofListen     string
 	APNsURL         string
@@ -45,12 +46,14 @@ type Config struct {
 	Storage         string
 	StorageDSN      string
 	FlushInterval   time.Duration
-	AdaptiveProcs   bool
-	GCPercent       int
 	ADEAppleRoot    string
 	// ConsoleReadKeys names the API keys (by ID or name) that may only
 	// read in the web console.
 	ConsoleReadKeys []string
+
+	// Values of deprecated flags, accepted and ignored (deprecatedFlags).
+	ignoredInt  int
+	ignoredBool bool
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -69,7 +72,6 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.IntVar(&c.Simulate, "simulate", 0, "enroll this many simulated Macs against this server after start (development and demos)")
 	fs.BoolVar(&c.NoSync, "unsafe-no-sync", false, "skip fsync on database writes (throwaway data only)")
-	fs.IntVar(&c.BoltMappedMB, "bolt-mapped-mb", 0, "with bolt storage, drop the database file's pages from Sundial's resident memory above this many MB of file-backed RSS (they stay in the page cache); 0: the default (100), negative: off")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback address")
 	fs.StringVar(&c.APNsURL, "apns-url", "https://api.push.apple.com", "APNs provider API base URL (https://api.development.push.apple.com for development certificates, or a mock)")
 	fs.StringVar(&c.APNsCA, "apns-ca", "", "extra CA certificates (PEM) to trust for --apns-url, e.g. a mock's")
@@ -83,16 +85,35 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ADEAppleRoot, "ade-apple-root", "", "Apple root CA certificates (PEM) that Macs' Automated Device Enrollment requests must chain to; without it POST /mdm/enroll answers 503")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
-	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")
 	fs.StringSliceVar(&c.ConsoleReadKeys, "console-read-keys", nil, "API keys (IDs or names, comma-separated) that see the web console read-only")
-	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (ignored when GOMAXPROCS is set), and start the server with GODEBUG=schedtrace set to its longest period so that the runtime's monitor thread backs off while idle; both cost less CPU per request")
+	fs.IntVar(&c.ignoredInt, "bolt-mapped-mb", 0, "")
+	fs.IntVar(&c.ignoredInt, "gc-percent", 0, "")
+	fs.BoolVar(&c.ignoredBool, "adaptive-procs", false, "")
+	for name, why := range deprecatedFlags {
+		fs.MarkDeprecated(name, why)
+	}
 }
 
-// DefaultGCPercent is the server's GOGC while its live heap is small
-// (internal/procs/gc.go). Three interleaved pairs at 3,000 Macs
-// (docs/benchmarks.md) measured 3.82–3.97 ms of server CPU per enrolment
-// at 200 against 4.05–4.57 ms at Go's default of 100.
-const DefaultGCPercent = 200
+// deprecatedFlags tuned the Go runtime and bbolt's memory mapping; they are
+// accepted and ignored for one release. The runtime's own knobs replace
+// them (docs/operations.md, "Go runtime settings").
+var deprecatedFlags = map[string]string{
+	"adaptive-procs": "it is ignored; set GOMAXPROCS in the environment to limit the Go scheduler",
+	"gc-percent":     "it is ignored; set GOGC (and GOMEMLIMIT) in the environment",
+	"bolt-mapped-mb": "it is ignored; the database's file-backed pages are page cache the kernel reclaims",
+}
+
+// deprecations lists a warning for each deprecated flag given on the
+// command line or through its SUNDIAL_* variable.
+func (c *Config) deprecations(cmd *cobra.Command, getenv func(string) string) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(deprecatedFlags)) {
+		if cmd.Flags().Changed(name) || getenv(envName(name)) != "" {
+			out = append(out, "--"+name+" is deprecated: "+deprecatedFlags[name])
+		}
+	}
+	return out
+}
 
 // noEnv marks a flag that has no environment fallback.
 const noEnv = "sundial-no-env"
@@ -105,7 +126,7 @@ func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 		if f.Changed || f.Annotations[noEnv] != nil {
 			return
 		}
-		name := "SUNDIAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v := getenv(name); v != "" {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -113,6 +134,11 @@ func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// envName is a flag's environment fallback: SUNDIAL_<FLAG>.
+func envName(flag string) string {
+	return "SUNDIAL_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // load fills the configuration from the environment for flags not given
@@ -193,9 +219,6 @@ func (c *Config) Validate() error {
 		if ip := net.ParseIP(h); err != nil || (h != "localhost" && (ip == nil || !ip.IsLoopback())) {
 			return fmt.Errorf("--pprof-listen %q must be a loopback address", c.PprofListen)
 		}
-	}
-	if c.GCPercent < 0 || c.GCPercent > 1000 {
-		return fmt.Errorf("--gc-percent %d: want 0 (the runtime's setting) or 1 to 1000", c.GCPercent)
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("--flush-interval and --shutdown-timeout must be positive")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +21,6 @@ import (
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/certs"
-	"github.com/sundial-mdm/sundial/internal/procs"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 )
@@ -32,7 +29,6 @@ import (
 // (SUNDIAL_TEST_MAIN=1), so crash tests can SIGKILL it.
 func TestMain(m *testing.M) {
 	if os.Getenv("SUNDIAL_TEST_MAIN") == "1" {
-		reexec = execSelf // as main does
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 		stop()
@@ -58,10 +54,17 @@ func startProc(t *testing.T, dir, addr string) *proc {
 // and flags.
 func startProcWith(t *testing.T, dir, addr string, env []string, args ...string) *proc {
 	t.Helper()
+	return startProcOut(t, dir, addr, testWriter{t}, env, args...)
+}
+
+// startProcOut is startProcWith with the process's standard error going to
+// stderr.
+func startProcOut(t *testing.T, dir, addr string, stderr io.Writer, env []string, args ...string) *proc {
+	t.Helper()
 	args = append([]string{"server", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--flush-interval", "100ms"}, args...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "SUNDIAL_TEST_MAIN=1"), env...)
-	cmd.Stderr = testWriter{t}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -228,63 +231,10 @@ func TestLoadtestCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("loadtest exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"enrolment", "agent profile", "idle connect", "command round trip", "enqueueing through the admin API", "server peak RSS"} {
+	for _, want := range []string{"enrolment", "agent profile", "idle connect", "command round trip", "enqueueing through the admin API", "bulk enqueue: 6 Macs", "peak RssAnon", "peak RssFile"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("loadtest output lacks %q:\n%s", want, out.String())
 		}
-	}
-}
-
-// TestServerAdaptsProcs starts real server processes and reads the
-// GOMAXPROCS each runs with from /metrics: an idle server drops to one P
-// (internal/procs); with GOMAXPROCS set, or --adaptive-procs=false, it keeps
-// the runtime's value.
-func TestServerAdaptsProcs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts server processes")
-	}
-	if runtime.NumCPU() < 2 {
-		t.Skip("one CPU: nothing to adapt")
-	}
-	if os.Getenv("GOMAXPROCS") != "" {
-		t.Skip("GOMAXPROCS is set for the test, and so for its server processes")
-	}
-	adaptive := startProcWith(t, t.TempDir(), freeAddr(t), nil)
-	fixed := startProcWith(t, t.TempDir(), freeAddr(t), []string{"GOMAXPROCS=2"})
-	off := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--adaptive-procs=false")
-	gomaxprocs := func(p *proc) int { return metric(t, p, "go_sched_gomaxprocs_threads") }
-	def := runtime.GOMAXPROCS(0)
-	waitFor(t, func() bool { return gomaxprocs(adaptive) == 1 })
-	// The others have been idle as long.
-	if n := gomaxprocs(fixed); n != 2 {
-		t.Errorf("with GOMAXPROCS=2 the server runs with %d", n)
-	}
-	if n := gomaxprocs(off); n != def {
-		t.Errorf("with --adaptive-procs=false the server runs with %d, want the default %d", n, def)
-	}
-
-	// The server restarts itself once with the quiet sysmon setting,
-	// keeping its PID, unless --adaptive-procs=false.
-	if runtime.GOOS != "linux" {
-		return
-	}
-	godebug := func(p *proc) string {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for kv := range strings.SplitSeq(string(b), "\x00") {
-			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
-				return v
-			}
-		}
-		return ""
-	}
-	if g := godebug(adaptive); !strings.Contains(g, procs.QuietSysmonSetting) {
-		t.Errorf("adaptive server runs with GODEBUG=%q, want %s", g, procs.QuietSysmonSetting)
-	}
-	if g := godebug(off); strings.Contains(g, "schedtrace") {
-		t.Errorf("with --adaptive-procs=false the server runs with GODEBUG=%q", g)
 	}
 }
 
@@ -312,47 +262,4 @@ func metric(t *testing.T, p *proc, name string) int {
 	}
 	t.Fatalf("/metrics has no %s", name)
 	return 0
-}
-
-// TestServerGCPercent starts real server processes and reads their GOGC
-// from /metrics: --gc-percent's default and another ceiling (an idle
-// server's live heap is small enough for either), a fixed value, and GOGC
-// from the environment, which wins.
-func TestServerGCPercent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts server processes")
-	}
-	if os.Getenv("GOGC") != "" {
-		t.Skip("GOGC is set for the test, and so for its server processes")
-	}
-	def := startProcWith(t, t.TempDir(), freeAddr(t), nil)
-	ceiling := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--gc-percent=150")
-	fixed := startProcWith(t, t.TempDir(), freeAddr(t), nil, "--gc-percent=80")
-	env := startProcWith(t, t.TempDir(), freeAddr(t), []string{"GOGC=100"}, "--gc-percent=300")
-	for _, c := range []struct {
-		name string
-		p    *proc
-		want int
-	}{{"default", def, DefaultGCPercent}, {"--gc-percent=150", ceiling, 150}, {"--gc-percent=80", fixed, 80}, {"GOGC=100", env, 100}} {
-		if got := metric(t, c.p, "go_gc_gogc_percent"); got != c.want {
-			t.Errorf("%s: the server runs with GOGC %d, want %d", c.name, got, c.want)
-		}
-	}
-}
-
-func TestServerGCPercentFlag(t *testing.T) {
-	for _, v := range []string{"-1", "1001", "lots"} {
-		cmd := newServerCmd(func(string) string { return "" }, io.Discard)
-		cmd.SetArgs([]string{"--data-dir", t.TempDir(), "--gc-percent", v})
-		cmd.SetOut(io.Discard)
-		cmd.SetErr(io.Discard)
-		err := cmd.Execute()
-		if err == nil {
-			t.Fatalf("--gc-percent %s: the server started", v)
-		}
-		var ue usageError
-		if !errors.As(err, &ue) && !strings.Contains(err.Error(), "invalid argument") {
-			t.Errorf("--gc-percent %s = %v, want a usage error", v, err)
-		}
-	}
 }

@@ -18,8 +18,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,7 +58,8 @@ directory (durable bbolt writes), then runs three phases with the Mac simulator:
      and sends after DeviceInformation (the simulated Mac installs it at once and reports
      it in its next session, so that enrolment holds nothing outside its definition);
   2. signed Idle connects with nothing queued, --rounds times per device;
-  3. command round trips: enqueue through the admin API, deliver, store the acknowledged result.
+  3. command round trips: one command for every device through the admin API's bulk
+     enqueue (requests of up to 10,000 devices), deliver, store the acknowledged result.
 The server's CPU time is read from /proc for the child process alone, so the
 simulator's own work is not counted. Every loop is bounded by --devices,
 --rounds and --timeout.`,
@@ -234,6 +237,44 @@ func (p *serverProc) rssSplit() (anon, file int64) {
 	return anon, file
 }
 
+// rssSampleEvery is how often the load test samples the server's RssAnon
+// and RssFile: the kernel keeps a peak only of their sum (VmHWM).
+const rssSampleEvery = 100 * time.Millisecond
+
+// rssSampler keeps the largest RssAnon and RssFile of a server process.
+type rssSampler struct {
+	done       chan struct{}
+	finished   chan struct{}
+	once       sync.Once
+	anon, file int64
+}
+
+func startRSSSampler(p *serverProc) *rssSampler {
+	r := &rssSampler{done: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(r.finished)
+		t := time.NewTicker(rssSampleEvery)
+		defer t.Stop()
+		for {
+			a, f := p.rssSplit()
+			r.anon, r.file = max(r.anon, a), max(r.file, f)
+			select {
+			case <-r.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return r
+}
+
+// stop ends the sampling and returns the peaks, in bytes.
+func (r *rssSampler) stop() (anon, file int64) {
+	r.once.Do(func() { close(r.done) })
+	<-r.finished
+	return r.anon, r.file
+}
+
 // peakRSS returns the child's peak resident set size in bytes.
 func (p *serverProc) peakRSS() (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
@@ -360,6 +401,8 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 			float64(priv.Microseconds())/1000, float64(verify.Nanoseconds())/1000)
 	}
 
+	sampler := startRSSSampler(srv)
+	defer sampler.stop()
 	var results []phaseResult
 	cpu := func() (u, s time.Duration, err error) {
 		for _, p := range procs {
@@ -453,7 +496,7 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 	}
 	// Phase 3: command round trips through the admin API. The server's CPU
 	// during the enqueue steps is also reported on its own.
-	var enqCPU time.Duration
+	var enqCPU, enqWall time.Duration
 	err = measure("command round trip", "round trip", lc.devices*lc.commands, func() (int, error) {
 		total := 0
 		for range lc.commands {
@@ -461,17 +504,23 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 			if err != nil {
 				return total, err
 			}
-			err = fleet.Each(ctx, "enqueue", func(ctx context.Context, d *mdmtest.Device) error {
-				cmd, err := mdm.NewCommand("ProfileList", nil)
-				if err != nil {
-					return err
-				}
-				_, err = admin.Enqueue(ctx, d.UDID, cmd.Raw)
-				return err
-			})
+			// One command for the whole fleet, in bulk requests of up to
+			// api.MaxBulkEnqueue devices, as `sundial commands enqueue` sends.
+			cmd, err := mdm.NewCommand("ProfileList", nil)
 			if err != nil {
 				return total, err
 			}
+			ids := make([]string, len(fleet.Devices))
+			for i, d := range fleet.Devices {
+				ids[i] = d.UDID
+			}
+			t0 := time.Now()
+			for page := range slices.Chunk(ids, api.MaxBulkEnqueue) {
+				if _, err := admin.EnqueueBulk(ctx, page, cmd.Raw); err != nil {
+					return total, fmt.Errorf("enqueue: %w", err)
+				}
+			}
+			enqWall += time.Since(t0)
 			u1, s1, err := cpu()
 			if err != nil {
 				return total, err
@@ -496,14 +545,17 @@ func runLoadtest(ctx context.Context, lc *loadtestConfig, out io.Writer) error {
 		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
 		fmt.Fprintf(out, "%-20s of which %.1f µs enqueueing through the admin API, %.1f µs delivering and storing the result\n",
 			"", per(enqCPU), per(rt.user+rt.sys-enqCPU))
+		fmt.Fprintf(out, "%-20s bulk enqueue: %d Macs per command in %.3fs wall (%d request(s) of up to %d), server CPU %.1f µs per Mac\n",
+			"", lc.devices, enqWall.Seconds()/float64(lc.commands), (lc.devices+api.MaxBulkEnqueue-1)/api.MaxBulkEnqueue, api.MaxBulkEnqueue, per(enqCPU))
 	}
 	rss, err := srv.peakRSS()
 	if err != nil {
 		return err
 	}
+	peakAnon, peakFile := sampler.stop()
 	anon, file := srv.rssSplit()
-	fmt.Fprintf(out, "server peak RSS %.1f MB (now: %.1f MB anonymous, %.1f MB file-backed, i.e. the database's mmap)\n",
-		float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
+	fmt.Fprintf(out, "server peak RSS %.1f MB: peak RssAnon %.1f MB (heap, stacks), peak RssFile %.1f MB (the database's mmap: page cache), sampled every %v; now %.1f MB anonymous, %.1f MB file-backed\n",
+		float64(rss)/(1<<20), float64(peakAnon)/(1<<20), float64(peakFile)/(1<<20), rssSampleEvery, float64(anon)/(1<<20), float64(file)/(1<<20))
 	for _, s := range fleet.Stats().Summary() {
 		fmt.Fprintf(out, "  client %s\n", s)
 	}

@@ -10,13 +10,7 @@ import (
 	"syscall"
 )
 
-// reexec replaces the running process with the same binary and arguments
-// under a new environment. Only main sets it: run, called by tests, must
-// never replace the test binary.
-var reexec func(env []string) error
-
 func main() {
-	reexec = execSelf
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

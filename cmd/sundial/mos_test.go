@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -250,6 +251,30 @@ func TestBulkEnqueueAndPushByGroup(t *testing.T) {
 		if (i < 2) != (err == nil) {
 			t.Errorf("device %d: command present = %v", i, err == nil)
 		}
+	}
+	// A list of devices: one bulk request.
+	c2, _ := mdm.NewCommand("ProfileList", nil)
+	os.WriteFile(cmdFile, c2.Raw, 0o600)
+	out.Reset()
+	code = run(t.Context(), []string{"commands", "enqueue", macs[0], macs[2], cmdFile, "-o", "json", "--data-dir", ts.dir}, func(k string) string { return env[k] }, &out, &errb)
+	var res api.BulkEnqueueResult
+	if err := json.Unmarshal(out.Bytes(), &res); code != 0 || err != nil || res.CommandUUID != c2.UUID || len(res.DeviceIDs) != 2 {
+		t.Fatalf("enqueue for two devices = %d %q %q", code, out.String(), errb.String())
+	}
+	for i, id := range macs {
+		_, err := ts.app.store.Command(t.Context(), id, c2.UUID)
+		if (i != 1) != (err == nil) {
+			t.Errorf("device %d: second command present = %v", i, err == nil)
+		}
+	}
+	// An unknown device among them: nothing is queued, exit 3.
+	c3, _ := mdm.NewCommand("ProfileList", nil)
+	os.WriteFile(cmdFile, c3.Raw, 0o600)
+	if code := run(t.Context(), []string{"commands", "enqueue", macs[0], "NOT-A-MAC", cmdFile, "--data-dir", ts.dir}, func(k string) string { return env[k] }, &out, &errb); code != exitNotFound {
+		t.Errorf("enqueue with an unknown device = %d, want %d", code, exitNotFound)
+	}
+	if _, err := ts.app.store.Command(t.Context(), macs[0], c3.UUID); err == nil {
+		t.Error("a refused bulk enqueue queued the command for a known device")
 	}
 }
 

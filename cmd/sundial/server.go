@@ -69,6 +69,7 @@ type backend interface {
 	storage.ADEUpdater
 	ddm.Store
 	scheduler.Store
+	api.GroupMembers
 }
 
 var (
@@ -85,8 +86,7 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 		}
 		return s, nil
 	}
-	budget := int64(cfg.BoltMappedMB) << 20 // 0: the store's default, negative: off
-	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync, MappedBudget: budget})
+	return bolt.Open(cfg.path(dbFile), &bolt.Options{NoSync: cfg.NoSync})
 }
 
 // app is a wired Sundial server.
@@ -224,7 +224,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
-		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner)
+		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
+		WithGroupMembers(store)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}

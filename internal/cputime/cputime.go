@@ -1,6 +1,5 @@
-// Package cputime reads the CPU time used by this process: for benchmarks
-// that report a figure independent of how busy the machine is, and for the
-// server's scheduler governor (internal/procs).
+// Package cputime reads the CPU time used by this process, for benchmarks
+// that report a figure independent of how busy the machine is.
 package cputime
 
 import "time"

@@ -191,8 +191,7 @@ func openCopy(b *testing.B, src string, now time.Time) (*bolt.Store, *scheduler.
 		b.Fatal(err)
 	}
 	out.Close()
-	budget, _ := strconv.ParseInt(os.Getenv("SUNDIAL_SCHEDULER_BENCH_BUDGET"), 10, 64)
-	store, err := bolt.Open(dst, &bolt.Options{MappedBudget: budget})
+	store, err := bolt.Open(dst, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

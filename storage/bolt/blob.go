@@ -19,10 +19,9 @@ import (
 // versions read as before: plain plists, and deflate (schema 2 before
 // 2026-11-27 night).
 //
-// New values use S2 (github.com/klauspost/compress/s2): it compresses a
-// command body in about 1 µs where deflate at its fastest level takes 15 to
-// 30 µs, for output about a fifth larger. A scheduler pass that queues
-// 40,000 commands spent a quarter of its time in deflate.
+// New values use S2 (github.com/klauspost/compress/s2): an order of
+// magnitude faster than deflate at its fastest level, for output about a
+// fifth larger (docs/benchmarks.md, "Scheduler").
 const (
 	blobDeflate = 0x01
 	blobS2      = 0x02

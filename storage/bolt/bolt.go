@@ -76,7 +76,6 @@ var ErrLocked = errors.New("database is in use by another process")
 // Store is the bbolt backend. It is safe for concurrent use.
 type Store struct {
 	db  *bbolt.DB
-	gov *governor
 	fin *finished
 }
 
@@ -88,10 +87,6 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync: only for throwaway test data.
 	NoSync bool
-	// MappedBudget is the file-backed resident memory (bytes) above which
-	// the database's mapped pages are dropped from the process (see
-	// mapping.go): 0 means DefaultMappedBudget, negative turns it off.
-	MappedBudget int64
 	// PageSize is the page size of a new database file: a power of two
 	// from 4 KB to 64 KB, 0 meaning DefaultPageSize. A file keeps the page
 	// size it was created with.
@@ -100,13 +95,9 @@ type Options struct {
 
 // DefaultPageSize is the page size of new database files. bbolt writes
 // every dirty page with its own pwrite at each commit and splits, spills
-// and maps memory page by page; with the OS's 4 KB pages a scheduler pass
-// in which 40,000 Macs change phase wrote 32,500 pages. Measured on the
-// 100,000-Mac benchmark against 4 KB (docs/benchmarks.md): that pass took
-// 1.16 s instead of 1.77 s and peaked at 144 MB instead of 201, a full
-// re-evaluation 0.35 s instead of 0.49 s; 32 and 64 KB did no better. The
-// load test at 3,000 Macs was as fast or faster on every phase, with the
-// same peak RSS.
+// and maps memory page by page, so larger pages mean fewer of each in the
+// scheduler's large passes; 16 KB did best (docs/benchmarks.md, "16 KB
+// database pages").
 const DefaultPageSize = 16 << 10
 
 // Open opens or creates the database at path. If another process holds the
@@ -128,9 +119,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	// The freelist is written with every commit. Without it bbolt rebuilds
 	// the freelist at open by walking every page of the file, which takes
-	// seconds at 100,000 Macs and maps the whole database into memory
-	// (RSS = file size) before the server has served anything. Measured at
-	// 10,000 Macs, writing it costs no visible CPU per transaction.
+	// seconds on a large fleet and maps the whole database into memory
+	// before the server has served anything.
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync,
 		FreelistType: bbolt.FreelistMapType, PageSize: pageSize})
 	if err != nil {
@@ -178,11 +168,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	budget := opts.MappedBudget
-	if budget == 0 {
-		budget = DefaultMappedBudget
-	}
-	return &Store{db: db, gov: startGovernor(db, budget), fin: fin}, nil
+	return &Store{db: db, fin: fin}, nil
 }
 
 // migrateToV2 rewrites JSON update states in the binary form and indexes
@@ -237,7 +223,6 @@ func checkPageSize(n int) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.gov.close()
 	// Leave no finished command in the log: a file closed cleanly
 	// indexes every command in cmdidx.
 	err := s.db.Update(s.fin.flush)

@@ -12,8 +12,7 @@ import (
 // A finished command is found by enrollment and UUID through cmdidx, keyed
 // <id> 0x00 <uuid>. Inserting there when the command finishes lands in a
 // random leaf, so every commit wrote one 16 KB page per command it
-// finished: at 5,000 Macs, a tenth of the server's CPU per command round
-// trip (docs/benchmarks.md). Since schema 6 a finished command is first
+// finished. Since schema 6 a finished command is first
 // appended to cmdfin, a log keyed by its own sequence whose last page is
 // shared by everything finished in a commit. The log is moved into cmdidx
 // in bulk, each leaf written once for all its new entries, when it reaches
@@ -31,19 +30,10 @@ import (
 //	cmdfin   <n>                     <seq> <id> 0x00 <uuid> of a finished command not yet in cmdidx
 
 // finFlushAt bounds what one move costs: it touches at most that many
-// leaves of cmdidx, each decoded, copied and written in one transaction.
-// BenchmarkFinishedFlush, four finished commands a Mac in cmdidx
-// (docs/benchmarks.md):
-//
-//	log length   10,000 Macs            100,000 Macs
-//	     8,192   3.3 µs/entry, 25 MB    9.9 µs/entry, 113 MB
-//	     1,024   9.6 µs/entry, 11 MB     22 µs/entry,  31 MB
-//	       512    13 µs/entry,  9 MB     24 µs/entry,  17 MB
-//
-// (bytes allocated by the move). Indexing each command as it finished
-// cost 40–55 µs per command round trip at 5,000 Macs; 512 keeps most of the saving, and a move's
-// memory stays under ~20 MB at any fleet size, where 8,192 would allocate
-// over 100 MB at once on a large fleet's server.
+// leaves of cmdidx, each decoded, copied and written in one transaction, so
+// its memory stays bounded whatever the fleet's size. Chosen with
+// BenchmarkFinishedFlush; the figures are in docs/benchmarks.md
+// ("Finished commands through a log").
 const finFlushAt = 512
 
 var bCmdFin = []byte("cmdfin")
