@@ -214,6 +214,12 @@ type DeviceView struct {
 	Target   string    `json:"target,omitempty"`
 	Deadline time.Time `json:"deadline,omitzero"`
 	Failure  string    `json:"failure,omitempty"`
+	// Status is the state an admin sees (scheduler.Status): the phase,
+	// deferring or needs-bootstrap-token.
+	Status string `json:"status,omitempty"`
+	// NotNowCount and NotNowSince say how a deferring Mac defers.
+	NotNowCount int       `json:"not_now_count,omitempty"`
+	NotNowSince time.Time `json:"not_now_since,omitzero"`
 }
 
 // StateReader reads update states in bulk (scheduler.StateStore has it).
@@ -326,6 +332,10 @@ func (s *Server) views(ctx context.Context, devs []*mdm.Device) ([]DeviceView, e
 		if st != nil {
 			out[i].GroupID, out[i].Phase, out[i].Target, out[i].Deadline, out[i].Failure =
 				st.GroupID, string(st.Phase), st.Target, st.Deadline, st.Failure
+			out[i].Status = scheduler.Status(st)
+			if scheduler.Deferring(st) {
+				out[i].NotNowCount, out[i].NotNowSince = st.NotNowCount, st.NotNowSince
+			}
 		}
 	}
 	return out, nil

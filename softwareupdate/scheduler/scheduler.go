@@ -313,7 +313,12 @@ func (s *Scheduler) HandleResult(ctx context.Context, id, requestType string, r 
 		if e == nil {
 			return nil, nil
 		}
-		return e.HandleResult(ctx, st, res, now)
+		current := res.CommandUUID != "" && res.CommandUUID == st.StepCommand
+		h, err := e.HandleResult(ctx, st, res, now)
+		if err != nil {
+			return h, err
+		}
+		return append(h, observeResult(st, e, res, current, now)...), nil
 	})
 	return err
 }
@@ -815,9 +820,16 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	if ex == nil {
 		ex = cfg.groupExc[group]
 	}
+	// An ineligible Mac (not supervised) gets no update commands, so it
+	// carries no step and no failure: it is ineligible, never failed.
+	inel := ineligibility(&st.Facts)
+	if inel != "" && (st.Step != "" || st.Failure != "") {
+		note(EventReset, "ineligible ("+inel+"): enforcement stopped")
+		st.ResetEnforcement()
+	}
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
 	decide := func() softwareupdate.Decision {
-		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex}, deadline)
+		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline)
 		if d.Phase != st.Phase {
 			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
 				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
@@ -830,8 +842,11 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	st.Deadline = utc(deadline)
 
 	if e := s.enforcers[st.Path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
-		failure := st.Failure
+		failure, stepCmd := st.Failure, st.StepCommand
 		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
+		if st.StepCommand != stepCmd {
+			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
+		}
 		if err != nil {
 			evalErr = fmt.Errorf("%s enforcer: %w", st.Path, err)
 		} else {

@@ -21,7 +21,8 @@ import (
 // but DeviceID (the record's key) in declaration order; strings as uvarint
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
-// uvarint of flags.
+// uvarint of flags. Fields added later (FailureSource, NotNowCount,
+// NotNowSince) follow NextDue; a record that ends at NextDue has them zero.
 const stateCodecV1 = 0x01
 
 const (
@@ -31,6 +32,7 @@ const (
 	flagEnabled
 	flagMajorUpgrade
 	flagDownloaded
+	flagRequiresBootstrap
 )
 
 var errStateCorrupt = errors.New("corrupt update state record")
@@ -61,7 +63,8 @@ func encodeState(st *scheduler.State) []byte {
 		set  bool
 		flag uint64
 	}{{f.Supervised, flagSupervised}, {f.AppleSilicon, flagAppleSilicon}, {f.Bootstrap, flagBootstrap},
-		{f.Enabled, flagEnabled}, {st.MajorUpgrade, flagMajorUpgrade}, {st.Downloaded, flagDownloaded}} {
+		{f.Enabled, flagEnabled}, {st.MajorUpgrade, flagMajorUpgrade}, {st.Downloaded, flagDownloaded},
+		{st.RequiresBootstrap, flagRequiresBootstrap}} {
 		if b.set {
 			flags |= b.flag
 		}
@@ -97,6 +100,9 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.FailureAt)
 	w.time(st.RetryAt)
 	w.time(st.NextDue)
+	w.str(st.FailureSource)
+	w.int(int64(st.NotNowCount))
+	w.time(st.NotNowSince)
 	return w
 }
 
@@ -200,6 +206,11 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	st.FailureAt = r.time()
 	st.RetryAt = r.time()
 	st.NextDue = r.time()
+	if len(r.b) > 0 { // absent in records written before these fields
+		st.FailureSource = r.str()
+		st.NotNowCount = int(r.int())
+		st.NotNowSince = r.time()
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt
 	}
@@ -212,5 +223,6 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	f.Enabled = flags&flagEnabled != 0
 	st.MajorUpgrade = flags&flagMajorUpgrade != 0
 	st.Downloaded = flags&flagDownloaded != 0
+	st.RequiresBootstrap = flags&flagRequiresBootstrap != 0
 	return st, nil
 }
