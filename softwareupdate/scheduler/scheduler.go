@@ -821,9 +821,10 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		ex = cfg.groupExc[group]
 	}
 	// An ineligible Mac (not supervised) gets no update commands, so it
-	// carries no step and no failure: it is ineligible, never failed.
+	// carries no step and no enforcement failure: it is ineligible, never
+	// failed. (An evaluation error stays until its retry.)
 	inel := ineligibility(&st.Facts)
-	if inel != "" && (st.Step != "" || st.Failure != "") {
+	if inel != "" && (st.Step != "" || (st.Failure != "" && !isEvaluationFailure(st.Failure))) {
 		note(EventReset, "ineligible ("+inel+"): enforcement stopped")
 		st.ResetEnforcement()
 	}
