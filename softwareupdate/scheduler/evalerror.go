@@ -21,7 +21,9 @@ func evaluationFailure(err error) string {
 	return clip(evaluationFailurePrefix + err.Error())
 }
 
-func isEvaluationFailure(reason string) bool { return strings.HasPrefix(reason, evaluationFailurePrefix) }
+func isEvaluationFailure(reason string) bool {
+	return strings.HasPrefix(reason, evaluationFailurePrefix)
+}
 
 func clip(s string) string {
 	if len(s) > maxFailureLen {
