@@ -230,17 +230,19 @@ type StateReader interface {
 // deviceFilter is what GET /devices filters on.
 type deviceFilter struct {
 	group, phase, osVersion string
+	status                  string
 	pastDeadline, failing   bool
 }
 
 func (f deviceFilter) any() bool {
-	return f.group != "" || f.phase != "" || f.osVersion != "" || f.pastDeadline || f.failing
+	return f.group != "" || f.phase != "" || f.status != "" || f.osVersion != "" || f.pastDeadline || f.failing
 }
 
 func (f deviceFilter) match(v DeviceView, now time.Time) bool {
 	switch {
 	case f.group != "" && v.GroupID != f.group:
 	case f.phase != "" && v.Phase != f.phase:
+	case f.status != "" && v.Status != f.status:
 	case f.osVersion != "" && v.OSVersion != f.osVersion && !strings.HasPrefix(v.OSVersion, f.osVersion+"."):
 	case f.pastDeadline && (v.Deadline.IsZero() || !now.After(v.Deadline) || v.Phase == "compliant"):
 	case f.failing && v.Failure == "":
@@ -260,7 +262,7 @@ func (s *Server) listDevices(r *http.Request) (any, int, error) {
 		}
 		limit = n
 	}
-	f := deviceFilter{group: q.Get("group"), phase: q.Get("phase"), osVersion: q.Get("os_version")}
+	f := deviceFilter{group: q.Get("group"), phase: q.Get("phase"), status: q.Get("status"), osVersion: q.Get("os_version")}
 	for name, dst := range map[string]*bool{"past_deadline": &f.pastDeadline, "failing": &f.failing} {
 		if v := q.Get(name); v != "" {
 			b, err := strconv.ParseBool(v)

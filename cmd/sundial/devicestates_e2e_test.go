@@ -116,6 +116,10 @@ func TestDeviceStatesThroughServerAndCLI(t *testing.T) {
 		}
 	}
 
+	if code, out, _ := cli("devices", "list", "--status", "ineligible"); code != 0 || !strings.Contains(out, byod.UDID) || strings.Contains(out, rejecting.UDID) {
+		t.Errorf("devices list --status ineligible = %d %q", code, out)
+	}
+
 	code, out, _ := cli("report", "compliance")
 	if code != 0 || !strings.Contains(out, "INELIGIBLE") || !strings.Contains(out, "not supervised") || !strings.Contains(out, "Error.ConfigurationCannotBeApplied") {
 		t.Errorf("report compliance = %d\n%s", code, out)
