@@ -279,3 +279,22 @@ func TestDeclarativeFailuresAreSurfaced(t *testing.T) {
 		t.Errorf("history of failures and recoveries:\n%s", strings.Join(kinds, "\n"))
 	}
 }
+
+// TestWhatIfCountsIneligibleApart: the what-if of a policy counts an
+// unsupervised Mac as ineligible, not among the Macs it will escalate.
+func TestWhatIfCountsIneligibleApart(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	seen := now.Add(-time.Hour)
+	in := []scheduler.WhatIfInput{
+		{DeviceID: "sup", Facts: scheduler.Facts{OSVersion: "15.1", BoardID: "J413AP", Supervised: true, InventoryAt: seen}},
+		{DeviceID: "byod", Facts: scheduler.Facts{OSVersion: "15.1", BoardID: "J413AP", InventoryAt: seen}},
+	}
+	p := softwareupdate.Policy{Mode: "manual", MinimumVersion: "15.2", Date: "2026-03-11", TimeOfDay: "09:00", TimeZone: "UTC", MinimumNoticeDays: 1}
+	res, err := scheduler.WhatIf(now, testCatalog(t), "g", p, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tomorrow[softwareupdate.PhaseNotify] != 1 || res.Tomorrow[softwareupdate.PhaseIneligible] != 1 {
+		t.Errorf("tomorrow %v, forced %d", res.Tomorrow, res.ForcedWithin24h)
+	}
+}
