@@ -842,14 +842,14 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	dec := decide()
 	st.Deadline = utc(deadline)
 
-	if e := s.enforcers[st.Path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
+	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
 		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
 		if st.StepCommand != stepCmd {
 			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
 		}
 		if err != nil {
-			evalErr = fmt.Errorf("%s enforcer: %w", st.Path, err)
+			evalErr = fmt.Errorf("%s enforcer: %w", path, err)
 		} else {
 			c.Commands = act.Commands
 			c.History = append(c.History, act.Events...)
