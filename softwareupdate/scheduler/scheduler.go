@@ -495,8 +495,14 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 					continue
 				}
 				if err != nil {
-					requeue()
-					return st, fmt.Errorf("load device %s: %w", id, err)
+					if ctx.Err() != nil {
+						requeue()
+						return st, ctx.Err()
+					}
+					// One unreadable record must not stop the others; the
+					// device's due time brings it back.
+					s.log.Error("device not evaluated", "enrollment_id", id, "err", err)
+					continue
 				}
 				devs = append(devs, d)
 			}
