@@ -217,6 +217,12 @@ type DeviceView struct {
 	Target   string    `json:"target,omitempty"`
 	Deadline time.Time `json:"deadline,omitzero"`
 	Failure  string    `json:"failure,omitempty"`
+	// Status is the state an admin sees (scheduler.Status): the phase,
+	// deferring or needs-bootstrap-token.
+	Status string `json:"status,omitempty"`
+	// NotNowCount and NotNowSince say how a deferring Mac defers.
+	NotNowCount int       `json:"not_now_count,omitempty"`
+	NotNowSince time.Time `json:"not_now_since,omitzero"`
 }
 
 // StateReader reads update states in bulk (scheduler.StateStore has it).
@@ -227,6 +233,7 @@ type StateReader interface {
 // deviceFilter is what GET /devices filters on.
 type deviceFilter struct {
 	group, phase, osVersion string
+	status                  string
 	pastDeadline, failing   bool
 	// search matches a substring of the serial number, name, UDID or ID,
 	// ignoring case (see matchSearch).
@@ -234,13 +241,14 @@ type deviceFilter struct {
 }
 
 func (f deviceFilter) any() bool {
-	return f.group != "" || f.phase != "" || f.osVersion != "" || f.pastDeadline || f.failing
+	return f.group != "" || f.phase != "" || f.status != "" || f.osVersion != "" || f.pastDeadline || f.failing
 }
 
 func (f deviceFilter) match(v DeviceView, now time.Time) bool {
 	switch {
 	case f.group != "" && v.GroupID != f.group:
 	case f.phase != "" && v.Phase != f.phase:
+	case f.status != "" && v.Status != f.status:
 	case f.osVersion != "" && v.OSVersion != f.osVersion && !strings.HasPrefix(v.OSVersion, f.osVersion+"."):
 	case f.pastDeadline && (v.Deadline.IsZero() || !now.After(v.Deadline) || v.Phase == "compliant"):
 	case f.failing && v.Failure == "":
@@ -261,7 +269,7 @@ func (s *Server) listDevices(r *http.Request) (any, int, error) {
 		}
 		limit = n
 	}
-	f := deviceFilter{group: q.Get("group"), phase: q.Get("phase"), osVersion: q.Get("os_version")}
+	f := deviceFilter{group: q.Get("group"), phase: q.Get("phase"), status: q.Get("status"), osVersion: q.Get("os_version")}
 	if f.search = strings.ToLower(strings.TrimSpace(q.Get("search"))); len(f.search) > 200 {
 		return nil, 0, &Error{Code: CodeInvalid, Message: "search: at most 200 characters"}
 	}
@@ -336,6 +344,10 @@ func (s *Server) views(ctx context.Context, devs []*mdm.Device) ([]DeviceView, e
 		if st != nil {
 			out[i].GroupID, out[i].Phase, out[i].Target, out[i].Deadline, out[i].Failure =
 				st.GroupID, string(st.Phase), st.Target, st.Deadline, st.Failure
+			out[i].Status = scheduler.Status(st)
+			if scheduler.Deferring(st) {
+				out[i].NotNowCount, out[i].NotNowSince = st.NotNowCount, st.NotNowSince
+			}
 		}
 	}
 	return out, nil

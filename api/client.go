@@ -55,7 +55,10 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 // DeviceFilter narrows a device listing.
 type DeviceFilter struct {
 	Group, Phase, OSVersion string
-	PastDeadline, Failing   bool
+	// Status filters on the state an admin sees (deferring,
+	// needs-bootstrap-token, or a phase).
+	Status                string
+	PastDeadline, Failing bool
 	// Search matches part of a serial number, name, UDID or ID.
 	Search string
 }
@@ -68,7 +71,7 @@ func (c *Client) Devices(ctx context.Context, after string, limit int) (*DeviceL
 // DevicesFiltered lists one page of the devices that match f.
 func (c *Client) DevicesFiltered(ctx context.Context, after string, limit int, f DeviceFilter) (*DeviceList, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"group": f.Group, "phase": f.Phase, "os_version": f.OSVersion, "search": f.Search} {
+	for k, v := range map[string]string{"group": f.Group, "phase": f.Phase, "status": f.Status, "os_version": f.OSVersion, "search": f.Search} {
 		if v != "" {
 			q.Set(k, v)
 		}

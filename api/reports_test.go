@@ -64,7 +64,7 @@ func newReportEnv(t *testing.T) *reportEnv {
 		if _, err := store.TokenUpdate(ctx, id, &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.TokenUpdate, Topic: "t", Token: []byte("tok" + id), PushMagic: "m"}, nil, now); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.UpdateInventory(ctx, id, &mdm.Inventory{OSVersion: osv, SoftwareUpdateDeviceID: "J413AP", SerialNumber: "SN-" + id}, now); err != nil {
+		if err := store.UpdateInventory(ctx, id, &mdm.Inventory{OSVersion: osv, SoftwareUpdateDeviceID: "J413AP", SerialNumber: "SN-" + id, IsSupervised: true}, now); err != nil {
 			t.Fatal(err)
 		}
 	}

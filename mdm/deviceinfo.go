@@ -72,34 +72,39 @@ func (inv *Inventory) Merge(old Inventory) Inventory {
 	return out
 }
 
-type deviceInformationResponse struct {
-	QueryResponses Inventory
-}
+// inventoryWire is Inventory with a pointer per field, built once by
+// reflection: decoding into it tells which keys the answer carried in the
+// same pass (a plain struct cannot tell a missing IsSupervised from false).
+var inventoryWire = func() reflect.Type {
+	t := reflect.TypeFor[Inventory]()
+	var fields []reflect.StructField
+	for _, i := range inventoryFields {
+		f := t.Field(i)
+		fields = append(fields, reflect.StructField{Name: f.Name, Type: reflect.PointerTo(f.Type)})
+	}
+	return reflect.StructOf([]reflect.StructField{{Name: "QueryResponses", Type: reflect.StructOf(fields)}})
+}()
 
 // DecodeDeviceInformation extracts the inventory from an acknowledged
 // DeviceInformation report body, with Reported set to the keys present.
 func DecodeDeviceInformation(body []byte) (*Inventory, error) {
-	var r deviceInformationResponse
-	if err := decodeXMLPlist("DeviceInformation response", body, &r); err != nil {
+	w := reflect.New(inventoryWire)
+	if err := decodeXMLPlist("DeviceInformation response", body, w.Interface()); err != nil {
 		return nil, err
 	}
-	// A second pass learns which keys were present: the struct decode
-	// cannot tell a missing IsSupervised from false.
-	var keys struct{ QueryResponses map[string]any }
-	if err := decodeXMLPlist("DeviceInformation response", body, &keys); err != nil {
-		return nil, err
-	}
-	t := reflect.TypeFor[Inventory]()
+	inv := new(Inventory)
+	src, dst := w.Elem().Field(0), reflect.ValueOf(inv).Elem()
 	for bit, i := range inventoryFields {
-		if _, ok := keys.QueryResponses[t.Field(i).Name]; ok {
-			r.QueryResponses.Reported |= 1 << bit
+		if p := src.Field(bit); !p.IsNil() {
+			dst.Field(i).Set(p.Elem())
+			inv.Reported |= 1 << bit
 		}
 	}
-	if r.QueryResponses.Reported == 0 {
+	if inv.Reported == 0 {
 		// Nothing Sundial keeps was reported: mark an empty set, not "every key".
-		r.QueryResponses.Reported = noInventoryKeys
+		inv.Reported = noInventoryKeys
 	}
-	return &r.QueryResponses, nil
+	return inv, nil
 }
 
 // noInventoryKeys is a Reported value naming no field (a bit past the last).

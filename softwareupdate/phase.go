@@ -17,6 +17,7 @@ const (
 	PhaseUnsupported Phase = "unsupported" // hardware cannot install the target
 	PhaseExempt      Phase = "exempt"      // an active exemption
 	PhaseFailed      Phase = "failed"      // a failure to surface (see Decision.Reason)
+	PhaseIneligible  Phase = "ineligible"  // Sundial may not manage this Mac's updates (see Decision.Reason)
 	PhasePending     Phase = "pending"     // before the notification window
 	PhaseNotify      Phase = "notify"      // D-5 days to D: download, notify
 	PhaseCountdown   Phase = "countdown"   // D to D+30 min: the countdown
@@ -42,6 +43,9 @@ type DeviceState struct {
 	RetryAt time.Time
 	// Exception is the Mac's exception, active or not; nil if none.
 	Exception *Exception
+	// Ineligible says why Apple does not let an MDM manage this Mac's
+	// updates (e.g. "not supervised"); empty if it may.
+	Ineligible string
 }
 
 // Decision is the phase a Mac is in and when that will change.
@@ -64,8 +68,9 @@ type Decision struct {
 // returns, and the enforcer acts at its next check-in.
 //
 // Precedence: the target status (unmanaged, unknown, unsupported, compliant)
-// comes first; then an active exemption; then a surfaced failure until
-// RetryAt; then the time phases. A failure does not move the deadline.
+// comes first; then an active exemption; then ineligibility (with the
+// deadline, which the Mac's user is still shown); then a surfaced failure
+// until RetryAt; then the time phases. A failure does not move the deadline.
 func Decide(now time.Time, st DeviceState, deadline time.Time) Decision {
 	switch st.Target.Status {
 	case StatusNotManaged:
@@ -85,6 +90,9 @@ func Decide(now time.Time, st DeviceState, deadline time.Time) Decision {
 	if ex := st.Exception; ex != nil && ex.Exempt && ex.Active(now) {
 		return Decision{Phase: PhaseExempt, Reason: "exempt until " + ex.Expires.UTC().Format(time.RFC3339) + ": " + ex.Reason,
 			Deadline: deadline, NextChange: ex.Expires}
+	}
+	if st.Ineligible != "" {
+		return Decision{Phase: PhaseIneligible, Reason: "ineligible: " + st.Ineligible, Deadline: deadline}
 	}
 	if st.Failure != "" && (st.RetryAt.IsZero() || now.Before(st.RetryAt)) {
 		return Decision{Phase: PhaseFailed, Reason: st.Failure, Deadline: deadline, NextChange: st.RetryAt}

@@ -296,6 +296,7 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 	fl := cmd.Flags()
 	fl.StringVar(&f.Group, "group", "", "only devices in this group")
 	fl.StringVar(&f.Phase, "phase", "", "only devices in this phase (pending, notify, countdown, enforce, compliant, failed, unsupported, ...)")
+	fl.StringVar(&f.Status, "status", "", "only devices in this state (a phase, deferring or needs-bootstrap-token)")
 	fl.StringVar(&f.OSVersion, "os", "", "only devices on this macOS version (15 matches 15.x)")
 	fl.BoolVar(&f.PastDeadline, "past-deadline", false, "only devices past their deadline and not compliant")
 	fl.BoolVar(&f.Failing, "failing", false, "only devices with a surfaced failure")

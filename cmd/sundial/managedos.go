@@ -80,6 +80,11 @@ func (p planner) Plan(ctx context.Context, id string) (agent.Plan, error) {
 	if plan.Path != agent.PathDeclarative {
 		plan.Path = agent.PathLegacy
 	}
+	if st.Phase == softwareupdate.PhaseIneligible {
+		// Sundial cannot install on this Mac: Start Now opens Software
+		// Update for the user instead of asking the server.
+		plan.Path = agent.PathDeclarative
+	}
 	plan.DetailsURL = p.zones.detailsURL(ctx, st.GroupID)
 	return plan, nil
 }

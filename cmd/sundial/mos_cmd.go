@@ -12,6 +12,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
 func newGroupsCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
@@ -198,6 +199,12 @@ func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 			fmt.Fprintf(w, "device:    %s\ngroup:     %s\n", rep.DeviceID, rep.GroupID)
 			if st := rep.State; st != nil {
 				fmt.Fprintf(w, "phase:     %s (%s)\n", st.Phase, st.Reason)
+				switch rep.Status {
+				case scheduler.StatusDeferring:
+					fmt.Fprintf(w, "status:    deferring: answered NotNow %d times since %s\n", st.NotNowCount, st.NotNowSince.Local().Format(time.DateTime+" MST"))
+				case scheduler.StatusNeedsBootstrapToken:
+					fmt.Fprintf(w, "status:    needs bootstrap token: the update to %s needs one on this Apple silicon Mac and none is escrowed\n", st.Target)
+				}
 				if st.Target != "" {
 					fmt.Fprintf(w, "target:    macOS %s\n", st.Target)
 				}
@@ -209,6 +216,9 @@ func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 				}
 				if st.Failure != "" {
 					fmt.Fprintf(w, "failure:   %s\n", st.Failure)
+					if !st.RetryAt.IsZero() {
+						fmt.Fprintf(w, "retry at:  %s\n", st.RetryAt.Local().Format(time.DateTime+" MST"))
+					}
 				}
 			} else {
 				fmt.Fprintln(w, "phase:     not evaluated yet")

@@ -61,7 +61,7 @@ func newReportCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 // reportPhases is the order phases are shown in.
 var reportPhases = []softwareupdate.Phase{
 	softwareupdate.PhaseCompliant, softwareupdate.PhasePending, softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown,
-	softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhaseExempt, softwareupdate.PhaseUnsupported,
+	softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhaseIneligible, softwareupdate.PhaseExempt, softwareupdate.PhaseUnsupported,
 	softwareupdate.PhaseUnknown, softwareupdate.PhaseUnmanaged, scheduler.PhaseUnevaluated,
 }
 
@@ -101,6 +101,25 @@ func printComplianceReport(w io.Writer, rep *scheduler.ComplianceReport) error {
 		fmt.Fprintln(tw, "\nUNSUPPORTED\tGROUP\tOS\tREASON")
 		for _, d := range rep.Unsupported {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", reportName(d), d.GroupID, reportDash(d.OSVersion), d.Reason)
+		}
+	}
+	if len(rep.Ineligible) > 0 {
+		fmt.Fprintln(tw, "\nINELIGIBLE\tGROUP\tOS\tREASON")
+		for _, d := range rep.Ineligible {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", reportName(d), d.GroupID, reportDash(d.OSVersion), d.Reason)
+		}
+	}
+	if len(rep.Deferring) > 0 {
+		fmt.Fprintln(tw, "\nDEFERRING\tGROUP\tTARGET\tDEADLINE\tNOTNOW\tSINCE")
+		for _, d := range rep.Deferring {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", reportName(d), d.GroupID, reportDash(d.Target),
+				d.Deadline.UTC().Format("2006-01-02 15:04"), d.NotNowCount, d.NotNowSince.UTC().Format("2006-01-02 15:04"))
+		}
+	}
+	if len(rep.NeedsBootstrapToken) > 0 {
+		fmt.Fprintln(tw, "\nNEEDS BOOTSTRAP TOKEN\tGROUP\tTARGET\tDEADLINE\tPHASE")
+		for _, d := range rep.NeedsBootstrapToken {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", reportName(d), d.GroupID, reportDash(d.Target), d.Deadline.UTC().Format("2006-01-02 15:04"), d.Phase)
 		}
 	}
 	if len(rep.Failures) > 0 {

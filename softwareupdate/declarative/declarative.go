@@ -14,7 +14,9 @@ package declarative
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -131,8 +133,12 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 	return nil, nil
 }
 
-// Toucher re-evaluates devices.
-type Toucher interface{ Touch(ids ...string) }
+// Scheduler re-evaluates devices and takes in what their status reports
+// say (scheduler.Scheduler).
+type Scheduler interface {
+	Touch(ids ...string)
+	ReportStatus(ctx context.Context, id string, ds scheduler.DeviceStatus) error
+}
 
 // Enqueuer queues MDM commands.
 type Enqueuer interface {
@@ -141,17 +147,19 @@ type Enqueuer interface {
 
 // Observer passes the device's status reports to the scheduler: a reported
 // OS version change or a failed enforcement asks the Mac for fresh
-// inventory (compliance is confirmed from DeviceInformation) and
-// re-evaluates it.
+// inventory (compliance is confirmed from DeviceInformation); a refused
+// declaration or a failed install becomes the Mac's failure with Apple's
+// reason, and clears when the Mac reports it recovered.
 type Observer struct {
-	Sched Toucher
+	Sched Scheduler
 	Enq   Enqueuer
 	Log   *slog.Logger
 }
 
 // StatusChanged implements ddm.Observer.
 func (o Observer) StatusChanged(ctx context.Context, id string, u ddm.StatusUpdate) {
-	if u.Compliant || u.InstallFailed || u.State == ddm.StateFailed {
+	failed := u.InstallFailed || u.State == ddm.StateFailed
+	if u.Compliant || failed {
 		cmd, err := mdm.NewCommand("DeviceInformation", map[string]any{"Queries": mdm.InventoryQueries})
 		if err == nil {
 			err = o.Enq.Enqueue(ctx, []string{id}, cmd)
@@ -159,9 +167,61 @@ func (o Observer) StatusChanged(ctx context.Context, id string, u ddm.StatusUpda
 		if err != nil && o.Log != nil {
 			o.Log.Error("inventory refresh after status report failed", "enrollment_id", id, "err", err)
 		}
-		if (u.InstallFailed || u.State == ddm.StateFailed) && o.Log != nil {
-			o.Log.Warn("declarative enforcement failing", "enrollment_id", id, "state", u.State, "reasons", u.Reasons)
+	}
+	if ds := statusOf(u); failed || ds.DeclarationApplied || ds.Installing || ds.Compliant {
+		if err := o.Sched.ReportStatus(ctx, id, ds); err != nil && o.Log != nil {
+			o.Log.Error("status report not applied to the update state", "enrollment_id", id, "err", err)
 		}
+		return
 	}
 	o.Sched.Touch(id)
+}
+
+// maxReasons bounds the reasons quoted in one failure.
+const maxReasons = 4
+
+// statusOf reads a status update as the scheduler wants it.
+func statusOf(u ddm.StatusUpdate) scheduler.DeviceStatus {
+	ds := scheduler.DeviceStatus{
+		DeclarationApplied: u.State == ddm.StateConfirmed,
+		Compliant:          u.Compliant,
+	}
+	switch u.Current.InstallState {
+	case ddm.InstallDownloading, ddm.InstallPrepared, ddm.InstallInstalling:
+		ds.Installing = !u.InstallFailed
+	}
+	if u.State == ddm.StateFailed {
+		var parts []string
+		for _, r := range u.Reasons {
+			if len(parts) == maxReasons {
+				parts = append(parts, fmt.Sprintf("and %d more", len(u.Reasons)-maxReasons))
+				break
+			}
+			p := r.Code
+			if r.Description != "" {
+				p += ": " + r.Description
+			}
+			parts = append(parts, p)
+		}
+		ds.DeclarationFailure = "enforcement declaration rejected by the Mac"
+		if len(parts) > 0 {
+			ds.DeclarationFailure += ": " + strings.Join(parts, "; ")
+		} else {
+			ds.DeclarationFailure += " (inactive, no reason given)"
+		}
+	}
+	if u.InstallFailed {
+		fr := u.Current.FailureReason
+		ds.InstallFailure = "software update failed"
+		if fr.Reason != "" {
+			ds.InstallFailure += ": " + fr.Reason
+		}
+		if fr.Count > 0 {
+			ds.InstallFailure += fmt.Sprintf(" (%d failed attempts)", fr.Count)
+		}
+		// Apple silicon Macs install MDM-enforced updates with the bootstrap
+		// token; the scheduler flags the Mac only if it has none escrowed.
+		ds.RequiresBootstrap = true
+	}
+	return ds
 }

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/declarative"
+	"github.com/sundial-mdm/sundial/softwareupdate/legacy"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
@@ -164,5 +166,36 @@ func TestOneDeviceErrorDoesNotStopThePass(t *testing.T) {
 	u.pass()
 	if st := u.state("bad"); st.Phase != softwareupdate.PhaseNotify || st.Failure != "" || st.Step != declarative.StepDeclared {
 		t.Errorf("bad after the retry: phase %s failure %q step %q", st.Phase, st.Failure, st.Step)
+	}
+}
+
+// brokenReader fails to read one device record.
+type brokenReader struct {
+	scheduler.DeviceReader
+	bad string
+}
+
+func (b brokenReader) Device(ctx context.Context, id string) (*mdm.Device, error) {
+	if id == b.bad {
+		return nil, errors.New("decode device: unexpected end of record")
+	}
+	return b.DeviceReader.Device(ctx, id)
+}
+
+// TestUnreadableDeviceDoesNotStopThePass: a device record that cannot be
+// read is skipped (and logged); the other touched devices are evaluated.
+func TestUnreadableDeviceDoesNotStopThePass(t *testing.T) {
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	u.twoRings(3)
+	u.addMac("good", "15.1", "J413AP", true)
+	u.addMac("bad", "15.1", "J413AP", true)
+	u.sched = scheduler.New(u.store, brokenReader{u.store, "bad"}, testCatalog(t), u.clk,
+		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
+	u.sched.Touch("good", "bad")
+	if _, err := u.sched.RunOnce(t.Context()); err != nil {
+		t.Fatalf("pass failed: %v", err)
+	}
+	if st := u.state("good"); st.Phase != softwareupdate.PhasePending {
+		t.Errorf("good = %s", st.Phase)
 	}
 }

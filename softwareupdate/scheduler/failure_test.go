@@ -14,8 +14,8 @@ import (
 // TestFailureAndStartNow: through the real HTTP stack, a Mac without the
 // space for the update surfaces DownloadInsufficientSpace as a failure, is
 // retried after the backoff once space was freed, and installs when its user
-// chooses Start Now; an unsupervised Mac is reported, never sent update
-// commands.
+// chooses Start Now; an unsupervised Mac is ineligible (never failed),
+// never sent update commands.
 func TestFailureAndStartNow(t *testing.T) {
 	ctx := t.Context()
 	t0 := time.Now().UTC().Truncate(time.Hour)
@@ -49,8 +49,8 @@ func TestFailureAndStartNow(t *testing.T) {
 	step(t0, "byod DeviceInformation", "tight DeviceInformation", "tight ScheduleOSUpdateScan")
 	// The scan runs in the background: the list is asked once it had time.
 	step(t0.Add(10*time.Minute), "tight AvailableOSUpdates")
-	if st := state(t, s, byod); st.Phase != softwareupdate.PhaseFailed || !strings.Contains(st.Failure, "not supervised") {
-		t.Fatalf("byod = %s %q", st.Phase, st.Failure)
+	if st := state(t, s, byod); st.Phase != softwareupdate.PhaseIneligible || st.Reason != "ineligible: not supervised" || st.Failure != "" {
+		t.Fatalf("byod = %s %q %q", st.Phase, st.Reason, st.Failure)
 	}
 
 	notify := D.Add(-softwareupdate.NotifyWindow)
@@ -80,7 +80,7 @@ func TestFailureAndStartNow(t *testing.T) {
 	}
 	// The unsupervised Mac is still only reported, well after its deadline.
 	step(D.Add(2 * time.Hour))
-	if st := state(t, s, byod); st.Phase != softwareupdate.PhaseFailed {
+	if st := state(t, s, byod); st.Phase != softwareupdate.PhaseIneligible {
 		t.Fatalf("byod = %s", st.Phase)
 	}
 	rep, err := s.mgr.Device(ctx, tight.dev.UDID, 0)

@@ -262,9 +262,12 @@ func (m *Manager) Exceptions(ctx context.Context) ([]ExceptionRecord, error) {
 
 // DeviceReport is a device's Managed OS status for reports and the CLI.
 type DeviceReport struct {
-	DeviceID  string           `json:"device_id"`
-	GroupID   string           `json:"group_id"`
-	State     *State           `json:"state,omitempty"` // nil: never evaluated
+	DeviceID string `json:"device_id"`
+	GroupID  string `json:"group_id"`
+	State    *State `json:"state,omitempty"` // nil: never evaluated
+	// Status is the state an admin sees (scheduler.Status): the phase,
+	// deferring or needs-bootstrap-token; empty when never evaluated.
+	Status    string           `json:"status,omitempty"`
 	Exception *ExceptionRecord `json:"exception,omitempty"`
 	History   []Transition     `json:"history"`
 }
@@ -285,6 +288,9 @@ func (m *Manager) Device(ctx context.Context, id string, historyLimit int) (*Dev
 		return nil, err
 	}
 	r := &DeviceReport{DeviceID: id, GroupID: groups[0], State: sts[0], History: h}
+	if r.State != nil {
+		r.Status = Status(r.State)
+	}
 	if ex, err := m.exception(ctx, ScopeDevice, id); err == nil {
 		r.Exception = ex
 	} else if ex, err := m.exception(ctx, ScopeGroup, groups[0]); err == nil {

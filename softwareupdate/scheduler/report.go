@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -38,6 +39,9 @@ type ComplianceReport struct {
 	Managed   int `json:"managed"`
 	// ByPhase counts devices per phase ("unevaluated" for devices without state).
 	ByPhase map[softwareupdate.Phase]int `json:"by_phase"`
+	// ByStatus counts devices per state an admin sees (Status): the phase,
+	// or deferring or needs-bootstrap-token. It sums to Devices.
+	ByStatus map[string]int `json:"by_status"`
 	// ByOSVersion counts devices per running macOS version ("unknown" if never reported).
 	ByOSVersion map[string]int `json:"by_os_version"`
 	// PastDeadline lists the Macs whose deadline has passed and that are not
@@ -45,6 +49,15 @@ type ComplianceReport struct {
 	PastDeadline []DeviceBrief `json:"past_deadline"`
 	// Unsupported lists the Macs whose hardware cannot take their target.
 	Unsupported []DeviceBrief `json:"unsupported"`
+	// Ineligible lists the Macs Sundial may not update, with the reason
+	// (not supervised); they are never counted as failed.
+	Ineligible []DeviceBrief `json:"ineligible"`
+	// Deferring lists the Macs past their deadline that keep answering
+	// NotNow, with how often and since when.
+	Deferring []DeviceBrief `json:"deferring"`
+	// NeedsBootstrapToken lists the Apple silicon Macs whose update needs a
+	// bootstrap token that is not escrowed.
+	NeedsBootstrapToken []DeviceBrief `json:"needs_bootstrap_token"`
 	// Failures counts surfaced failures by reason, most frequent first.
 	Failures []FailureCount `json:"failures"`
 	// DeadlinesAhead counts, for each of the next DeadlineDays UTC days
@@ -65,8 +78,11 @@ type DeviceBrief struct {
 	OSVersion    string               `json:"os_version,omitempty"`
 	Target       string               `json:"target,omitempty"`
 	Phase        softwareupdate.Phase `json:"phase"`
+	Status       string               `json:"status"`
 	Reason       string               `json:"reason,omitempty"`
 	Deadline     time.Time            `json:"deadline,omitzero"`
+	NotNowCount  int                  `json:"not_now_count,omitempty"`
+	NotNowSince  time.Time            `json:"not_now_since,omitzero"`
 }
 
 // FailureCount is how many Macs share one failure reason.
@@ -127,12 +143,19 @@ type ReportRow struct {
 	// BootstrapMissing: an Apple silicon Mac without an escrowed bootstrap
 	// token, which MDM cannot make install an update.
 	BootstrapMissing bool `json:"bootstrap_missing,omitempty"`
+	// Status is the state an admin sees (Status); NotNowCount and
+	// NotNowSince say how a deferring Mac defers.
+	Status              string    `json:"status"`
+	NotNowCount         int       `json:"not_now_count,omitempty"`
+	NotNowSince         time.Time `json:"not_now_since,omitzero"`
+	NeedsBootstrapToken bool      `json:"needs_bootstrap_token,omitempty"`
 }
 
 // CSVHeader is the header of ReportRow.CSV.
 var CSVHeader = []string{"device_id", "serial_number", "device_name", "model", "board_id", "group_id",
 	"os_version", "build", "phase", "reason", "target", "major_upgrade", "deadline", "past_deadline",
-	"path", "step", "failure", "phase_since", "last_seen", "enabled"}
+	"path", "step", "failure", "phase_since", "last_seen", "enabled",
+	"status", "not_now_count", "not_now_since", "needs_bootstrap_token"}
 
 // CSV returns the row's fields in CSVHeader order (times in RFC 3339 UTC,
 // empty when unset).
@@ -151,7 +174,8 @@ func (r *ReportRow) CSV() []string {
 	}
 	return []string{r.DeviceID, r.SerialNumber, r.DeviceName, r.Model, r.BoardID, r.GroupID,
 		r.OSVersion, r.Build, string(r.Phase), r.Reason, r.Target, b(r.MajorUpgrade), ts(r.Deadline), b(r.PastDeadline),
-		string(r.Path), r.Step, r.Failure, ts(r.PhaseSince), ts(r.LastSeen), b(r.Enabled)}
+		string(r.Path), r.Step, r.Failure, ts(r.PhaseSince), ts(r.LastSeen), b(r.Enabled),
+		r.Status, strconv.Itoa(r.NotNowCount), ts(r.NotNowSince), b(r.NeedsBootstrapToken)}
 }
 
 // ReportInput is what the report knows of one device.
@@ -168,7 +192,7 @@ type ReportInput struct {
 func settled(p softwareupdate.Phase) bool {
 	switch p {
 	case softwareupdate.PhaseCompliant, softwareupdate.PhaseUnsupported, softwareupdate.PhaseUnmanaged,
-		softwareupdate.PhaseUnknown, softwareupdate.PhaseExempt, PhaseUnevaluated, "":
+		softwareupdate.PhaseUnknown, softwareupdate.PhaseExempt, softwareupdate.PhaseIneligible, PhaseUnevaluated, "":
 		return true
 	}
 	return false
@@ -189,13 +213,17 @@ func nonCompliant(p softwareupdate.Phase) bool {
 func BuildComplianceReport(now time.Time, in []ReportInput, withRows bool) *ComplianceReport {
 	now = now.UTC()
 	r := &ComplianceReport{
-		GeneratedAt:      now,
-		ByPhase:          map[softwareupdate.Phase]int{},
-		ByOSVersion:      map[string]int{},
-		PastDeadline:     []DeviceBrief{},
-		Unsupported:      []DeviceBrief{},
-		Failures:         []FailureCount{},
-		TimeToCompliance: []TargetCompliance{},
+		GeneratedAt:         now,
+		ByPhase:             map[softwareupdate.Phase]int{},
+		ByStatus:            map[string]int{},
+		ByOSVersion:         map[string]int{},
+		PastDeadline:        []DeviceBrief{},
+		Unsupported:         []DeviceBrief{},
+		Ineligible:          []DeviceBrief{},
+		Deferring:           []DeviceBrief{},
+		NeedsBootstrapToken: []DeviceBrief{},
+		Failures:            []FailureCount{},
+		TimeToCompliance:    []TargetCompliance{},
 	}
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	ahead := make([]int, DeadlineDays)
@@ -208,6 +236,7 @@ func BuildComplianceReport(now time.Time, in []ReportInput, withRows bool) *Comp
 		row := rowOf(now, &x)
 		r.Devices++
 		r.ByPhase[row.Phase]++
+		r.ByStatus[row.Status]++
 		osv := row.OSVersion
 		if osv == "" {
 			osv = "unknown"
@@ -220,12 +249,22 @@ func BuildComplianceReport(now time.Time, in []ReportInput, withRows bool) *Comp
 			r.Managed++
 		}
 		brief := DeviceBrief{DeviceID: row.DeviceID, SerialNumber: row.SerialNumber, GroupID: row.GroupID, OSVersion: row.OSVersion,
-			Target: row.Target, Phase: row.Phase, Reason: row.Reason, Deadline: row.Deadline}
+			Target: row.Target, Phase: row.Phase, Status: row.Status, Reason: row.Reason, Deadline: row.Deadline,
+			NotNowCount: row.NotNowCount, NotNowSince: row.NotNowSince}
 		if row.PastDeadline {
 			r.PastDeadline = append(r.PastDeadline, brief)
 		}
 		if row.Phase == softwareupdate.PhaseUnsupported {
 			r.Unsupported = append(r.Unsupported, brief)
+		}
+		if row.Phase == softwareupdate.PhaseIneligible {
+			r.Ineligible = append(r.Ineligible, brief)
+		}
+		if row.Status == StatusDeferring {
+			r.Deferring = append(r.Deferring, brief)
+		}
+		if row.NeedsBootstrapToken {
+			r.NeedsBootstrapToken = append(r.NeedsBootstrapToken, brief)
 		}
 		if reason := failureOf(&row); reason != "" {
 			f := failures[reason]
@@ -324,6 +363,13 @@ func rowOf(now time.Time, x *ReportInput) ReportRow {
 			row.Phase = PhaseUnevaluated
 		}
 		row.PastDeadline = !settled(row.Phase) && !row.Deadline.IsZero() && !now.Before(row.Deadline)
+		row.Status, row.NeedsBootstrapToken = Status(st), NeedsBootstrapToken(st)
+		if Deferring(st) {
+			row.NotNowCount, row.NotNowSince = st.NotNowCount, st.NotNowSince
+		}
+	}
+	if row.Status == "" {
+		row.Status = string(row.Phase)
 	}
 	row.OSVersion, row.Build, row.Model, row.BoardID = f.OSVersion, f.Build, f.Model, f.BoardID
 	row.BootstrapMissing = f.AppleSilicon && !f.Bootstrap

@@ -313,7 +313,12 @@ func (s *Scheduler) HandleResult(ctx context.Context, id, requestType string, r 
 		if e == nil {
 			return nil, nil
 		}
-		return e.HandleResult(ctx, st, res, now)
+		current := res.CommandUUID != "" && res.CommandUUID == st.StepCommand
+		h, err := e.HandleResult(ctx, st, res, now)
+		if err != nil {
+			return h, err
+		}
+		return append(h, observeResult(st, e, res, current, now)...), nil
 	})
 	return err
 }
@@ -490,8 +495,14 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 					continue
 				}
 				if err != nil {
-					requeue()
-					return st, fmt.Errorf("load device %s: %w", id, err)
+					if ctx.Err() != nil {
+						requeue()
+						return st, ctx.Err()
+					}
+					// One unreadable record must not stop the others; the
+					// device's due time brings it back.
+					s.log.Error("device not evaluated", "enrollment_id", id, "err", err)
+					continue
 				}
 				devs = append(devs, d)
 			}
@@ -815,9 +826,17 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	if ex == nil {
 		ex = cfg.groupExc[group]
 	}
+	// An ineligible Mac (not supervised) gets no update commands, so it
+	// carries no step and no enforcement failure: it is ineligible, never
+	// failed. (An evaluation error stays until its retry.)
+	inel := ineligibility(&st.Facts)
+	if inel != "" && (st.Step != "" || (st.Failure != "" && !isEvaluationFailure(st.Failure))) {
+		note(EventReset, "ineligible ("+inel+"): enforcement stopped")
+		st.ResetEnforcement()
+	}
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
 	decide := func() softwareupdate.Decision {
-		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex}, deadline)
+		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline)
 		if d.Phase != st.Phase {
 			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
 				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
@@ -829,11 +848,14 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	dec := decide()
 	st.Deadline = utc(deadline)
 
-	if e := s.enforcers[st.Path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
-		failure := st.Failure
+	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
+		failure, stepCmd := st.Failure, st.StepCommand
 		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
+		if st.StepCommand != stepCmd {
+			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
+		}
 		if err != nil {
-			evalErr = fmt.Errorf("%s enforcer: %w", st.Path, err)
+			evalErr = fmt.Errorf("%s enforcer: %w", path, err)
 		} else {
 			c.Commands = act.Commands
 			c.History = append(c.History, act.Events...)

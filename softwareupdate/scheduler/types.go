@@ -149,6 +149,19 @@ type State struct {
 	Failure   string    `json:"failure,omitempty"`
 	FailureAt time.Time `json:"failure_at,omitzero"`
 	RetryAt   time.Time `json:"retry_at,omitzero"`
+	// FailureSource is FailureFromDeclaration or FailureFromInstall when
+	// the Mac's status channel reported Failure (it clears when the Mac
+	// reports it recovered); empty for failures Sundial surfaced.
+	FailureSource string `json:"failure_source,omitempty"`
+
+	// NotNowCount counts the NotNow answers to the current step's command
+	// since NotNowSince (reset when the Mac answers it or a new step goes out).
+	NotNowCount int       `json:"not_now_count,omitempty"`
+	NotNowSince time.Time `json:"not_now_since,omitzero"`
+	// RequiresBootstrap: the Mac said its update to Target needs a
+	// bootstrap token (AvailableOSUpdates' RequiresBootstrapToken, or a
+	// failed declarative install).
+	RequiresBootstrap bool `json:"requires_bootstrap,omitempty"`
 
 	// NextDue is when the scheduler must look at the device again by the
 	// passage of time alone (the due index); zero for never.
@@ -162,12 +175,14 @@ func (s *State) ResetEnforcement() {
 	s.ProductKey, s.Downloaded, s.InstallAction = "", false, ""
 	s.StartNowAt = time.Time{}
 	s.Attempts, s.Errors = 0, 0
+	s.NotNowCount, s.NotNowSince = 0, time.Time{}
+	s.RequiresBootstrap = false
 	s.ClearFailure()
 }
 
 // ClearFailure removes a surfaced failure.
 func (s *State) ClearFailure() {
-	s.Failure, s.FailureAt, s.RetryAt = "", time.Time{}, time.Time{}
+	s.Failure, s.FailureAt, s.RetryAt, s.FailureSource = "", time.Time{}, time.Time{}, ""
 }
 
 // Fail surfaces a failure, to be retried at retryAt (zero: on an event).

@@ -101,7 +101,7 @@ func WhatIf(now time.Time, cat *catalog.Catalog, group string, p softwareupdate.
 			}
 		}
 		deadline := softwareupdate.PersonalDeadline(p, tgt, first, x.Exception, nil)
-		dec := softwareupdate.Decide(at, softwareupdate.DeviceState{Target: tgt, Exception: x.Exception}, deadline)
+		dec := softwareupdate.Decide(at, softwareupdate.DeviceState{Target: tgt, Exception: x.Exception, Ineligible: ineligibility(&x.Facts)}, deadline)
 		cur := x.Current
 		if cur == "" {
 			cur = PhaseUnevaluated

@@ -21,8 +21,9 @@ import (
 // but DeviceID (the record's key) in declaration order; strings as uvarint
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
-// uvarint of flags. Fields added later (Errors) are appended and read only
-// when present, so older records still decode.
+// uvarint of flags. Fields added later (Errors, then FailureSource,
+// NotNowCount and NotNowSince) follow NextDue, each group read only when
+// present, so older records still decode.
 const stateCodecV1 = 0x01
 
 const (
@@ -32,6 +33,7 @@ const (
 	flagEnabled
 	flagMajorUpgrade
 	flagDownloaded
+	flagRequiresBootstrap
 )
 
 var errStateCorrupt = errors.New("corrupt update state record")
@@ -62,7 +64,8 @@ func encodeState(st *scheduler.State) []byte {
 		set  bool
 		flag uint64
 	}{{f.Supervised, flagSupervised}, {f.AppleSilicon, flagAppleSilicon}, {f.Bootstrap, flagBootstrap},
-		{f.Enabled, flagEnabled}, {st.MajorUpgrade, flagMajorUpgrade}, {st.Downloaded, flagDownloaded}} {
+		{f.Enabled, flagEnabled}, {st.MajorUpgrade, flagMajorUpgrade}, {st.Downloaded, flagDownloaded},
+		{st.RequiresBootstrap, flagRequiresBootstrap}} {
 		if b.set {
 			flags |= b.flag
 		}
@@ -100,6 +103,9 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.NextDue)
 	// Fields added after version 1 follow, each optional on reading.
 	w.int(int64(st.Errors))
+	w.str(st.FailureSource)
+	w.int(int64(st.NotNowCount))
+	w.time(st.NotNowSince)
 	return w
 }
 
@@ -206,6 +212,11 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	if r.err == nil && len(r.b) > 0 { // absent in records written before it
 		st.Errors = int(r.int())
 	}
+	if r.err == nil && len(r.b) > 0 { // absent in records written before these fields
+		st.FailureSource = r.str()
+		st.NotNowCount = int(r.int())
+		st.NotNowSince = r.time()
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt
 	}
@@ -218,5 +229,6 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	f.Enabled = flags&flagEnabled != 0
 	st.MajorUpgrade = flags&flagMajorUpgrade != 0
 	st.Downloaded = flags&flagDownloaded != 0
+	st.RequiresBootstrap = flags&flagRequiresBootstrap != 0
 	return st, nil
 }
