@@ -88,6 +88,7 @@ type Server struct {
 	catSync   CatalogSyncer
 	states    StateReader
 	rotator   AgentRotator
+	audits    auditLog
 }
 
 type ctxKey int
@@ -392,5 +393,7 @@ func (s *Server) enqueueCommand(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	s.log.Info("command enqueued", "enrollment_id", id, "command_uuid", cmd.UUID, "request_type", cmd.RequestType)
+	// The payload is left out: commands can carry secrets.
+	s.audit(r, "command.enqueue", id, nil, EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType})
 	return EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType}, http.StatusCreated, nil
 }

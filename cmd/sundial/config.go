@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 )
 
 // Config is `sundial server`'s configuration: flags with an environment
@@ -42,6 +44,9 @@ type Config struct {
 	PushP12         string
 	PushP12Password string
 	CatalogCA       string
+	CatalogInterval time.Duration
+	CatalogGDMFURL  string
+	CatalogSOFAURL  string
 	Storage         string
 	StorageDSN      string
 	FlushInterval   time.Duration
@@ -76,6 +81,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Storage, "storage", "bolt", "bolt (embedded, one process) or pgsql (PostgreSQL, several replicas)")
 	fs.StringVar(&c.StorageDSN, "storage-dsn", "", "PostgreSQL connection string for --storage pgsql (prefer SUNDIAL_STORAGE_DSN: it may hold a password)")
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
+	fs.DurationVar(&c.CatalogInterval, "catalog-interval", poll.DefaultInterval, "how often the scheduler leader checks the release feeds for new macOS releases (conditional requests); 0 turns automatic checks off")
+	fs.StringVar(&c.CatalogGDMFURL, "catalog-gdmf-url", poll.GDMFURL, "Apple's software lookup feed the catalog polls; empty: do not poll it")
+	fs.StringVar(&c.CatalogSOFAURL, "catalog-sofa-url", poll.SOFAURL, "the SOFA macOS feed the catalog polls; empty: do not poll it")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")
@@ -193,6 +201,23 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("--flush-interval and --shutdown-timeout must be positive")
+	}
+	return c.validateCatalog()
+}
+
+// validateCatalog checks the catalog poller's flags: an interval of 0
+// (off) or at least a minute, and absolute http(s) feed URLs.
+func (c *Config) validateCatalog() error {
+	if c.CatalogInterval < 0 || (c.CatalogInterval > 0 && c.CatalogInterval < time.Minute) {
+		return fmt.Errorf("--catalog-interval %v: want 0 (off) or at least 1m", c.CatalogInterval)
+	}
+	for _, f := range []struct{ flag, url string }{{"--catalog-gdmf-url", c.CatalogGDMFURL}, {"--catalog-sofa-url", c.CatalogSOFAURL}} {
+		if f.url == "" {
+			continue
+		}
+		if u, err := url.Parse(f.url); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("%s %q must be an absolute http(s) URL", f.flag, f.url)
+		}
 	}
 	return nil
 }

@@ -115,8 +115,10 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(done)
 			a.ensureDeclarations(ctx)
 		}()
+		polled := a.startCatalogPoller(ctx)
 		a.sched.Run(ctx)
 		<-done
+		<-polled
 	})
 }
 

@@ -64,6 +64,7 @@ type backend interface {
 	storage.AgentStore
 	storage.LeaseStore
 	storage.CatalogStore
+	api.Auditor
 	ddm.Store
 	scheduler.Store
 }
@@ -103,6 +104,7 @@ type app struct {
 	sched     *scheduler.Scheduler
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
+	catState  *catalogState
 }
 
 // newApp opens the data directory and wires every part.
@@ -134,7 +136,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a))
 	if err := a.setupPush(); err != nil {
 		return nil, err
 	}
@@ -213,7 +215,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
-		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner)
+		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
+		WithAudit(store, clk.Now)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
@@ -304,10 +307,11 @@ func (a *app) pushTopic(context.Context) (string, error) {
 
 // health is what /healthz reports.
 type health struct {
-	Status string           `json:"status"` // ok, warn
-	Time   time.Time        `json:"time"`
-	Push   api.PushCertInfo `json:"push"`
-	Issues []string         `json:"issues,omitempty"`
+	Status  string             `json:"status"` // ok, warn
+	Time    time.Time          `json:"time"`
+	Push    api.PushCertInfo   `json:"push"`
+	Catalog *api.CatalogStatus `json:"catalog,omitempty"`
+	Issues  []string           `json:"issues,omitempty"`
 }
 
 func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
@@ -323,6 +327,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := a.pusher.CertError(); err != nil {
 		h.Issues = append(h.Issues, "APNs refused the push certificate: "+err.Error())
 	}
+	a.catalogHealth(r.Context(), &h)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
 	}
