@@ -17,7 +17,11 @@ import (
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/certs/certstest"
+	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/mdmtest"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
@@ -364,4 +368,49 @@ func TestExceptionsCLI(t *testing.T) {
 	if len(acts["exception.set"]) != 2 || len(acts["exception.clear"]) != 1 {
 		t.Errorf("exception audit entries: %d set, %d clear; want 2, 1", len(acts["exception.set"]), len(acts["exception.clear"]))
 	}
+}
+
+// TestPolledReleaseReevaluatesAtOnce: a release the poller brings in
+// re-evaluates automatic policies without waiting for the next pass.
+func TestPolledReleaseReevaluatesAtOnce(t *testing.T) {
+	feed := newTLSFeed(t, gdmfWith(t))
+	ts := startTestServerWith(t, t.TempDir(), func(c *Config) { c.CatalogCA = feed.caFile })
+	mac := ts.enroll(t, mdmtest.WithOS("26.6.2", "25G83"))
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	board := ts.device(t, mac.UDID).Inventory.SoftwareUpdateDeviceID
+	if board == "" {
+		t.Fatal("the simulated Mac reported no board ID")
+	}
+	if _, err := ts.admin.SetPolicy(t.Context(), scheduler.DefaultGroupID, softwareupdate.Policy{Mode: softwareupdate.ModeAutomatic,
+		DelayDays: 1, TimeOfDay: "00:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	target := func() string {
+		rep, err := ts.admin.DeviceUpdate(t.Context(), mac.UDID, 0)
+		if err != nil || rep.State == nil {
+			return "?"
+		}
+		return rep.State.Target
+	}
+	waitFor(t, func() bool { return target() != "?" })
+	if got := target(); got == "26.9" {
+		t.Fatalf("target before the release exists = %s", got)
+	}
+	feed.mu.Lock()
+	feed.body = gdmfWith(t, map[string]any{"ProductVersion": "26.9", "Build": "25Z999",
+		"PostingDate": time.Now().UTC().AddDate(0, 0, -5).Format(time.DateOnly), "SupportedDevices": []string{board}})
+	feed.etag = `"v2"`
+	feed.mu.Unlock()
+	hc, err := ts.app.feedClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := poll.New([]poll.Feed{{Kind: "gdmf", URL: feed.srv.URL + "/v2/pmv"}}, hc, clock.System{}, pollSink{ts.app}, time.Hour, nil, nil)
+	p.RunOnce(t.Context())
+	if st := p.States()["gdmf"]; st.Failures != 0 {
+		t.Fatalf("poll failed: %+v", st)
+	}
+	waitFor(t, func() bool { return target() == "26.9" })
 }
