@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +38,16 @@ const pollerActor = "catalog poller"
 type catalogState struct {
 	mu     sync.Mutex
 	future *catalog.Catalog // held back until their posting day; nil if none
+	// seen is the catalogFingerprint of the stored catalog this replica
+	// last built from; a change made here clears it, so that the next
+	// refresh rebuilds once (another replica's change made meanwhile must
+	// not pass for ours, and A-B-A changes must not look like none).
+	seen string
 }
+
+// catalogFollowEvery is how often a replica checks whether another one
+// changed the stored catalog (two small reads).
+const catalogFollowEvery = time.Minute
 
 // catalogSource parses, merges and persists release feeds for the admin
 // API and the poller, and tells the scheduler when the catalog changed.
@@ -44,12 +56,105 @@ type catalogSource struct{ a *app }
 // loadCatalog merges what was synced and added into the built-in snapshot.
 func (a *app) loadCatalog(ctx context.Context) error {
 	a.catState = &catalogState{}
+	fp, err := a.catalogFingerprint(ctx)
+	if err != nil {
+		return err
+	}
 	fresh, err := a.buildCatalog(ctx)
 	if err != nil {
 		return err
 	}
 	a.catalog.Replace(fresh)
+	a.catState.seen = fp
 	return nil
+}
+
+// catalogFingerprint summarizes the stored catalog: each feed's last
+// change and the releases added by hand. Replicas compare it to notice a
+// change another replica made (a poll on the leader, an admin's add or
+// remove on any replica).
+func (a *app) catalogFingerprint(ctx context.Context) (string, error) {
+	polls, err := a.loadPollStates(ctx)
+	if err != nil {
+		return "", err
+	}
+	manual, err := a.store.ManualReleases(ctx)
+	if err != nil {
+		return "", err
+	}
+	kinds := make([]string, 0, len(polls))
+	for k := range polls {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	h := sha256.New()
+	for _, k := range kinds {
+		fmt.Fprintf(h, "%s %d\n", k, polls[k].ChangedAt.UnixNano())
+	}
+	for _, m := range manual {
+		h.Write(m)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// refreshCatalog rebuilds the catalog from storage if the stored catalog
+// changed since this replica last built it, and says whether it did.
+func (a *app) refreshCatalog(ctx context.Context) (bool, error) {
+	fp, err := a.catalogFingerprint(ctx)
+	if err != nil {
+		return false, err
+	}
+	a.catState.mu.Lock()
+	defer a.catState.mu.Unlock()
+	if fp == a.catState.seen {
+		return false, nil
+	}
+	fresh, err := a.buildCatalog(ctx)
+	if err != nil {
+		return false, err
+	}
+	added, changed := catalogDiff(a.catalog, fresh)
+	a.catalog.Replace(fresh)
+	a.catState.seen = fp
+	if added+changed > 0 {
+		a.sched.CatalogChanged()
+		a.log.Info("release catalog reloaded: another replica changed it", "new", added, "changed", changed)
+	}
+	return true, nil
+}
+
+// catalogDiff counts the releases of fresh that cur lacks or holds
+// differently (removed releases count as changed).
+func catalogDiff(cur, fresh *catalog.Catalog) (added, changed int) {
+	probe := cur.Clone()
+	added, changed = probe.MergeCount(fresh)
+	if probe.Len() != fresh.Len() {
+		changed++ // something was removed
+	}
+	return added, changed
+}
+
+// followCatalog runs refreshCatalog every catalogFollowEvery until ctx
+// ends; the returned channel closes when it has stopped.
+func (a *app) followCatalog(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(catalogFollowEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := a.refreshCatalog(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("release catalog reload failed", "err", err)
+			}
+		}
+	}()
+	return done
 }
 
 // buildCatalog builds the catalog from the built-in snapshot, the stored
@@ -178,6 +283,7 @@ func (a *app) applyFeed(ctx context.Context, actor, rawURL string, body []byte) 
 		return nil, err
 	}
 	res.New, res.Changed = a.catalog.MergeCount(kept)
+	a.catState.seen = "" // own change: rebuild once at the next refresh
 	if kind == "gdmf" {
 		a.catalog.SetAsOf(a.clock.Now())
 	}
@@ -254,6 +360,7 @@ func (s catalogSource) AddRelease(ctx context.Context, actor string, r catalog.R
 	if err := s.a.store.PutManualRelease(ctx, r.Version.String(), b); err != nil {
 		return err
 	}
+	s.a.catState.seen = ""
 	s.a.sched.CatalogChanged()
 	s.a.log.Info("release added by hand", "version", r.Version.String(), "build", r.Build)
 	s.a.auditCatalog(ctx, actor, "catalog.add", r.Version.String(), nil, added)
@@ -276,6 +383,7 @@ func (s catalogSource) RemoveRelease(ctx context.Context, actor string, v catalo
 		}
 		return nil, err
 	}
+	s.a.catState.seen = ""
 	fresh, err := s.a.buildCatalog(ctx)
 	if err != nil {
 		return nil, err

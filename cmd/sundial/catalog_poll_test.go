@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
@@ -413,4 +415,64 @@ func TestPolledReleaseReevaluatesAtOnce(t *testing.T) {
 		t.Fatalf("poll failed: %+v", st)
 	}
 	waitFor(t, func() bool { return target() == "26.9" })
+}
+
+// TestReplicasFollowCatalogChanges: two replicas on one PostgreSQL
+// database. A release one of them syncs, and one an admin adds and then
+// removes through the other, reach both catalogs at the next refresh.
+func TestReplicasFollowCatalogChanges(t *testing.T) {
+	dsn := replicaSchema(t)
+	open := func(n int) *app {
+		cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PublicURL: "http://127.0.0.1:1", NoTLS: true, ChallengeMode: "shared",
+			LogLevel: "warn", LogFormat: "text", FlushInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+			APNsURL: "https://127.0.0.1:1", Storage: "pgsql", StorageDSN: dsn}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		a, err := newApp(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", n), clock.System{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	a, b := open(1), open(2)
+	ctx := t.Context()
+	has := func(x *app, v string) bool {
+		_, ok := x.catalog.Lookup(catalog.MustParseVersion(v))
+		return ok
+	}
+	if changed, err := b.refreshCatalog(ctx); err != nil || changed {
+		t.Fatalf("refresh with nothing new = %v, %v", changed, err)
+	}
+	body := gdmfWith(t, map[string]any{"ProductVersion": "26.9", "Build": "25Z999",
+		"PostingDate": time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly), "SupportedDevices": []string{"J413AP"}})
+	if _, err := a.applyFeed(ctx, pollerActor, "https://feed.example/v2/pmv", body); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.savePollState(ctx, "gdmf", poll.State{URL: "https://feed.example/v2/pmv", CheckedAt: time.Now(), ChangedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if has(b, "26.9") {
+		t.Fatal("replica 2 knew the release before refreshing")
+	}
+	if changed, err := b.refreshCatalog(ctx); err != nil || !changed || !has(b, "26.9") {
+		t.Fatalf("refresh after another replica's sync = %v, %v; 26.9 known: %v", changed, err, has(b, "26.9"))
+	}
+	if !b.catalog.AsOf().After(catalog.SnapshotTaken) {
+		t.Errorf("replica 2's AsOf = %v, want the sync's time", b.catalog.AsOf())
+	}
+	posted, _ := time.Parse(time.DateOnly, "2026-11-25")
+	if err := (catalogSource{b}).AddRelease(ctx, "admin", catalog.Release{Version: catalog.MustParseVersion("26.9.1"), PostingDate: posted, SupportedDevices: []string{"J413AP"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.refreshCatalog(ctx); err != nil || !has(a, "26.9.1") {
+		t.Fatalf("replica 1 after replica 2's add: %v, 26.9.1 known: %v", err, has(a, "26.9.1"))
+	}
+	if _, err := (catalogSource{a}).RemoveRelease(ctx, "admin", catalog.MustParseVersion("26.9.1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.refreshCatalog(ctx); err != nil || has(b, "26.9.1") {
+		t.Fatalf("replica 2 after replica 1's remove: %v, 26.9.1 still known: %v", err, has(b, "26.9.1"))
+	}
 }

@@ -104,6 +104,8 @@ func (a *app) runScheduler(ctx context.Context) {
 	// Only the leader re-pushes silent devices and refreshes inventory.
 	a.pusher.SetRepush(false)
 	a.svc.SetInventoryRefresh(false)
+	followed := a.followCatalog(ctx) // every replica picks up catalog changes made by another
+	defer func() { <-followed }()
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
 		a.pusher.SetRepush(true)
