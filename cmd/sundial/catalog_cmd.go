@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -73,6 +74,13 @@ func newCatalogStatusCmd(getenv func(string) string, cf *clientFlags) *cobra.Com
 			}
 			return tw.Flush()
 		},
+	}
+}
+
+// printHeldBack lists the releases a feed dated in the future.
+func printHeldBack(w io.Writer, held []string) {
+	if len(held) > 0 {
+		fmt.Fprintf(w, "held back until their posting day: %s\n", strings.Join(held, ", "))
 	}
 }
 

@@ -376,6 +376,7 @@ func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s feed: %d releases, %d new\n", res.Kind, res.Releases, res.New)
+			printHeldBack(cmd.OutOrStdout(), res.HeldBack)
 			return nil
 		},
 	}
