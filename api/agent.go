@@ -35,6 +35,7 @@ func (s *Server) rotateAgentSecret(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	s.log.Info("agent secret rotated", "enrollment_id", id, "actor", actor(r))
+	s.audit(r, "agent.rotate", id, nil, nil) // the secret itself is never logged
 	return map[string]string{"rotated": id}, http.StatusOK, nil
 }
 

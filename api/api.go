@@ -90,6 +90,7 @@ type Server struct {
 	rotator   AgentRotator
 	members   GroupMembers
 	bulkLimit int // 0: MaxBulkEnqueue
+	audits    auditLog
 }
 
 type ctxKey int
@@ -414,5 +415,7 @@ func (s *Server) enqueueCommand(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	s.log.Info("command enqueued", "enrollment_id", id, "command_uuid", cmd.UUID, "request_type", cmd.RequestType)
+	// The payload is left out: commands can carry secrets.
+	s.audit(r, "command.enqueue", id, nil, EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType})
 	return EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType}, http.StatusCreated, nil
 }

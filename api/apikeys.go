@@ -75,6 +75,7 @@ func (s *Server) createKey(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	s.log.Info("api key created", "key_id", k.ID, "name", k.Name, "actor", actor(r))
+	s.audit(r, "apikey.create", k.ID, nil, map[string]string{"id": k.ID, "name": k.Name})
 	return NewAPIKey{APIKey: k, Secret: secret}, http.StatusCreated, nil
 }
 
@@ -84,6 +85,7 @@ func (s *Server) revokeKey(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	s.log.Info("api key revoked", "key_id", id, "actor", actor(r))
+	s.audit(r, "apikey.revoke", id, map[string]string{"id": id}, nil)
 	return map[string]string{"revoked": id}, http.StatusOK, nil
 }
 

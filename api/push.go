@@ -96,11 +96,14 @@ func (s *Server) setPushCert(r *http.Request) (any, int, error) {
 	if err != nil {
 		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
 	}
+	before := s.pushCerts.Info()
 	if err := s.pushCerts.Set(pc, true); err != nil {
 		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
 	}
 	s.log.Info("push certificate replaced through the API", "topic", pc.Topic)
-	return s.pushCerts.Info(), http.StatusOK, nil
+	after := s.pushCerts.Info()
+	s.audit(r, "pushcert.set", pc.Topic, before, after)
+	return after, http.StatusOK, nil
 }
 
 func (s *Server) pushDevice(r *http.Request) (any, int, error) {

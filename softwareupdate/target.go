@@ -198,7 +198,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 		rs := cat.Major(cur.Major())
 		for i := len(rs) - 1; i >= 0; i-- {
 			r := &rs[i]
-			if r.Expired(now) || !hw.supportsFrom(cat, r, cur) {
+			if cat.Expired(r, now) || !hw.supportsFrom(cat, r, cur) {
 				continue
 			}
 			if cur.Compare(r.Version) >= 0 {
@@ -209,7 +209,7 @@ func resolveManual(p *Policy, cur catalog.Version, hw *hardware, cat *catalog.Ca
 				Reason: fmt.Sprintf("minimum %s needs a major upgrade, which the policy does not allow: latest macOS %d instead", min, cur.Major()),
 			}
 		}
-		if len(rs) > 0 && rs[len(rs)-1].Version.Compare(cur) > 0 && !rs[len(rs)-1].Expired(now) {
+		if len(rs) > 0 && rs[len(rs)-1].Version.Compare(cur) > 0 && !cat.Expired(&rs[len(rs)-1], now) {
 			r := rs[len(rs)-1]
 			return Target{Status: StatusUnsupported, Version: r.Version, Build: r.Build, Release: r,
 				Reason: fmt.Sprintf("%s is not supported by %s", hw.describe(), r.Name())}
@@ -255,6 +255,7 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 	// oldest anchors the deadline (expired releases included: a Mac that
 	// missed them is late since then); targets are never expired.
 	var newestDue, next, oldest, unsupported *catalog.Release
+	expiry := cat.ExpiryClock(now)
 	cands := cat.Newer(cur)
 	for i := range cands {
 		r := &cands[i]
@@ -268,7 +269,7 @@ func resolveAutomatic(p *Policy, cur catalog.Version, hw *hardware, cat *catalog
 		if oldest == nil || !r.PostingDate.After(oldest.PostingDate) {
 			oldest = r // earliest posting; the newest version among equals
 		}
-		if r.Expired(now) {
+		if r.Expired(expiry) {
 			continue // Apple's feed withdrew it: never a target
 		}
 		if !r.PostingDate.After(cutoff) {

@@ -97,6 +97,10 @@ func TestExpiredNeverTarget(t *testing.T) {
 	if got.Status != StatusCompliant || !strings.Contains(got.Reason, "expired") {
 		t.Errorf("only expired releases: %s (%s), want compliant because they expired", got.Status, got.Reason)
 	}
+	// A stale catalog (its data confirmed before 15.5 expired) keeps 15.5.
+	stale := cat.Clone()
+	stale.SetAsOf(utc(2025, 3, 17, 0, 0))
+	checkTarget(t, ResolveTarget(auto, dev, stale, utc(2025, 3, 19, 13, 0)), wantTarget{status: StatusRequired, version: "15.5", posted: "2025-02-01"})
 	// Manual, majors off, older major: the latest unexpired release of the Mac's major.
 	manual := Policy{Mode: ModeManual, MinimumVersion: "26.0", Date: "2025-09-01", TimeOfDay: "17:00", TimeZone: "UTC"}
 	got = ResolveTarget(manual, dev, old, utc(2025, 4, 1, 13, 0))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // feedWithExtraRelease returns the embedded gdmf snapshot plus macOS 26.9.
@@ -23,6 +24,9 @@ func feedWithExtraRelease(t *testing.T) []byte {
 	}
 	feed["PublicAssetSets"]["macOS"] = append(feed["PublicAssetSets"]["macOS"], map[string]any{
 		"ProductVersion": "26.9", "Build": "25Z999", "PostingDate": "2026-11-20", "ExpirationDate": "2027-02-20",
+		"SupportedDevices": []string{"J413AP"},
+	}, map[string]any{ // dated in the future: held back
+		"ProductVersion": "27.0", "Build": "26A100", "PostingDate": time.Now().UTC().AddDate(1, 0, 0).Format(time.DateOnly),
 		"SupportedDevices": []string{"J413AP"},
 	})
 	out, err := json.Marshal(feed)
@@ -61,7 +65,8 @@ func TestCatalogSyncAndAdd(t *testing.T) {
 			t.Errorf("sync %s = %d %q, want exit %d with a message", bad, code, out, exitUsage)
 		}
 	}
-	if code, out := cli("catalog", "sync", "--url", feeds.URL+"/v2/pmv"); code != 0 || !strings.Contains(out, "gdmf feed") || !strings.Contains(out, "1 new") {
+	if code, out := cli("catalog", "sync", "--url", feeds.URL+"/v2/pmv"); code != 0 || !strings.Contains(out, "gdmf feed") || !strings.Contains(out, "1 new") ||
+		!strings.Contains(out, "held back until their posting day: macOS 27.0") {
 		t.Fatalf("sync = %d %q", code, out)
 	}
 	if code, out := cli("catalog", "add", "--version", "26.9.1", "--build", "25Z1000", "--posted", "2026-11-25", "--devices", "J413AP"); code != 0 {
@@ -82,6 +87,9 @@ func TestCatalogSyncAndAdd(t *testing.T) {
 		found := map[string]bool{}
 		for _, r := range rels {
 			found[r.Version] = true
+		}
+		if found["27.0"] {
+			t.Error("a release dated in the future is listed")
 		}
 		if !found["26.9"] || !found["26.9.1"] {
 			t.Errorf("catalog lacks the synced or added release: 26.9=%v 26.9.1=%v", found["26.9"], found["26.9.1"])

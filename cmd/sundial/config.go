@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 )
 
 // Config is `sundial server`'s configuration: flags with an environment
@@ -43,6 +45,9 @@ type Config struct {
 	PushP12         string
 	PushP12Password string
 	CatalogCA       string
+	CatalogInterval time.Duration
+	CatalogGDMFURL  string
+	CatalogSOFAURL  string
 	Storage         string
 	StorageDSN      string
 	FlushInterval   time.Duration
@@ -83,6 +88,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.StorageDSN, "storage-dsn", "", "PostgreSQL connection string for --storage pgsql (prefer SUNDIAL_STORAGE_DSN: it may hold a password)")
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.StringVar(&c.ADEAppleRoot, "ade-apple-root", "", "Apple root CA certificates (PEM) that Macs' Automated Device Enrollment requests must chain to; without it POST /mdm/enroll answers 503")
+	fs.DurationVar(&c.CatalogInterval, "catalog-interval", poll.DefaultInterval, "how often the scheduler leader checks the release feeds for new macOS releases (conditional requests); 0 turns automatic checks off")
+	fs.StringVar(&c.CatalogGDMFURL, "catalog-gdmf-url", poll.GDMFURL, "Apple's software lookup feed the catalog polls; empty: do not poll it")
+	fs.StringVar(&c.CatalogSOFAURL, "catalog-sofa-url", poll.SOFAURL, "the SOFA macOS feed the catalog polls; empty: do not poll it")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.StringSliceVar(&c.ConsoleReadKeys, "console-read-keys", nil, "API keys (IDs or names, comma-separated) that see the web console read-only")
@@ -222,6 +230,23 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("--flush-interval and --shutdown-timeout must be positive")
+	}
+	return c.validateCatalog()
+}
+
+// validateCatalog checks the catalog poller's flags: an interval of 0
+// (off) or at least a minute, and absolute http(s) feed URLs.
+func (c *Config) validateCatalog() error {
+	if c.CatalogInterval < 0 || (c.CatalogInterval > 0 && c.CatalogInterval < time.Minute) {
+		return fmt.Errorf("--catalog-interval %v: want 0 (off) or at least 1m", c.CatalogInterval)
+	}
+	for _, f := range []struct{ flag, url string }{{"--catalog-gdmf-url", c.CatalogGDMFURL}, {"--catalog-sofa-url", c.CatalogSOFAURL}} {
+		if f.url == "" {
+			continue
+		}
+		if u, err := url.Parse(f.url); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("%s %q must be an absolute http(s) URL", f.flag, f.url)
+		}
 	}
 	return nil
 }

@@ -61,7 +61,8 @@ func startProcWith(t *testing.T, dir, addr string, env []string, args ...string)
 // stderr.
 func startProcOut(t *testing.T, dir, addr string, stderr io.Writer, env []string, args ...string) *proc {
 	t.Helper()
-	args = append([]string{"server", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--flush-interval", "100ms"}, args...)
+	// --catalog-interval 0: tests never call Apple's or SOFA's servers.
+	args = append([]string{"server", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--flush-interval", "100ms", "--catalog-interval", "0"}, args...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "SUNDIAL_TEST_MAIN=1"), env...)
 	cmd.Stderr = stderr

@@ -109,6 +109,8 @@ func (a *app) runScheduler(ctx context.Context) {
 	// Only the leader re-pushes silent devices and refreshes inventory.
 	a.pusher.SetRepush(false)
 	a.svc.SetInventoryRefresh(false)
+	followed := a.followCatalog(ctx) // every replica picks up catalog changes made by another
+	defer func() { <-followed }()
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
 		a.pusher.SetRepush(true)
@@ -120,8 +122,10 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(done)
 			a.ensureDeclarations(ctx)
 		}()
+		polled := a.startCatalogPoller(ctx)
 		a.sched.Run(ctx)
 		<-done
+		<-polled
 	})
 }
 

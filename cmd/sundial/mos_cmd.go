@@ -390,6 +390,7 @@ func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s feed: %d releases, %d new\n", res.Kind, res.Releases, res.New)
+			printHeldBack(cmd.OutOrStdout(), res.HeldBack)
 			return nil
 		},
 	}
@@ -414,7 +415,7 @@ func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	add.Flags().StringVar(&rr.Build, "build", "", "build, e.g. 24E263")
 	add.Flags().StringVar(&rr.PostingDate, "posted", "", "posting date YYYY-MM-DD")
 	add.Flags().StringSliceVar(&rr.SupportedDevices, "devices", nil, "supported board IDs (comma separated); empty means every Mac")
-	cat.AddCommand(list, sync, add)
+	cat.AddCommand(list, sync, add, newCatalogRemoveCmd(getenv, cf), newCatalogStatusCmd(getenv, cf))
 	return cat
 }
 

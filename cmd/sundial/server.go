@@ -67,6 +67,7 @@ type backend interface {
 	storage.CatalogStore
 	storage.ADEStore
 	storage.ADEUpdater
+	api.Auditor
 	ddm.Store
 	scheduler.Store
 	api.GroupMembers
@@ -106,6 +107,7 @@ type app struct {
 	sched     *scheduler.Scheduler
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
+	catState  *catalogState
 }
 
 // newApp opens the data directory and wires every part.
@@ -137,7 +139,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a))
 	if err := a.setupPush(); err != nil {
 		return nil, err
 	}
@@ -225,7 +227,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
 		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
-		WithGroupMembers(store)
+		WithGroupMembers(store).
+		WithAudit(store, clk.Now)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
@@ -318,10 +321,11 @@ func (a *app) pushTopic(context.Context) (string, error) {
 
 // health is what /healthz reports.
 type health struct {
-	Status string           `json:"status"` // ok, warn
-	Time   time.Time        `json:"time"`
-	Push   api.PushCertInfo `json:"push"`
-	Issues []string         `json:"issues,omitempty"`
+	Status  string             `json:"status"` // ok, warn
+	Time    time.Time          `json:"time"`
+	Push    api.PushCertInfo   `json:"push"`
+	Catalog *api.CatalogStatus `json:"catalog,omitempty"`
+	Issues  []string           `json:"issues,omitempty"`
 }
 
 func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
@@ -337,6 +341,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := a.pusher.CertError(); err != nil {
 		h.Issues = append(h.Issues, "APNs refused the push certificate: "+err.Error())
 	}
+	a.catalogHealth(r.Context(), &h)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
 	}

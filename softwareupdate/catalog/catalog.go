@@ -27,6 +27,7 @@ var ErrExists = errors.New("release already in catalog")
 type Catalog struct {
 	mu   sync.Mutex // serializes writers
 	snap atomic.Pointer[snapshot]
+	asOf atomic.Int64 // unix nanos of when Apple's feed last confirmed the data; 0: unknown
 }
 
 // snapshot is one immutable state of a Catalog.
@@ -79,6 +80,7 @@ func (c *Catalog) load() *snapshot {
 func (c *Catalog) Clone() *Catalog {
 	n := &Catalog{}
 	n.snap.Store(c.load())
+	n.asOf.Store(c.asOf.Load())
 	return n
 }
 

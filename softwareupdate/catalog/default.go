@@ -27,6 +27,7 @@ var defaultCatalog = sync.OnceValues(func() (*Catalog, error) {
 		return nil, fmt.Errorf("built-in sofa snapshot: %w", err)
 	}
 	g.Merge(s)
+	g.SetAsOf(SnapshotTaken)
 	return g, nil
 })
 

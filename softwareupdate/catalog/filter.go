@@ -17,35 +17,77 @@ func (r *Release) PostedInFuture(now time.Time) bool {
 	return r.PostingDate.After(utcDay(now).AddDate(0, 0, 1))
 }
 
-// WithoutFuture returns a catalog of c's releases that are not
-// PostedInFuture at now, and the releases it left out. A feed that lists a
+// WithoutFuture splits c at now into the releases that are not
+// PostedInFuture and those that are (nil if none). A feed that lists a
 // release before its posting date is wrong or forged: such a release would
-// start automatic deadlines early, so it is refused until its day comes.
-func (c *Catalog) WithoutFuture(now time.Time) (*Catalog, []Release) {
+// start automatic deadlines early, so it is held back until its day comes
+// (split the held-back catalog again then).
+func (c *Catalog) WithoutFuture(now time.Time) (kept, future *Catalog) {
 	s := c.load()
 	m := s.index()
-	var refused []Release
+	later := map[releaseKey]Release{}
 	for k, r := range m {
 		if r.PostedInFuture(now) {
-			refused = append(refused, r)
+			later[k] = r
 			delete(m, k)
 		}
 	}
-	if len(refused) == 0 {
+	if len(later) == 0 {
 		return c, nil
 	}
-	out := &Catalog{}
-	out.snap.Store(buildSnapshot(m, s.boardsByModel, s.boards))
-	return out, refused
+	kept, future = &Catalog{}, &Catalog{}
+	kept.snap.Store(buildSnapshot(m, s.boardsByModel, s.boards))
+	future.snap.Store(buildSnapshot(later, nil, s.boards))
+	return kept, future
 }
 
-// Replace makes c hold exactly o's releases. It is how a catalog is rebuilt
-// after a release is removed (merging only ever adds), while every holder
-// of c sees the change.
+// Replace makes c hold exactly o's releases (and o's AsOf). It is how a
+// catalog is rebuilt after a release is removed (merging only ever adds),
+// while every holder of c sees the change.
 func (c *Catalog) Replace(o *Catalog) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.snap.Store(o.load())
+	c.asOf.Store(o.asOf.Load())
+}
+
+// SetAsOf records when Apple's feed last confirmed the catalog's data (a
+// successful gdmf check, or when the built-in snapshot was taken). It only
+// moves forward.
+func (c *Catalog) SetAsOf(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := c.asOf.Load()
+		if n <= old || c.asOf.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// AsOf returns what SetAsOf recorded; zero if nothing was.
+func (c *Catalog) AsOf() time.Time {
+	if n := c.asOf.Load(); n != 0 {
+		return time.Unix(0, n).UTC()
+	}
+	return time.Time{}
+}
+
+// Expired reports whether the feed marks r expired: its expiration date had
+// passed when the feed last confirmed the data (AsOf), or at now if that is
+// earlier or unknown. A stale catalog must not call Apple's current release
+// expired only because the copy it holds is old: gdmf keeps extending the
+// expiration of the releases it still offers.
+func (c *Catalog) Expired(r *Release, now time.Time) bool {
+	return r.Expired(c.ExpiryClock(now))
+}
+
+// ExpiryClock is the instant Expired judges expiration at: the earlier of
+// now and AsOf. Loops compute it once and call Release.Expired.
+func (c *Catalog) ExpiryClock(now time.Time) time.Time {
+	if asOf := c.AsOf(); !asOf.IsZero() && asOf.Before(now) {
+		return asOf
+	}
+	return now
 }
 
 // sameRelease compares the data of two releases (not their board bitsets,

@@ -15,8 +15,8 @@ func TestWithoutFuture(t *testing.T) {
 	}
 	// At 2025-04-01 23:00 UTC it is already 2025-04-02 east of UTC, never 04-03.
 	now := time.Date(2025, 4, 1, 23, 0, 0, 0, time.UTC)
-	kept, refused := c.WithoutFuture(now)
-	if len(refused) != 1 || refused[0].Version.String() != "15.6" {
+	kept, future := c.WithoutFuture(now)
+	if refused := future.Releases(); len(refused) != 1 || refused[0].Version.String() != "15.6" {
 		t.Fatalf("refused = %v, want 15.6 only", refused)
 	}
 	if _, ok := kept.Lookup(MustParseVersion("15.6")); ok || kept.Len() != 2 {
@@ -25,8 +25,13 @@ func TestWithoutFuture(t *testing.T) {
 	if c.Len() != 3 {
 		t.Errorf("WithoutFuture changed its receiver: %d releases", c.Len())
 	}
-	if k, r := c.WithoutFuture(now.AddDate(0, 0, 2)); k != c || r != nil {
+	if k, f := c.WithoutFuture(now.AddDate(0, 0, 2)); k != c || f != nil {
 		t.Error("nothing in the future: want the catalog itself")
+	}
+	// The held-back release is admitted once its day has come.
+	due, later := future.WithoutFuture(now.AddDate(0, 0, 1))
+	if later != nil || due.Len() != 1 {
+		t.Errorf("a day later: %d admitted, still held back: %v", due.Len(), later != nil)
 	}
 }
 
@@ -54,5 +59,38 @@ func TestMergeCountAndReplace(t *testing.T) {
 	}
 	if _, ok := c.Lookup(MustParseVersion("15.3")); !ok {
 		t.Error("after Replace: 15.3 missing")
+	}
+}
+
+// TestExpiredAsOfFeed: expiration is judged as of the feed's last
+// confirmation, so a stale copy does not expire Apple's current release.
+func TestExpiredAsOfFeed(t *testing.T) {
+	r := Release{Version: MustParseVersion("15.7.9"), PostingDate: day("2026-08-17"), ExpirationDate: day("2026-11-20"), SupportedDevices: []string{"J413AP"}}
+	c, err := New(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := c.Lookup(r.Version)
+	later := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	if !c.Expired(&rel, later) {
+		t.Error("no AsOf: want expired at now")
+	}
+	c.SetAsOf(time.Date(2026, 8, 22, 0, 0, 0, 0, time.UTC))
+	if c.Expired(&rel, later) {
+		t.Error("data confirmed before the expiration date: want not expired")
+	}
+	c.SetAsOf(time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)) // never moves back
+	if got := c.AsOf(); !got.Equal(time.Date(2026, 8, 22, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("AsOf = %v after an older SetAsOf", got)
+	}
+	c.SetAsOf(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	if !c.Expired(&rel, later) {
+		t.Error("the feed confirmed after the expiration date: want expired")
+	}
+	if c.Clone().AsOf() != c.AsOf() {
+		t.Error("Clone lost AsOf")
+	}
+	if !Default().AsOf().Equal(SnapshotTaken) {
+		t.Errorf("Default AsOf = %v, want %v", Default().AsOf(), SnapshotTaken)
 	}
 }
