@@ -60,7 +60,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CertHeader, "cert-header", "", "take device client certificates from this header set by a TLS-terminating proxy")
 	fs.StringVar(&c.EnrollSecret, "enroll-secret", "", "require this secret (?secret= or basic auth password) to download the enrollment profile")
 	fs.StringVar(&c.SCEPChallenge, "scep-challenge", "", "shared SCEP challenge (default: generated once and kept in the data dir)")
-	fs.StringVar(&c.ChallengeMode, "scep-challenge-mode", "shared", "shared (one challenge for all) or one-time (a fresh challenge per profile download)")
+	fs.StringVar(&c.ChallengeMode, "scep-challenge-mode", "one-time", "one-time (a fresh challenge per profile download) or shared (one challenge for all: anyone who has the profile can get identities; offline profiles need it)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.IntVar(&c.Simulate, "simulate", 0, "enroll this many simulated Macs against this server after start (development and demos)")

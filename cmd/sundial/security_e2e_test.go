@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -78,5 +81,97 @@ func TestHostileSignatureHeaderOverHTTP(t *testing.T) {
 	}
 	if _, err := mac.Connect(t.Context()); err != nil {
 		t.Fatalf("a real Mac after the hostile headers: %v", err)
+	}
+}
+
+// TestEnrollmentHijackRefused is the attack of issue 21: anyone who can
+// download the profile gets an identity by SCEP and sends Authenticate with
+// a victim's UDID. The victim's valid, recently seen binding must stay, the
+// refusal must be recorded with both certificates, and only a proven
+// re-enrollment (check-out, or an admin's time-limited approval) may
+// re-bind; a re-bind drops the escrowed bootstrap token and the agent
+// secret.
+func TestEnrollmentHijackRefused(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	ctx := t.Context()
+	victim := ts.enroll(t)
+	if _, err := victim.Connect(ctx); err != nil { // inventory and the agent profile
+		t.Fatal(err)
+	}
+	if err := victim.SetBootstrapToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	victimCert := certs.HashCert(victim.Enrollment().Certificate)
+	agentHash, err := ts.app.store.AgentSecretHash(ctx, victim.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The attacker: a simulated Mac claiming the victim's UDID, enrolling
+	// through the public profile and SCEP.
+	attacker := ts.newMac(t, mdmtest.WithUDID(victim.UDID))
+	if err := attacker.Enroll(ctx, ts.hc, ts.url+"/mdm/enroll"); err == nil {
+		t.Fatal("the attacker's Authenticate for the victim's UDID was accepted")
+	}
+	attackerCert := certs.HashCert(attacker.Enrollment().Certificate)
+	if d := ts.device(t, victim.UDID); d.CertHash != victimCert || !d.Enabled || len(d.BootstrapToken) == 0 {
+		t.Fatalf("victim's enrollment changed: cert %s, enabled %v, bootstrap %d bytes", d.CertHash, d.Enabled, len(d.BootstrapToken))
+	}
+	if tok, err := victim.GetBootstrapToken(ctx); err != nil || len(tok) == 0 {
+		t.Fatalf("victim's GetBootstrapToken after the attack = %x, %v", tok, err)
+	}
+	if _, err := attacker.GetBootstrapToken(ctx); err == nil {
+		t.Fatal("the attacker got an answer to GetBootstrapToken")
+	}
+	view, err := ts.admin.Enrollment(ctx, victim.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := view.Events[len(view.Events)-1]
+	if last.Kind != mdm.EventRebindRefused || last.OldCert != victimCert || last.NewCert != attackerCert {
+		t.Fatalf("last enrollment event = %+v, want the refusal with both certificates", last)
+	}
+
+	// An admin's approval lets one re-enrollment through (e.g. the Mac
+	// was wiped without checking out); it is audited and used up.
+	if _, err := ts.admin.AllowReenroll(ctx, victim.UDID, 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	reinstalled := ts.newMac(t, mdmtest.WithUDID(victim.UDID))
+	if err := reinstalled.Enroll(ctx, ts.hc, ts.url+"/mdm/enroll"); err != nil {
+		t.Fatalf("re-enrollment allowed by an admin: %v", err)
+	}
+	d := ts.device(t, victim.UDID)
+	if d.CertHash != certs.HashCert(reinstalled.Enrollment().Certificate) || len(d.BootstrapToken) != 0 {
+		t.Fatalf("after the approved re-enrollment: cert %s, bootstrap %d bytes (want the new cert and no token)", d.CertHash, len(d.BootstrapToken))
+	}
+	if _, err := reinstalled.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := ts.app.store.AgentSecretHash(ctx, victim.UDID); err != nil || h == agentHash {
+		t.Errorf("agent secret after re-enrollment = %q, %v; want a fresh one", h, err)
+	}
+	if _, err := victim.Connect(ctx); err == nil {
+		t.Error("the old certificate still works after the re-enrollment")
+	}
+	audit, err := ts.admin.Audit(ctx, 0, 1000)
+	if err != nil || len(audit) == 0 || audit[len(audit)-1].Action != "device.allow_reenroll" {
+		t.Errorf("audit log = %+v, %v", audit, err)
+	}
+	view, _ = ts.admin.Enrollment(ctx, victim.UDID)
+	if last := view.Events[len(view.Events)-1]; last.Kind != mdm.EventRebound || last.Actor == "" || !view.ReenrollUntil.IsZero() {
+		t.Errorf("after the re-bind: last event %+v, approval until %v (want used up)", last, view.ReenrollUntil)
+	}
+	if again := ts.newMac(t, mdmtest.WithUDID(victim.UDID)); again.Enroll(ctx, ts.hc, ts.url+"/mdm/enroll") == nil {
+		t.Error("the approval let a second re-enrollment through")
+	}
+
+	// A Mac that checked out may enroll again with a new identity.
+	if err := reinstalled.CheckOut(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh := ts.newMac(t, mdmtest.WithUDID(victim.UDID))
+	if err := fresh.Enroll(ctx, ts.hc, ts.url+"/mdm/enroll"); err != nil {
+		t.Fatalf("re-enrollment after check-out: %v", err)
 	}
 }

@@ -102,7 +102,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		h.fail(w, r, http.StatusBadRequest, "could not read body", err)
 		return
 	}
-	who, err := h.identify(r, body)
+	who, signer, err := h.identify(r, body)
 	if err != nil {
 		h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
 		return
@@ -113,6 +113,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		if err != nil {
 			h.failDecode(w, r, err)
 			return
+		}
+		if msg.MessageType == mdm.Authenticate {
+			// The binding records when the certificate expires (parsed
+			// here only: VerifySigner may have answered from its cache).
+			cert, err := signer.Certificate()
+			if err != nil {
+				h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
+				return
+			}
+			who.NotAfter = cert.NotAfter
 		}
 		resp, err := h.svc.Checkin(ctx, who, msg)
 		if err != nil {
@@ -149,13 +159,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 
 // identify finds the request's device certificate and checks it chains to
 // Sundial's CA.
-func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, error) {
+func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, *certs.Signer, error) {
 	var signer *certs.Signer
 	switch {
 	case r.Header.Get("Mdm-Signature") != "":
 		s, err := certs.VerifyMdmSignatureSigner(r.Header.Get("Mdm-Signature"), body)
 		if err != nil {
-			return service.Identity{}, err
+			return service.Identity{}, nil, err
 		}
 		signer = s
 	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
@@ -163,16 +173,16 @@ func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, erro
 	case h.certHeader != "" && r.Header.Get(h.certHeader) != "":
 		cert, err := certs.CertFromHeader(r.Header.Get(h.certHeader))
 		if err != nil {
-			return service.Identity{}, err
+			return service.Identity{}, nil, err
 		}
 		signer = certs.SignerOf(cert)
 	default:
-		return service.Identity{}, errors.New("no Mdm-Signature and no client certificate")
+		return service.Identity{}, nil, errors.New("no Mdm-Signature and no client certificate")
 	}
 	if err := h.verifier.VerifySigner(signer, h.clock.Now()); err != nil {
-		return service.Identity{}, err
+		return service.Identity{}, nil, err
 	}
-	return service.Identity{CertHash: signer.Hash()}, nil
+	return service.Identity{CertHash: signer.Hash()}, signer, nil
 }
 
 func (h *Handler) failDecode(w http.ResponseWriter, r *http.Request, err error) {

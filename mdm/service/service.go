@@ -32,6 +32,7 @@ var (
 // Store is the storage the service needs.
 type Store interface {
 	storage.CheckinStore
+	storage.EnrollmentGuardStore
 	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
 	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (bool, error)
 	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error)
@@ -74,6 +75,9 @@ type DeclarativeHandler interface {
 // Identity is the authenticated certificate of a request.
 type Identity struct {
 	CertHash string
+	// NotAfter is when the certificate expires; the HTTP layer sets it for
+	// Authenticate, where it is recorded with the binding.
+	NotAfter time.Time
 }
 
 // Service implements the MDM check-in and command protocol.
@@ -88,6 +92,8 @@ type Service struct {
 	results  map[string][]ResultHandler
 
 	inventoryEvery time.Duration
+	bindings       IdentityBindings
+	rebindWindow   time.Duration
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time
@@ -133,6 +139,7 @@ func New(store Store, clk Clock, sealer Sealer, opts ...Option) *Service {
 		log:            slog.New(slog.DiscardHandler),
 		results:        map[string][]ResultHandler{},
 		inventoryEvery: 24 * time.Hour,
+		rebindWindow:   DefaultRebindWindow,
 		seen:           map[string]time.Time{},
 	}
 	for _, o := range opts {
@@ -179,13 +186,18 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		if msg.UserChannel() {
 			return nil, fmt.Errorf("%w: Authenticate on the user channel", ErrGone)
 		}
+		ev, usedApproval, err := s.rebindCheck(ctx, id, who, now, log)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.store.Authenticate(ctx, id, msg, who.CertHash, now); err != nil {
 			if errors.Is(err, storage.ErrCertInUse) {
-				log.Warn("authenticate refused: certificate bound to another enrollment")
+				log.Warn("authenticate refused: certificate bound to another enrollment", "new_cert", who.CertHash)
 				return nil, ErrUnauthorized
 			}
 			return nil, fmt.Errorf("store authenticate: %w", err)
 		}
+		s.recordBinding(ctx, id, who, ev, usedApproval, log)
 		log.Info("device authenticated", "os_version", msg.OSVersion, "model", msg.ProductName)
 		s.runHooks(ctx, id, msg)
 		return nil, nil

@@ -1,0 +1,7 @@
+-- 0005: enrollment guards (mdm.EnrollmentGuard as JSON): the expiry of the
+-- certificate bound at Authenticate, an admin's approval to re-bind the
+-- enrollment, and its binding history.
+CREATE TABLE enrollment_guards (
+    id    text COLLATE "C" PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+    guard jsonb NOT NULL
+);
