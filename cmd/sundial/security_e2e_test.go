@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -173,5 +174,28 @@ func TestEnrollmentHijackRefused(t *testing.T) {
 	fresh := ts.newMac(t, mdmtest.WithUDID(victim.UDID))
 	if err := fresh.Enroll(ctx, ts.hc, ts.url+"/mdm/enroll"); err != nil {
 		t.Fatalf("re-enrollment after check-out: %v", err)
+	}
+}
+
+// TestUserChannelTokenUpdateStoresNothing: UserAuthenticate is declined, so a
+// TokenUpdate for a user channel must not create a device record (one Mac
+// could otherwise create one per UserID it sends).
+func TestUserChannelTokenUpdateStoresNothing(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	mac := ts.enroll(t)
+	for i := range 3 {
+		user := fmt.Sprintf("USER-%d", i)
+		body := []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict><key>MessageType</key><string>TokenUpdate</string><key>Topic</key><string>x</string><key>UDID</key><string>` + mac.UDID + `</string><key>UserID</key><string>` + user + `</string><key>UserShortName</key><string>u</string><key>Token</key><data>AAECAw==</data><key>PushMagic</key><string>m</string></dict></plist>`)
+		if status, out := ts.put(t, "/mdm/checkin", checkinCT, body, sign(t, mac, body)); status != http.StatusOK {
+			t.Fatalf("status = %d %s", status, out)
+		}
+		if _, err := ts.app.store.Device(t.Context(), mac.UDID+":"+user); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("user channel record created: %v", err)
+		}
+	}
+	list, err := ts.admin.Devices(t.Context(), "", 100)
+	if err != nil || len(list.Devices) != 1 {
+		t.Fatalf("devices = %d, %v; want the Mac alone", len(list.Devices), err)
 	}
 }

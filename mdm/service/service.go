@@ -211,6 +211,12 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		return nil, ErrUnauthorized
 	}
 	s.touch(id, now)
+	if msg.MessageType == mdm.TokenUpdate && msg.UserChannel() {
+		// UserAuthenticate is declined, so no user channel exists: keep
+		// no record for it (a Mac could otherwise create one per UserID).
+		log.Debug("user channel token update ignored: user channels are declined")
+		return nil, nil
+	}
 	var resp []byte
 	switch msg.MessageType {
 	case mdm.TokenUpdate:
