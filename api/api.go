@@ -54,6 +54,8 @@ func statusFor(code string) int {
 		return http.StatusConflict
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -163,6 +165,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		name := k.Name
 		if name == "" {
 			name = "api key " + k.ID
+		}
+		if role := EffectiveRole(k.Role); !Allows(role, r.Method, r.URL.Path) {
+			writeError(w, &Error{Code: CodeForbidden, Message: "this API key's role (" + role + ") does not allow " + r.Method + " " + r.URL.Path})
+			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
 	})

@@ -35,7 +35,7 @@ func exitCodeFor(err error) int {
 		return exitUsage
 	case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
 		return exitNotFound
-	case errors.As(err, &ae) && ae.Code == api.CodeUnauthorized:
+	case errors.As(err, &ae) && (ae.Code == api.CodeUnauthorized || ae.Code == api.CodeForbidden):
 		return exitAuth
 	case errors.As(err, &ae) && ae.Code == api.CodeInvalid:
 		return exitUsage

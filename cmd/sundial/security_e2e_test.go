@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
@@ -197,5 +199,79 @@ func TestUserChannelTokenUpdateStoresNothing(t *testing.T) {
 	list, err := ts.admin.Devices(t.Context(), "", 100)
 	if err != nil || len(list.Devices) != 1 {
 		t.Fatalf("devices = %d, %v; want the Mac alone", len(list.Devices), err)
+	}
+}
+
+// TestAPIKeyRoles: a read key reads devices, reports and the audit log but
+// changes nothing and reads neither the backup nor the keys; the last
+// admin key cannot be revoked.
+func TestAPIKeyRoles(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	ctx := t.Context()
+	mac := ts.enroll(t)
+	rk, err := ts.admin.CreateAPIKeyWithRole(ctx, "viewer", api.RoleRead)
+	if err != nil || rk.Role != api.RoleRead {
+		t.Fatalf("create read key = %+v, %v", rk, err)
+	}
+	reader := &api.Client{BaseURL: ts.url, APIKey: rk.Secret, HTTP: ts.hc}
+	if list, err := reader.Devices(ctx, "", 10); err != nil || len(list.Devices) != 1 {
+		t.Errorf("read key lists devices = %+v, %v", list, err)
+	}
+	if _, err := reader.Commands(ctx, mac.UDID); err != nil {
+		t.Errorf("read key reads command history: %v", err)
+	}
+	if _, err := reader.ComplianceReport(ctx, false); err != nil {
+		t.Errorf("read key reads the compliance report: %v", err)
+	}
+	if _, err := reader.Audit(ctx, 0, 10); err != nil {
+		t.Errorf("read key reads the audit log: %v", err)
+	}
+	forbidden := func(what string, err error) {
+		t.Helper()
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeForbidden {
+			t.Errorf("read key %s: err = %v, want forbidden", what, err)
+		}
+	}
+	cmd, _ := mdm.NewCommand("ProfileList", nil)
+	_, err = reader.Enqueue(ctx, mac.UDID, cmd.Raw)
+	forbidden("enqueues a command", err)
+	_, err = reader.CreateAPIKey(ctx, "escalate")
+	forbidden("creates a key", err)
+	_, err = reader.APIKeys(ctx)
+	forbidden("lists keys", err)
+	_, err = reader.Backup(ctx, filepath.Join(t.TempDir(), "b.db"))
+	forbidden("downloads the backup", err)
+	_, err = reader.AllowReenroll(ctx, mac.UDID, time.Hour)
+	forbidden("allows a re-enrollment", err)
+	if _, err := ts.admin.CreateAPIKeyWithRole(ctx, "bad", "owner"); err == nil {
+		t.Error("a key with an unknown role was created")
+	}
+
+	// The last admin key cannot be revoked; with a second one it can.
+	keys, err := ts.admin.APIKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var initial string
+	for _, k := range keys {
+		if api.EffectiveRole(k.Role) == api.RoleAdmin {
+			initial = k.ID
+		}
+	}
+	var ae *api.Error
+	if err := ts.admin.RevokeAPIKey(ctx, initial); !errors.As(err, &ae) || ae.Code != api.CodeConflict {
+		t.Fatalf("revoking the last admin key: %v, want conflict", err)
+	}
+	second, err := ts.admin.CreateAPIKey(ctx, "second admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.admin.RevokeAPIKey(ctx, initial); err != nil {
+		t.Fatalf("revoking an admin key with another left: %v", err)
+	}
+	other := &api.Client{BaseURL: ts.url, APIKey: second.Secret, HTTP: ts.hc}
+	if err := other.RevokeAPIKey(ctx, second.ID); !errors.As(err, &ae) || ae.Code != api.CodeConflict {
+		t.Errorf("revoking the new last admin key: %v, want conflict", err)
 	}
 }

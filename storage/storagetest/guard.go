@@ -87,6 +87,26 @@ func RunEnrollmentGuard(t *testing.T, newStore func(t *testing.T) GuardBackend) 
 		}
 	})
 
+	t.Run("APIKeyRole", func(t *testing.T) {
+		s := newStore(t)
+		t.Cleanup(func() { s.Close() })
+		ctx := context.Background()
+		for _, k := range []storage.APIKey{
+			{ID: "r1", Name: "viewer", Role: "read", Hash: "hr", CreatedAt: t0},
+			{ID: "a1", Name: "legacy", Hash: "ha", CreatedAt: t0},
+		} {
+			if err := s.PutAPIKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if k, err := s.APIKeyByHash(ctx, "hr"); err != nil || k.Role != "read" {
+			t.Errorf("read key = %+v, %v", k, err)
+		}
+		if k, err := s.APIKeyByHash(ctx, "ha"); err != nil || k.Role != "" {
+			t.Errorf("key without a role = %+v, %v", k, err)
+		}
+	})
+
 	t.Run("ReenrollmentClearsSecrets", func(t *testing.T) {
 		s := newStore(t)
 		t.Cleanup(func() { s.Close() })
