@@ -6,7 +6,8 @@
 // Status codes: 200 (empty body when nothing is queued), 400 malformed body,
 // 401 missing, untrusted or unbound identity, 404 unknown declarative
 // endpoint, 405 wrong method, 410 declined (user channel), 413 body over the
-// cap, 415 binary plist, 500 internal errors.
+// cap (or its Content-Length), 415 binary plist, 500 internal errors, 503
+// with Retry-After when too many body bytes are in flight.
 package httpmdm
 
 import (
@@ -45,6 +46,7 @@ type Handler struct {
 	clock      Clock
 	log        *slog.Logger
 	certHeader string
+	inflight   inflight
 }
 
 // Option configures a Handler.
@@ -65,6 +67,7 @@ func New(svc Service, verifier IdentityVerifier, clk Clock, opts ...Option) *Han
 		panic("httpmdm.New: nil dependency")
 	}
 	h := &Handler{svc: svc, verifier: verifier, clock: clk, log: slog.New(slog.DiscardHandler)}
+	h.inflight.max = DefaultInflightBytes
 	for _, o := range opts {
 		o(h)
 	}
@@ -92,7 +95,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, mdm.MaxBodySize))
+	// Bound the bodies held before anyone is authenticated (inflight.go).
+	booked, ok := h.inflight.reserve(r)
+	if !ok {
+		h.log.Warn("device request refused: too many request bytes in flight", "remote", r.RemoteAddr)
+		overBudget(w)
+		return
+	}
+	defer h.inflight.release(booked)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, booked))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
