@@ -361,7 +361,12 @@ type CommandView struct {
 }
 
 func viewCommand(c *mdm.CommandRecord) CommandView {
-	return CommandView{CommandRecord: *c, Raw: string(c.Raw), Result: string(c.Result)}
+	v := CommandView{CommandRecord: *c, Raw: string(c.Raw), Result: string(c.Result)}
+	if _, sealed := mdm.SealedPart(c.Raw); sealed {
+		v.Raw = mdm.RedactedRaw
+	}
+	v.CommandRecord.Raw = nil // shown as text in Raw, never twice
+	return v
 }
 
 func (s *Server) listCommands(r *http.Request) (any, int, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/storage"
+	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 func authenticateBody(udid, topic string) []byte {
@@ -303,5 +304,90 @@ func TestCSVExportNeutralisesFormulas(t *testing.T) {
 	}
 	if got := recs[1][2]; got != "'"+name {
 		t.Errorf("device_name = %q, want it prefixed with a quote", got)
+	}
+}
+
+// TestAgentSecretNeverShown: the agent's settings profile carries its
+// secret; the Mac receives it, but the admin API, the database file and a
+// backup hold it only sealed.
+func TestAgentSecretNeverShown(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	ctx := t.Context()
+	m := enrollAgentMac(t, ts)
+	secret := m.Settings.Secret
+	if len(secret) < 32 {
+		t.Fatalf("the Mac got no usable secret: %q", secret)
+	}
+	cmds, err := ts.admin.Commands(ctx, m.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, c := range cmds {
+		if c.RequestType == "InstallProfile" {
+			found = true
+			if c.Raw != mdm.RedactedRaw {
+				t.Errorf("InstallProfile body in the API = %.80q..., want it redacted", c.Raw)
+			}
+		}
+		if strings.Contains(c.Raw, secret) || strings.Contains(c.Result, secret) {
+			t.Errorf("%s shows the agent secret", c.RequestType)
+		}
+	}
+	if !found {
+		t.Fatal("no InstallProfile in the command history")
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := ts.admin.Backup(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	// The store and the backup hold the body sealed (the secret sits
+	// base64-encoded inside the plist, so look at the records, not bytes).
+	stored := func(name string, recs []*mdm.CommandRecord) {
+		t.Helper()
+		for _, r := range recs {
+			if r.RequestType != "InstallProfile" {
+				continue
+			}
+			if _, ok := mdm.SealedPart(r.Raw); !ok || bytes.Contains(r.Raw, []byte("<plist")) {
+				t.Errorf("%s: InstallProfile stored unsealed: %.60q", name, r.Raw)
+			}
+		}
+	}
+	recs, err := ts.app.store.Commands(ctx, m.UDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored("database", recs)
+	bs, err := bolt.Open(backup, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	if recs, err = bs.Commands(ctx, m.UDID); err != nil || len(recs) == 0 {
+		t.Fatalf("backup commands = %d, %v", len(recs), err)
+	}
+	stored("backup", recs)
+}
+
+// TestBootstrapTokenBoundToEnrollment: a sealed bootstrap token copied into
+// another device's record (a database edit, a restored row) does not open
+// there.
+func TestBootstrapTokenBoundToEnrollment(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	ctx := t.Context()
+	a, b := ts.enroll(t), ts.enroll(t)
+	if err := a.SetBootstrapToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sealed := ts.device(t, a.UDID).BootstrapToken
+	if err := ts.app.store.SetBootstrapToken(ctx, b.UDID, sealed, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := b.GetBootstrapToken(ctx); err == nil && len(tok) > 0 {
+		t.Fatalf("B opened A's bootstrap token: %x", tok)
+	}
+	if tok, err := a.GetBootstrapToken(ctx); err != nil || !bytes.Equal(tok, a.BootstrapToken) {
+		t.Fatalf("A's own token = %x, %v", tok, err)
 	}
 }

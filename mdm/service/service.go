@@ -49,10 +49,11 @@ type Clock interface{ Now() time.Time }
 // Notifier is told when enrollments have new work (so it can push them).
 type Notifier interface{ Notify(ids ...string) }
 
-// Sealer encrypts secrets at rest (the bootstrap token).
+// Sealer encrypts secrets at rest (the bootstrap token, command bodies that
+// carry a secret), bound to the record they belong to.
 type Sealer interface {
-	Seal(plaintext []byte) ([]byte, error)
-	Open(sealed []byte) ([]byte, error)
+	SealFor(plaintext, ad []byte) ([]byte, error)
+	OpenFor(sealed, ad []byte) ([]byte, error)
 }
 
 // CheckinHook observes check-ins after they are stored (e.g. to re-push,
@@ -249,7 +250,7 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 	case mdm.SetBootstrapToken:
 		var sealed []byte
 		if len(msg.BootstrapToken) > 0 {
-			if sealed, err = s.sealer.Seal(msg.BootstrapToken); err != nil {
+			if sealed, err = s.sealer.SealFor(msg.BootstrapToken, bootstrapAD(id)); err != nil {
 				return nil, fmt.Errorf("seal bootstrap token: %w", err)
 			}
 		}
@@ -265,7 +266,7 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		if len(d.BootstrapToken) == 0 {
 			return nil, nil
 		}
-		tok, err := s.sealer.Open(d.BootstrapToken)
+		tok, err := s.sealer.OpenFor(d.BootstrapToken, bootstrapAD(id))
 		if err != nil {
 			return nil, fmt.Errorf("open bootstrap token: %w", err)
 		}
@@ -311,6 +312,9 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 	rt, next, err := s.store.StoreReportAndNext(ctx, id, r, raw, now)
 	if err != nil {
 		return nil, fmt.Errorf("store report: %w", err)
+	}
+	if next, err = s.unseal(next); err != nil {
+		return nil, err
 	}
 	if rt != "" {
 		level := slog.LevelDebug
