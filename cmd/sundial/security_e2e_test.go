@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -389,5 +390,37 @@ func TestBootstrapTokenBoundToEnrollment(t *testing.T) {
 	}
 	if tok, err := a.GetBootstrapToken(ctx); err != nil || !bytes.Equal(tok, a.BootstrapToken) {
 		t.Fatalf("A's own token = %x, %v", tok, err)
+	}
+}
+
+// TestDataDirTightened: a data directory and key files left readable by
+// group and others (a restored backup) are made private at start.
+func TestDataDirTightened(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	ts := startTestServer(t, dir)
+	ts.stop()
+	for _, p := range []struct {
+		path string
+		mode os.FileMode
+	}{{dir, 0o755}, {filepath.Join(dir, certs.CAKeyFile), 0o644}, {filepath.Join(dir, "seal.key"), 0o640}, {filepath.Join(dir, certs.CACertFile), 0o644}} {
+		if err := os.Chmod(p.path, p.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startTestServer(t, dir)
+	for path, want := range map[string]os.FileMode{
+		dir:                                  0o700,
+		filepath.Join(dir, certs.CAKeyFile):  0o600,
+		filepath.Join(dir, "seal.key"):       0o600,
+		filepath.Join(dir, certs.CACertFile): 0o644, // public
+		filepath.Join(dir, adminKeyFile):     0o600,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v, want %v", filepath.Base(path), got, want)
+		}
 	}
 }

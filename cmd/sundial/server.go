@@ -112,6 +112,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	if err := cfg.ensureDataDir(); err != nil {
 		return nil, err
 	}
+	if err := tightenDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
 	now := clk.Now()
 	store, err := openBackend(context.Background(), cfg)
 	if err != nil {
