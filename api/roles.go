@@ -54,3 +54,8 @@ func Allows(role, method, path string) bool {
 	}
 	return false
 }
+
+// RequireKey serves h only to requests with a valid API key whose role
+// allows them (e.g. /metrics and the detailed /healthz on the device
+// listener).
+func (s *Server) RequireKey(h http.Handler) http.Handler { return s.authenticate(h) }

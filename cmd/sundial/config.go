@@ -18,6 +18,7 @@ import (
 // fallback (SUNDIAL_<FLAG>, upper case, dashes as underscores).
 type Config struct {
 	Listen          string
+	AdminListen     string
 	DataDir         string
 	PublicURL       string
 	TLSCert         string
@@ -51,6 +52,7 @@ type Config struct {
 
 func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", ":8443", "address to listen on")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "serve the admin API, /metrics and the detailed /healthz on this address only, not to devices (recommended: a private or loopback address)")
 	fs.StringVar(&c.DataDir, "data-dir", "./sundial-data", "directory for the database, CA and TLS material")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices use to reach Sundial, written into enrollment profiles (default https://localhost:<port>)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM); default: one issued by Sundial's CA")
@@ -129,6 +131,14 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir is empty")
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fmt.Errorf("--admin-listen %q: %w", c.AdminListen, err)
+		}
+		if c.AdminListen == c.Listen {
+			return errors.New("--admin-listen must differ from --listen")
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

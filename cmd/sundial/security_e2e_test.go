@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -422,5 +424,72 @@ func TestDataDirTightened(t *testing.T) {
 		if got := fi.Mode().Perm(); got != want {
 			t.Errorf("%s: mode %v, want %v", filepath.Base(path), got, want)
 		}
+	}
+}
+
+// TestMetricsAndHealthNeedKeyOnDeviceListener: with one listener, strangers
+// see only that the server is up; /metrics and the detailed /healthz need
+// an API key.
+func TestMetricsAndHealthNeedKeyOnDeviceListener(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	get := func(path, key string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := ts.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get("/metrics", ""); status != http.StatusUnauthorized {
+		t.Errorf("/metrics without a key: %d %.80s", status, body)
+	}
+	if status, body := get("/metrics", ts.admin.APIKey); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics with a key: %d %.80s", status, body)
+	}
+	if status, body := get("/healthz", ""); status != http.StatusOK || strings.Contains(body, "push") {
+		t.Errorf("/healthz without a key: %d %s, want only the status", status, body)
+	}
+	if status, body := get("/healthz", ts.admin.APIKey); status != http.StatusOK || !strings.Contains(body, "push") {
+		t.Errorf("/healthz with a key: %d %s, want the details", status, body)
+	}
+}
+
+// TestAdminListener: with --admin-listen the device address serves no
+// admin API, /metrics or detailed /healthz; the admin address serves them.
+func TestAdminListener(t *testing.T) {
+	ts := startTestServerWith(t, t.TempDir(), func(c *Config) { c.AdminListen = "127.0.0.1:0" })
+	mac := ts.enroll(t) // devices still enroll on the device address
+	for _, path := range []string{"/api/v1/devices", "/metrics"} {
+		req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+ts.admin.APIKey)
+		resp, err := ts.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s on the device address: %d, want 404", path, resp.StatusCode)
+		}
+	}
+	var addr net.Addr
+	waitFor(t, func() bool { addr = ts.app.adminAddr(); return addr != nil })
+	admin := &api.Client{BaseURL: "https://" + addr.String(), APIKey: ts.admin.APIKey, HTTP: ts.hc}
+	list, err := admin.Devices(t.Context(), "", 10)
+	if err != nil || len(list.Devices) != 1 || list.Devices[0].ID != mac.UDID {
+		t.Fatalf("devices on the admin address = %+v, %v", list, err)
+	}
+	resp, err := ts.hc.Get("https://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics on the admin address: %d", resp.StatusCode)
 	}
 }

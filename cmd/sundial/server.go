@@ -97,6 +97,7 @@ type app struct {
 	authority *certs.Authority
 	svc       *service.Service
 	handler   http.Handler
+	admin     adminListener // --admin-listen
 	topic     string
 	pushMgr   *pushManager
 	pusher    *push.Service
@@ -217,17 +218,16 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	r.Handle("/mdm/connect", devices.Connect())
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
-	r.HandleFunc("/healthz", a.healthz)
 	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
-	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
 		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).WithEnrollmentGuards(store)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
-	adm.Register(r)
-	adm.RegisterReports(r, scheduler.NewReporter(store, store, a.catalog, clk))
+	admin := a.routeAdmin(r, adm, promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	adm.Register(admin)
+	adm.RegisterReports(admin, scheduler.NewReporter(store, store, a.catalog, clk))
 	a.handler = r
 	return a, nil
 }
@@ -460,18 +460,32 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 			a.log.Error("push service stopped", "err", err)
 		}
 	}()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	adminSrv, err := a.serveAdmin(srv, errc)
+	if err != nil {
+		srv.Close()
+		stopBG()
+		wg.Wait()
+		return err
+	}
 	a.log.Info("sundial serving", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"enroll_url", a.cfg.PublicURL+"/mdm/enroll", "tls", !a.cfg.NoTLS)
-	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		if adminSrv != nil {
+			adminSrv.Shutdown(sctx)
+		}
 		err = srv.Shutdown(sctx)
 		cancel()
+	}
+	// One listener failing ends both.
+	srv.Close()
+	if adminSrv != nil {
+		adminSrv.Close()
 	}
 	stopBG()
 	wg.Wait()
