@@ -62,8 +62,10 @@ func (s *Store) EnrollmentGuard(ctx context.Context, id string) (*mdm.Enrollment
 
 // UpdateEnrollmentGuard implements storage.EnrollmentGuardStore.
 func (s *Store) UpdateEnrollmentGuard(ctx context.Context, id string, fn func(*mdm.EnrollmentGuard) error) error {
-	// Update, not Batch: fn is not idempotent if a batch is retried.
-	return s.db.Update(func(tx *bbolt.Tx) error { return updateGuard(tx, id, fn) })
+	// Batch: every enrolment records its binding here, so concurrent ones
+	// share a commit. A retried batch runs fn again on the rolled-back
+	// state, so fn sees each guard once per commit.
+	return s.db.Batch(func(tx *bbolt.Tx) error { return updateGuard(tx, id, fn) })
 }
 
 // AllowReenroll lets the next Authenticate of id re-bind it to another
