@@ -54,6 +54,8 @@ func statusFor(code string) int {
 		return http.StatusConflict
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -91,6 +93,7 @@ type Server struct {
 	members   GroupMembers
 	bulkLimit int // 0: MaxBulkEnqueue
 	audits    auditLog
+	guards    EnrollmentGuards
 }
 
 type ctxKey int
@@ -135,6 +138,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)
 	s.registerAgent(v1)
+	s.registerGuards(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}
@@ -165,6 +169,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		name := k.Name
 		if name == "" {
 			name = "api key " + k.ID
+		}
+		if role := EffectiveRole(k.Role); !Allows(role, r.Method, r.URL.Path) {
+			writeError(w, &Error{Code: CodeForbidden, Message: "this API key's role (" + role + ") does not allow " + r.Method + " " + r.URL.Path})
+			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
 	})
@@ -376,7 +384,12 @@ type CommandView struct {
 }
 
 func viewCommand(c *mdm.CommandRecord) CommandView {
-	return CommandView{CommandRecord: *c, Raw: string(c.Raw), Result: string(c.Result)}
+	v := CommandView{CommandRecord: *c, Raw: string(c.Raw), Result: string(c.Result)}
+	if _, sealed := mdm.SealedPart(c.Raw); sealed {
+		v.Raw = mdm.RedactedRaw
+	}
+	v.CommandRecord.Raw = nil // shown as text in Raw, never twice
+	return v
 }
 
 func (s *Server) listCommands(r *http.Request) (any, int, error) {

@@ -54,12 +54,19 @@ func (s *Server) listKeys(r *http.Request) (any, int, error) {
 func (s *Server) createKey(r *http.Request) (any, int, error) {
 	var req struct {
 		Name string `json:"name"`
+		Role string `json:"role"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return nil, 0, err
 	}
 	if req.Name == "" || len(req.Name) > 100 {
 		return nil, 0, &Error{Code: CodeInvalid, Message: "name: 1 to 100 characters"}
+	}
+	if req.Role == "" {
+		req.Role = RoleAdmin
+	}
+	if !ValidRole(req.Role) {
+		return nil, 0, &Error{Code: CodeInvalid, Message: "role: read or admin"}
 	}
 	b := make([]byte, 32)
 	id := make([]byte, 8)
@@ -70,17 +77,33 @@ func (s *Server) createKey(r *http.Request) (any, int, error) {
 		return nil, 0, err
 	}
 	secret := "sdl_" + hex.EncodeToString(b)
-	k := storage.APIKey{ID: hex.EncodeToString(id), Name: req.Name, Hash: HashKey(secret), CreatedAt: s.now()}
+	k := storage.APIKey{ID: hex.EncodeToString(id), Name: req.Name, Role: req.Role, Hash: HashKey(secret), CreatedAt: s.now()}
 	if err := s.keys.PutAPIKey(r.Context(), k); err != nil {
 		return nil, 0, err
 	}
-	s.log.Info("api key created", "key_id", k.ID, "name", k.Name, "actor", actor(r))
+	s.log.Info("api key created", "key_id", k.ID, "name", k.Name, "role", k.Role, "actor", actor(r))
 	s.audit(r, "apikey.create", k.ID, nil, map[string]string{"id": k.ID, "name": k.Name})
 	return NewAPIKey{APIKey: k, Secret: secret}, http.StatusCreated, nil
 }
 
 func (s *Server) revokeKey(r *http.Request) (any, int, error) {
 	id := mux.Vars(r)["id"]
+	// Refuse to revoke the last admin key: nobody could then manage the
+	// server through the API (only through the data directory).
+	keys, err := s.keys.APIKeys(r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
+	admins, target := 0, false
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() && EffectiveRole(k.Role) == RoleAdmin {
+			admins++
+			target = target || k.ID == id
+		}
+	}
+	if target && admins == 1 {
+		return nil, 0, &Error{Code: CodeConflict, Message: "this is the last admin API key; create another admin key before revoking it"}
+	}
 	if err := s.keys.RevokeAPIKey(r.Context(), id, s.now()); err != nil {
 		return nil, 0, err
 	}
@@ -89,10 +112,15 @@ func (s *Server) revokeKey(r *http.Request) (any, int, error) {
 	return map[string]string{"revoked": id}, http.StatusOK, nil
 }
 
-// CreateAPIKey creates a key; the secret is in the answer only.
+// CreateAPIKey creates an admin key; the secret is in the answer only.
 func (c *Client) CreateAPIKey(ctx context.Context, name string) (*NewAPIKey, error) {
+	return c.CreateAPIKeyWithRole(ctx, name, RoleAdmin)
+}
+
+// CreateAPIKeyWithRole creates a key with a role (RoleRead or RoleAdmin).
+func (c *Client) CreateAPIKeyWithRole(ctx context.Context, name, role string) (*NewAPIKey, error) {
 	var out NewAPIKey
-	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/apikeys", map[string]string{"name": name}, &out)
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/apikeys", map[string]string{"name": name, "role": role}, &out)
 }
 
 // APIKeys lists keys (never their secrets).

@@ -84,14 +84,15 @@ func (h reportHandlers) complianceCSV(w http.ResponseWriter, r *http.Request) {
 }
 
 // WriteComplianceCSV writes a report's rows as CSV with a header line
-// (scheduler.CSVHeader).
+// (scheduler.CSVHeader). Cells that a spreadsheet would run as formulas
+// are neutralised (csvSafe).
 func WriteComplianceCSV(w io.Writer, rep *scheduler.ComplianceReport) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(scheduler.CSVHeader); err != nil {
 		return err
 	}
 	for i := range rep.Rows {
-		if err := cw.Write(rep.Rows[i].CSV()); err != nil {
+		if err := cw.Write(csvSafeRow(rep.Rows[i].CSV())); err != nil {
 			return err
 		}
 	}

@@ -56,6 +56,9 @@ type Authority struct {
 
 	identityValidity time.Duration
 	cache            *verifyCache
+	// legacyBefore: identities issued before device identities carried
+	// DeviceIdentityPolicy (see loadOrCreatePolicySince).
+	legacyBefore time.Time
 }
 
 // Option configures an Authority.
@@ -208,6 +211,9 @@ func LoadOrCreate(dir string, now time.Time, opts ...Option) (*Authority, error)
 			return nil, err
 		}
 		a.signer, a.signerKey = cert, key
+	}
+	if a.legacyBefore, err = loadOrCreatePolicySince(dir, caPresent, a.ca, now); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

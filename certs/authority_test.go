@@ -95,7 +95,7 @@ func TestLoadOrCreateCreatesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := snapshot(t, dir)
-	want := []string{certs.CACertFile, certs.CAKeyFile, certs.RACertFile, certs.RAKeyFile, certs.SignerCertFile, certs.SignerKeyFile}
+	want := []string{certs.CACertFile, certs.CAKeyFile, certs.RACertFile, certs.RAKeyFile, certs.SignerCertFile, certs.SignerKeyFile, certs.PolicySinceFile}
 	if len(got) != len(want) {
 		t.Errorf("directory holds %d files, want %d (no temp files left): %v", len(got), len(want), keys(got))
 	}

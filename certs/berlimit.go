@@ -20,14 +20,20 @@ const (
 
 var errBERLimit = errors.New("BER structure over the limits")
 
-// checkBERShape walks der as BER without decoding any value and refuses
-// input that is malformed, nests deeper than maxBERDepth, has more than
-// maxBERElements elements, or trails bytes after the outer element. It costs
-// one pass over the bytes with no allocation beyond a fixed stack.
-func checkBERShape(der []byte) error {
+// checkBERShape is CheckBERShape with the Mdm-Signature limits.
+func checkBERShape(der []byte) error { return CheckBERShape(der, maxBERDepth, maxBERElements) }
+
+// CheckBERShape walks der as BER without decoding any value and refuses
+// input that is malformed, nests deeper than maxDepth (at most 64), has more
+// than maxElements elements, or trails bytes after the outer element. It
+// costs one pass over the bytes with no allocation beyond a fixed stack.
+// Run it before handing untrusted BER to smallstep/pkcs7, whose cost grows
+// much faster than the input on deep indefinite-length nesting.
+func CheckBERShape(der []byte, maxDepth, maxElements int) error {
+	maxDepth = min(maxDepth, 64)
 	// end[i] is where the constructed element at depth i ends (-1:
 	// indefinite length, ended by an end-of-contents marker).
-	var end [maxBERDepth + 1]int
+	var end [65]int
 	depth, elements, i := 0, 0, 0
 	end[0] = len(der)
 	for {
@@ -50,8 +56,8 @@ func checkBERShape(der []byte) error {
 			depth--
 			continue
 		}
-		if elements++; elements > maxBERElements {
-			return fmt.Errorf("%w: more than %d elements", errBERLimit, maxBERElements)
+		if elements++; elements > maxElements {
+			return fmt.Errorf("%w: more than %d elements", errBERLimit, maxElements)
 		}
 		if depth == 0 && elements > 1 {
 			return fmt.Errorf("%w: data after the outer element", errBERLimit)
@@ -104,8 +110,8 @@ func checkBERShape(der []byte) error {
 			i += length
 			continue
 		}
-		if depth == maxBERDepth {
-			return fmt.Errorf("%w: nested deeper than %d", errBERLimit, maxBERDepth)
+		if depth == maxDepth {
+			return fmt.Errorf("%w: nested deeper than %d", errBERLimit, maxDepth)
 		}
 		depth++
 		if length >= 0 {

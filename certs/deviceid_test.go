@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/certs/certstest"
@@ -122,12 +123,17 @@ func loadCAKey(t *testing.T, dir string) *ecdsa.PrivateKey {
 
 func issueRaw(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, tmpl *x509.Certificate) *x509.Certificate {
 	t.Helper()
+	return issueRawAt(t, ca, caKey, t0.Add(-time.Second), tmpl)
+}
+
+func issueRawAt(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, notBefore time.Time, tmpl *x509.Certificate) *x509.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl.SerialNumber = big.NewInt(7)
-	tmpl.NotBefore, tmpl.NotAfter = t0.Add(-1e9), t0.AddDate(1, 0, 0)
+	tmpl.NotBefore, tmpl.NotAfter = notBefore, notBefore.AddDate(1, 0, 0)
 	if tmpl.Subject.CommonName == "" {
 		tmpl.Subject = pkix.Name{CommonName: "not a device"}
 	}
@@ -140,4 +146,46 @@ func issueRaw(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, tmpl 
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestLegacyIdentitiesAfterUpgrade: identities Sundial issued before device
+// identities carried the policy (client authentication as the only EKU)
+// keep working after an upgrade; a certificate without the policy issued
+// after it, and the old RA and signer (no EKU), do not.
+func TestLegacyIdentitiesAfterUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	a, err := certs.LoadOrCreate(dir, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey := loadCAKey(t, dir)
+	before := issueRaw(t, a.CA(), caKey, &x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	legacyRA := issueRaw(t, a.CA(), caKey, &x509.Certificate{KeyUsage: x509.KeyUsageDigitalSignature})
+	// The upgrade: the directory had no policy-since record.
+	if err := os.Remove(filepath.Join(dir, certs.PolicySinceFile)); err != nil {
+		t.Fatal(err)
+	}
+	upgrade := t0.Add(48 * time.Hour)
+	a, err = certs.LoadOrCreate(dir, upgrade)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.VerifyIdentity(before, upgrade); err != nil {
+		t.Errorf("identity issued before the upgrade: %v", err)
+	}
+	if err := a.VerifyIdentity(legacyRA, upgrade); !errors.Is(err, certs.ErrUntrusted) {
+		t.Errorf("old RA without EKU: %v, want ErrUntrusted", err)
+	}
+	late := issueRawAt(t, a.CA(), caKey, upgrade.Add(time.Hour), &x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err := a.VerifyIdentity(late, upgrade.Add(2*time.Hour)); !errors.Is(err, certs.ErrUntrusted) {
+		t.Errorf("client certificate without the policy issued after the upgrade: %v, want ErrUntrusted", err)
+	}
+	// A restart keeps the recorded time.
+	a, err = certs.LoadOrCreate(dir, upgrade.Add(72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.VerifyIdentity(before, upgrade.Add(72*time.Hour)); err != nil {
+		t.Errorf("after a restart: %v", err)
+	}
 }

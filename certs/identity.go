@@ -98,7 +98,7 @@ func (a *Authority) VerifyIdentity(cert *x509.Certificate, now time.Time) error 
 	if a.cache.hit(key, now) {
 		return nil
 	}
-	if err := checkDeviceIdentity(cert); err != nil {
+	if err := checkDeviceIdentity(cert, a.legacyBefore); err != nil {
 		return err
 	}
 	if err := VerifyChain(cert, a.pool, now); err != nil {

@@ -95,6 +95,18 @@ type StatusEvent struct {
 	At     time.Time `json:"at"`
 }
 
+// AppendStatus adds ev to a command's history. Repeated NotNows collapse
+// into one entry holding the time of the latest (the record's NotNowCount
+// counts them), so a Mac answering NotNow at every connect cannot grow the
+// record without bound.
+func AppendStatus(h []StatusEvent, ev StatusEvent) []StatusEvent {
+	if ev.Status == string(NotNow) && len(h) > 0 && h[len(h)-1].Status == string(NotNow) {
+		h[len(h)-1].At = ev.At
+		return h
+	}
+	return append(h, ev)
+}
+
 // Pending reports whether the command is still in the queue.
 func (c *CommandRecord) Pending() bool {
 	return !Status(c.Status).Final() && c.Status != StatusCanceled

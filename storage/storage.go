@@ -104,8 +104,11 @@ type APIKeyStore interface {
 
 // APIKey is an admin credential; only its hash is stored.
 type APIKey struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Role is "read" or "admin"; empty is a key made before roles existed,
+	// which is an admin.
+	Role      string    `json:"role,omitempty"`
 	Hash      string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`

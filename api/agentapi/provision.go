@@ -35,7 +35,9 @@ type SecretStore interface {
 	AgentSecretHash(ctx context.Context, id string) (string, error)
 }
 
-// Enqueuer queues MDM commands (and pushes).
+// Enqueuer queues MDM commands (and pushes). The provisioner's commands
+// carry the agent secret: its Enqueuer must store them sealed
+// (service.Service.EnqueueSealed).
 type Enqueuer interface {
 	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) error
 }

@@ -103,6 +103,7 @@ var authorityFileNames = []string{
 	certs.CACertFile, certs.CAKeyFile,
 	certs.RACertFile, certs.RAKeyFile,
 	certs.SignerCertFile, certs.SignerKeyFile,
+	certs.PolicySinceFile,
 }
 
 // NewAuthority returns an Authority valid at now, stored in a fresh

@@ -35,7 +35,7 @@ func exitCodeFor(err error) int {
 		return exitUsage
 	case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
 		return exitNotFound
-	case errors.As(err, &ae) && ae.Code == api.CodeUnauthorized:
+	case errors.As(err, &ae) && (ae.Code == api.CodeUnauthorized || ae.Code == api.CodeForbidden):
 		return exitAuth
 	case errors.As(err, &ae) && ae.Code == api.CodeInvalid:
 		return exitUsage
@@ -56,7 +56,8 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv), newAPNsMockCmd(getenv), newDemoCmd(getenv), newStorageCmd(getenv))
 	cf := &clientFlags{}
 	devices := &cobra.Command{Use: "devices", Short: "List and inspect enrolled Macs"}
-	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf), newDevicesShowCmd(getenv, cf))
+	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf), newDevicesShowCmd(getenv, cf),
+		newDevicesAllowReenrollCmd(getenv, cf), newDevicesEnrollmentCmd(getenv, cf))
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),

@@ -22,6 +22,7 @@ import (
 // fallback (SUNDIAL_<FLAG>, upper case, dashes as underscores).
 type Config struct {
 	Listen          string
+	AdminListen     string
 	DataDir         string
 	PublicURL       string
 	TLSCert         string
@@ -63,6 +64,7 @@ type Config struct {
 
 func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", ":8443", "address to listen on")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "serve the admin API, /metrics and the detailed /healthz on this address only, not to devices (recommended: a private or loopback address)")
 	fs.StringVar(&c.DataDir, "data-dir", "./sundial-data", "directory for the database, CA and TLS material")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices use to reach Sundial, written into enrollment profiles (default https://localhost:<port>)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate (PEM); default: one issued by Sundial's CA")
@@ -72,7 +74,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CertHeader, "cert-header", "", "take device client certificates from this header set by a TLS-terminating proxy")
 	fs.StringVar(&c.EnrollSecret, "enroll-secret", "", "require this secret (?secret= or basic auth password) to download the enrollment profile")
 	fs.StringVar(&c.SCEPChallenge, "scep-challenge", "", "shared SCEP challenge (default: generated once and kept in the data dir)")
-	fs.StringVar(&c.ChallengeMode, "scep-challenge-mode", "shared", "shared (one challenge for all) or one-time (a fresh challenge per profile download)")
+	fs.StringVar(&c.ChallengeMode, "scep-challenge-mode", "one-time", "one-time (a fresh challenge per profile download) or shared (one challenge for all: anyone who has the profile can get identities; offline profiles need it)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.IntVar(&c.Simulate, "simulate", 0, "enroll this many simulated Macs against this server after start (development and demos)")
@@ -169,6 +171,14 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir is empty")
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fmt.Errorf("--admin-listen %q: %w", c.AdminListen, err)
+		}
+		if c.AdminListen == c.Listen {
+			return errors.New("--admin-listen must differ from --listen")
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

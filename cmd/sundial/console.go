@@ -23,10 +23,10 @@ type consoleDevices struct {
 // setupConsole mounts the web console under /ui/.
 func (a *app) setupConsole(r *mux.Router, adm *api.Server, reporter *scheduler.Reporter) {
 	readOnly := a.cfg.ConsoleReadKeys
-	// The key store has no roles yet: keys named in --console-read-keys
-	// are read-only in the console, every other key is an admin.
+	// A key's own role decides; keys named in --console-read-keys are
+	// read-only in the console whatever their role.
 	roleOf := func(k *storage.APIKey) console.Role {
-		if slices.Contains(readOnly, k.ID) || slices.Contains(readOnly, k.Name) {
+		if api.EffectiveRole(k.Role) != api.RoleAdmin || slices.Contains(readOnly, k.ID) || slices.Contains(readOnly, k.Name) {
 			return console.RoleRead
 		}
 		return console.RoleAdmin

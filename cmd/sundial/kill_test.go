@@ -242,8 +242,10 @@ func TestLoadtestCommand(t *testing.T) {
 // metric reads an integer gauge from a server process's /metrics.
 func metric(t *testing.T, p *proc, name string) int {
 	t.Helper()
-	hc, _ := p.clients(t)
-	resp, err := hc.Get("https://" + p.addr + "/metrics")
+	hc, c := p.clients(t)
+	req, _ := http.NewRequest(http.MethodGet, "https://"+p.addr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+c.APIKey) // /metrics needs a key on the device listener
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,6 +280,7 @@ func newAuditCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 
 func newAPIKeysCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	keys := &cobra.Command{Use: "apikeys", Short: "Create, list and revoke admin API keys"}
+	var role string
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create an API key (its secret is printed once)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -287,17 +288,21 @@ func newAPIKeysCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.CreateAPIKey(cmd.Context(), args[0])
+			if !api.ValidRole(role) {
+				return usageError{fmt.Errorf("--role %q: want read or admin", role)}
+			}
+			k, err := c.CreateAPIKeyWithRole(cmd.Context(), args[0], role)
 			if err != nil {
 				return err
 			}
 			if cf.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), k)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "id:     %s\nname:   %s\nsecret: %s\n(store the secret now: Sundial keeps only its hash)\n", k.ID, k.Name, k.Secret)
+			fmt.Fprintf(cmd.OutOrStdout(), "id:     %s\nname:   %s\nrole:   %s\nsecret: %s\n(store the secret now: Sundial keeps only its hash)\n", k.ID, k.Name, k.Role, k.Secret)
 			return nil
 		},
 	}
+	create.Flags().StringVar(&role, "role", api.RoleAdmin, "read (devices, reports, policies, audit; no changes) or admin")
 	list := &cobra.Command{
 		Use: "list", Short: "List API keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -313,13 +318,13 @@ func newAPIKeysCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"api_keys": ks})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
 			for _, k := range ks {
 				rev := "-"
 				if !k.RevokedAt.IsZero() {
 					rev = k.RevokedAt.Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Name, k.CreatedAt.Local().Format(time.DateTime), rev)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, api.EffectiveRole(k.Role), k.CreatedAt.Local().Format(time.DateTime), rev)
 			}
 			return tw.Flush()
 		},

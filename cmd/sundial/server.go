@@ -68,6 +68,8 @@ type backend interface {
 	storage.ADEStore
 	storage.ADEUpdater
 	api.Auditor
+	storage.EnrollmentGuardStore
+	api.EnrollmentGuards
 	ddm.Store
 	scheduler.Store
 	api.GroupMembers
@@ -99,6 +101,7 @@ type app struct {
 	authority *certs.Authority
 	svc       *service.Service
 	handler   http.Handler
+	admin     adminListener // --admin-listen
 	topic     string
 	pushMgr   *pushManager
 	pusher    *push.Service
@@ -113,6 +116,9 @@ type app struct {
 // newApp opens the data directory and wires every part.
 func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	if err := cfg.ensureDataDir(); err != nil {
+		return nil, err
+	}
+	if err := tightenDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
 	now := clk.Now()
@@ -166,7 +172,11 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	if cfg.TLSCert == "" && !cfg.NoTLS {
 		caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: authority.CA().Raw}))
 	}
-	provisioner := agentapi.NewProvisioner(store, enqueue, clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
+	// The agent's settings profile carries its secret: stored sealed.
+	enqueueSealed := enqueueFunc(func(ctx context.Context, ids []string, cmd *mdm.Command) error {
+		return a.svc.EnqueueSealed(ctx, ids, cmd)
+	})
+	provisioner := agentapi.NewProvisioner(store, enqueueSealed, clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
 
 	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),
 		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner)}
@@ -221,21 +231,21 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
-	r.HandleFunc("/healthz", a.healthz)
 	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
-	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
 		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
 		WithGroupMembers(store).
-		WithAudit(store, clk.Now)
+		WithAudit(store, clk.Now).
+		WithEnrollmentGuards(store)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
-	adm.Register(r)
+	admin := a.routeAdmin(r, adm, promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
-	adm.RegisterReports(r, reporter)
-	a.setupConsole(r, adm, reporter)
+	adm.RegisterReports(admin, reporter)
+	a.setupConsole(admin, adm, reporter)
 	a.handler = r
 	return a, nil
 }
@@ -470,18 +480,32 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 			a.log.Error("push service stopped", "err", err)
 		}
 	}()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	adminSrv, err := a.serveAdmin(srv, errc)
+	if err != nil {
+		srv.Close()
+		stopBG()
+		wg.Wait()
+		return err
+	}
 	a.log.Info("sundial serving", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"enroll_url", a.cfg.PublicURL+"/mdm/enroll", "tls", !a.cfg.NoTLS)
-	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		if adminSrv != nil {
+			adminSrv.Shutdown(sctx)
+		}
 		err = srv.Shutdown(sctx)
 		cancel()
+	}
+	// One listener failing ends both.
+	srv.Close()
+	if adminSrv != nil {
+		adminSrv.Close()
 	}
 	stopBG()
 	wg.Wait()

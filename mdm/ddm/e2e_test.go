@@ -335,7 +335,12 @@ func TestEndToEndRedeliveryAndFailures(t *testing.T) {
 		t.Fatalf("still unconfirmed after sync: %v", got)
 	}
 
-	// Re-enrolled with the same UDID: the declarations come back.
+	// Re-enrolled with the same UDID (after removing the profile, which
+	// checks out: a re-bind of a Mac in use is refused): the declarations
+	// come back.
+	if err := mac.CheckOut(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := mac.Enroll(ctx, st.srv.Client(), st.srv.URL+"/mdm/enroll"); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,6 +175,7 @@ func (s *Service) status(ctx context.Context, id string, data []byte) error {
 	now := s.clock.Now()
 	var u StatusUpdate
 	var prevState string
+	var dropped int
 	err = s.store.UpdateDDM(ctx, id, func(r *Record) ([]Event, error) {
 		prevState, _ = evaluate(r, now)
 		prevFailures := r.Status.Current.FailureReason.Count
@@ -189,6 +189,7 @@ func (s *Service) status(ctx context.Context, id string, data []byte) error {
 			}
 		}
 		maps.Copy(st.Items, rep.Items)
+		dropped = capItems(st.Items)
 		cur, err := currentFrom(st.Items)
 		if err != nil {
 			return nil, parseErr("status report", err)
@@ -210,7 +211,7 @@ func (s *Service) status(ctx context.Context, id string, data []byte) error {
 			u.Enforcement = &e
 			u.Compliant = compliant(cur, e.Payload)
 		}
-		ev := Event{At: now, FullReport: rep.FullReport, Items: slices.Sorted(maps.Keys(rep.Items)),
+		ev := Event{At: now, FullReport: rep.FullReport, Items: eventItems(rep.Items),
 			Current: cur, Enforcement: state, Reasons: reasons}
 		return []Event{ev}, nil
 	})
@@ -223,6 +224,9 @@ func (s *Service) status(ctx context.Context, id string, data []byte) error {
 	}
 	log := s.log.With("enrollment_id", id)
 	log.DebugContext(ctx, "status report stored", "full", rep.FullReport, "items", len(rep.Items))
+	if dropped > 0 {
+		log.WarnContext(ctx, "status items dropped: the device's status record is over its bounds", "dropped", dropped)
+	}
 	if u.State != prevState {
 		switch u.State {
 		case StateFailed:

@@ -6,7 +6,8 @@
 // Status codes: 200 (empty body when nothing is queued), 400 malformed body,
 // 401 missing, untrusted or unbound identity, 404 unknown declarative
 // endpoint, 405 wrong method, 410 declined (user channel), 413 body over the
-// cap, 415 binary plist, 500 internal errors.
+// cap (or its Content-Length), 415 binary plist, 500 internal errors, 503
+// with Retry-After when too many body bytes are in flight.
 package httpmdm
 
 import (
@@ -45,6 +46,7 @@ type Handler struct {
 	clock      Clock
 	log        *slog.Logger
 	certHeader string
+	inflight   inflight
 }
 
 // Option configures a Handler.
@@ -65,6 +67,7 @@ func New(svc Service, verifier IdentityVerifier, clk Clock, opts ...Option) *Han
 		panic("httpmdm.New: nil dependency")
 	}
 	h := &Handler{svc: svc, verifier: verifier, clock: clk, log: slog.New(slog.DiscardHandler)}
+	h.inflight.max = DefaultInflightBytes
 	for _, o := range opts {
 		o(h)
 	}
@@ -92,7 +95,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, mdm.MaxBodySize))
+	// Bound the bodies held before anyone is authenticated (inflight.go).
+	booked, ok := h.inflight.reserve(r)
+	if !ok {
+		h.log.Warn("device request refused: too many request bytes in flight", "remote", r.RemoteAddr)
+		overBudget(w)
+		return
+	}
+	defer h.inflight.release(booked)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, booked))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -102,7 +113,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		h.fail(w, r, http.StatusBadRequest, "could not read body", err)
 		return
 	}
-	who, err := h.identify(r, body)
+	who, signer, err := h.identify(r, body)
 	if err != nil {
 		h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
 		return
@@ -113,6 +124,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		if err != nil {
 			h.failDecode(w, r, err)
 			return
+		}
+		if msg.MessageType == mdm.Authenticate {
+			// The binding records when the certificate expires (parsed
+			// here only: VerifySigner may have answered from its cache).
+			cert, err := signer.Certificate()
+			if err != nil {
+				h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
+				return
+			}
+			who.NotAfter = cert.NotAfter
 		}
 		resp, err := h.svc.Checkin(ctx, who, msg)
 		if err != nil {
@@ -149,13 +170,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 
 // identify finds the request's device certificate and checks it chains to
 // Sundial's CA.
-func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, error) {
+func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, *certs.Signer, error) {
 	var signer *certs.Signer
 	switch {
 	case r.Header.Get("Mdm-Signature") != "":
 		s, err := certs.VerifyMdmSignatureSigner(r.Header.Get("Mdm-Signature"), body)
 		if err != nil {
-			return service.Identity{}, err
+			return service.Identity{}, nil, err
 		}
 		signer = s
 	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
@@ -163,22 +184,22 @@ func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, erro
 	case h.certHeader != "" && r.Header.Get(h.certHeader) != "":
 		cert, err := certs.CertFromHeader(r.Header.Get(h.certHeader))
 		if err != nil {
-			return service.Identity{}, err
+			return service.Identity{}, nil, err
 		}
 		signer = certs.SignerOf(cert)
 	default:
-		return service.Identity{}, errors.New("no Mdm-Signature and no client certificate")
+		return service.Identity{}, nil, errors.New("no Mdm-Signature and no client certificate")
 	}
 	if err := h.verifier.VerifySigner(signer, h.clock.Now()); err != nil {
-		return service.Identity{}, err
+		return service.Identity{}, nil, err
 	}
 	// An identity issued for Automated Device Enrollment names the one
 	// UDID it may enroll (certs.IssueBoundIdentity).
 	bound, err := certs.BoundUDID(signer.Raw)
 	if err != nil {
-		return service.Identity{}, err
+		return service.Identity{}, nil, err
 	}
-	return service.Identity{CertHash: signer.Hash(), BoundUDID: bound}, nil
+	return service.Identity{CertHash: signer.Hash(), BoundUDID: bound}, signer, nil
 }
 
 func (h *Handler) failDecode(w http.ResponseWriter, r *http.Request, err error) {

@@ -32,6 +32,7 @@ var (
 // Store is the storage the service needs.
 type Store interface {
 	storage.CheckinStore
+	storage.EnrollmentGuardStore
 	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
 	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (bool, error)
 	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error)
@@ -48,10 +49,11 @@ type Clock interface{ Now() time.Time }
 // Notifier is told when enrollments have new work (so it can push them).
 type Notifier interface{ Notify(ids ...string) }
 
-// Sealer encrypts secrets at rest (the bootstrap token).
+// Sealer encrypts secrets at rest (the bootstrap token, command bodies that
+// carry a secret), bound to the record they belong to.
 type Sealer interface {
-	Seal(plaintext []byte) ([]byte, error)
-	Open(sealed []byte) ([]byte, error)
+	SealFor(plaintext, ad []byte) ([]byte, error)
+	OpenFor(sealed, ad []byte) ([]byte, error)
 }
 
 // CheckinHook observes check-ins after they are stored (e.g. to re-push,
@@ -77,6 +79,9 @@ type Identity struct {
 	// BoundUDID is the UDID the certificate was issued for, when it was
 	// issued against a challenge bound to one device (ADE); "" otherwise.
 	BoundUDID string
+	// NotAfter is when the certificate expires; the HTTP layer sets it for
+	// Authenticate, where it is recorded with the binding.
+	NotAfter time.Time
 }
 
 // Service implements the MDM check-in and command protocol.
@@ -91,6 +96,8 @@ type Service struct {
 	results  map[string][]ResultHandler
 
 	inventoryEvery time.Duration
+	bindings       IdentityBindings
+	rebindWindow   time.Duration
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time
@@ -136,6 +143,7 @@ func New(store Store, clk Clock, sealer Sealer, opts ...Option) *Service {
 		log:            slog.New(slog.DiscardHandler),
 		results:        map[string][]ResultHandler{},
 		inventoryEvery: 24 * time.Hour,
+		rebindWindow:   DefaultRebindWindow,
 		seen:           map[string]time.Time{},
 	}
 	for _, o := range opts {
@@ -186,13 +194,18 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 			log.Warn("authenticate refused: identity was issued for another device")
 			return nil, ErrUnauthorized
 		}
+		ev, usedApproval, err := s.rebindCheck(ctx, id, who, now, log)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.store.Authenticate(ctx, id, msg, who.CertHash, now); err != nil {
 			if errors.Is(err, storage.ErrCertInUse) {
-				log.Warn("authenticate refused: certificate bound to another enrollment")
+				log.Warn("authenticate refused: certificate bound to another enrollment", "new_cert", who.CertHash)
 				return nil, ErrUnauthorized
 			}
 			return nil, fmt.Errorf("store authenticate: %w", err)
 		}
+		s.recordBinding(ctx, id, who, ev, usedApproval, log)
 		log.Info("device authenticated", "os_version", msg.OSVersion, "model", msg.ProductName)
 		s.runHooks(ctx, id, msg)
 		return nil, nil
@@ -206,6 +219,12 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		return nil, ErrUnauthorized
 	}
 	s.touch(id, now)
+	if msg.MessageType == mdm.TokenUpdate && msg.UserChannel() {
+		// UserAuthenticate is declined, so no user channel exists: keep
+		// no record for it (a Mac could otherwise create one per UserID).
+		log.Debug("user channel token update ignored: user channels are declined")
+		return nil, nil
+	}
 	var resp []byte
 	switch msg.MessageType {
 	case mdm.TokenUpdate:
@@ -238,7 +257,7 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 	case mdm.SetBootstrapToken:
 		var sealed []byte
 		if len(msg.BootstrapToken) > 0 {
-			if sealed, err = s.sealer.Seal(msg.BootstrapToken); err != nil {
+			if sealed, err = s.sealer.SealFor(msg.BootstrapToken, bootstrapAD(id)); err != nil {
 				return nil, fmt.Errorf("seal bootstrap token: %w", err)
 			}
 		}
@@ -254,7 +273,7 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		if len(d.BootstrapToken) == 0 {
 			return nil, nil
 		}
-		tok, err := s.sealer.Open(d.BootstrapToken)
+		tok, err := s.sealer.OpenFor(d.BootstrapToken, bootstrapAD(id))
 		if err != nil {
 			return nil, fmt.Errorf("open bootstrap token: %w", err)
 		}
@@ -300,6 +319,9 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 	rt, next, err := s.store.StoreReportAndNext(ctx, id, r, raw, now)
 	if err != nil {
 		return nil, fmt.Errorf("store report: %w", err)
+	}
+	if next, err = s.unseal(next); err != nil {
+		return nil, err
 	}
 	if rt != "" {
 		level := slog.LevelDebug

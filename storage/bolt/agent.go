@@ -70,7 +70,21 @@ func (s *Store) AgentSecretHash(ctx context.Context, id string) (string, error) 
 		}
 		return err
 	})
+	if err == nil && h == "" { // cleared by a re-enrollment
+		return "", fmt.Errorf("agent secret of %s: %w", id, storage.ErrNotFound)
+	}
 	return h, err
+}
+
+// clearAgentSecret forgets the device's agent secret (keeping its zone and
+// history) when it re-enrolls.
+func clearAgentSecret(tx *bbolt.Tx, id string) error {
+	rec, err := getAgent(tx, id)
+	if err != nil || rec.SecretHash == "" {
+		return nil
+	}
+	rec.SecretHash, rec.SecretSetAt = "", time.Time{}
+	return putAgent(tx, id, rec)
 }
 
 // AppendAgentReport implements storage.AgentStore.

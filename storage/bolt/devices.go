@@ -88,6 +88,14 @@ func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMes
 		d.EnrolledAt = time.Time{}
 		d.PushToken, d.PushMagic, d.TokenInvalid = nil, "", false
 		d.InventoryRequestedAt = time.Time{}
+		// A re-enrollment starts without the old enrollment's secrets: the
+		// escrowed bootstrap token is dropped (the Mac escrows it again)
+		// and the agent secret is cleared, so the next TokenUpdate
+		// provisions a fresh one.
+		d.BootstrapToken, d.BootstrapAt = nil, time.Time{}
+		if err := clearAgentSecret(tx, id); err != nil {
+			return err
+		}
 		if err := s.clearQueue(tx, id, now); err != nil {
 			return err
 		}

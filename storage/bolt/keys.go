@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -99,12 +100,21 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, now time.Time) erro
 // PutChallenge implements storage.ChallengeStore.
 func (s *Store) PutChallenge(ctx context.Context, key string, expires time.Time) error {
 	return s.db.Batch(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bChall).Put([]byte(key), unixNanos(expires))
+		b := tx.Bucket(bChall)
+		if old := b.Get([]byte(key)); old != nil {
+			if err := tx.Bucket(bChallDue).Delete(append(bytes.Clone(old), key...)); err != nil {
+				return err
+			}
+		}
+		if err := b.Put([]byte(key), unixNanos(expires)); err != nil {
+			return err
+		}
+		return tx.Bucket(bChallDue).Put(challDueKey(expires, key), nil)
 	})
 }
 
-// TakeChallenge implements storage.ChallengeStore. Expired challenges met on
-// the way are deleted too.
+// TakeChallenge implements storage.ChallengeStore. Up to challSweepBatch
+// expired challenges are deleted too, oldest first (challsweep.go).
 func (s *Store) TakeChallenge(ctx context.Context, key string, now time.Time) (bool, error) {
 	var ok bool
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
@@ -112,9 +122,14 @@ func (s *Store) TakeChallenge(ctx context.Context, key string, now time.Time) (b
 		v := b.Get([]byte(key))
 		ok = v != nil && fromNanos(v).After(now)
 		if v != nil {
-			return b.Delete([]byte(key))
+			if err := tx.Bucket(bChallDue).Delete(append(bytes.Clone(v), key...)); err != nil {
+				return err
+			}
+			if err := b.Delete([]byte(key)); err != nil {
+				return err
+			}
 		}
-		return nil
+		return sweepChallenges(tx, now)
 	})
 	return ok, err
 }

@@ -209,7 +209,7 @@ func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, 
 	}
 	rec.Status = string(r.Status)
 	rec.UpdatedAt = now
-	rec.History = append(rec.History, mdm.StatusEvent{Status: string(r.Status), At: now})
+	rec.History = mdm.AppendStatus(rec.History, mdm.StatusEvent{Status: string(r.Status), At: now})
 	q := tx.Bucket(bQueue)
 	if r.Status == mdm.NotNow {
 		rec.NotNowCount++

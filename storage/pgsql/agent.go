@@ -35,7 +35,7 @@ func (s *Store) PutAgentSecret(ctx context.Context, id, hash string, now time.Ti
 // AgentSecretHash implements storage.AgentStore.
 func (s *Store) AgentSecretHash(ctx context.Context, id string) (string, error) {
 	var h string
-	err := s.pool.QueryRow(ctx, `SELECT secret_hash FROM agents WHERE id = $1`, id).Scan(&h)
+	err := s.pool.QueryRow(ctx, `SELECT secret_hash FROM agents WHERE id = $1 AND secret_hash <> ''`, id).Scan(&h)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return "", fmt.Errorf("agent of %s: %w", id, storage.ErrNotFound)

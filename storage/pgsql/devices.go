@@ -54,7 +54,7 @@ ON CONFLICT (id) DO UPDATE SET
 	device_name = EXCLUDED.device_name, os_version = EXCLUDED.os_version, build_version = EXCLUDED.build_version,
 	enabled = false, cert_hash = EXCLUDED.cert_hash, authenticated_at = EXCLUDED.authenticated_at,
 	enrolled_at = NULL, push_token = NULL, push_magic = '', token_invalid = false,
-	inventory_requested_at = NULL`
+	inventory_requested_at = NULL, bootstrap_token = NULL, bootstrap_at = NULL`
 
 // cancelQueueSQL cancels every pending command of $1 (on re-enrollment).
 const cancelQueueSQL = `
@@ -87,6 +87,12 @@ func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMes
 			return storage.ErrCertInUse // bound by a concurrent Authenticate
 		}
 		if err != nil {
+			return err
+		}
+		// A re-enrollment starts without the old enrollment's secrets: the
+		// bootstrap token is dropped above and the agent secret here, so
+		// the next TokenUpdate provisions a fresh one.
+		if _, err := tx.Exec(ctx, `UPDATE agents SET secret_hash = '', secret_set_at = NULL WHERE id = $1 AND secret_hash <> ''`, id); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, cancelQueueSQL, id, ts(now), canceled)

@@ -220,9 +220,9 @@ func (im *Importer) Commands(ctx context.Context, cs []record.Command) error {
 func (im *Importer) APIKeys(ctx context.Context, ks []storage.APIKey) error {
 	rows := make([][]any, 0, len(ks))
 	for _, k := range ks {
-		rows = append(rows, []any{k.ID, k.Name, k.Hash, ts(k.CreatedAt), ts(k.RevokedAt)})
+		rows = append(rows, []any{k.ID, k.Name, k.Hash, ts(k.CreatedAt), ts(k.RevokedAt), k.Role})
 	}
-	return im.copy(ctx, "api_keys", []string{"id", "name", "hash", "created_at", "revoked_at"}, rows)
+	return im.copy(ctx, "api_keys", []string{"id", "name", "hash", "created_at", "revoked_at", "role"}, rows)
 }
 
 // Challenges loads one-time SCEP challenges.

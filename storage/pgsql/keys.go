@@ -14,8 +14,8 @@ import (
 // PutAPIKey implements storage.APIKeyStore. A key whose ID or hash is
 // already stored gives ErrExists.
 func (s *Store) PutAPIKey(ctx context.Context, k storage.APIKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, name, hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)`,
-		k.ID, k.Name, k.Hash, ts(k.CreatedAt), ts(k.RevokedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, name, hash, created_at, revoked_at, role) VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.ID, k.Name, k.Hash, ts(k.CreatedAt), ts(k.RevokedAt), k.Role)
 	if uniqueViolation(err, "") {
 		return fmt.Errorf("api key %s: %w", k.ID, storage.ErrExists)
 	}
@@ -25,11 +25,11 @@ func (s *Store) PutAPIKey(ctx context.Context, k storage.APIKey) error {
 	return nil
 }
 
-const apiKeyColumns = `id, name, hash, created_at, revoked_at`
+const apiKeyColumns = `id, name, hash, created_at, revoked_at, role`
 
 func scanAPIKey(row pgx.Row) (storage.APIKey, error) {
 	var k storage.APIKey
-	err := row.Scan(&k.ID, &k.Name, &k.Hash, scanTime(&k.CreatedAt), scanTime(&k.RevokedAt))
+	err := row.Scan(&k.ID, &k.Name, &k.Hash, scanTime(&k.CreatedAt), scanTime(&k.RevokedAt), &k.Role)
 	return k, err
 }
 

@@ -93,13 +93,17 @@ FROM done WHERE c.seq = done.seq
 RETURNING c.request_type`
 
 // notNowSQL records a NotNow of command $2 of enrollment $1 and marks its
-// queue row so that it is not offered again in this session.
+// queue row so that it is not offered again in this session. Repeated
+// NotNows collapse into one history entry with the latest time
+// (mdm.AppendStatus); not_now_count counts them.
 const notNowSQL = `
 WITH marked AS (
 	UPDATE command_queue q SET not_now = true FROM commands c
 	WHERE c.enrollment_id = $1 AND c.uuid = $2 AND q.enrollment_id = $1 AND q.seq = c.seq
 	RETURNING q.seq)
-UPDATE commands c SET status = $3, updated_at = $4, history = c.history || $5::jsonb,
+UPDATE commands c SET status = $3, updated_at = $4,
+	history = CASE WHEN c.history->-1->>'status' = 'NotNow'
+		THEN jsonb_set(c.history, '{-1}', $5::jsonb->0) ELSE c.history || $5::jsonb END,
 	not_now_count = c.not_now_count + 1
 FROM marked WHERE c.seq = marked.seq
 RETURNING c.request_type`

@@ -322,8 +322,24 @@ func testNotNow(t *testing.T, s storage.All) {
 	for _, h := range rec.History {
 		statuses = append(statuses, h.Status)
 	}
-	if fmt.Sprint(statuses) != "[Queued NotNow NotNow Acknowledged]" || rec.NotNowCount != 2 {
-		t.Errorf("A history = %v, not-now count %d", statuses, rec.NotNowCount)
+	// Repeated NotNows are one entry with the latest time and a count.
+	if fmt.Sprint(statuses) != "[Queued NotNow Acknowledged]" || rec.NotNowCount != 2 || !rec.History[1].At.Equal(t0.Add(4*time.Minute)) {
+		t.Errorf("A history = %v (NotNow at %v), not-now count %d", statuses, rec.History[1].At, rec.NotNowCount)
+	}
+	// A Mac answering NotNow at every connect cannot grow the record.
+	c := cmd(t, "C")
+	if err := s.Enqueue(context.Background(), []string{"AAA-1"}, c, t0); err != nil {
+		t.Fatal(err)
+	}
+	const replays = 300
+	for i := range replays {
+		at := t0.Add(time.Hour + time.Duration(i)*time.Second)
+		mustNext(t, s, "AAA-1", idle("AAA-1"), at)
+		mustNext(t, s, "AAA-1", report("AAA-1", c.UUID, mdm.NotNow), at)
+	}
+	rec, _ = s.Command(context.Background(), "AAA-1", c.UUID)
+	if len(rec.History) != 2 || rec.NotNowCount != replays || !rec.History[1].At.Equal(t0.Add(time.Hour+(replays-1)*time.Second)) {
+		t.Errorf("after %d NotNows: %d history entries, count %d, last %v", replays, len(rec.History), rec.NotNowCount, rec.History[len(rec.History)-1].At)
 	}
 }
 

@@ -1,0 +1,47 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sundial-mdm/sundial/mdm"
+)
+
+// bootstrapAD binds a sealed bootstrap token to its enrollment: a token
+// copied into another device's record does not open there.
+func bootstrapAD(id string) []byte { return []byte("bootstrap-token:" + id) }
+
+// commandAD binds a sealed command body to its command.
+func commandAD(uuid string) []byte { return []byte("command:" + uuid) }
+
+// EnqueueSealed is Enqueue for a command that carries a secret (the agent's
+// settings profile): its body is stored sealed, so that neither the admin
+// API, nor a backup, nor an export shows it, and is opened only to be sent
+// to the device.
+func (s *Service) EnqueueSealed(ctx context.Context, ids []string, cmd *mdm.Command) error {
+	sealed, err := s.sealer.SealFor(cmd.Raw, commandAD(cmd.UUID))
+	if err != nil {
+		return fmt.Errorf("seal command %s: %w", cmd.UUID, err)
+	}
+	stored := *cmd
+	stored.Raw = mdm.SealedRaw(sealed)
+	return s.Enqueue(ctx, ids, &stored)
+}
+
+// unseal opens the body of a sealed command about to be sent.
+func (s *Service) unseal(cmd *mdm.Command) (*mdm.Command, error) {
+	if cmd == nil {
+		return nil, nil
+	}
+	sealed, ok := mdm.SealedPart(cmd.Raw)
+	if !ok {
+		return cmd, nil
+	}
+	raw, err := s.sealer.OpenFor(sealed, commandAD(cmd.UUID))
+	if err != nil {
+		return nil, fmt.Errorf("open sealed command %s: %w", cmd.UUID, err)
+	}
+	out := *cmd
+	out.Raw = raw
+	return &out, nil
+}
