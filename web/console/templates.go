@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
@@ -78,6 +80,8 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"lower": strings.ToLower,
+	// count reads a per-phase count by the phase's name.
+	"count": func(m map[softwareupdate.Phase]int, p any) int { return m[softwareupdate.Phase(fmt.Sprint(p))] },
 }
 
 func parsePages() map[string]*template.Template {
