@@ -106,6 +106,8 @@ func (a *app) runScheduler(ctx context.Context) {
 	a.svc.SetInventoryRefresh(false)
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
+		a.schedMet.Leading(true)
+		defer a.schedMet.Leading(false)
 		a.pusher.SetRepush(true)
 		a.svc.SetInventoryRefresh(true)
 		defer a.pusher.SetRepush(false)

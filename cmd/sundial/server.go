@@ -30,6 +30,7 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/internal/fleetmetrics"
 	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
@@ -103,6 +104,7 @@ type app struct {
 	sched     *scheduler.Scheduler
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
+	schedMet  *fleetmetrics.Scheduler
 }
 
 // newApp opens the data directory and wires every part.
@@ -139,6 +141,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 
+	mdmMet := fleetmetrics.NewMDM(a.registry)
+	a.schedMet = fleetmetrics.NewScheduler(a.registry, replicaID())
 	notifier := pushNotifier{a.pushMgr, a.pusher}
 	enqueue := enqueueFunc(func(ctx context.Context, ids []string, cmd *mdm.Command) error { return a.svc.Enqueue(ctx, ids, cmd) })
 
@@ -146,9 +150,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.catalog = catalog.Default()
 	z := zones{agents: store, policies: store, log: log}
 	observer := &declarative.Observer{Enq: enqueue, Log: log} // Sched is set below
-	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer))
+	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer), ddm.WithObserver(mdmMet))
 	a.sched = scheduler.New(store, store, a.catalog, clk,
-		scheduler.WithLogger(log), scheduler.WithNotifier(notifier),
+		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithPassObserver(a.schedMet.Pass),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched
@@ -164,8 +168,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	provisioner := agentapi.NewProvisioner(store, enqueue, clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
 
 	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),
-		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner)}
-	a.svc = service.New(store, clk, sealer, append(opts, a.sched.ServiceOptions()...)...)
+		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner), service.WithCheckinHook(mdmMet)}
+	a.svc = service.New(mdmMet.Store(store), clk, sealer, append(opts, a.sched.ServiceOptions()...)...)
 	devices := httpmdm.New(a.svc, authority, clk, httpmdm.WithLogger(log), httpmdm.WithCertHeader(cfg.CertHeader))
 
 	var challenges interface {
@@ -221,6 +225,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(r, reporter)
 	a.setupConsole(r, adm, reporter)
+	a.registry.MustRegister(fleetmetrics.NewFleet(reporter, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
 	a.handler = r
 	return a, nil
 }
