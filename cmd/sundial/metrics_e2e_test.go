@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,5 +79,24 @@ func TestFleetMetrics(t *testing.T) {
 	}
 	if age := m["sundial_catalog_newest_release_age_seconds"]; age <= 0 {
 		t.Errorf("catalog age = %v", age)
+	}
+
+	// Every metric the Grafana dashboard queries is exposed.
+	families := map[string]bool{}
+	for name := range m {
+		families[strings.SplitN(name, "{", 2)[0]] = true
+	}
+	dash, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("docs/grafana-dashboard.json is not JSON")
+	}
+	for _, name := range regexp.MustCompile(`sundial_[a-z_]+`).FindAllString(string(dash), -1) {
+		// Vectors appear with their first event (a push, a failed declaration).
+		if !families[name] && name != "sundial_push_pushes_total" && name != "sundial_ddm_status_errors_total" {
+			t.Errorf("the dashboard queries %s, which /metrics does not expose", name)
+		}
 	}
 }
