@@ -6,22 +6,13 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/web/console"
 )
 
-// consoleDevices lists devices through the admin API's own listing (so the
-// console shows what GET /api/v1/devices answers) and reads them from the
-// store.
-type consoleDevices struct {
-	*api.Server
-	backend
-}
-
 // setupConsole mounts the web console under /ui/.
-func (a *app) setupConsole(r *mux.Router, adm *api.Server, reporter *scheduler.Reporter) {
+func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 	readOnly := a.cfg.ConsoleReadKeys
 	// The key store has no roles yet: keys named in --console-read-keys
 	// are read-only in the console, every other key is an admin.
@@ -34,7 +25,7 @@ func (a *app) setupConsole(r *mux.Router, adm *api.Server, reporter *scheduler.R
 	c := console.New(console.Config{
 		Auth:    console.KeyAuth{Keys: a.store, RoleOf: roleOf},
 		Reports: reporter,
-		Devices: consoleDevices{adm, a.store},
+		Devices: a.store,
 		Manager: a.manager,
 		Catalog: a.catalog,
 		Clock:   a.clock,

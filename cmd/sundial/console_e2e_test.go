@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
@@ -325,5 +325,20 @@ func TestConsolePagesRender(t *testing.T) {
 	if resp, page := u.do(http.MethodGet, "/ui/devices?failing=maybe", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "failing must be true or false") {
 		t.Errorf("bad filter: %s", resp.Status)
 	}
-	_ = context.Background
+	// The API's search finds what the console's does.
+	list, err := f.ts.admin.DevicesFiltered(t.Context(), "", 100, api.DeviceFilter{Search: "console02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Devices) != 1 || list.Devices[0].ID != f.macs[1].UDID {
+		t.Errorf("API search for console02: %+v", list.Devices)
+	}
+	// Sorting and paging.
+	_, page := u.do(http.MethodGet, "/ui/devices?sort=serial&desc=true", nil)
+	if i, j := strings.Index(page, "C02CONSOLE04"), strings.Index(page, "C02CONSOLE01"); i < 0 || j < 0 || i > j {
+		t.Error("descending serial order is not descending")
+	}
+	if resp, _ := u.do(http.MethodGet, "/ui/devices?sort=shoe", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown sort key: %s", resp.Status)
+	}
 }

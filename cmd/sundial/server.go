@@ -224,7 +224,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(r)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(r, reporter)
-	a.setupConsole(r, adm, reporter)
+	a.setupConsole(r, reporter)
 	a.registry.MustRegister(fleetmetrics.NewFleet(reporter, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
 	a.handler = r
 	return a, nil

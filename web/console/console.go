@@ -47,10 +47,8 @@ type Reports interface {
 	WhatIf(ctx context.Context, group string, p softwareupdate.Policy) (*scheduler.WhatIfResult, error)
 }
 
-// Devices lists and reads devices. DeviceList is *api.Server's, so the
-// list shows what GET /api/v1/devices answers.
+// Devices reads devices (the storage).
 type Devices interface {
-	DeviceList(ctx context.Context, q url.Values) (*api.DeviceList, error)
 	Device(ctx context.Context, id string) (*mdm.Device, error)
 	Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error)
 }
@@ -110,6 +108,9 @@ type Config struct {
 	Secure bool
 	// SessionTTL is how long a sign-in lasts (default 8 hours).
 	SessionTTL time.Duration
+	// SnapshotAge is how old the fleet snapshot may get before a view
+	// refreshes it (default DefaultSnapshotAge).
+	SnapshotAge time.Duration
 }
 
 // Console is the web console.
@@ -117,6 +118,7 @@ type Console struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
+	snaps    *snapshots
 	pages    map[string]*template.Template
 	static   http.Handler
 }
@@ -135,16 +137,22 @@ func New(cfg Config) *Console {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 8 * time.Hour
 	}
+	if cfg.SnapshotAge <= 0 {
+		cfg.SnapshotAge = DefaultSnapshotAge
+	}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		panic(err)
 	}
-	return &Console{
+	c := &Console{
 		cfg: cfg, log: cfg.Log,
 		sessions: newSessions(cfg.SessionTTL, maxSessions),
 		pages:    parsePages(),
 		static:   http.StripPrefix(Prefix+"static/", http.FileServer(http.FS(sub))),
 	}
+	c.snaps = &snapshots{build: c.buildSnapshot, clock: cfg.Clock, maxAge: cfg.SnapshotAge,
+		onErr: func(err error) { c.log.Error("console: refresh the fleet snapshot", "err", err) }}
+	return c
 }
 
 // Register mounts the console on r under /ui/.

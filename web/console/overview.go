@@ -183,7 +183,9 @@ func ringOf(t Tally) int {
 	return n
 }
 
-func (c *Console) buildOverview(ctx context.Context) (*Overview, error) {
+// buildSnapshot reads the fleet: the compliance report with rows, the
+// groups and their policies.
+func (c *Console) buildSnapshot(ctx context.Context) (*Snapshot, error) {
 	rep, err := c.cfg.Reports.Compliance(ctx, true)
 	if err != nil {
 		return nil, err
@@ -198,13 +200,14 @@ func (c *Console) buildOverview(ctx context.Context) (*Overview, error) {
 			policies[g.ID] = p.Policy
 		}
 	}
-	return BuildOverview(c.cfg.Clock.Now(), rep, groups, policies, c.cfg.Catalog.Releases()), nil
+	return &Snapshot{Report: rep, Groups: groups, Policies: policies}, nil
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, ss *session) (string, *view, error) {
-	o, err := c.buildOverview(r.Context())
+	snap, err := c.snaps.get(r.Context())
 	if err != nil {
 		return "", nil, err
 	}
+	o := BuildOverview(snap.Report.GeneratedAt, snap.Report, snap.Groups, snap.Policies, c.cfg.Catalog.Releases())
 	return "overview", &view{Title: "Fleet overview", Nav: "overview", Data: o}, nil
 }
