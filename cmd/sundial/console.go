@@ -33,6 +33,7 @@ func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 		Pusher:  a.pusher,
 		Retrier: a.sched,
 		Agents:  a.store,
+		Days:    a.store,
 		Secure:  !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
 	})
 	c.Register(r)

@@ -15,6 +15,7 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // consoleFleet is a live server with a small fleet for console tests: Macs
@@ -281,6 +282,13 @@ func TestConsoleSignInSessionsAndCSRF(t *testing.T) {
 
 func TestConsolePagesRender(t *testing.T) {
 	f := newConsoleFleet(t)
+	// Two earlier days of the pilot group; the first view records today.
+	for i, n := range []int{1, 2} {
+		day := time.Now().UTC().AddDate(0, 0, -n).Format(time.DateOnly)
+		if err := f.ts.app.store.PutComplianceDay(t.Context(), day, []storage.ComplianceDay{{Day: day, GroupID: "pilot", Devices: 3, Managed: 3, Compliant: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	u := f.user(t)
 	u.signIn(f.adminKey)
 	id := url.PathEscape(f.macs[0].UDID)
@@ -288,7 +296,7 @@ func TestConsolePagesRender(t *testing.T) {
 		path string
 		want []string
 	}{
-		{"/ui/", []string{`id="funnel"`, `data-group="pilot"`, "<svg", "Pilot Macs"}},
+		{"/ui/", []string{`id="funnel"`, `data-group="pilot"`, "<svg", "Pilot Macs", `id="history"`, "pilot: 33.3% on " + time.Now().UTC().Format(time.DateOnly)}},
 		{"/ui/devices", []string{"C02CONSOLE01", "C02CONSOLE04"}},
 		{"/ui/devices?search=console02", []string{"C02CONSOLE02"}},
 		{"/ui/devices?group=pilot&phase=notify", []string{"C02CONSOLE01", "C02CONSOLE02"}},
@@ -310,6 +318,10 @@ func TestConsolePagesRender(t *testing.T) {
 				t.Errorf("GET %s: no %q in the page", tc.path, w)
 			}
 		}
+	}
+	// The chart has a point for each of the three days.
+	if _, page := u.do(http.MethodGet, "/ui/", nil); strings.Count(page, "<circle") != 3 {
+		t.Errorf("%d points in the chart, want 3", strings.Count(page, "<circle"))
 	}
 	// Filters exclude what they should.
 	if _, page := u.do(http.MethodGet, "/ui/devices?search=console02", nil); strings.Contains(page, "C02CONSOLE01") {

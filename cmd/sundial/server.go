@@ -67,6 +67,7 @@ type backend interface {
 	storage.CatalogStore
 	ddm.Store
 	scheduler.Store
+	storage.ComplianceDayStore
 }
 
 var (

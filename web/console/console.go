@@ -86,6 +86,13 @@ type AgentStates interface {
 	AgentState(ctx context.Context, id string) (*storage.AgentState, error)
 }
 
+// ComplianceDays keeps daily compliance per group for the chart over time
+// (storage.ComplianceDayStore).
+type ComplianceDays interface {
+	PutComplianceDay(ctx context.Context, day string, rows []storage.ComplianceDay) error
+	ComplianceDays(ctx context.Context, since string) ([]storage.ComplianceDay, error)
+}
+
 // Config is what the console needs. Auth, Reports, Devices, Manager,
 // Catalog and Clock are required.
 type Config struct {
@@ -102,6 +109,9 @@ type Config struct {
 	Pusher  Pusher
 	Retrier Retrier
 	Agents  AgentStates
+	// Days records each snapshot's compliance per group and feeds the
+	// chart of compliance over time; without it there is no chart.
+	Days ComplianceDays
 
 	// Secure marks cookies Secure (the server speaks TLS, or sits behind a
 	// TLS-terminating proxy).

@@ -11,6 +11,7 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // SilentDays is how long a Mac may go without checking in before the
@@ -48,6 +49,9 @@ type Overview struct {
 	Newest         *catalog.Release
 	CatalogAgeDays int
 	Chart          Chart
+	// History charts compliance per group over the last ChartDays days
+	// (nil without stored days).
+	History *LineChart
 }
 
 // Tally is the compliance of one group or ring.
@@ -177,6 +181,14 @@ func BuildOverview(now time.Time, rep *scheduler.ComplianceReport, groups []sche
 	return o
 }
 
+// withHistory adds the chart of compliance over time.
+func (o *Overview) withHistory(days []storage.ComplianceDay, end time.Time) *Overview {
+	if len(days) > 0 {
+		o.History = historyChart(days, end)
+	}
+	return o
+}
+
 func ringOf(t Tally) int {
 	var n int
 	fmt.Sscan(t.Key, &n)
@@ -200,7 +212,31 @@ func (c *Console) buildSnapshot(ctx context.Context) (*Snapshot, error) {
 			policies[g.ID] = p.Policy
 		}
 	}
-	return &Snapshot{Report: rep, Groups: groups, Policies: policies}, nil
+	snap := &Snapshot{Report: rep, Groups: groups, Policies: policies}
+	if c.cfg.Days != nil {
+		if snap.Days, err = c.recordDay(ctx, snap); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
+}
+
+// recordDay stores the snapshot's compliance per group as its UTC day's
+// (the day's last snapshot wins) and returns the last ChartDays days.
+func (c *Console) recordDay(ctx context.Context, snap *Snapshot) ([]storage.ComplianceDay, error) {
+	at := snap.Report.GeneratedAt.UTC()
+	day := at.Format(time.DateOnly)
+	var rows []storage.ComplianceDay
+	for _, t := range BuildOverview(at, snap.Report, snap.Groups, snap.Policies, nil).Groups {
+		if len(rows) == storage.MaxComplianceGroups {
+			break
+		}
+		rows = append(rows, storage.ComplianceDay{Day: day, GroupID: t.Key, Devices: t.Devices, Managed: t.Managed, Compliant: t.Compliant})
+	}
+	if err := c.cfg.Days.PutComplianceDay(ctx, day, rows); err != nil {
+		return nil, fmt.Errorf("record compliance of %s: %w", day, err)
+	}
+	return c.cfg.Days.ComplianceDays(ctx, at.AddDate(0, 0, 1-ChartDays).Format(time.DateOnly))
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, ss *session) (string, *view, error) {
@@ -208,6 +244,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, ss *session) 
 	if err != nil {
 		return "", nil, err
 	}
-	o := BuildOverview(snap.Report.GeneratedAt, snap.Report, snap.Groups, snap.Policies, c.cfg.Catalog.Releases())
+	o := BuildOverview(snap.Report.GeneratedAt, snap.Report, snap.Groups, snap.Policies, c.cfg.Catalog.Releases()).
+		withHistory(snap.Days, snap.Report.GeneratedAt)
 	return "overview", &view{Title: "Fleet overview", Nav: "overview", Data: o}, nil
 }

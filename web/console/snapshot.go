@@ -10,6 +10,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // DefaultSnapshotAge is how old the fleet snapshot behind the overview and
@@ -25,6 +26,9 @@ type Snapshot struct {
 	Report   *scheduler.ComplianceReport
 	Groups   []scheduler.Group
 	Policies map[string]softwareupdate.Policy
+	// Days is the compliance per group of the last ChartDays days (this
+	// one included), when the console keeps them.
+	Days []storage.ComplianceDay
 
 	mu    sync.Mutex
 	order map[string][]int32 // row indices sorted by a key, built on first use

@@ -79,7 +79,9 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"lower": strings.ToLower,
+	"lower":  strings.ToLower,
+	"minus4": func(n int) int { return n - 4 },
+	"minus8": func(n int) int { return n - 8 },
 	// count reads a per-phase count by the phase's name.
 	"count": func(m map[softwareupdate.Phase]int, p any) int { return m[softwareupdate.Phase(fmt.Sprint(p))] },
 }
