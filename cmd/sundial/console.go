@@ -3,6 +3,7 @@ package main
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -37,4 +38,9 @@ func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 		Secure:  !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
 	})
 	c.Register(r)
+	a.console = c
 }
+
+// consoleRefresh is how often the server rebuilds the console's fleet
+// snapshot on its own (each rebuild records the day's compliance).
+const consoleRefresh = time.Hour

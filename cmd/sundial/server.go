@@ -45,6 +45,7 @@ import (
 	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 	"github.com/sundial-mdm/sundial/storage/pgsql"
+	"github.com/sundial-mdm/sundial/web/console"
 )
 
 // Files in the data directory (beside those certs.LoadOrCreate writes).
@@ -106,6 +107,7 @@ type app struct {
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
 	schedMet  *fleetmetrics.Scheduler
+	console   *console.Console
 }
 
 // newApp opens the data directory and wires every part.
@@ -226,7 +228,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(r, reporter)
 	a.setupConsole(r, reporter)
-	a.registry.MustRegister(fleetmetrics.NewFleet(reporter, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
+	// The fleet gauges share the console's snapshot of the fleet.
+	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
 	a.handler = r
 	return a, nil
 }
@@ -451,6 +454,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.runScheduler(bg)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.console.Run(bg, consoleRefresh)
 	}()
 	wg.Add(1)
 	go func() {

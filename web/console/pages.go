@@ -46,24 +46,19 @@ type deviceFilter struct {
 	failing, pastDeadline           bool
 }
 
-func (f *deviceFilter) match(r *scheduler.ReportRow) bool {
+// match reports whether row r, with lower-case search text key, passes.
+func (f *deviceFilter) match(r *scheduler.ReportRow, key string) bool {
 	switch {
 	case f.group != "" && r.GroupID != f.group:
 	case f.phase != "" && string(r.Phase) != f.phase:
 	case f.osVersion != "" && r.OSVersion != f.osVersion && !strings.HasPrefix(r.OSVersion, f.osVersion+"."):
 	case f.failing && r.Failure == "":
 	case f.pastDeadline && !r.PastDeadline:
-	case f.search != "" && !containsFold(r.SerialNumber, f.search) && !containsFold(r.DeviceName, f.search) && !containsFold(r.DeviceID, f.search):
+	case f.search != "" && !strings.Contains(key, f.search):
 	default:
 		return true
 	}
 	return false
-}
-
-// containsFold reports whether s contains sub (already lower case),
-// ignoring case.
-func containsFold(s, sub string) bool {
-	return s != "" && strings.Contains(strings.ToLower(s), sub)
 }
 
 var listParams = []string{"search", "group", "phase", "os_version", "failing", "past_deadline", "sort", "desc"}
@@ -116,13 +111,21 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request, ss *sessio
 	slices.Sort(d.Sorts)
 	rows := snap.Report.Rows
 	order := snap.sorted(key)
+	var keys []string
+	if f.search != "" {
+		keys = snap.searchKeys()
+	}
 	from := (page - 1) * devicePageSize
 	for i := range order {
 		j := order[i]
 		if desc {
 			j = order[len(order)-1-i]
 		}
-		if !f.match(&rows[j]) {
+		k := ""
+		if keys != nil {
+			k = keys[j]
+		}
+		if !f.match(&rows[j], k) {
 			continue
 		}
 		if d.Total >= from && len(d.Rows) < devicePageSize {

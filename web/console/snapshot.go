@@ -32,6 +32,23 @@ type Snapshot struct {
 
 	mu    sync.Mutex
 	order map[string][]int32 // row indices sorted by a key, built on first use
+	// search is each row's serial number, name and ID in lower case,
+	// built on the first search.
+	search []string
+}
+
+// searchKeys returns the rows' lower-case search text.
+func (s *Snapshot) searchKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.search == nil {
+		s.search = make([]string, len(s.Report.Rows))
+		for i := range s.Report.Rows {
+			r := &s.Report.Rows[i]
+			s.search[i] = strings.ToLower(r.SerialNumber + "\x00" + r.DeviceName + "\x00" + r.DeviceID)
+		}
+	}
+	return s.search
 }
 
 // snapshots keeps the latest Snapshot and refreshes it in the background
@@ -184,4 +201,30 @@ func (s *Snapshot) sorted(key string) []int32 {
 	}
 	s.order[key] = idx
 	return idx
+}
+
+// Run rebuilds the fleet snapshot every interval until ctx ends, so that
+// each day's compliance is recorded for the chart even when nobody looks.
+func (c *Console) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.snaps.refresh()
+		}
+	}
+}
+
+// Compliance returns the report of the current fleet snapshot, rows
+// included (at most the snapshot age old; see snapshots.get), so that
+// other readers of the whole fleet, such as the metrics, share its cost.
+func (c *Console) Compliance(ctx context.Context, _ bool) (*scheduler.ComplianceReport, error) {
+	snap, err := c.snaps.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snap.Report, nil
 }
