@@ -35,7 +35,9 @@ func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 		Retrier: a.sched,
 		Agents:  a.store,
 		Days:    a.store,
-		Secure:  !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
+
+		Declarations: a.store,
+		Secure:       !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
 	})
 	c.Register(r)
 	a.console = c

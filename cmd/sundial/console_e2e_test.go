@@ -300,7 +300,7 @@ func TestConsolePagesRender(t *testing.T) {
 		{"/ui/devices", []string{"C02CONSOLE01", "C02CONSOLE04"}},
 		{"/ui/devices?search=console02", []string{"C02CONSOLE02"}},
 		{"/ui/devices?group=pilot&phase=notify", []string{"C02CONSOLE01", "C02CONSOLE02"}},
-		{"/ui/devices/" + id, []string{`id="phase">notify<`, "14.6.1", "DeviceInformation", "Europe/Berlin", `id="actions"`}},
+		{"/ui/devices/" + id, []string{`id="phase">notify<`, "14.6.1", "DeviceInformation", "Europe/Berlin", `id="actions"`, `id="declarations"`, "No enforcement declaration."}},
 		{"/ui/devices/" + id + "/confirm?action=exception", []string{`id="confirm"`, `name="reason"`}},
 		{"/ui/policies", []string{`data-group="pilot"`, "14.6.1 by"}},
 		{"/ui/policies/pilot", []string{`id="policy-form"`, `value="14.6.1"`}},

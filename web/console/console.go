@@ -21,6 +21,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
@@ -86,6 +87,11 @@ type AgentStates interface {
 	AgentState(ctx context.Context, id string) (*storage.AgentState, error)
 }
 
+// Declarations reads a Mac's declarative management state (ddm.Store).
+type Declarations interface {
+	DDMRecord(ctx context.Context, id string) (*ddm.Record, error)
+}
+
 // ComplianceDays keeps daily compliance per group for the chart over time
 // (storage.ComplianceDayStore).
 type ComplianceDays interface {
@@ -109,6 +115,8 @@ type Config struct {
 	Pusher  Pusher
 	Retrier Retrier
 	Agents  AgentStates
+	// Declarations shows the enforcement declaration and status channel.
+	Declarations Declarations
 	// Days records each snapshot's compliance per group and feeds the
 	// chart of compliance over time; without it there is no chart.
 	Days ComplianceDays

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -157,6 +158,7 @@ type DeviceData struct {
 	Update   *scheduler.DeviceReport
 	Commands []*mdm.CommandRecord
 	Agent    *storage.AgentState
+	DDM      *ddm.Record
 	// MacZone is the Mac's time zone (from its agent, else its policy's);
 	// nil when unknown.
 	MacZone    *time.Location
@@ -197,6 +199,15 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request, ss *session
 	if c.cfg.Agents != nil {
 		if st, err := c.cfg.Agents.AgentState(ctx, id); err == nil {
 			d.Agent = st
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", nil, err
+		}
+	}
+	if c.cfg.Declarations != nil {
+		if rec, err := c.cfg.Declarations.DDMRecord(ctx, id); err == nil {
+			d.DDM = rec
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", nil, err
 		}
 	}
 	zone := ""
