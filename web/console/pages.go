@@ -15,6 +15,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
+	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -274,13 +275,17 @@ func (c *Console) pushDevice(w http.ResponseWriter, r *http.Request, ss *session
 	if err != nil {
 		return "", nil, &userError{http.StatusBadGateway, "Push failed: " + err.Error()}
 	}
-	msg := "pushed"
-	if len(res) > 0 {
-		msg = fmt.Sprintf("push: %v", res[0].Outcome)
+	if len(res) == 0 {
+		return "", nil, &userError{http.StatusBadGateway, "Push failed: the Mac has no push token yet."}
+	}
+	if res[0].Outcome != push.OutcomeOK {
+		msg := "Push failed: " + string(res[0].Outcome)
 		if res[0].Reason != "" {
 			msg += " (" + res[0].Reason + ")"
 		}
+		return "", nil, &userError{http.StatusBadGateway, msg}
 	}
+	msg := "pushed"
 	c.log.Info("console: device pushed", "enrollment_id", id, "actor", ss.principal.Name)
 	http.Redirect(w, r, deviceURL(id)+"?done="+url.QueryEscape(msg), http.StatusSeeOther)
 	return "", nil, nil
