@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -277,5 +278,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if after, err := ts.admin.Policy(t.Context(), "pilot"); err != nil || after.Revision != rec.Revision {
 		t.Fatalf("policy changed by a refused POST: %+v %v", after, err)
+	}
+
+	// The dark theme follows the system's preference.
+	var light, dark string
+	bg := `getComputedStyle(document.body).backgroundColor`
+	browse(t, ctx, "themes",
+		chromedp.Navigate(base+"/ui/"),
+		chromedp.WaitVisible("#stat-devices", chromedp.ByQuery),
+		chromedp.Evaluate(bg, &light),
+		emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
+		chromedp.Evaluate(bg, &dark),
+		shot(t, "overview-dark"))
+	if light == dark || light == "" {
+		t.Fatalf("background light %q, dark %q", light, dark)
 	}
 }

@@ -127,13 +127,17 @@ func BuildOverview(now time.Time, rep *scheduler.ComplianceReport, groups []sche
 			g = &Tally{Key: row.GroupID, Name: row.GroupID}
 			byGroup[row.GroupID] = g
 		}
-		ring := policies[row.GroupID].RingOffsetDays
-		rt := byRing[ring]
-		if rt == nil {
-			rt = &Tally{Key: fmt.Sprint(ring), Name: fmt.Sprintf("+%d days", ring)}
-			byRing[ring] = rt
+		tallies := []*Tally{g}
+		// Rings are the ring offsets of policies; a group without one has none.
+		if p, ok := policies[row.GroupID]; ok {
+			rt := byRing[p.RingOffsetDays]
+			if rt == nil {
+				rt = &Tally{Key: fmt.Sprint(p.RingOffsetDays), Name: fmt.Sprintf("+%d days", p.RingOffsetDays)}
+				byRing[p.RingOffsetDays] = rt
+			}
+			tallies = append(tallies, rt)
 		}
-		for _, t := range []*Tally{g, rt} {
+		for _, t := range tallies {
 			t.Devices++
 			if managed(row.Phase) {
 				t.Managed++
