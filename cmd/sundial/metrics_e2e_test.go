@@ -77,6 +77,23 @@ func TestFleetMetrics(t *testing.T) {
 	if m[`sundial_commands_reported_total{request_type="DeviceInformation",status="Acknowledged"}`] < 1 {
 		t.Errorf("DeviceInformation acknowledged = %v, want at least 1", m[`sundial_commands_reported_total{request_type="DeviceInformation",status="Acknowledged"}`])
 	}
+	// Every command queued, by the service or a scheduler pass, is counted.
+	var queued, listed float64
+	for name, v := range m {
+		if strings.HasPrefix(name, "sundial_commands_queued_total{") {
+			queued += v
+		}
+	}
+	for _, mac := range f.macs {
+		cmds, err := ts.admin.Commands(t.Context(), mac.UDID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed += float64(len(cmds))
+	}
+	if queued != listed {
+		t.Errorf("commands queued counted %v, the devices have %v", queued, listed)
+	}
 	if age := m["sundial_catalog_newest_release_age_seconds"]; age <= 0 {
 		t.Errorf("catalog age = %v", age)
 	}

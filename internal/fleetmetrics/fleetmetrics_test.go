@@ -3,6 +3,7 @@ package fleetmetrics
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 func TestLabelsAreBounded(t *testing.T) {
@@ -69,5 +71,18 @@ func TestSchedulerPasses(t *testing.T) {
 	s.Leading(false)
 	if got := testutil.ToFloat64(s.leader); got != 0 {
 		t.Errorf("leader after losing the lease = %v", got)
+	}
+}
+
+func TestSchedulerStoreKeepsCommitPreparer(t *testing.T) {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := NewMDM(prometheus.NewRegistry())
+	_, want := any(s).(scheduler.CommitPreparer)
+	if _, got := m.SchedulerStore(s).(scheduler.CommitPreparer); got != want {
+		t.Fatalf("wrapped store prepares commits: %v, the store: %v", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/mdm/service"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
 // maxRequestTypes and maxMessageTypes bound their labels; Apple defines
@@ -118,3 +119,38 @@ var (
 	_ service.CheckinHook = (*MDM)(nil)
 	_ ddm.Observer        = (*MDM)(nil)
 )
+
+// SchedulerStore wraps the scheduler's store, counting the commands its
+// passes queue by request type (they are committed with the update states,
+// not through the MDM service). A store that prepares commits keeps doing so.
+func (m *MDM) SchedulerStore(next scheduler.Store) scheduler.Store {
+	s := &schedStore{Store: next, m: m}
+	if p, ok := next.(scheduler.CommitPreparer); ok {
+		return &preparingSchedStore{schedStore: s, p: p}
+	}
+	return s
+}
+
+type schedStore struct {
+	scheduler.Store
+	m *MDM
+}
+
+func (s *schedStore) Commit(ctx context.Context, commits []scheduler.Commit, now time.Time) error {
+	if err := s.Store.Commit(ctx, commits, now); err != nil {
+		return err
+	}
+	for i := range commits {
+		for _, c := range commits[i].Commands {
+			s.m.queued.WithLabelValues(s.m.reqTypes.label(c.RequestType)).Inc()
+		}
+	}
+	return nil
+}
+
+type preparingSchedStore struct {
+	*schedStore
+	p scheduler.CommitPreparer
+}
+
+func (s *preparingSchedStore) PrepareCommits(commits []scheduler.Commit) { s.p.PrepareCommits(commits) }
