@@ -1,9 +1,6 @@
 package api
 
 import (
-	"context"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -19,20 +16,4 @@ func matchSearch(d *mdm.Device, s string) bool {
 		}
 	}
 	return false
-}
-
-// DeviceList answers the query q exactly as GET /api/v1/devices does (the
-// same parameters, limits and errors), for in-process callers such as the
-// web console, so that both show the same devices.
-func (s *Server) DeviceList(ctx context.Context, q url.Values) (*DeviceList, error) {
-	r, err := http.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/devices?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	v, _, err := s.listDevices(r)
-	if err != nil {
-		return nil, err
-	}
-	l := v.(DeviceList)
-	return &l, nil
 }

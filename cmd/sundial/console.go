@@ -3,6 +3,7 @@ package main
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -12,16 +13,8 @@ import (
 	"github.com/sundial-mdm/sundial/web/console"
 )
 
-// consoleDevices lists devices through the admin API's own listing (so the
-// console shows what GET /api/v1/devices answers) and reads them from the
-// store.
-type consoleDevices struct {
-	*api.Server
-	backend
-}
-
 // setupConsole mounts the web console under /ui/.
-func (a *app) setupConsole(r *mux.Router, adm *api.Server, reporter *scheduler.Reporter) {
+func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 	readOnly := a.cfg.ConsoleReadKeys
 	// A key's own role decides; keys named in --console-read-keys are
 	// read-only in the console whatever their role.
@@ -34,7 +27,7 @@ func (a *app) setupConsole(r *mux.Router, adm *api.Server, reporter *scheduler.R
 	c := console.New(console.Config{
 		Auth:    console.KeyAuth{Keys: a.store, RoleOf: roleOf},
 		Reports: reporter,
-		Devices: consoleDevices{adm, a.store},
+		Devices: a.store,
 		Manager: a.manager,
 		Catalog: a.catalog,
 		Clock:   a.clock,
@@ -42,7 +35,15 @@ func (a *app) setupConsole(r *mux.Router, adm *api.Server, reporter *scheduler.R
 		Pusher:  a.pusher,
 		Retrier: a.sched,
 		Agents:  a.store,
-		Secure:  !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
+		Days:    a.store,
+
+		Declarations: a.store,
+		Secure:       !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
 	})
 	c.Register(r)
+	a.console = c
 }
+
+// consoleRefresh is how often the server rebuilds the console's fleet
+// snapshot on its own (each rebuild records the day's compliance).
+const consoleRefresh = time.Hour

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // consoleFleet is a live server with a small fleet for console tests: Macs
@@ -281,6 +282,13 @@ func TestConsoleSignInSessionsAndCSRF(t *testing.T) {
 
 func TestConsolePagesRender(t *testing.T) {
 	f := newConsoleFleet(t)
+	// Two earlier days of the pilot group; the first view records today.
+	for i, n := range []int{1, 2} {
+		day := time.Now().UTC().AddDate(0, 0, -n).Format(time.DateOnly)
+		if err := f.ts.app.store.PutComplianceDay(t.Context(), day, []storage.ComplianceDay{{Day: day, GroupID: "pilot", Devices: 3, Managed: 3, Compliant: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	u := f.user(t)
 	u.signIn(f.adminKey)
 	id := url.PathEscape(f.macs[0].UDID)
@@ -288,11 +296,11 @@ func TestConsolePagesRender(t *testing.T) {
 		path string
 		want []string
 	}{
-		{"/ui/", []string{`id="funnel"`, `data-group="pilot"`, "<svg", "Pilot Macs"}},
+		{"/ui/", []string{`id="funnel"`, `data-group="pilot"`, "<svg", "Pilot Macs", `id="history"`, "pilot: 33.3% on " + time.Now().UTC().Format(time.DateOnly)}},
 		{"/ui/devices", []string{"C02CONSOLE01", "C02CONSOLE04"}},
 		{"/ui/devices?search=console02", []string{"C02CONSOLE02"}},
 		{"/ui/devices?group=pilot&phase=notify", []string{"C02CONSOLE01", "C02CONSOLE02"}},
-		{"/ui/devices/" + id, []string{`id="phase">notify<`, "14.6.1", "DeviceInformation", "Europe/Berlin", `id="actions"`}},
+		{"/ui/devices/" + id, []string{`id="phase">notify<`, "14.6.1", "DeviceInformation", "Europe/Berlin", `id="actions"`, `id="declarations"`, "No enforcement declaration."}},
 		{"/ui/devices/" + id + "/confirm?action=exception", []string{`id="confirm"`, `name="reason"`}},
 		{"/ui/policies", []string{`data-group="pilot"`, "14.6.1 by"}},
 		{"/ui/policies/pilot", []string{`id="policy-form"`, `value="14.6.1"`}},
@@ -311,6 +319,10 @@ func TestConsolePagesRender(t *testing.T) {
 			}
 		}
 	}
+	// The chart has a point for each of the three days.
+	if _, page := u.do(http.MethodGet, "/ui/", nil); strings.Count(page, "<circle") != 3 {
+		t.Errorf("%d points in the chart, want 3", strings.Count(page, "<circle"))
+	}
 	// Filters exclude what they should.
 	if _, page := u.do(http.MethodGet, "/ui/devices?search=console02", nil); strings.Contains(page, "C02CONSOLE01") {
 		t.Error("search for console02 lists C02CONSOLE01")
@@ -325,5 +337,148 @@ func TestConsolePagesRender(t *testing.T) {
 	if resp, page := u.do(http.MethodGet, "/ui/devices?failing=maybe", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "failing must be true or false") {
 		t.Errorf("bad filter: %s", resp.Status)
 	}
-	_ = context.Background
+	// The API's search finds what the console's does.
+	list, err := f.ts.admin.DevicesFiltered(t.Context(), "", 100, api.DeviceFilter{Search: "console02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Devices) != 1 || list.Devices[0].ID != f.macs[1].UDID {
+		t.Errorf("API search for console02: %+v", list.Devices)
+	}
+	// Sorting and paging.
+	_, page := u.do(http.MethodGet, "/ui/devices?sort=serial&desc=true", nil)
+	if i, j := strings.Index(page, "C02CONSOLE04"), strings.Index(page, "C02CONSOLE01"); i < 0 || j < 0 || i > j {
+		t.Error("descending serial order is not descending")
+	}
+	if resp, _ := u.do(http.MethodGet, "/ui/devices?sort=shoe", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown sort key: %s", resp.Status)
+	}
+}
+
+func TestConsoleActions(t *testing.T) {
+	f := newConsoleFleet(t)
+	ctx := t.Context()
+	u := f.user(t)
+	csrf := u.signIn(f.adminKey)
+	id := f.macs[0].UDID
+
+	// Retry clears a surfaced failure, with the admin named in the timeline.
+	st := schedState(t, f.ts, id, func(*scheduler.State) bool { return true })
+	st.Fail("InstallFailed: test", time.Now(), time.Time{})
+	if err := f.ts.app.store.Commit(ctx, []scheduler.Commit{{State: st}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, page := u.do(http.MethodGet, "/ui/devices/"+url.PathEscape(id), nil); !strings.Contains(page, "InstallFailed: test") {
+		t.Fatal("the device page does not show the failure")
+	}
+	resp, _ := u.do(http.MethodPost, "/ui/devices/"+url.PathEscape(id)+"/retry", url.Values{"csrf": {csrf}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retry: %s", resp.Status)
+	}
+	upd, err := f.ts.admin.DeviceUpdate(ctx, id, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upd.State.Failure != "" || !strings.Contains(upd.History[len(upd.History)-1].Reason, "failure cleared by initial admin") {
+		t.Fatalf("after retry: failure %q, history %+v", upd.State.Failure, upd.History)
+	}
+
+	// Push without a push certificate fails visibly and changes nothing.
+	resp, page := u.do(http.MethodPost, "/ui/devices/"+url.PathEscape(id)+"/push", url.Values{"csrf": {csrf}})
+	if resp.StatusCode == http.StatusSeeOther || !strings.Contains(page, "Push failed") {
+		t.Fatalf("push without a certificate: %s", resp.Status)
+	}
+
+	// An exception refused for bad input shows the Manager's message and
+	// stores nothing; a good one is stored, listed and cleared.
+	form := url.Values{"csrf": {csrf}, "scope": {"device"}, "id": {id}, "kind": {"exempt"}, "reason": {""},
+		"expires": {time.Now().Add(48 * time.Hour).Format("2006-01-02T15:04")}}
+	resp, page = u.do(http.MethodPost, "/ui/exceptions", form)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="error"`) || !strings.Contains(page, "reason") {
+		t.Fatalf("exception without a reason: %s", resp.Status)
+	}
+	form.Set("id", "no-such-mac")
+	form.Set("reason", "x")
+	if _, page := u.do(http.MethodPost, "/ui/exceptions", form); !strings.Contains(page, "No device no-such-mac") {
+		t.Fatal("an exception for an unknown Mac was not refused")
+	}
+	if ex, err := f.ts.app.manager.Exceptions(ctx); err != nil || len(ex) != 0 {
+		t.Fatalf("exceptions after refused grants: %+v %v", ex, err)
+	}
+	form.Set("id", "pilot")
+	form.Set("scope", "group")
+	form.Set("kind", "override")
+	form.Set("deadline", time.Now().Add(24*time.Hour).Format("2006-01-02T15:04"))
+	form.Set("reason", "release freeze")
+	if resp, _ := u.do(http.MethodPost, "/ui/exceptions", form); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("group exception: %s", resp.Status)
+	}
+	if _, page := u.do(http.MethodGet, "/ui/exceptions", nil); !strings.Contains(page, "release freeze") {
+		t.Fatal("the exception is not listed")
+	}
+	if resp, _ := u.do(http.MethodPost, "/ui/exceptions/group/pilot/clear", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("clear: %s", resp.Status)
+	}
+	if ex, err := f.ts.app.manager.Exceptions(ctx); err != nil || len(ex) != 0 {
+		t.Fatalf("exceptions after clearing: %+v %v", ex, err)
+	}
+	entries, err := f.ts.admin.Audit(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		if e.Actor == "initial admin" {
+			actions = append(actions, e.Action)
+		}
+	}
+	if strings.Join(actions, ",") != "exception.set,exception.clear" {
+		t.Fatalf("audited console actions = %v", actions)
+	}
+	// Unknown pages are 404 with the security headers.
+	resp, _ = u.do(http.MethodGet, "/ui/nope", nil)
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("unknown page: %s, CSP %q", resp.Status, resp.Header.Get("Content-Security-Policy"))
+	}
+}
+
+var (
+	inputRe = regexp.MustCompile(`<(?:input|select)\b[^>]*>`)
+	idRe    = regexp.MustCompile(`\bid="([^"]+)"`)
+)
+
+// TestConsoleFormsAreLabelled checks that every visible form control on
+// every page has a label (a <label for> or an enclosing <label>).
+func TestConsoleFormsAreLabelled(t *testing.T) {
+	f := newConsoleFleet(t)
+	u := f.user(t)
+	u.signIn(f.adminKey)
+	id := url.PathEscape(f.macs[0].UDID)
+	_, signin := f.user(t).do(http.MethodGet, "/ui/signin", nil)
+	pages := map[string]string{"/ui/signin": signin}
+	for _, p := range []string{"/ui/", "/ui/devices", "/ui/devices/" + id, "/ui/devices/" + id + "/confirm?action=exception",
+		"/ui/policies", "/ui/policies/pilot", "/ui/exceptions", "/ui/catalog", "/ui/audit"} {
+		_, pages[p] = u.do(http.MethodGet, p, nil)
+	}
+	for p, page := range pages {
+		for _, tag := range inputRe.FindAllString(page, -1) {
+			if strings.Contains(tag, `type="hidden"`) {
+				continue
+			}
+			m := idRe.FindStringSubmatch(tag)
+			labelled := m != nil && strings.Contains(page, `<label for="`+m[1]+`"`)
+			if !labelled {
+				// An enclosing label: the tag sits between <label> and </label>.
+				i := strings.Index(page, tag)
+				open, close := strings.LastIndex(page[:i], "<label"), strings.LastIndex(page[:i], "</label>")
+				labelled = open > close
+			}
+			if !labelled && !strings.Contains(tag, "aria-label=") {
+				t.Errorf("%s: %s has no label", p, tag)
+			}
+		}
+		if !strings.Contains(page, `<html lang="en">`) || !strings.Contains(page, `<main id="main">`) {
+			t.Errorf("%s: no language or main landmark", p)
+		}
+	}
 }

@@ -113,6 +113,8 @@ func (a *app) runScheduler(ctx context.Context) {
 	defer func() { <-followed }()
 	leader.Run(ctx, func(ctx context.Context) {
 		a.log.Info("scheduler leader: running the deadline scheduler")
+		a.schedMet.Leading(true)
+		defer a.schedMet.Leading(false)
 		a.pusher.SetRepush(true)
 		a.svc.SetInventoryRefresh(true)
 		defer a.pusher.SetRepush(false)

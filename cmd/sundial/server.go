@@ -31,6 +31,7 @@ import (
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/enrollment/ade"
 	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/internal/fleetmetrics"
 	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
@@ -45,6 +46,7 @@ import (
 	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 	"github.com/sundial-mdm/sundial/storage/pgsql"
+	"github.com/sundial-mdm/sundial/web/console"
 )
 
 // Files in the data directory (beside those certs.LoadOrCreate writes).
@@ -73,6 +75,7 @@ type backend interface {
 	ddm.Store
 	scheduler.Store
 	api.GroupMembers
+	storage.ComplianceDayStore
 }
 
 var (
@@ -111,6 +114,8 @@ type app struct {
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
 	catState  *catalogState
+	schedMet  *fleetmetrics.Scheduler
+	console   *console.Console
 }
 
 // newApp opens the data directory and wires every part.
@@ -150,6 +155,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		return nil, err
 	}
 
+	mdmMet := fleetmetrics.NewMDM(a.registry)
+	a.schedMet = fleetmetrics.NewScheduler(a.registry, replicaID())
 	notifier := pushNotifier{a.pushMgr, a.pusher}
 	enqueue := enqueueFunc(func(ctx context.Context, ids []string, cmd *mdm.Command) error { return a.svc.Enqueue(ctx, ids, cmd) })
 
@@ -157,9 +164,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.catalog = catalog.Default()
 	z := zones{agents: store, policies: store, log: log}
 	observer := &declarative.Observer{Enq: enqueue, Log: log} // Sched is set below
-	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer))
-	a.sched = scheduler.New(store, store, a.catalog, clk,
-		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z),
+	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer), ddm.WithObserver(mdmMet))
+	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
+		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched
@@ -179,11 +186,11 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	provisioner := agentapi.NewProvisioner(store, enqueueSealed, clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
 
 	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),
-		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner)}
+		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner), service.WithCheckinHook(mdmMet)}
 	opts = append(opts, a.sched.ServiceOptions()...)
 	// Last: DeviceConfigured goes behind every enrollment command.
 	opts = append(opts, service.WithCheckinHook(ade.NewSetup(enqueue, store, a.ddm, store, a.manager, clk, log)))
-	a.svc = service.New(store, clk, sealer, opts...)
+	a.svc = service.New(mdmMet.Store(store), clk, sealer, opts...)
 	devices := httpmdm.New(a.svc, authority, clk, httpmdm.WithLogger(log), httpmdm.WithCertHeader(cfg.CertHeader))
 
 	var challenges interface {
@@ -245,7 +252,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
-	a.setupConsole(admin, adm, reporter)
+	a.setupConsole(admin, reporter)
+	// The fleet gauges share the console's snapshot of the fleet.
+	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
 	a.handler = r
 	return a, nil
 }
@@ -472,6 +481,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.runScheduler(bg)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.console.Run(bg, consoleRefresh)
 	}()
 	wg.Add(1)
 	go func() {

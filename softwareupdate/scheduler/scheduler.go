@@ -74,6 +74,9 @@ type Scheduler struct {
 	running atomic.Bool
 	sweep   bool
 	wake    chan struct{}
+
+	// observe is told about every pass Run makes (WithPassObserver).
+	observe PassObserver
 }
 
 // Option configures a Scheduler.
@@ -909,7 +912,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
 	for {
-		if st, err := s.RunOnce(ctx); err != nil {
+		start := s.clock.Now()
+		st, err := s.RunOnce(ctx)
+		if s.observe != nil && ctx.Err() == nil {
+			s.observe(st, s.clock.Now().Sub(start), err)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

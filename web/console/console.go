@@ -21,6 +21,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
@@ -47,10 +48,8 @@ type Reports interface {
 	WhatIf(ctx context.Context, group string, p softwareupdate.Policy) (*scheduler.WhatIfResult, error)
 }
 
-// Devices lists and reads devices. DeviceList is *api.Server's, so the
-// list shows what GET /api/v1/devices answers.
+// Devices reads devices (the storage).
 type Devices interface {
-	DeviceList(ctx context.Context, q url.Values) (*api.DeviceList, error)
 	Device(ctx context.Context, id string) (*mdm.Device, error)
 	Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error)
 }
@@ -88,6 +87,18 @@ type AgentStates interface {
 	AgentState(ctx context.Context, id string) (*storage.AgentState, error)
 }
 
+// Declarations reads a Mac's declarative management state (ddm.Store).
+type Declarations interface {
+	DDMRecord(ctx context.Context, id string) (*ddm.Record, error)
+}
+
+// ComplianceDays keeps daily compliance per group for the chart over time
+// (storage.ComplianceDayStore).
+type ComplianceDays interface {
+	PutComplianceDay(ctx context.Context, day string, rows []storage.ComplianceDay) error
+	ComplianceDays(ctx context.Context, since string) ([]storage.ComplianceDay, error)
+}
+
 // Config is what the console needs. Auth, Reports, Devices, Manager,
 // Catalog and Clock are required.
 type Config struct {
@@ -104,12 +115,20 @@ type Config struct {
 	Pusher  Pusher
 	Retrier Retrier
 	Agents  AgentStates
+	// Declarations shows the enforcement declaration and status channel.
+	Declarations Declarations
+	// Days records each snapshot's compliance per group and feeds the
+	// chart of compliance over time; without it there is no chart.
+	Days ComplianceDays
 
 	// Secure marks cookies Secure (the server speaks TLS, or sits behind a
 	// TLS-terminating proxy).
 	Secure bool
 	// SessionTTL is how long a sign-in lasts (default 8 hours).
 	SessionTTL time.Duration
+	// SnapshotAge is how old the fleet snapshot may get before a view
+	// refreshes it (default DefaultSnapshotAge).
+	SnapshotAge time.Duration
 }
 
 // Console is the web console.
@@ -117,6 +136,7 @@ type Console struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
+	snaps    *snapshots
 	pages    map[string]*template.Template
 	static   http.Handler
 }
@@ -135,16 +155,22 @@ func New(cfg Config) *Console {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 8 * time.Hour
 	}
+	if cfg.SnapshotAge <= 0 {
+		cfg.SnapshotAge = DefaultSnapshotAge
+	}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		panic(err)
 	}
-	return &Console{
+	c := &Console{
 		cfg: cfg, log: cfg.Log,
 		sessions: newSessions(cfg.SessionTTL, maxSessions),
 		pages:    parsePages(),
 		static:   http.StripPrefix(Prefix+"static/", http.FileServer(http.FS(sub))),
 	}
+	c.snaps = &snapshots{build: c.buildSnapshot, clock: cfg.Clock, maxAge: cfg.SnapshotAge,
+		onErr: func(err error) { c.log.Error("console: refresh the fleet snapshot", "err", err) }}
+	return c
 }
 
 // Register mounts the console on r under /ui/.

@@ -11,6 +11,7 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // SilentDays is how long a Mac may go without checking in before the
@@ -48,6 +49,9 @@ type Overview struct {
 	Newest         *catalog.Release
 	CatalogAgeDays int
 	Chart          Chart
+	// History charts compliance per group over the last ChartDays days
+	// (nil without stored days).
+	History *LineChart
 }
 
 // Tally is the compliance of one group or ring.
@@ -123,13 +127,17 @@ func BuildOverview(now time.Time, rep *scheduler.ComplianceReport, groups []sche
 			g = &Tally{Key: row.GroupID, Name: row.GroupID}
 			byGroup[row.GroupID] = g
 		}
-		ring := policies[row.GroupID].RingOffsetDays
-		rt := byRing[ring]
-		if rt == nil {
-			rt = &Tally{Key: fmt.Sprint(ring), Name: fmt.Sprintf("+%d days", ring)}
-			byRing[ring] = rt
+		tallies := []*Tally{g}
+		// Rings are the ring offsets of policies; a group without one has none.
+		if p, ok := policies[row.GroupID]; ok {
+			rt := byRing[p.RingOffsetDays]
+			if rt == nil {
+				rt = &Tally{Key: fmt.Sprint(p.RingOffsetDays), Name: fmt.Sprintf("+%d days", p.RingOffsetDays)}
+				byRing[p.RingOffsetDays] = rt
+			}
+			tallies = append(tallies, rt)
 		}
-		for _, t := range []*Tally{g, rt} {
+		for _, t := range tallies {
 			t.Devices++
 			if managed(row.Phase) {
 				t.Managed++
@@ -177,13 +185,23 @@ func BuildOverview(now time.Time, rep *scheduler.ComplianceReport, groups []sche
 	return o
 }
 
+// withHistory adds the chart of compliance over time.
+func (o *Overview) withHistory(days []storage.ComplianceDay, end time.Time) *Overview {
+	if len(days) > 0 {
+		o.History = historyChart(days, end)
+	}
+	return o
+}
+
 func ringOf(t Tally) int {
 	var n int
 	fmt.Sscan(t.Key, &n)
 	return n
 }
 
-func (c *Console) buildOverview(ctx context.Context) (*Overview, error) {
+// buildSnapshot reads the fleet: the compliance report with rows, the
+// groups and their policies.
+func (c *Console) buildSnapshot(ctx context.Context) (*Snapshot, error) {
 	rep, err := c.cfg.Reports.Compliance(ctx, true)
 	if err != nil {
 		return nil, err
@@ -198,13 +216,39 @@ func (c *Console) buildOverview(ctx context.Context) (*Overview, error) {
 			policies[g.ID] = p.Policy
 		}
 	}
-	return BuildOverview(c.cfg.Clock.Now(), rep, groups, policies, c.cfg.Catalog.Releases()), nil
+	snap := &Snapshot{Report: rep, Groups: groups, Policies: policies}
+	if c.cfg.Days != nil {
+		if snap.Days, err = c.recordDay(ctx, snap); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
+}
+
+// recordDay stores the snapshot's compliance per group as its UTC day's
+// (the day's last snapshot wins) and returns the last ChartDays days.
+func (c *Console) recordDay(ctx context.Context, snap *Snapshot) ([]storage.ComplianceDay, error) {
+	at := snap.Report.GeneratedAt.UTC()
+	day := at.Format(time.DateOnly)
+	var rows []storage.ComplianceDay
+	for _, t := range BuildOverview(at, snap.Report, snap.Groups, snap.Policies, nil).Groups {
+		if len(rows) == storage.MaxComplianceGroups {
+			break
+		}
+		rows = append(rows, storage.ComplianceDay{Day: day, GroupID: t.Key, Devices: t.Devices, Managed: t.Managed, Compliant: t.Compliant})
+	}
+	if err := c.cfg.Days.PutComplianceDay(ctx, day, rows); err != nil {
+		return nil, fmt.Errorf("record compliance of %s: %w", day, err)
+	}
+	return c.cfg.Days.ComplianceDays(ctx, at.AddDate(0, 0, 1-ChartDays).Format(time.DateOnly))
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, ss *session) (string, *view, error) {
-	o, err := c.buildOverview(r.Context())
+	snap, err := c.snaps.get(r.Context())
 	if err != nil {
 		return "", nil, err
 	}
+	o := BuildOverview(snap.Report.GeneratedAt, snap.Report, snap.Groups, snap.Policies, c.cfg.Catalog.Releases()).
+		withHistory(snap.Days, snap.Report.GeneratedAt)
 	return "overview", &view{Title: "Fleet overview", Nav: "overview", Data: o}, nil
 }

@@ -13,8 +13,9 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/sundial-mdm/sundial/api"
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/ddm"
+	"github.com/sundial-mdm/sundial/mdm/push"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -24,18 +25,45 @@ import (
 // devicePageSize is how many devices a list page shows.
 const devicePageSize = 50
 
-// DevicesData is the device list page.
+// DevicesData is the device list page: one page of the snapshot's rows
+// that match the filters, in the chosen order.
 type DevicesData struct {
-	List   *api.DeviceList
-	Query  url.Values
-	Groups []scheduler.Group
-	Phases []softwareupdate.Phase
-	// NextURL continues the list after its last device ("" at the end).
+	Rows    []scheduler.ReportRow
+	Total   int // rows that match
+	Page    int // from 1
+	Pages   int
+	AsOf    time.Time
+	Query   url.Values
+	Groups  []scheduler.Group
+	Phases  []softwareupdate.Phase
+	Sorts   []string
+	PrevURL string
 	NextURL string
 }
 
-// listQuery keeps only the parameters GET /api/v1/devices knows.
-var listParams = []string{"search", "group", "phase", "os_version", "failing", "past_deadline", "after"}
+// deviceFilter is the device list's filters, with the meaning GET
+// /api/v1/devices gives them.
+type deviceFilter struct {
+	search, group, phase, osVersion string
+	failing, pastDeadline           bool
+}
+
+// match reports whether row r, with lower-case search text key, passes.
+func (f *deviceFilter) match(r *scheduler.ReportRow, key string) bool {
+	switch {
+	case f.group != "" && r.GroupID != f.group:
+	case f.phase != "" && string(r.Phase) != f.phase:
+	case f.osVersion != "" && r.OSVersion != f.osVersion && !strings.HasPrefix(r.OSVersion, f.osVersion+"."):
+	case f.failing && r.Failure == "":
+	case f.pastDeadline && !r.PastDeadline:
+	case f.search != "" && !strings.Contains(key, f.search):
+	default:
+		return true
+	}
+	return false
+}
+
+var listParams = []string{"search", "group", "phase", "os_version", "failing", "past_deadline", "sort", "desc"}
 
 func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request, ss *session) (string, *view, error) {
 	in := r.URL.Query()
@@ -45,29 +73,82 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request, ss *sessio
 			q.Set(k, v)
 		}
 	}
-	// Unchecked boxes send nothing; a checked one sends "true".
-	q.Set("limit", strconv.Itoa(devicePageSize))
-	list, err := c.cfg.Devices.DeviceList(r.Context(), q)
+	f := deviceFilter{search: strings.ToLower(q.Get("search")), group: q.Get("group"), phase: q.Get("phase"), osVersion: q.Get("os_version")}
+	if len(f.search) > 200 || len(f.osVersion) > 32 {
+		return "", nil, &userError{http.StatusBadRequest, "search: at most 200 characters; macOS: at most 32"}
+	}
+	for name, dst := range map[string]*bool{"failing": &f.failing, "past_deadline": &f.pastDeadline} {
+		if v := q.Get(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return "", nil, &userError{http.StatusBadRequest, name + " must be true or false"}
+			}
+			*dst = b
+		}
+	}
+	key := cmp.Or(q.Get("sort"), "id")
+	if sortKeys[key] == nil {
+		return "", nil, &userError{http.StatusBadRequest, "sort must be one of id, serial, name, group, os, phase, deadline, last_seen"}
+	}
+	desc := q.Get("desc") == "true"
+	page := 1
+	if v := in.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return "", nil, &userError{http.StatusBadRequest, "page must be a positive number"}
+		}
+		page = n
+	}
+	snap, err := c.snaps.get(r.Context())
 	if err != nil {
 		return "", nil, err
 	}
-	groups, err := c.cfg.Manager.Groups(r.Context())
-	if err != nil {
-		return "", nil, err
-	}
-	d := &DevicesData{List: list, Query: q, Groups: groups}
+	d := &DevicesData{Query: q, Groups: snap.Groups, Page: page, AsOf: snap.Report.GeneratedAt}
 	for _, f := range funnel {
 		d.Phases = append(d.Phases, f.phase)
 	}
-	if list.Next != "" {
-		next := url.Values{}
-		for k, v := range q {
-			if k != "limit" {
-				next[k] = v
-			}
+	for k := range sortKeys {
+		d.Sorts = append(d.Sorts, k)
+	}
+	slices.Sort(d.Sorts)
+	rows := snap.Report.Rows
+	order := snap.sorted(key)
+	var keys []string
+	if f.search != "" {
+		keys = snap.searchKeys()
+	}
+	from := (page - 1) * devicePageSize
+	for i := range order {
+		j := order[i]
+		if desc {
+			j = order[len(order)-1-i]
 		}
-		next.Set("after", list.Next)
-		d.NextURL = Prefix + "devices?" + next.Encode()
+		k := ""
+		if keys != nil {
+			k = keys[j]
+		}
+		if !f.match(&rows[j], k) {
+			continue
+		}
+		if d.Total >= from && len(d.Rows) < devicePageSize {
+			d.Rows = append(d.Rows, rows[j])
+		}
+		d.Total++
+	}
+	d.Pages = max(1, (d.Total+devicePageSize-1)/devicePageSize)
+	pageURL := func(n int) string {
+		u := url.Values{}
+		for k, v := range q {
+			u[k] = v
+		}
+		u.Set("page", strconv.Itoa(n))
+		return Prefix + "devices?" + u.Encode()
+	}
+	if page > 1 {
+		d.PrevURL = pageURL(page - 1)
+	}
+	if page < d.Pages {
+		d.NextURL = pageURL(page + 1)
 	}
 	return "devices", &view{Title: "Devices", Nav: "devices", Data: d}, nil
 }
@@ -78,6 +159,7 @@ type DeviceData struct {
 	Update   *scheduler.DeviceReport
 	Commands []*mdm.CommandRecord
 	Agent    *storage.AgentState
+	DDM      *ddm.Record
 	// MacZone is the Mac's time zone (from its agent, else its policy's);
 	// nil when unknown.
 	MacZone    *time.Location
@@ -118,6 +200,15 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request, ss *session
 	if c.cfg.Agents != nil {
 		if st, err := c.cfg.Agents.AgentState(ctx, id); err == nil {
 			d.Agent = st
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", nil, err
+		}
+	}
+	if c.cfg.Declarations != nil {
+		if rec, err := c.cfg.Declarations.DDMRecord(ctx, id); err == nil {
+			d.DDM = rec
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return "", nil, err
 		}
 	}
 	zone := ""
@@ -184,13 +275,17 @@ func (c *Console) pushDevice(w http.ResponseWriter, r *http.Request, ss *session
 	if err != nil {
 		return "", nil, &userError{http.StatusBadGateway, "Push failed: " + err.Error()}
 	}
-	msg := "pushed"
-	if len(res) > 0 {
-		msg = fmt.Sprintf("push: %v", res[0].Outcome)
+	if len(res) == 0 {
+		return "", nil, &userError{http.StatusBadGateway, "Push failed: the Mac has no push token yet."}
+	}
+	if res[0].Outcome != push.OutcomeOK {
+		msg := "Push failed: " + string(res[0].Outcome)
 		if res[0].Reason != "" {
 			msg += " (" + res[0].Reason + ")"
 		}
+		return "", nil, &userError{http.StatusBadGateway, msg}
 	}
+	msg := "pushed"
 	c.log.Info("console: device pushed", "enrollment_id", id, "actor", ss.principal.Name)
 	http.Redirect(w, r, deviceURL(id)+"?done="+url.QueryEscape(msg), http.StatusSeeOther)
 	return "", nil, nil
@@ -207,6 +302,7 @@ func (c *Console) retryDevice(w http.ResponseWriter, r *http.Request, ss *sessio
 	if _, err := c.cfg.Retrier.Retry(r.Context(), id, ss.principal.Name); err != nil {
 		return "", nil, err
 	}
+	c.snaps.invalidate()
 	c.log.Info("console: device retried", "enrollment_id", id, "actor", ss.principal.Name)
 	http.Redirect(w, r, deviceURL(id)+"?done=retried", http.StatusSeeOther)
 	return "", nil, nil
@@ -361,6 +457,7 @@ func (c *Console) savePolicy(w http.ResponseWriter, r *http.Request, ss *session
 	if err != nil {
 		return "", nil, err
 	}
+	c.snaps.invalidate()
 	c.log.Info("console: policy set", "group", rec.GroupID, "revision", rec.Revision, "actor", ss.principal.Name)
 	http.Redirect(w, r, Prefix+"policies/"+url.PathEscape(d.Group.ID)+"?done=saved", http.StatusSeeOther)
 	return "", nil, nil
@@ -441,6 +538,7 @@ func (c *Console) grantException(w http.ResponseWriter, r *http.Request, ss *ses
 		}
 		return "", nil, err
 	}
+	c.snaps.invalidate()
 	c.log.Info("console: exception granted", "scope", string(scope), "id", id, "actor", ss.principal.Name)
 	back := Prefix + "exceptions?done=granted"
 	if scope == scheduler.ScopeDevice && f.Get("back") == "device" {
@@ -456,6 +554,7 @@ func (c *Console) clearException(w http.ResponseWriter, r *http.Request, ss *ses
 	if err := c.cfg.Manager.ClearException(r.Context(), ss.principal.Name, scope, id); err != nil {
 		return "", nil, err
 	}
+	c.snaps.invalidate()
 	c.log.Info("console: exception cleared", "scope", string(scope), "id", id, "actor", ss.principal.Name)
 	http.Redirect(w, r, Prefix+"exceptions?done=cleared", http.StatusSeeOther)
 	return "", nil, nil

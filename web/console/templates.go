@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
@@ -77,7 +79,11 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"lower": strings.ToLower,
+	"lower":  strings.ToLower,
+	"minus4": func(n int) int { return n - 4 },
+	"minus8": func(n int) int { return n - 8 },
+	// count reads a per-phase count by the phase's name.
+	"count": func(m map[softwareupdate.Phase]int, p any) int { return m[softwareupdate.Phase(fmt.Sprint(p))] },
 }
 
 func parsePages() map[string]*template.Template {
