@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"regexp"
@@ -119,7 +120,7 @@ func exitCodeFor(err error) int {
 		return exitUsage
 	case !errors.As(err, new(runError)):
 		return exitUsage // cobra's own: arguments, required flags
-	case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
+	case errors.As(err, &ae) && ae.Code == api.CodeNotFound, errors.Is(err, fs.ErrNotExist):
 		return exitNotFound
 	case errors.As(err, &ae) && ae.Code == api.CodeUnauthorized:
 		return exitAuth

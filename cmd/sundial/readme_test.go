@@ -135,6 +135,7 @@ func TestREADMEWalk(t *testing.T) {
 		"apikeys create":   {"name:   ci", "secret: sdl_"},
 		"backup":           {"wrote " + filepath.Join(work, "sundial-backup.db")},
 		"storage compact":  {"buckets", "KB pages"},
+		"storage check":    {"sundial-backup.db: ", "ok\n"},
 	}
 	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
 	cli := cliFor(t, ts, env)

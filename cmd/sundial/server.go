@@ -103,6 +103,7 @@ type app struct {
 	sched     *scheduler.Scheduler
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
+	faults    *faults
 }
 
 // newApp opens the data directory and wires every part.
@@ -135,6 +136,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.faults = newFaults(a.registry)
 	if err := a.setupPush(); err != nil {
 		return nil, err
 	}
@@ -219,7 +221,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	adm.Register(r)
 	adm.RegisterReports(r, scheduler.NewReporter(store, store, a.catalog, clk))
-	a.handler = r
+	a.handler = a.recoverPanics(r)
 	return a, nil
 }
 
@@ -276,7 +278,13 @@ func (a *app) setupPush() error {
 	a.pusher, err = push.New(a.pushMgr, a.store, push.WithClock(a.clock), push.WithLogger(a.log),
 		push.WithRegisterer(a.registry),
 		push.WithCertErrorHandler(func(err error) { a.log.Error("push certificate refused", "err", err) }))
-	return err
+	if err != nil {
+		return err
+	}
+	a.pushMgr.mu.Lock()
+	a.pushMgr.changed = a.pusher.CertChanged
+	a.pushMgr.mu.Unlock()
+	return nil
 }
 
 // pushNotifier passes new work to the push service while a push
@@ -304,7 +312,7 @@ func (a *app) pushTopic(context.Context) (string, error) {
 
 // health is what /healthz reports.
 type health struct {
-	Status string           `json:"status"` // ok, warn
+	Status string           `json:"status"` // ok, warn, degraded (a fault inside the server: see issues)
 	Time   time.Time        `json:"time"`
 	Push   api.PushCertInfo `json:"push"`
 	Issues []string         `json:"issues,omitempty"`
@@ -325,6 +333,10 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
+	}
+	if f := a.faults.issues(); len(f) > 0 {
+		h.Status = "degraded"
+		h.Issues = append(f, h.Issues...)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(h)
@@ -443,6 +455,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.runScheduler(bg)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.checkStorage(bg)
 	}()
 	wg.Add(1)
 	go func() {

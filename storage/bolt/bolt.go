@@ -78,6 +78,8 @@ type Store struct {
 	db  *bbolt.DB
 	gov *governor
 	fin *finished
+
+	warnings []string // what the check at open found survivable (Warnings)
 }
 
 var _ storage.All = (*Store)(nil)
@@ -111,7 +113,7 @@ const DefaultPageSize = 16 << 10
 
 // Open opens or creates the database at path. If another process holds the
 // file it fails within the lock timeout with ErrLocked.
-func Open(path string, opts *Options) (*Store, error) {
+func Open(path string, opts *Options) (_ *Store, err error) {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -126,6 +128,15 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := checkPageSize(pageSize); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// bbolt faults on a truncated file and panics on damaged meta pages:
+	// refuse those with a message that says how to restore (check.go).
+	rep, err := CheckFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
 	// The freelist is written with every commit. Without it bbolt rebuilds
 	// the freelist at open by walking every page of the file, which takes
 	// seconds at 100,000 Macs and maps the whole database into memory
@@ -139,6 +150,14 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// bbolt panics on the damaged pages it meets; Update has rolled back
+	// by the time the panic gets here.
+	defer func() {
+		if v := recover(); v != nil {
+			db.Close()
+			err = fmt.Errorf("%w: %s: %v.\n%s", ErrDamaged, path, v, RestoreHint(path))
+		}
+	}()
 	fin := newFinished()
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
@@ -182,7 +201,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if budget == 0 {
 		budget = DefaultMappedBudget
 	}
-	return &Store{db: db, gov: startGovernor(db, budget), fin: fin}, nil
+	return &Store{db: db, gov: startGovernor(db, budget), fin: fin, warnings: rep.Warnings}, nil
 }
 
 // migrateToV2 rewrites JSON update states in the binary form and indexes
