@@ -47,6 +47,8 @@ type Config struct {
 	FlushInterval   time.Duration
 	AdaptiveProcs   bool
 	GCPercent       int
+	LeaseTTL        time.Duration
+	ReplicaID       string
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -78,9 +80,16 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", DefaultLeaseTTL, "how long the scheduler lease lasts without renewal (renewed every third of it): with several replicas, another takes over within 4/3 of it after the leader dies, within a third after it stops cleanly (docs/replicas.md); 1s to 10m")
+	fs.StringVar(&c.ReplicaID, "replica-id", "", "this replica's name in the scheduler lease and the logs, unique per replica (default: host name and process ID)")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")
 	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (ignored when GOMAXPROCS is set), and start the server with GODEBUG=schedtrace set to its longest period so that the runtime's monitor thread backs off while idle; both cost less CPU per request")
 }
+
+// DefaultLeaseTTL is the scheduler lease's default lifetime: a crashed
+// leader is replaced within 40 s (ttl + ttl/3); measured 23–29 s after
+// kill -9 and 2.2 s after SIGTERM (docs/operations.md).
+const DefaultLeaseTTL = 30 * time.Second
 
 // DefaultGCPercent is the server's GOGC while its live heap is small
 // (internal/procs/gc.go). Three interleaved pairs at 3,000 Macs
@@ -190,6 +199,18 @@ func (c *Config) Validate() error {
 	}
 	if c.GCPercent < 0 || c.GCPercent > 1000 {
 		return fmt.Errorf("--gc-percent %d: want 0 (the runtime's setting) or 1 to 1000", c.GCPercent)
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.LeaseTTL < time.Second || c.LeaseTTL > 10*time.Minute {
+		return fmt.Errorf("--lease-ttl %s: want 1s to 10m (replicas' clocks must agree within a sixth of it)", c.LeaseTTL)
+	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = replicaID()
+	}
+	if len(c.ReplicaID) > 200 {
+		return errors.New("--replica-id: at most 200 characters")
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("--flush-interval and --shutdown-timeout must be positive")

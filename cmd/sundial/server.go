@@ -104,6 +104,7 @@ type app struct {
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
 	faults    *faults
+	lease     leaseOverrides
 }
 
 // newApp opens the data directory and wires every part.
