@@ -136,8 +136,14 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(done)
 			a.ensureDeclarations(ctx)
 		}()
+		pruned := make(chan struct{})
+		go func() {
+			defer close(pruned)
+			newPruner(a.store, a.clock, a.log, a.cfg.RetainCommands, a.cfg.RetainHistory).Run(ctx)
+		}()
 		a.sched.Run(ctx)
 		<-done
+		<-pruned
 	})
 }
 

@@ -64,6 +64,7 @@ type backend interface {
 	storage.AgentStore
 	storage.LeaseStore
 	storage.CatalogStore
+	storage.RetentionStore
 	ddm.Store
 	scheduler.Store
 }
