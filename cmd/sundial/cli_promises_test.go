@@ -173,6 +173,13 @@ func TestCLIExitCodesAndMessages(t *testing.T) {
 		t.Errorf("no key = %d %q", code, errb.String())
 	}
 	env["SUNDIAL_API_KEY"] = ts.admin.APIKey
+	// A server whose CA the CLI does not have: say how to give it.
+	out.Reset()
+	errb.Reset()
+	if code := run(t.Context(), []string{"devices", "list", "--data-dir", t.TempDir()}, func(k string) string { return env[k] }, &out, &errb); code != exitError ||
+		!strings.Contains(errb.String(), "cannot verify the server's TLS certificate") || !strings.Contains(errb.String(), "--ca-file") {
+		t.Errorf("unknown CA = %d %q", code, errb.String())
+	}
 	// A server that is not there: a failure (1) that says where it tried.
 	env["SUNDIAL_URL"] = "https://" + freeAddr(t)
 	if r := cli("devices", "list"); r.code != exitError || !strings.Contains(r.stderr, "cannot reach Sundial at") {
@@ -274,5 +281,21 @@ func TestPushTopicMismatchExplained(t *testing.T) {
 	r = cli("devices", "push", early.UDID, late.UDID)
 	if r.code != exitError || !strings.Contains(r.stderr, "TopicMismatch") || !strings.Contains(r.stderr, "must re-enroll") || !strings.Contains(r.stderr, "1 of 2 devices failed") {
 		t.Errorf("push to a Mac enrolled before the certificate = %+v", r)
+	}
+}
+
+func TestZonesLine(t *testing.T) {
+	at := time.Date(2026, 12, 15, 16, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		policy, mac, want string
+	}{
+		{"Europe/Berlin", "America/New_York", "2026-12-15 17:00 CET (Europe/Berlin, policy) = 2026-12-15 11:00 EST (America/New_York, Mac) = 2026-12-15 16:00 UTC"},
+		{"Europe/Berlin", "Europe/Berlin", "2026-12-15 17:00 CET (Europe/Berlin, policy) = 2026-12-15 16:00 UTC"},
+		{"device-local", "Asia/Tokyo", "2026-12-16 01:00 JST (Asia/Tokyo, Mac) = 2026-12-15 16:00 UTC"},
+		{"", "", "2026-12-15 16:00 UTC"},
+	} {
+		if have := zonesLine(at, tc.policy, tc.mac); have != tc.want {
+			t.Errorf("zonesLine(%q, %q) = %q, want %q", tc.policy, tc.mac, have, tc.want)
+		}
 	}
 }

@@ -139,14 +139,14 @@ func explain(cmd *cobra.Command, err error) string {
 	var ae *api.Error
 	if errors.As(err, &ae) {
 		msg := ae.Code + ": " + renameFields(cmd, ae.Message)
-		if ae.Code == api.CodeUnauthorized {
+		if ae.Code == api.CodeUnauthorized && !strings.Contains(ae.Message, "--data-dir") {
 			msg += "\n(the CLI takes its key from --api-key, SUNDIAL_API_KEY or the admin-api-key file in --data-dir)"
 		}
 		return msg
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		var ce *x509.UnknownAuthorityError
+		var ce x509.UnknownAuthorityError
 		var he x509.HostnameError
 		var oe *net.OpError
 		switch {
