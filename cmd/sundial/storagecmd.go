@@ -63,6 +63,10 @@ until the migration has finished. The target must be empty.`,
 				rep.Kinds = append(rep.Kinds, cat...)
 			}
 			fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			if errors.Is(err, migrate.ErrCountMismatch) && len(rep.Differences) > 0 {
+				// The report above lists the differences: say it once.
+				return &failedError{msg: "migration failed: the counts above differ; nothing was written to the target"}
+			}
 			if err != nil {
 				return err
 			}
