@@ -304,6 +304,9 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 	fl.StringVar(&f.OSVersion, "os", "", "only devices on this macOS version (15 matches 15.x)")
 	fl.BoolVar(&f.PastDeadline, "past-deadline", false, "only devices past their deadline and not compliant")
 	fl.BoolVar(&f.Failing, "failing", false, "only devices with a surfaced failure")
+	for flag, field := range map[string]string{"os": "os_version", "past-deadline": "past_deadline"} {
+		setAPIField(cmd, flag, field)
+	}
 	return cmd
 }
 
