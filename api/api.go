@@ -34,6 +34,7 @@ const (
 	CodeConflict     = "conflict"
 	CodeUnauthorized = "unauthorized"
 	CodeInternal     = "internal"
+	CodeUnavailable  = "unavailable" // a server Sundial depends on failed (a release feed)
 )
 
 // Error is an admin API error.
@@ -56,6 +57,8 @@ func statusFor(code string) int {
 		return http.StatusUnauthorized
 	case CodeForbidden:
 		return http.StatusForbidden
+	case CodeUnavailable:
+		return http.StatusBadGateway
 	default:
 		return http.StatusInternalServerError
 	}
@@ -94,11 +97,15 @@ type Server struct {
 	bulkLimit int // 0: MaxBulkEnqueue
 	audits    auditLog
 	guards    EnrollmentGuards
+	zones     DeviceZoner
 }
 
 type ctxKey int
 
-const actorKey ctxKey = 1
+const (
+	actorKey ctxKey = 1
+	keyIDKey ctxKey = 2 // the ID of the API key the request is authenticated with
+)
 
 // actor names who made the request (the API key), for the audit log.
 func actor(r *http.Request) string {
@@ -175,6 +182,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
+		ctx := context.WithValue(context.WithValue(r.Context(), actorKey, name), keyIDKey, k.ID)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -417,11 +426,17 @@ type EnqueueResult struct {
 func (s *Server) enqueueCommand(r *http.Request) (any, int, error) {
 	id := mux.Vars(r)["id"]
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxAdminBody))
+	if isTooLarge(err) {
+		return nil, 0, &Error{Code: CodeInvalid, Message: maxCommandError}
+	}
 	if err != nil {
 		return nil, 0, &Error{Code: CodeInvalid, Message: fmt.Sprintf("read body: %v", err)}
 	}
 	cmd, err := mdm.DecodeCommand(body)
 	if err != nil {
+		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
+	}
+	if err := CheckCommand(cmd, r.URL.Query().Get("raw") == "true"); err != nil {
 		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
 	}
 	if err := s.enq.Enqueue(r.Context(), []string{id}, cmd); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -104,6 +105,9 @@ func (s *Server) revokeKey(r *http.Request) (any, int, error) {
 	if target && admins == 1 {
 		return nil, 0, &Error{Code: CodeConflict, Message: "this is the last admin API key; create another admin key before revoking it"}
 	}
+	if own, _ := r.Context().Value(keyIDKey).(string); own == id && r.URL.Query().Get("force") != "true" {
+		return nil, 0, &Error{Code: CodeConflict, Message: "api key " + id + " is the key this request is authenticated with: revoking it locks this client out (repeat with force=true to revoke it anyway)"}
+	}
 	if err := s.keys.RevokeAPIKey(r.Context(), id, s.now()); err != nil {
 		return nil, 0, err
 	}
@@ -133,5 +137,10 @@ func (c *Client) APIKeys(ctx context.Context) ([]storage.APIKey, error) {
 
 // RevokeAPIKey revokes a key by ID.
 func (c *Client) RevokeAPIKey(ctx context.Context, id string) error {
-	return c.doJSON(ctx, http.MethodDelete, "/api/v1/apikeys/"+id, nil, nil)
+	return c.doJSON(ctx, http.MethodDelete, "/api/v1/apikeys/"+url.PathEscape(id), nil, nil)
+}
+
+// RevokeOwnAPIKey revokes a key by ID even when it is the key c uses.
+func (c *Client) RevokeOwnAPIKey(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/api/v1/apikeys/"+url.PathEscape(id)+"?force=true", nil, nil)
 }

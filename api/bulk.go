@@ -36,6 +36,8 @@ type BulkEnqueueRequest struct {
 	DeviceIDs []string `json:"device_ids,omitempty"`
 	Group     string   `json:"group,omitempty"`
 	After     string   `json:"after,omitempty"`
+	// Raw queues a RequestType Sundial does not know, as given.
+	Raw bool `json:"raw,omitempty"`
 }
 
 // BulkEnqueueResult answers a bulk enqueue. Next, for a group, is the
@@ -83,6 +85,9 @@ func (s *Server) bulkEnqueue(r *http.Request) (any, int, error) {
 	if err != nil {
 		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
 	}
+	if err := CheckCommand(cmd, req.Raw); err != nil {
+		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
+	}
 	ids, next, err := s.bulkTargets(r.Context(), req)
 	if err != nil {
 		return nil, 0, err
@@ -97,6 +102,11 @@ func (s *Server) bulkEnqueue(r *http.Request) (any, int, error) {
 	}
 	s.log.Info("command enqueued", "command_uuid", cmd.UUID, "request_type", cmd.RequestType,
 		"devices", len(ids), "group", req.Group, "actor", actor(r))
+	target := req.Group
+	if target == "" {
+		target = fmt.Sprintf("%d devices", len(ids))
+	}
+	s.audit(r, "command.enqueue", target, nil, map[string]any{"command_uuid": cmd.UUID, "request_type": cmd.RequestType, "devices": len(ids), "group": req.Group})
 	return out, http.StatusCreated, nil
 }
 

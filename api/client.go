@@ -106,17 +106,19 @@ func (c *Client) Enqueue(ctx context.Context, id string, raw []byte) (*EnqueueRe
 
 // EnqueueBulk queues a raw command plist for up to MaxBulkEnqueue devices
 // in one request: all of them, or none on error.
-func (c *Client) EnqueueBulk(ctx context.Context, ids []string, raw []byte) (*BulkEnqueueResult, error) {
+func (c *Client) EnqueueBulk(ctx context.Context, ids []string, raw []byte, opts ...EnqueueOptions) (*BulkEnqueueResult, error) {
 	var out BulkEnqueueResult
-	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/commands", BulkEnqueueRequest{Command: string(raw), DeviceIDs: ids}, &out)
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/commands", BulkEnqueueRequest{Command: string(raw), DeviceIDs: ids, Raw: rawOption(opts)}, &out)
 }
 
 // EnqueueGroup queues a raw command plist for the page of group's devices
 // after `after` (up to MaxBulkEnqueue); the result's Next continues.
-func (c *Client) EnqueueGroup(ctx context.Context, group, after string, raw []byte) (*BulkEnqueueResult, error) {
+func (c *Client) EnqueueGroup(ctx context.Context, group, after string, raw []byte, opts ...EnqueueOptions) (*BulkEnqueueResult, error) {
 	var out BulkEnqueueResult
-	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/commands", BulkEnqueueRequest{Command: string(raw), Group: group, After: after}, &out)
+	return &out, c.doJSON(ctx, http.MethodPost, "/api/v1/commands", BulkEnqueueRequest{Command: string(raw), Group: group, After: after, Raw: rawOption(opts)}, &out)
 }
+
+func rawOption(opts []EnqueueOptions) bool { return len(opts) > 0 && opts[0].Raw }
 
 // PushCert shows the push certificate.
 func (c *Client) PushCert(ctx context.Context) (*PushCertInfo, error) {

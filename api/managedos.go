@@ -178,6 +178,9 @@ func (s *Server) deviceUpdate(r *http.Request) (any, int, error) {
 	if err != nil {
 		return nil, 0, mosError(err)
 	}
+	if s.zones != nil {
+		rep.DeviceTimeZone = s.zones.DeviceZone(r.Context(), id)
+	}
 	return rep, http.StatusOK, nil
 }
 

@@ -312,15 +312,15 @@ func (s catalogSource) Sync(ctx context.Context, actor, rawURL string) (*api.Syn
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, &api.Error{Code: api.CodeInvalid, Message: "fetch feed: " + err.Error()}
+		return nil, &api.Error{Code: api.CodeUnavailable, Message: "fetch feed: " + err.Error()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &api.Error{Code: api.CodeInvalid, Message: fmt.Sprintf("fetch feed: %s answered %d", u.Host, resp.StatusCode)}
+		return nil, &api.Error{Code: api.CodeUnavailable, Message: fmt.Sprintf("fetch feed: %s answered %d", u.Host, resp.StatusCode)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFeed+1))
 	if err != nil {
-		return nil, &api.Error{Code: api.CodeInvalid, Message: "fetch feed: " + err.Error()}
+		return nil, &api.Error{Code: api.CodeUnavailable, Message: "fetch feed: " + err.Error()}
 	}
 	if len(body) > maxFeed {
 		return nil, &api.Error{Code: api.CodeInvalid, Message: "feed larger than 32 MiB"}

@@ -60,19 +60,35 @@ func TestCatalogSyncAndAdd(t *testing.T) {
 	if code, out := cli("catalog", "list"); code != 0 || strings.Contains(out, "26.9 ") {
 		t.Fatalf("catalog list before sync = %d %q", code, out)
 	}
-	for _, bad := range []string{feeds.URL + "/garbage", feeds.URL + "/missing", "ftp://x/y", "http://127.0.0.1:1/v2/pmv"} {
-		if code, out := cli("catalog", "sync", "--url", bad); code != exitUsage || out == "" {
-			t.Errorf("sync %s = %d %q, want exit %d with a message", bad, code, out, exitUsage)
+	// A feed that is not one, or a URL Sundial cannot use, is invalid input
+	// (2); a feed server that fails or cannot be reached is a failure (1).
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{feeds.URL + "/garbage", exitUsage}, {"ftp://x/y", exitUsage},
+		{feeds.URL + "/missing", exitError}, {"http://127.0.0.1:1/v2/pmv", exitError},
+	} {
+		if code, out := cli("catalog", "sync", tc.url); code != tc.want || out == "" {
+			t.Errorf("sync %s = %d %q, want exit %d with a message", tc.url, code, out, tc.want)
 		}
 	}
-	if code, out := cli("catalog", "sync", "--url", feeds.URL+"/v2/pmv"); code != 0 || !strings.Contains(out, "gdmf feed") || !strings.Contains(out, "1 new") ||
+	// --url is the Sundial server everywhere; a feed given to it is refused
+	// before the API key is sent anywhere.
+	if code, out := cli("catalog", "sync", "--url", feeds.URL+"/v2/pmv"); code != exitUsage || !strings.Contains(out, "names the Sundial server") {
+		t.Errorf("sync --url FEED = %d %q", code, out)
+	}
+	if code, out := cli("catalog", "sync", "--feed", feeds.URL+"/v2/pmv"); code != 0 || !strings.Contains(out, "gdmf feed") || !strings.Contains(out, "1 new") ||
 		!strings.Contains(out, "held back until their posting day: macOS 27.0") {
 		t.Fatalf("sync = %d %q", code, out)
+	}
+	if code, out := cli("catalog", "add", "--version", "26.9.2", "--posted", "25/11/2026"); code != exitUsage || !strings.Contains(out, "--posted must be YYYY-MM-DD") {
+		t.Errorf("add with a bad date = %d %q, want the flag named", code, out)
 	}
 	if code, out := cli("catalog", "add", "--version", "26.9.1", "--build", "25Z1000", "--posted", "2026-11-25", "--devices", "J413AP"); code != 0 {
 		t.Fatalf("add = %d %q", code, out)
 	}
-	if code, out := cli("catalog", "add", "--version", "26.9.1", "--posted", "2026-11-25"); code != 1 && code != exitUsage {
+	if code, out := cli("catalog", "add", "--version", "26.9.1", "--posted", "2026-11-25"); code != exitError {
 		t.Errorf("duplicate add = %d %q", code, out)
 	}
 	if code, out := cli("catalog", "add", "--version", "banana", "--posted", "2026-11-25"); code != exitUsage {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -21,29 +22,9 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
-	"github.com/sundial-mdm/sundial/storage/bolt"
+	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/softwareupdate"
 )
-
-// usageError marks errors in how the command was called (exit 2).
-type usageError struct{ error }
-
-func exitCodeFor(err error) int {
-	var ue usageError
-	var ae *api.Error
-	switch {
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
-		return exitNotFound
-	case errors.As(err, &ae) && (ae.Code == api.CodeUnauthorized || ae.Code == api.CodeForbidden):
-		return exitAuth
-	case errors.As(err, &ae) && ae.Code == api.CodeInvalid:
-		return exitUsage
-	case errors.Is(err, bolt.ErrLocked):
-		return exitError
-	}
-	return exitError
-}
 
 func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
@@ -66,6 +47,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		cf.register(c)
 		root.AddCommand(c)
 	}
+	keepPromises(root) // last: it adapts every command added above
 	return root
 }
 
@@ -182,13 +164,8 @@ type clientFlags struct {
 
 func (f *clientFlags) register(c *cobra.Command) {
 	pf := c.PersistentFlags()
-	// "catalog sync --url" names a feed, so there the server is --server.
-	urlFlag := "url"
-	if c.Name() == "catalog" {
-		urlFlag = "server"
-	}
-	pf.StringVar(&f.url, urlFlag, "", "Sundial base URL (env SUNDIAL_URL; default https://localhost:8443)")
-	pf.SetAnnotation(urlFlag, noEnv, []string{"SUNDIAL_URL is read explicitly"})
+	pf.StringVar(&f.url, "url", "", "Sundial base URL (env SUNDIAL_URL; default https://localhost:8443)")
+	pf.SetAnnotation("url", noEnv, []string{"SUNDIAL_URL is read explicitly"})
 	pf.StringVar(&f.apiKey, "api-key", "", "admin API key (env SUNDIAL_API_KEY; default: the data dir's admin-api-key file)")
 	pf.StringVar(&f.caFile, "ca-file", "", "CA certificate to trust for the server (default: the data dir's ca.pem when present)")
 	pf.StringVar(&f.dataDir, "data-dir", "./sundial-data", "the server's data dir on this machine, for defaults")
@@ -214,7 +191,7 @@ func (f *clientFlags) client(cmd *cobra.Command, getenv func(string) string) (*a
 	if key == "" {
 		b, err := os.ReadFile(f.dataDir + "/" + adminKeyFile)
 		if err != nil {
-			return nil, &api.Error{Code: api.CodeUnauthorized, Message: "no API key: set SUNDIAL_API_KEY or --api-key"}
+			return nil, &api.Error{Code: api.CodeUnauthorized, Message: fmt.Sprintf("no API key: set SUNDIAL_API_KEY or --api-key, or point --data-dir at the server's data directory (no %s in %s)", adminKeyFile, f.dataDir)}
 		}
 		key = strings.TrimSpace(string(b))
 	}
@@ -249,11 +226,19 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 		Short: "List enrolled devices",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.Phase != "" && !knownPhase(f.Phase) {
+				return usageError{fmt.Errorf("--phase %q: want one of %s", f.Phase, strings.Join(phaseNames(), ", "))}
+			}
 			c, err := cf.client(cmd, getenv)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			if f.Group != "" {
+				if err := groupExists(cmd, c, f.Group); err != nil {
+					return err
+				}
+			}
 			var all []any
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			if cf.output == "table" {
@@ -297,16 +282,20 @@ func newDevicesListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.Group, "group", "", "only devices in this group")
-	fl.StringVar(&f.Phase, "phase", "", "only devices in this phase (pending, notify, countdown, enforce, compliant, failed, unsupported, ...)")
+	fl.StringVar(&f.Phase, "phase", "", "only devices in this phase ("+strings.Join(phaseNames(), ", ")+")")
 	fl.StringVar(&f.Status, "status", "", "only devices in this state (a phase, deferring or needs-bootstrap-token)")
 	fl.StringVar(&f.OSVersion, "os", "", "only devices on this macOS version (15 matches 15.x)")
 	fl.BoolVar(&f.PastDeadline, "past-deadline", false, "only devices past their deadline and not compliant")
 	fl.BoolVar(&f.Failing, "failing", false, "only devices with a surfaced failure")
+	for flag, field := range map[string]string{"os": "os_version", "past-deadline": "past_deadline"} {
+		setAPIField(cmd, flag, field)
+	}
 	return cmd
 }
 
 func newCommandsEnqueueCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	var group string
+	var rawCmd bool
 	cmd := &cobra.Command{
 		Use:   "enqueue (DEVICE-ID... | --group GROUP) FILE",
 		Short: "Queue a raw command plist ({CommandUUID, Command: {RequestType, ...}}) for devices or every device of a group; FILE - reads standard input",
@@ -325,18 +314,24 @@ on the server: all of a request's devices or, on an error, none of them.`,
 				return err
 			}
 			file := args[len(args)-1]
-			var raw []byte
-			if file == "-" {
-				raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
-			} else {
-				raw, err = os.ReadFile(file)
-			}
+			raw, err := readCommandFile(cmd, file)
 			if err != nil {
-				return usageError{err}
+				return err
+			}
+			if err := checkCommand(raw, rawCmd); err != nil {
+				return usageError{fmt.Errorf("%s: %w", file, err)}
 			}
 			ids := args[:len(args)-1]
+			if group != "" {
+				if err := groupExists(cmd, c, group); err != nil {
+					return err
+				}
+			} else if ids, err = resolveDevices(cmd, c, ids); err != nil {
+				return err
+			}
+			opts := api.EnqueueOptions{Raw: rawCmd}
 			if group == "" && len(ids) == 1 {
-				res, err := c.Enqueue(cmd.Context(), ids[0], raw)
+				res, err := c.EnqueueWith(cmd.Context(), ids[0], raw, opts)
 				if err != nil {
 					return err
 				}
@@ -346,9 +341,12 @@ on the server: all of a request's devices or, on an error, none of them.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "queued %s %s for %s\n", res.RequestType, res.CommandUUID, ids[0])
 				return nil
 			}
-			res, err := enqueuePaged(cmd, c, group, ids, raw)
+			res, err := enqueuePaged(cmd, c, group, ids, raw, opts)
 			if res == nil {
 				return err
+			}
+			if group != "" && len(res.DeviceIDs) == 0 && err == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "group %s has no devices: nothing queued\n", group)
 			}
 			if cf.output == "json" {
 				if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil {
@@ -363,13 +361,14 @@ on the server: all of a request's devices or, on an error, none of them.`,
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "queue the command for every device of this group")
+	cmd.Flags().BoolVar(&rawCmd, "raw", false, "queue a RequestType Sundial does not know (sent as is)")
 	return cmd
 }
 
 // enqueuePaged queues raw for ids, or for group's devices, in requests of
 // up to api.MaxBulkEnqueue. It returns what was queued (nil if nothing)
 // and the error that stopped it: the pages before it stay queued.
-func enqueuePaged(cmd *cobra.Command, c *api.Client, group string, ids []string, raw []byte) (*api.BulkEnqueueResult, error) {
+func enqueuePaged(cmd *cobra.Command, c *api.Client, group string, ids []string, raw []byte, opts api.EnqueueOptions) (*api.BulkEnqueueResult, error) {
 	var all *api.BulkEnqueueResult
 	add := func(r *api.BulkEnqueueResult) {
 		if all == nil {
@@ -386,7 +385,7 @@ func enqueuePaged(cmd *cobra.Command, c *api.Client, group string, ids []string,
 	if group != "" {
 		after := ""
 		for {
-			res, err := c.EnqueueGroup(cmd.Context(), group, after, raw)
+			res, err := c.EnqueueGroup(cmd.Context(), group, after, raw, opts)
 			if err != nil {
 				return all, err
 			}
@@ -399,7 +398,7 @@ func enqueuePaged(cmd *cobra.Command, c *api.Client, group string, ids []string,
 		}
 	}
 	for page := range slices.Chunk(ids, api.MaxBulkEnqueue) {
-		res, err := c.EnqueueBulk(cmd.Context(), page, raw)
+		res, err := c.EnqueueBulk(cmd.Context(), page, raw, opts)
 		if err != nil {
 			return all, err
 		}
@@ -411,8 +410,12 @@ func enqueuePaged(cmd *cobra.Command, c *api.Client, group string, ids []string,
 	return all, nil
 }
 
-// groupDevices lists the IDs of a group's devices.
+// groupDevices lists the IDs of a group's devices; a group that does not
+// exist is not found (exit 3).
 func groupDevices(cmd *cobra.Command, c *api.Client, group string) ([]string, error) {
+	if err := groupExists(cmd, c, group); err != nil {
+		return nil, err
+	}
 	var ids []string
 	after := ""
 	for {
@@ -440,7 +443,11 @@ func newCommandsListCmd(getenv func(string) string, cf *clientFlags) *cobra.Comm
 			if err != nil {
 				return err
 			}
-			cmds, err := c.Commands(cmd.Context(), args[0])
+			id, err := resolveDevice(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			cmds, err := c.Commands(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -502,4 +509,173 @@ func newBackupCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the backup to")
 	return cmd
+}
+
+// phases a device listing can filter on.
+var listPhases = []softwareupdate.Phase{
+	softwareupdate.PhasePending, softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown,
+	softwareupdate.PhaseEnforce, softwareupdate.PhaseCompliant, softwareupdate.PhaseFailed,
+	softwareupdate.PhaseUnsupported, softwareupdate.PhaseExempt, softwareupdate.PhaseUnmanaged,
+	softwareupdate.PhaseUnknown,
+}
+
+func phaseNames() []string {
+	out := make([]string, len(listPhases))
+	for i, p := range listPhases {
+		out[i] = string(p)
+	}
+	return out
+}
+
+func knownPhase(s string) bool {
+	for _, p := range listPhases {
+		if string(p) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// groupExists is nil when the group exists and a not-found error (exit 3)
+// otherwise: filtering on a misspelt group must not look like an empty one.
+func groupExists(cmd *cobra.Command, c *api.Client, group string) error {
+	gs, err := c.Groups(cmd.Context())
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if g.ID == group {
+			return nil
+		}
+	}
+	return &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no group %q (sundial groups list shows them)", group)}
+}
+
+// udidRE matches both forms of a Mac's UDID (Intel 8-4-4-4-12 and Apple
+// silicon 8-16 hex digits), in either case.
+var udidRE = regexp.MustCompile(`^(?i:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8}-[0-9a-f]{16})$`)
+
+// resolveDevice turns what an admin typed into a device ID: a UDID in
+// either case becomes the upper-case form Macs report, and a serial number
+// is looked up. Anything else is passed on as given.
+func resolveDevice(cmd *cobra.Command, c *api.Client, arg string) (string, error) {
+	ids, err := resolveDevices(cmd, c, []string{arg})
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// resolveDevices resolves several arguments, listing the fleet at most
+// once (only when one of them is not a UDID).
+func resolveDevices(cmd *cobra.Command, c *api.Client, args []string) ([]string, error) {
+	out := make([]string, len(args))
+	var serials map[string]string
+	for i, a := range args {
+		if udidRE.MatchString(a) {
+			out[i] = strings.ToUpper(a)
+			continue
+		}
+		if serials == nil {
+			serials = map[string]string{}
+			after := ""
+			for {
+				page, err := c.Devices(cmd.Context(), after, 1000)
+				if err != nil {
+					return nil, err
+				}
+				for _, d := range page.Devices {
+					if d.SerialNumber != "" && d.ParentID == "" {
+						serials[strings.ToUpper(d.SerialNumber)] = d.ID
+					}
+				}
+				if page.Next == "" || len(page.Devices) == 0 {
+					break
+				}
+				after = page.Next
+			}
+		}
+		if id, ok := serials[strings.ToUpper(a)]; ok {
+			out[i] = id
+		} else {
+			out[i] = a
+		}
+	}
+	return out, nil
+}
+
+// maxCommandFile is the admin API's limit on a command plist.
+const maxCommandFile = 1 << 20
+
+// readCommandFile reads a command plist from file ("-": standard input),
+// refusing one over the API's 1 MiB limit before sending it.
+func readCommandFile(cmd *cobra.Command, file string) ([]byte, error) {
+	var r io.Reader
+	if file == "-" {
+		r = cmd.InOrStdin()
+	} else {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		defer f.Close()
+		r = f
+	}
+	raw, err := io.ReadAll(io.LimitReader(r, maxCommandFile+1))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if len(raw) > maxCommandFile {
+		return nil, usageError{fmt.Errorf("%s: command plist larger than 1 MiB, the API's limit", file)}
+	}
+	return raw, nil
+}
+
+// checkCommand decodes and checks a command plist as the server will, so
+// a bad file fails before any device is touched.
+func checkCommand(raw []byte, rawOK bool) error {
+	c, err := mdm.DecodeCommand(raw)
+	if err != nil {
+		return err
+	}
+	return api.CheckCommand(c, rawOK)
+}
+
+// batch collects the failures of a per-device operation.
+type batch struct {
+	cmd     *cobra.Command
+	total   int
+	failed  int
+	code    int
+	lastErr error
+}
+
+func newBatch(cmd *cobra.Command, total int) *batch { return &batch{cmd: cmd, total: total} }
+
+// fail records that id failed. With several devices each failure gets its
+// own line on standard error; with one, the error itself is the result.
+func (b *batch) fail(id string, err error) {
+	b.failed++
+	b.lastErr = err
+	code := exitCodeFor(runError{err})
+	if b.failed == 1 {
+		b.code = code
+	} else if b.code != code {
+		b.code = exitError
+	}
+	if b.total > 1 {
+		fmt.Fprintf(b.cmd.ErrOrStderr(), "\n%s: %s\n", id, explain(b.cmd, err))
+	}
+}
+
+// err is nil when nothing failed, the failure itself for one device, and a
+// count (exit 3 if every failure was "not found", else 1) for several.
+func (b *batch) err(verb string) error {
+	switch {
+	case b.failed == 0:
+		return nil
+	case b.total == 1:
+		return b.lastErr
+	}
+	return &failedError{msg: fmt.Sprintf("%d of %d devices failed (%d %s)", b.failed, b.total, b.total-b.failed, verb), code: b.code}
 }

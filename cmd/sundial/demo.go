@@ -61,13 +61,17 @@ func newDemoCmd(getenv func(string) string) *cobra.Command {
 	var short bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Watch Sundial enforce macOS updates on simulated Macs, on an accelerated clock, in about a minute",
+		Short: "Watch Sundial enforce macOS updates on simulated Macs, on an accelerated clock, in about half a minute",
 		Long: `demo starts the real Sundial server on a temporary embedded database, an
 APNs mock and simulated Macs (macOS 13, 14 and 15, and one model the target
 does not support) in three groups, one per policy mode: unmanaged, automatic
 (7 days after Apple's release) and manual (a minimum version by a date). An
-accelerated clock runs the whole enforcement while a line per simulated day
-shows the phases; it ends with the compliance report. Nothing is kept.`,
+accelerated clock runs the whole enforcement while a line shows how many
+Macs are in each phase whenever that changes (every 15 simulated minutes
+around a deadline), with a line per phase change for five named Macs, one
+per path: legacy ScheduleOSUpdate (macOS 13), declarative (macOS 14+), a
+user choosing Start Now, the unsupported model and an unmanaged Mac. It
+ends with the compliance report. Nothing is kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if short {
@@ -107,7 +111,12 @@ type demoMac struct {
 	dev         *mdmtest.Device
 	name        string
 	group       string
-	unsupported bool // the model the target does not support
+	major       int
+	unsupported bool   // the model the target does not support
+	story       string // the path it shows, "" for an unnamed Mac
+	startNow    bool   // its user chooses Start Now once notified
+	pressed     bool
+	phase       softwareupdate.Phase
 }
 
 // demoPlan is what the demo simulates, chosen from the embedded catalog.
@@ -364,12 +373,12 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 			hw, rel, ups = plan.old, plan.oldStart, plan.oldUpdates
 		} else {
 			s := demoSlots[i%len(demoSlots)]
-			m.group, rel, ups = s.group, plan.start[s.major], plan.updates[s.major]
+			m.group, m.major, rel, ups = s.group, s.major, plan.start[s.major], plan.updates[s.major]
 		}
 		m.name = fmt.Sprintf("mac-%02d", i+1)
 		m.dev, err = mdmtest.New(mdmtest.WithKeyPool(keys), mdmtest.WithHTTPClient(hc), mdmtest.WithClock(clk),
 			mdmtest.WithHardware(hw), mdmtest.WithOS(rel.Version.String(), buildOf(rel)), mdmtest.WithSupervised(true),
-			mdmtest.WithCatalog(ups...), mdmtest.WithDeviceName(m.name+" ("+m.group+")"))
+			mdmtest.WithCatalog(ups...), mdmtest.WithDeviceName(m.name))
 		if err != nil {
 			return nil, err
 		}
@@ -387,6 +396,7 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	for _, m := range macs {
 		byGroup[m.group] = append(byGroup[m.group], m.dev.UDID)
 	}
+	named := nameDemoMacs(macs)
 	for g, ids := range byGroup {
 		if err := a.manager.AssignDevices(ctx, actor, g, ids); err != nil {
 			return nil, err
@@ -396,10 +406,15 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	fmt.Fprintf(live, "Sundial demo: %d simulated Macs, server %s, 1 simulated day = %s real time\n",
 		len(macs), base, time.Duration(float64(time.Second)*float64(24*time.Hour)/float64(o.Speed)).Round(time.Millisecond))
 	for _, g := range []string{demoUnmanaged, demoAutomatic, demoManual} {
-		fmt.Fprintf(live, "  group %-9s  %d Macs  %s\n", g, len(byGroup[g]), plan.description[g])
+		n := len(byGroup[g])
+		fmt.Fprintf(live, "  group %-9s  %2d %-4s  %s\n", g, n, plural(n, "Mac", "Macs"), plan.description[g])
 	}
 	fmt.Fprintf(live, "  %s (%s, %s) runs macOS %s and cannot take macOS %s\n",
 		macs[len(macs)-1].name, plan.old.ProductName, plan.old.SoftwareUpdateDeviceID, plan.oldStart.Version, plan.target.Version)
+	fmt.Fprintln(live, "  followed below (\"»\" lines):")
+	for _, m := range named {
+		fmt.Fprintf(live, "    %s  %-9s  %s\n", m.name, m.group, m.story)
+	}
 	for _, m := range macs {
 		if err := m.dev.Enroll(ctx, hc, base+"/mdm/enroll"); err != nil {
 			return nil, fmt.Errorf("enroll %s: %w", m.name, err)
@@ -410,22 +425,52 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	phases := []softwareupdate.Phase{softwareupdate.PhaseUnknown, softwareupdate.PhasePending, softwareupdate.PhaseNotify,
 		softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhaseCompliant,
 		softwareupdate.PhaseUnsupported, softwareupdate.PhaseUnmanaged}
-	fmt.Fprintf(live, "\n%-5s %-16s", "DAY", "SIMULATED (UTC)")
+	fmt.Fprintf(live, "\nOne line whenever the number of Macs in a phase changes:\n%-5s %-16s", "DAY", "SIMULATED (UTC)")
 	for _, p := range phases {
 		fmt.Fprintf(live, " %11s", strings.ToUpper(string(p)))
 	}
 	fmt.Fprintln(live)
-	summary := func(rep *scheduler.ComplianceReport) {
+	lastCounts := ""
+	summary := func(rep *scheduler.ComplianceReport, force bool) { // force: print the counts even unchanged
 		now := clk.Now()
-		fmt.Fprintf(live, "%-5d %-16s", int(now.Sub(start)/(24*time.Hour)), now.Format("Mon 02 Jan 15:04"))
+		var counts strings.Builder
 		for _, p := range phases {
 			n := rep.ByPhase[p]
 			if p == softwareupdate.PhaseUnknown {
 				n += rep.ByPhase[scheduler.PhaseUnevaluated]
 			}
-			fmt.Fprintf(live, " %11d", n)
+			fmt.Fprintf(&counts, " %11d", n)
 		}
-		fmt.Fprintln(live)
+		if counts.String() != lastCounts || force {
+			lastCounts = counts.String()
+			fmt.Fprintf(live, "%-5d %-16s%s\n", int(now.Sub(start)/(24*time.Hour)), now.Format("Mon 02 Jan 15:04"), counts.String())
+		}
+		// The named Macs' stories, one line per phase change.
+		rows := map[string]scheduler.ReportRow{}
+		for _, r := range rep.Rows {
+			rows[r.DeviceID] = r
+		}
+		for _, m := range named {
+			r, ok := rows[m.dev.UDID]
+			if !ok || r.Phase == m.phase || r.Phase == "" {
+				continue
+			}
+			from := m.phase
+			if from == "" {
+				from = "enrolled"
+			}
+			detail := ""
+			switch {
+			case r.Phase == softwareupdate.PhaseCompliant:
+				detail = "now on macOS " + r.OSVersion
+			case r.Phase == softwareupdate.PhaseUnsupported, r.Phase == softwareupdate.PhaseFailed:
+				detail = r.Reason
+			case !r.Deadline.IsZero() && r.Phase != softwareupdate.PhaseUnmanaged:
+				detail = "macOS " + r.Target + ", deadline " + r.Deadline.UTC().Format("Mon 02 Jan 15:04")
+			}
+			fmt.Fprintln(live, "  "+strings.TrimSpace(fmt.Sprintf("» %s %s (%s): %s → %s  %s", now.Format("Mon 02 Jan 15:04"), m.name, m.story, from, r.Phase, detail)))
+			m.phase = r.Phase
+		}
 	}
 	done := func(rep *scheduler.ComplianceReport) bool {
 		phase := map[string]softwareupdate.Phase{}
@@ -448,7 +493,6 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	}
 
 	pace := time.Duration(float64(time.Second) * float64(demoTick) / float64(o.Speed))
-	lastDay := -1
 	var lastCheckin time.Time
 	for {
 		if err := ctx.Err(); err != nil {
@@ -496,19 +540,27 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 		}
 		wg.Wait()
 
-		if day := int(now.Sub(start) / (24 * time.Hour)); day != lastDay || checkin {
-			rep, err := reporter.Compliance(ctx, true)
-			if err != nil {
-				return nil, err
+		// Sample every tick: the countdown lasts 30 simulated minutes, two
+		// ticks, so a daily sample would never show it.
+		rep, err := reporter.Compliance(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		summary(rep, false)
+		// A user notified of the update chooses Start Now, as the agent
+		// lets them (the agent API calls the same scheduler entry point).
+		for _, m := range named {
+			if m.startNow && !m.pressed && m.phase == softwareupdate.PhaseNotify {
+				m.pressed = true
+				if _, err := a.sched.StartNow(ctx, m.dev.UDID); err != nil {
+					return nil, fmt.Errorf("demo: Start Now on %s: %w", m.name, err)
+				}
+				fmt.Fprintf(live, "  » %s %s: the user chooses Start Now\n", now.Format("Mon 02 Jan 15:04"), m.name)
 			}
-			if day != lastDay {
-				lastDay = day
-				summary(rep)
-			}
-			if done(rep) || now.Sub(start) >= o.MaxSim {
-				summary(rep)
-				return finishDemo(o, out, rep, done(rep), now.Sub(start))
-			}
+		}
+		if done(rep) || now.Sub(start) >= o.MaxSim {
+			summary(rep, false)
+			return finishDemo(o, out, rep, done(rep), now.Sub(start))
 		}
 		if d := pace - time.Since(tickStart); d > 0 {
 			select {
@@ -530,6 +582,7 @@ func finishDemo(o demoOptions, out io.Writer, rep *scheduler.ComplianceReport, o
 		if err := printComplianceReport(out, rep); err != nil {
 			return rep, err
 		}
+		fmt.Fprintln(out, "\n(MEDIAN and P90: how long Macs took from falling behind the target to running it;\nhalf of them took at most MEDIAN, nine in ten at most P90.)")
 	}
 	if !ok {
 		return rep, fmt.Errorf("demo: not every supported managed Mac is compliant after %s of simulated time", took.Round(time.Hour))
@@ -576,4 +629,33 @@ func buildOf(r catalog.Release) string {
 		return r.Build
 	}
 	return "SIM" + strings.ReplaceAll(r.Version.String(), ".", "")
+}
+
+// nameDemoMacs picks the Macs whose phase changes the demo prints, one per
+// path (each only if the fleet has one): legacy ScheduleOSUpdate (macOS
+// 13), declarative (macOS 14+), a declarative Mac whose user chooses Start
+// Now, the unsupported model, and an unmanaged Mac.
+func nameDemoMacs(macs []*demoMac) []*demoMac {
+	var out []*demoMac
+	take := func(story string, ok func(m *demoMac) bool) *demoMac {
+		for _, m := range macs {
+			if m.story == "" && ok(m) {
+				m.story = story
+				out = append(out, m)
+				return m
+			}
+		}
+		return nil
+	}
+	managed := func(m *demoMac) bool { return m.group != demoUnmanaged && !m.unsupported }
+	take("legacy ScheduleOSUpdate", func(m *demoMac) bool { return managed(m) && m.major == 13 })
+	take("declarative", func(m *demoMac) bool { return managed(m) && m.major >= 14 && m.group == demoAutomatic })
+	// Start Now installs at once on the legacy path (InstallASAP); a
+	// declarative Mac's agent leaves the install to macOS.
+	if m := take("legacy, the user chooses Start Now", func(m *demoMac) bool { return managed(m) && m.major == 13 }); m != nil {
+		m.startNow = true
+	}
+	take("unsupported model", func(m *demoMac) bool { return m.unsupported })
+	take("unmanaged", func(m *demoMac) bool { return m.group == demoUnmanaged })
+	return out
 }

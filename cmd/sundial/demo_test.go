@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestDemoShort(t *testing.T) {
 	}
 	var out, errw bytes.Buffer
 	cmd := newDemoCmd(func(string) string { return "" })
-	cmd.SetArgs([]string{"--short", "-o", "json", "--timeout", "80s"})
+	cmd.SetArgs([]string{"--short", "--macs", "8", "-o", "json", "--timeout", "80s"})
 	cmd.SetOut(&out)
 	cmd.SetErr(&errw)
 	cmd.SetContext(t.Context())
@@ -36,8 +37,8 @@ func TestDemoShort(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not a JSON report: %v\n%s", err, out.String())
 	}
-	if rep.Devices != 6 || len(rep.Rows) != 6 {
-		t.Fatalf("report covers %d devices (%d rows), want 6", rep.Devices, len(rep.Rows))
+	if rep.Devices != 8 || len(rep.Rows) != 8 {
+		t.Fatalf("report covers %d devices (%d rows), want 8", rep.Devices, len(rep.Rows))
 	}
 	byGroup := map[string]map[softwareupdate.Phase]int{}
 	for _, r := range rep.Rows {
@@ -78,9 +79,46 @@ func TestDemoShort(t *testing.T) {
 	if reached < 3 {
 		t.Errorf("time to compliance reached %d episodes, want every updated Mac: %+v", reached, rep.TimeToCompliance)
 	}
-	// A day-by-day summary was printed.
-	if !strings.Contains(errw.String(), "COMPLIANT") || strings.Count(errw.String(), "\n") < 8 {
-		t.Errorf("live summary missing:\n%s", errw.String())
+	// The live summary shows every phase a Mac passes through, sampled
+	// often enough to catch the 30-minute countdown.
+	live := errw.String()
+	if !strings.Contains(live, "COMPLIANT") || strings.Count(live, "\n") < 8 {
+		t.Errorf("live summary missing:\n%s", live)
+	}
+	seen := make([]int, 9) // the most Macs shown in each column
+	for line := range strings.Lines(live) {
+		f := strings.Fields(line)
+		if len(f) != 5+len(seen) || f[0] < "0" || f[0] > "9" {
+			continue
+		}
+		for i, v := range f[5:] {
+			n, _ := strconv.Atoi(v)
+			seen[i] = max(seen[i], n)
+		}
+	}
+	for i, ph := range []string{"PENDING", "NOTIFY", "COUNTDOWN", "ENFORCE", "COMPLIANT"} {
+		if col := []int{1, 2, 3, 4, 6}[i]; seen[col] == 0 {
+			t.Errorf("the summary never showed a Mac in %s: %v", ph, seen)
+		}
+	}
+	for _, ph := range []softwareupdate.Phase{softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown,
+		softwareupdate.PhaseEnforce, softwareupdate.PhaseCompliant} {
+		if !strings.Contains(live, "→ "+string(ph)) {
+			t.Errorf("no named Mac was shown entering %s", ph)
+		}
+	}
+	// One story per path, each ending where it should.
+	for _, want := range []string{
+		"mac-01 (legacy ScheduleOSUpdate): enforce → compliant",
+		"mac-03 (declarative): enforce → compliant",
+		"mac-07: the user chooses Start Now",
+		"mac-07 (legacy, the user chooses Start Now): notify → compliant",
+		"mac-08 (unsupported model): enrolled → unsupported",
+		"mac-04 (unmanaged): enrolled → unmanaged",
+	} {
+		if !strings.Contains(live, want) {
+			t.Errorf("live output lacks %q", want)
+		}
 	}
 }
 

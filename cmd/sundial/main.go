@@ -32,8 +32,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "sundial:", err)
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		fmt.Fprintln(stderr, "sundial:", explain(cmd, err))
 		return exitCodeFor(err)
 	}
 	return exitOK

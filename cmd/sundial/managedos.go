@@ -103,9 +103,27 @@ func replicaID() string {
 	return h + "-" + strconv.Itoa(os.Getpid())
 }
 
+// leaseOverrides changes how runScheduler competes for its lease; the zero
+// value is production's (the app's store and clock). The replica test sets
+// them to crash a replica's lease calls, keep leases on the real clock
+// while the app's clock jumps days, and see who leads when.
+type leaseOverrides struct {
+	store   storage.LeaseStore
+	clock   Clock
+	leading func() (done func()) // called when this replica starts leading
+}
+
 // runScheduler runs the scheduler while this replica holds the lease.
 func (a *app) runScheduler(ctx context.Context) {
-	leader := storage.NewLeader(a.store, "scheduler", replicaID(), 30*time.Second, a.clock, a.log)
+	var leases storage.LeaseStore = a.store
+	if a.lease.store != nil {
+		leases = a.lease.store
+	}
+	var clk Clock = a.clock
+	if a.lease.clock != nil {
+		clk = a.lease.clock
+	}
+	leader := storage.NewLeader(leases, "scheduler", a.cfg.ReplicaID, a.cfg.LeaseTTL, clk, a.log)
 	// Only the leader re-pushes silent devices and refreshes inventory.
 	a.pusher.SetRepush(false)
 	a.svc.SetInventoryRefresh(false)
@@ -119,14 +137,23 @@ func (a *app) runScheduler(ctx context.Context) {
 		a.svc.SetInventoryRefresh(true)
 		defer a.pusher.SetRepush(false)
 		defer a.svc.SetInventoryRefresh(false)
+		if a.lease.leading != nil {
+			defer a.lease.leading()()
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			a.ensureDeclarations(ctx)
 		}()
 		polled := a.startCatalogPoller(ctx)
+		pruned := make(chan struct{})
+		go func() {
+			defer close(pruned)
+			newPruner(a.store, a.clock, a.log, a.cfg.RetainCommands, a.cfg.RetainHistory).Run(ctx)
+		}()
 		a.sched.Run(ctx)
 		<-done
+		<-pruned
 		<-polled
 	})
 }

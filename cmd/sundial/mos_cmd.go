@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -47,6 +48,15 @@ func newGroupsCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			gs, err := c.Groups(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, g := range gs {
+				if g.ID == args[0] {
+					return &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("group %s already exists (name %q); nothing changed", g.ID, g.Name)}
+				}
+			}
 			g, err := c.CreateGroup(cmd.Context(), args[0], name)
 			if err != nil {
 				return err
@@ -63,10 +73,14 @@ func newGroupsCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.AssignDevices(cmd.Context(), args[0], args[1:]); err != nil {
+			ids, err := resolveDevices(cmd, c, args[1:])
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d devices assigned to %s\n", len(args)-1, args[0])
+			if err := c.AssignDevices(cmd.Context(), args[0], ids); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d %s assigned to %s\n", len(ids), plural(len(ids), "device", "devices"), args[0])
 			return nil
 		},
 	}
@@ -98,6 +112,11 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				fmt.Fprintf(w, "enforce:   new releases %d days after Apple posts them, at %s %s\n", p.DelayDays, p.TimeOfDay, p.TimeZone)
 			case softwareupdate.ModeManual:
 				fmt.Fprintf(w, "enforce:   macOS %s by %s %s %s\n", p.MinimumVersion, p.Date, p.TimeOfDay, p.TimeZone)
+				if at, note := manualDeadline(p); !at.IsZero() {
+					fmt.Fprintf(w, "deadline:  %s%s\n", zonesLine(at, p.TimeZone, ""), note)
+				} else if p.TimeZone == softwareupdate.DeviceLocal {
+					fmt.Fprintln(w, "deadline:  at that wall time in each Mac's own time zone")
+				}
 				if p.FallbackTimeZone != "" {
 					fmt.Fprintf(w, "fallback:  %s until a Mac's agent reports its zone\n", p.FallbackTimeZone)
 				}
@@ -128,6 +147,9 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 		rec, err := c.SetPolicy(cmd.Context(), args[0], p)
 		if err != nil {
 			return err
+		}
+		if at, note := manualDeadline(p); note != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s %s in %s%s: the deadline is %s\n", p.Date, p.TimeOfDay, p.TimeZone, note, zonesLine(at, p.TimeZone, ""))
 		}
 		if cf.output == "json" {
 			return writeJSON(cmd.OutOrStdout(), rec)
@@ -188,7 +210,11 @@ func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 			if err != nil {
 				return err
 			}
-			rep, err := c.DeviceUpdate(cmd.Context(), args[0], history)
+			id, err := resolveDevice(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			rep, err := c.DeviceUpdate(cmd.Context(), id, history)
 			if err != nil {
 				return err
 			}
@@ -209,7 +235,11 @@ func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 					fmt.Fprintf(w, "target:    macOS %s\n", st.Target)
 				}
 				if !st.Deadline.IsZero() {
-					fmt.Fprintf(w, "deadline:  %s\n", st.Deadline.Local().Format(time.DateTime+" MST"))
+					policyZone := ""
+					if rec, err := c.Policy(cmd.Context(), rep.GroupID); err == nil {
+						policyZone = rec.Policy.TimeZone
+					}
+					fmt.Fprintf(w, "deadline:  %s\n", zonesLine(st.Deadline, policyZone, rep.DeviceTimeZone))
 				}
 				if st.Path != "" {
 					fmt.Fprintf(w, "path:      %s\n", st.Path)
@@ -266,9 +296,10 @@ func newAuditCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"entries": entries})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tWHEN\tWHO\tACTION\tSUBJECT\tAFTER")
+			fmt.Fprintln(tw, "SEQ\tWHEN\tWHO\tACTION\tSUBJECT\tBEFORE\tAFTER")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Local().Format(time.DateTime), e.Actor, e.Action, e.Subject, strings.TrimSpace(string(e.After)))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Local().Format(time.DateTime), e.Actor, e.Action, e.Subject,
+					orDash(strings.TrimSpace(string(e.Before))), orDash(strings.TrimSpace(string(e.After))))
 			}
 			return tw.Flush()
 		},
@@ -329,20 +360,27 @@ func newAPIKeysCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	var force bool
 	revoke := &cobra.Command{
-		Use: "revoke ID", Short: "Revoke an API key", Args: cobra.ExactArgs(1),
+		Use: "revoke ID", Short: "Revoke an API key (the key the CLI itself uses only with --force)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(cmd, getenv)
 			if err != nil {
 				return err
 			}
-			if err := c.RevokeAPIKey(cmd.Context(), args[0]); err != nil {
+			revoke := c.RevokeAPIKey
+			if force {
+				revoke = c.RevokeOwnAPIKey
+			}
+			if err := revoke(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
 			return nil
 		},
 	}
+	revoke.Flags().BoolVar(&force, "force", false, "revoke the key even if it is the one this CLI uses")
+	setAPIField(revoke, "force", "force=true")
 	keys.AddCommand(create, list, revoke)
 	return keys
 }
@@ -376,14 +414,27 @@ func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	}
 	var feedURL string
 	sync := &cobra.Command{
-		Use: "sync --url URL", Short: "Make the server fetch and merge a gdmf (v2/pmv) or SOFA macOS feed", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use: "sync FEED-URL", Short: "Make the server fetch and merge a gdmf (v2/pmv) or SOFA macOS feed", Args: cobra.MaximumNArgs(1),
+		Example: "  sundial catalog sync https://gdmf.apple.com/v2/pmv\n  sundial catalog sync --feed https://sofafeed.macadmins.io/v1/macos_data_feed.json",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if feedURL != "" && feedURL != args[0] {
+					return usageError{errors.New("give the feed once: as the argument or as --feed")}
+				}
+				feedURL = args[0]
+			}
+			// --url is Sundial's own address, as in every other command; a
+			// URL with a path is a feed given to the wrong flag, and the
+			// API key must not be sent to it.
+			if u, err := url.Parse(cf.url); cf.url != "" && err == nil && strings.Trim(u.Path, "/") != "" {
+				return usageError{fmt.Errorf("--url %s names the Sundial server, not the feed: give the feed as the argument (sundial catalog sync %s)", cf.url, cf.url)}
+			}
+			if feedURL == "" {
+				return usageError{errors.New("give the feed URL (e.g. sundial catalog sync https://gdmf.apple.com/v2/pmv)")}
+			}
 			c, err := cf.client(cmd, getenv)
 			if err != nil {
 				return err
-			}
-			if feedURL == "" {
-				return usageError{errors.New("--url is required (e.g. https://gdmf.apple.com/v2/pmv)")}
 			}
 			stop := spinner(cmd, "syncing "+feedURL)
 			res, err := c.SyncCatalog(cmd.Context(), feedURL)
@@ -399,8 +450,8 @@ func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	sync.Flags().StringVar(&feedURL, "url", "", "feed URL")
-	sync.Flags().SetAnnotation("url", noEnv, []string{"a feed, not the server"})
+	sync.Flags().StringVar(&feedURL, "feed", "", "feed URL (or give it as the argument)")
+	sync.Flags().SetAnnotation("feed", noEnv, []string{"a feed, not the server"})
 	var rr api.ReleaseRequest
 	add := &cobra.Command{
 		Use: "add", Short: "Add a release by hand", Args: cobra.NoArgs,
@@ -420,6 +471,9 @@ func newCatalogCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 	add.Flags().StringVar(&rr.Build, "build", "", "build, e.g. 24E263")
 	add.Flags().StringVar(&rr.PostingDate, "posted", "", "posting date YYYY-MM-DD")
 	add.Flags().StringSliceVar(&rr.SupportedDevices, "devices", nil, "supported board IDs (comma separated); empty means every Mac")
+	for flag, field := range map[string]string{"version": "version", "build": "build", "posted": "posting_date", "devices": "supported_devices"} {
+		setAPIField(add, flag, field)
+	}
 	cat.AddCommand(list, sync, add, newCatalogRemoveCmd(getenv, cf), newCatalogStatusCmd(getenv, cf))
 	return cat
 }
@@ -468,12 +522,21 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 	f.StringVar(&p.TimeZone, "tz", "", "IANA time zone, or device-local")
 	f.StringVar(&p.FallbackTimeZone, "fallback-tz", "", "device-local: IANA zone used until a Mac's agent reports its own (required)")
 	f.BoolVar(&p.AllowMajorUpgrades, "allow-major", false, "allow upgrades to a new major version")
-	f.IntVar(&p.MinimumNoticeDays, "notice", 0, "minimum notice in days (default 5)")
+	f.IntVar(&p.MinimumNoticeDays, "notice", 0, fmt.Sprintf("minimum notice in days, 1 to %d (default %d)", softwareupdate.MaxMinimumNoticeDays, softwareupdate.DefaultMinimumNoticeDays))
 	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")
 	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
 	f.StringVar(&p.SetupMinimum, "setup-minimum", "", "ADE Macs below the target wait at Setup Assistant until they update: required or off (default: required for manual policies)")
+	f.BoolVar(&p.AllowUnknownVersion, "allow-unknown-version", false, "manual: accept a --version the release catalog does not know")
+	for flag, field := range map[string]string{"mode": "mode", "delay": "delay_days", "version": "minimum_version", "date": "date",
+		"time": "time_of_day", "tz": "time_zone", "allow-major": "allow_major_upgrades", "notice": "minimum_notice_days",
+		"ring": "ring_offset_days", "details-url": "details_url", "allow-unknown-version": "allow_unknown_version", "fallback-tz": "fallback_time_zone", "setup-minimum": "setup_minimum"} {
+		setAPIField(cmd, flag, field)
+	}
 	return func() (softwareupdate.Policy, error) {
 		out := *p
+		if f.Changed("notice") && p.MinimumNoticeDays < 1 {
+			return out, usageError{fmt.Errorf("--notice %d: give 1 to %d days, or leave it out for the default %d", p.MinimumNoticeDays, softwareupdate.MaxMinimumNoticeDays, softwareupdate.DefaultMinimumNoticeDays)}
+		}
 		out.Mode = softwareupdate.Mode(mode)
 		if delay != "" {
 			n, err := softwareupdate.ParseDelay(delay)
@@ -484,4 +547,50 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 		}
 		return out, nil
 	}
+}
+
+// manualDeadline is the instant of a manual policy's deadline in a named
+// zone (zero otherwise), with a note when clocks there skip or repeat that
+// wall time on that day (daylight saving), saying which instant is used.
+func manualDeadline(p softwareupdate.Policy) (time.Time, string) {
+	if p.Mode != softwareupdate.ModeManual || p.TimeZone == "" || p.TimeZone == softwareupdate.DeviceLocal {
+		return time.Time{}, ""
+	}
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		return time.Time{}, ""
+	}
+	day, err1 := time.Parse(time.DateOnly, p.Date)
+	tod, err2 := time.Parse("15:04", p.TimeOfDay)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, ""
+	}
+	y, m, d := day.Date()
+	at, kind := softwareupdate.ResolveWallTime(y, m, d, tod.Hour(), tod.Minute(), loc)
+	switch kind {
+	case softwareupdate.WallTimeSkipped:
+		return at, " does not exist (clocks spring forward over it); Sundial uses the same time after the jump"
+	case softwareupdate.WallTimeRepeated:
+		return at, " happens twice (clocks fall back); Sundial uses the first"
+	}
+	return at, ""
+}
+
+// zonesLine shows an instant in the policy's zone, the Mac's zone (when
+// known and different) and UTC, so nobody has to convert a deadline.
+func zonesLine(at time.Time, policyZone, macZone string) string {
+	const layout = "2006-01-02 15:04 MST"
+	var parts []string
+	seen := map[string]bool{"UTC": true, "": true, softwareupdate.DeviceLocal: true}
+	for _, z := range []struct{ name, what string }{{policyZone, "policy"}, {macZone, "Mac"}} {
+		if seen[z.name] {
+			continue
+		}
+		seen[z.name] = true
+		if loc, err := time.LoadLocation(z.name); err == nil {
+			parts = append(parts, fmt.Sprintf("%s (%s, %s)", at.In(loc).Format(layout), z.name, z.what))
+		}
+	}
+	parts = append(parts, at.UTC().Format(layout))
+	return strings.Join(parts, " = ")
 }

@@ -104,8 +104,9 @@ func TestManagedOSThroughCLI(t *testing.T) {
 	if code, out, errs := cli(append([]string{"policy", "what-if"}, good[2:]...)...); code != 0 || !strings.Contains(out, "forced to install within 24 h") {
 		t.Errorf("policy what-if = %d %q %q", code, out, errs)
 	}
-	if code, out, _ := cli("devices", "show", mac.UDID); code != 0 || !strings.Contains(out, "pending") || !strings.Contains(out, rel.Version.String()) {
-		t.Errorf("devices show = %d %q", code, out)
+	if code, out, _ := cli("devices", "show", mac.UDID); code != 0 || !strings.Contains(out, "pending") || !strings.Contains(out, rel.Version.String()) ||
+		!strings.Contains(out, deadline+" 17:00 ") || !strings.Contains(out, "(Europe/Berlin, policy) = ") || !strings.Contains(out, " UTC\n") {
+		t.Errorf("devices show = %d %q, want the deadline in Berlin and UTC", code, out)
 	}
 }
 

@@ -40,6 +40,10 @@ type pushManager struct {
 	mu     sync.RWMutex
 	cert   *certs.PushCert
 	sender *apns.Sender
+
+	// changed is called after a new certificate is in place (the push
+	// service forgets the old one's errors).
+	changed func()
 }
 
 func newPushManager(log *slog.Logger, clk Clock, url string, roots []*x509.Certificate, dir string) *pushManager {
@@ -84,9 +88,13 @@ func (m *pushManager) Set(pc *certs.PushCert, keep bool) error {
 	m.mu.Lock()
 	old := m.sender
 	m.cert, m.sender = pc, s
+	changed := m.changed
 	m.mu.Unlock()
 	if old != nil {
 		old.Close()
+	}
+	if changed != nil {
+		changed()
 	}
 	m.log.Info("push certificate set", "topic", pc.Topic, "not_after", pc.NotAfter)
 	return nil

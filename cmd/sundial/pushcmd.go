@@ -59,7 +59,10 @@ func newPushCertCmd(getenv func(string) string, cf *clientFlags) *cobra.Command 
 			if err != nil {
 				return err
 			}
-			return printPushCert(cmd, cf, info)
+			if err := printPushCert(cmd, cf, info); err != nil {
+				return err
+			}
+			return warnOtherTopics(cmd, c, info.Topic)
 		},
 	}
 	set.Flags().StringVar(&certFile, "cert", "", "certificate PEM file")
@@ -118,30 +121,38 @@ func newDevicesPushCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 			if err != nil {
 				return err
 			}
-			ids := args
+			var ids []string
 			if group != "" {
 				if ids, err = groupDevices(cmd, c, group); err != nil {
 					return err
 				}
+				if len(ids) == 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "group %s has no devices: nothing pushed\n", group)
+					return nil
+				}
+			} else if ids, err = resolveDevices(cmd, c, args); err != nil {
+				return err
 			}
 			bar := newProgress(cmd.ErrOrStderr())
 			all := []api.PushResult{}
-			var failed error
+			batch := newBatch(cmd, len(ids))
 			for i, id := range ids {
 				res, err := c.Push(cmd.Context(), id)
 				if len(ids) > 1 {
 					bar.update("push", i+1, len(ids))
 				}
+				if err == nil {
+					err = pushFailure(res)
+				}
 				if err != nil {
-					failed = err
-					fmt.Fprintf(cmd.ErrOrStderr(), "\n%s: %v\n", id, err)
-					continue
+					batch.fail(id, err)
 				}
 				all = append(all, res...)
 			}
 			if len(ids) > 1 {
 				bar.done()
 			}
+			failed := batch.err("pushed")
 			if cf.output == "json" {
 				if err := writeJSON(cmd.OutOrStdout(), map[string]any{"results": all}); err != nil {
 					return err
@@ -156,6 +167,54 @@ func newDevicesPushCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 	}
 	cmd.Flags().StringVar(&group, "group", "", "push every device of this group")
 	return cmd
+}
+
+// pushFailure is nil when APNs accepted every push of a device, and
+// otherwise says why not, with what to do about it.
+func pushFailure(res []api.PushResult) error {
+	for _, r := range res {
+		if r.Outcome == "ok" {
+			continue
+		}
+		msg := fmt.Sprintf("push %s", r.Outcome)
+		if r.Reason != "" {
+			msg += " " + r.Reason
+		}
+		switch r.Reason {
+		case "NoCertificate":
+			msg += ": no MDM push certificate is configured (sundial pushcert set)"
+		case "TopicMismatch":
+			msg += ": the Mac enrolled with another push topic (before this push certificate was set); it must re-enroll to be woken"
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// warnOtherTopics tells the admin how many enrolled Macs use a push topic
+// other than the new certificate's: APNs refuses to wake them with it, and
+// only re-enrolling moves them to the new topic.
+func warnOtherTopics(cmd *cobra.Command, c *api.Client, topic string) error {
+	n, after := 0, ""
+	for {
+		page, err := c.Devices(cmd.Context(), after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, d := range page.Devices {
+			if d.Topic != "" && d.Topic != topic && d.CheckedOutAt.IsZero() {
+				n++
+			}
+		}
+		if page.Next == "" || len(page.Devices) == 0 {
+			break
+		}
+		after = page.Next
+	}
+	if n > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d enrolled %s the push topic of an earlier certificate (or the placeholder used before one was set): they cannot be woken with this certificate and must re-enroll\n", n, plural(n, "Mac uses", "Macs use"))
+	}
+	return nil
 }
 
 func newAPNsMockCmd(getenv func(string) string) *cobra.Command {

@@ -201,18 +201,15 @@ type replica struct {
 	served  atomic.Int64 // requests the front sent here
 }
 
-// startReplica starts replica n on dir. It mirrors app.serve, with one
-// difference, marked TEST-ONLY below: serve competes for the scheduler
-// lease as replicaID() (host and PID, the same for every replica in this
-// process) with a 30 s ttl on the app's clock, so the test runs the same
-// storage.Leader itself with a holder per replica, a short ttl and the real
-// clock (the fake clock jumps days at a time, which would expire every
-// lease at each jump).
+// startReplica starts replica n on dir: the app as newApp wires it, its
+// scheduler through a.runScheduler with --replica-id and --lease-ttl set
+// as an operator would, and the lease calls observed (and crashable).
 func startReplica(t *testing.T, n int, dir, dsn, publicURL string, clk *clock.Fake, leases *leaseLog) *replica {
 	t.Helper()
+	holder := fmt.Sprintf("%s-r%d", replicaID(), n)
 	cfg := Config{Listen: "127.0.0.1:0", DataDir: dir, PublicURL: publicURL, NoTLS: true, ChallengeMode: "shared",
 		LogLevel: "warn", LogFormat: "text", FlushInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		APNsURL: "https://127.0.0.1:1", Storage: "pgsql", StorageDSN: dsn}
+		APNsURL: "https://127.0.0.1:1", Storage: "pgsql", StorageDSN: dsn, LeaseTTL: replicaLeaseTTL, ReplicaID: holder}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +222,7 @@ func startReplica(t *testing.T, n int, dir, dsn, publicURL string, clk *clock.Fa
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{n: n, holder: fmt.Sprintf("%s-r%d", replicaID(), n), app: a,
+	r := &replica{n: n, holder: holder, app: a,
 		url: &url.URL{Scheme: "http", Host: ln.Addr().String()},
 		srv: &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -236,17 +233,17 @@ func startReplica(t *testing.T, n int, dir, dsn, publicURL string, clk *clock.Fa
 		}
 	})
 	r.wg.Go(func() { a.svc.Run(ctx, cfg.FlushInterval) })
-	// TEST-ONLY: what a.runScheduler does, with a holder per replica and
-	// the test's ttl; see the doc comment.
-	ls := crashableLeases{LeaseStore: a.store, holder: r.holder, crashed: &r.crashed, log: leases}
-	leader := storage.NewLeader(ls, "scheduler", r.holder, replicaLeaseTTL, clock.System{}, log)
-	r.wg.Go(func() {
-		leader.Run(ctx, func(ctx context.Context) {
+	// The server's own scheduler path (a.runScheduler), with the lease
+	// calls routed through a store that can crash, on the real clock.
+	a.lease = leaseOverrides{
+		store: crashableLeases{LeaseStore: a.store, holder: r.holder, crashed: &r.crashed, log: leases},
+		clock: clock.System{},
+		leading: func() func() {
 			leases.enter(r.holder)
-			defer leases.leave()
-			a.sched.Run(ctx)
-		})
-	})
+			return leases.leave
+		},
+	}
+	r.wg.Go(func() { a.runScheduler(ctx) })
 	r.alive.Store(true)
 	t.Cleanup(r.stop)
 	return r

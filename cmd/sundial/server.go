@@ -72,6 +72,7 @@ type backend interface {
 	api.Auditor
 	storage.EnrollmentGuardStore
 	api.EnrollmentGuards
+	storage.RetentionStore
 	ddm.Store
 	scheduler.Store
 	api.GroupMembers
@@ -116,6 +117,8 @@ type app struct {
 	catState  *catalogState
 	schedMet  *fleetmetrics.Scheduler
 	console   *console.Console
+	faults    *faults
+	lease     leaseOverrides
 }
 
 // newApp opens the data directory and wires every part.
@@ -151,6 +154,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a))
+	a.faults = newFaults(a.registry)
 	if err := a.setupPush(); err != nil {
 		return nil, err
 	}
@@ -244,7 +248,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
 		WithGroupMembers(store).
 		WithAudit(store, clk.Now).
-		WithEnrollmentGuards(store)
+		WithEnrollmentGuards(store).
+		WithDeviceZones(z)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
@@ -255,7 +260,11 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.setupConsole(admin, reporter)
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
-	a.handler = r
+	// A panic in any handler is logged, counted and turns /healthz degraded.
+	a.handler = a.recoverPanics(r)
+	if a.admin.handler != nil {
+		a.admin.handler = a.recoverPanics(a.admin.handler)
+	}
 	return a, nil
 }
 
@@ -312,7 +321,13 @@ func (a *app) setupPush() error {
 	a.pusher, err = push.New(a.pushMgr, a.store, push.WithClock(a.clock), push.WithLogger(a.log),
 		push.WithRegisterer(a.registry),
 		push.WithCertErrorHandler(func(err error) { a.log.Error("push certificate refused", "err", err) }))
-	return err
+	if err != nil {
+		return err
+	}
+	a.pushMgr.mu.Lock()
+	a.pushMgr.changed = a.pusher.CertChanged
+	a.pushMgr.mu.Unlock()
+	return nil
 }
 
 // pushNotifier passes new work to the push service while a push
@@ -340,7 +355,7 @@ func (a *app) pushTopic(context.Context) (string, error) {
 
 // health is what /healthz reports.
 type health struct {
-	Status  string             `json:"status"` // ok, warn
+	Status  string             `json:"status"` // ok, warn, degraded (a fault inside the server: see issues)
 	Time    time.Time          `json:"time"`
 	Push    api.PushCertInfo   `json:"push"`
 	Catalog *api.CatalogStatus `json:"catalog,omitempty"`
@@ -363,6 +378,10 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	a.catalogHealth(r.Context(), &h)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
+	}
+	if f := a.faults.issues(); len(f) > 0 {
+		h.Status = "degraded"
+		h.Issues = append(f, h.Issues...)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(h)
@@ -486,6 +505,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer wg.Done()
 		a.console.Run(bg, consoleRefresh)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.checkStorage(bg)
 	}()
 	wg.Add(1)
 	go func() {

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +17,7 @@ import (
 )
 
 func newStorageCmd(getenv func(string) string) *cobra.Command {
-	st := &cobra.Command{Use: "storage", Short: "Move an installation between storage backends"}
+	st := &cobra.Command{Use: "storage", Short: "Check, compact and migrate the database"}
 	var from, to string
 	mig := &cobra.Command{
 		Use:   "migrate --from bolt:PATH --to pgsql:DSN",
@@ -34,6 +37,13 @@ until the migration has finished. The target must be empty.`,
 			if !ok || dsn == "" {
 				return usageError{errors.New("--to must be pgsql:DSN")}
 			}
+			// bolt.Open creates a missing file: an empty source would
+			// "migrate" nothing and report every count matching.
+			if fi, err := os.Stat(path); err != nil {
+				return fmt.Errorf("--from: %w", err)
+			} else if fi.Size() == 0 {
+				return usageError{fmt.Errorf("--from %s is empty: not a Sundial database", path)}
+			}
 			src, err := bolt.Open(path, nil)
 			if err != nil {
 				return err
@@ -47,7 +57,16 @@ until the migration has finished. The target must be empty.`,
 			bar := newProgress(cmd.ErrOrStderr())
 			rep, err := migrate.Run(cmd.Context(), src, dst, bar.update)
 			bar.done()
+			if err == nil {
+				var cat []migrate.KindReport
+				cat, err = migrate.CopyCatalog(cmd.Context(), src, dst, time.Now())
+				rep.Kinds = append(rep.Kinds, cat...)
+			}
 			fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			if errors.Is(err, migrate.ErrCountMismatch) && len(rep.Differences) > 0 {
+				// The report above lists the differences: say it once.
+				return &failedError{msg: "migration failed: the counts above differ; nothing was written to the target"}
+			}
 			if err != nil {
 				return err
 			}
@@ -58,8 +77,43 @@ until the migration has finished. The target must be empty.`,
 	mig.Flags().StringVar(&from, "from", "", "source, bolt:PATH")
 	mig.Flags().StringVar(&to, "to", "", "target, pgsql:DSN")
 	st.AddCommand(mig)
-	st.AddCommand(newCompactCmd())
+	st.AddCommand(newCompactCmd(), newStorageCheckCmd())
 	return st
+}
+
+func newStorageCheckCmd() *cobra.Command {
+	var file, dataDir string
+	cmd := &cobra.Command{
+		Use:   "check [--file PATH | --data-dir DIR]",
+		Short: "Check a bbolt database file for damage (the server must be stopped; or check a backup)",
+		Long: `check reads the file's meta pages, compares its size with what they say it
+holds, reads every bucket and key, and runs bbolt's consistency check
+(every page reachable once, free pages not in use). It exits 0 when the
+file is sound, 1 when it is damaged (with how to restore from a backup) or
+in use. The server runs the first two checks at every start and refuses a
+damaged file, and reads every key in the background after start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				file = filepath.Join(dataDir, dbFile)
+			}
+			if _, err := os.Stat(file); err != nil {
+				return err
+			}
+			rep, err := bolt.Check(cmd.Context(), file)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			if len(rep.Problems) > 0 {
+				return &failedError{msg: fmt.Sprintf("%s is damaged.\n%s", file, bolt.RestoreHint(file))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "the database file (default: sundial.db in --data-dir)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./sundial-data", "the server's data directory")
+	return cmd
 }
 
 func newCompactCmd() *cobra.Command {

@@ -212,6 +212,20 @@ func (s *Service) Notify(ids ...string) {
 	}
 }
 
+// CertChanged forgets the last certificate error and ends the pause it
+// started: a new certificate deserves a fresh try, and health checks must
+// not report the old one's error.
+func (s *Service) CertChanged() {
+	s.mu.Lock()
+	s.certErr = nil
+	s.pausedUntil = time.Time{}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 // CertError returns the last certificate error reported by the Sender, or
 // nil if none was seen or a push succeeded since. Use it for health checks.
 func (s *Service) CertError() error {

@@ -270,6 +270,9 @@ type DeviceReport struct {
 	Status    string           `json:"status,omitempty"`
 	Exception *ExceptionRecord `json:"exception,omitempty"`
 	History   []Transition     `json:"history"`
+	// DeviceTimeZone is the Mac's own time zone as its agent last reported
+	// it; empty when unknown. The admin API fills it in.
+	DeviceTimeZone string `json:"device_time_zone,omitempty"`
 }
 
 // Device returns a device's phase, deadline, exception and the last

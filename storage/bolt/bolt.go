@@ -77,6 +77,8 @@ var ErrLocked = errors.New("database is in use by another process")
 type Store struct {
 	db  *bbolt.DB
 	fin *finished
+
+	warnings []string // what the check at open found survivable (Warnings)
 }
 
 var _ storage.All = (*Store)(nil)
@@ -102,7 +104,7 @@ const DefaultPageSize = 16 << 10
 
 // Open opens or creates the database at path. If another process holds the
 // file it fails within the lock timeout with ErrLocked.
-func Open(path string, opts *Options) (*Store, error) {
+func Open(path string, opts *Options) (_ *Store, err error) {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -117,6 +119,15 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := checkPageSize(pageSize); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// bbolt faults on a truncated file and panics on damaged meta pages:
+	// refuse those with a message that says how to restore (check.go).
+	rep, err := CheckFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
 	// The freelist is written with every commit. Without it bbolt rebuilds
 	// the freelist at open by walking every page of the file, which takes
 	// seconds on a large fleet and maps the whole database into memory
@@ -129,6 +140,14 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// bbolt panics on the damaged pages it meets; Update has rolled back
+	// by the time the panic gets here.
+	defer func() {
+		if v := recover(); v != nil {
+			db.Close()
+			err = fmt.Errorf("%w: %s: %v.\n%s", ErrDamaged, path, v, RestoreHint(path))
+		}
+	}()
 	fin := newFinished()
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
@@ -168,7 +187,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &Store{db: db, fin: fin}, nil
+	return &Store{db: db, fin: fin, warnings: rep.Warnings}, nil
 }
 
 // migrateToV2 rewrites JSON update states in the binary form and indexes
