@@ -88,6 +88,7 @@ type Server struct {
 	catSync   CatalogSyncer
 	states    StateReader
 	rotator   AgentRotator
+	retrier   Retrier
 }
 
 type ctxKey int
@@ -128,6 +129,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/devices/{id}/commands", s.handle(s.enqueueCommand)).Methods(http.MethodPost)
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
+	s.registerRetry(v1)
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)
 	s.registerAgent(v1)

@@ -56,7 +56,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv), newAPNsMockCmd(getenv), newDemoCmd(getenv), newStorageCmd(getenv))
 	cf := &clientFlags{}
 	devices := &cobra.Command{Use: "devices", Short: "List and inspect enrolled Macs"}
-	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf), newDevicesShowCmd(getenv, cf))
+	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf), newDevicesShowCmd(getenv, cf), newDevicesRetryCmd(getenv, cf))
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),

@@ -66,6 +66,7 @@ type backend interface {
 	storage.CatalogStore
 	ddm.Store
 	scheduler.Store
+	scheduler.AuditAppender
 }
 
 var (
@@ -213,7 +214,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
-		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner)
+		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
+		WithRetrier(scheduler.NewRetries(a.sched, store, clk))
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
