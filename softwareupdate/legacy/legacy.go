@@ -318,6 +318,12 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 		return act, sendErr
 
 	case softwareupdate.PhaseEnforce:
+		if !st.StartNowAt.IsZero() && st.Step == StepVerify {
+			// A Start Now install from the countdown did not happen; its
+			// InstallASAP is not a substitution by the Mac.
+			note("Start Now did not install " + st.Target + ": the Mac still runs " + orDash(st.Facts.OSVersion))
+			st.StartNowAt, st.InstallAction = time.Time{}, ActionInstallForceRestart
+		}
 		action := ActionInstallForceRestart
 		why := "deadline passed: force the install and restart"
 		switch {
