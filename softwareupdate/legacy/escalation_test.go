@@ -177,9 +177,9 @@ func TestAttemptsCountInstallsSent(t *testing.T) {
 		at = st.RetryAt
 		st.ClearFailure()
 	}
-	want := "deadline passed: force the install and restart (install attempt 1 of 5)\n" +
-		"deadline passed: force the install and restart (install attempt 2 of 5)\n" +
-		"deadline passed: force the install and restart (install attempt 3 of 5)"
+	want := "deadline passed: force the install and restart (install attempt 1 of 5): ScheduleOSUpdate InstallForceRestart K\n" +
+		"deadline passed: force the install and restart (install attempt 2 of 5): ScheduleOSUpdate InstallForceRestart K\n" +
+		"deadline passed: force the install and restart (install attempt 3 of 5): ScheduleOSUpdate InstallForceRestart K"
 	if have := reasons(sent...); have != want || st.Attempts != 3 {
 		t.Errorf("attempts %d, history:\n%s\nwant:\n%s", st.Attempts, have, want)
 	}
