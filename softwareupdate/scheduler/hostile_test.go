@@ -29,7 +29,7 @@ import (
 // declarations, missing bootstrap tokens, device-local zones, deferring
 // and ineligible states) are added as rows.
 
-// hostileFleet is the fleet size; -short runs a tenth of it. The 1,000-Mac
+// hostileFleet is the fleet size; -short and -race run a tenth of it. The 1,000-Mac
 // run costs about 52 s of CPU, most of it the simulated Macs' RSA
 // signatures (44 %) and SCEP enrolments (14 %): measured with
 // `go test -run TestHostileFleet -count=1 -cpuprofile` on the shared
@@ -147,7 +147,7 @@ func hostileCatalog(t testing.TB) *catalog.Catalog {
 
 func TestHostileFleet(t *testing.T) {
 	n := hostileFleet
-	if testing.Short() {
+	if testing.Short() || raceDetector {
 		n /= 10
 	}
 	ctx := t.Context()
