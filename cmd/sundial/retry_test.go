@@ -52,6 +52,10 @@ func TestDevicesRetry(t *testing.T) {
 		code := run(t.Context(), append(args, "--data-dir", ts.dir), func(k string) string { return env[k] }, &out, &errb)
 		return code, out.String(), errb.String()
 	}
+	// devices show says what failed and when it is retried.
+	if code, out, errs := cli("devices", "show", mac.UDID); code != 0 || !strings.Contains(out, "failure:   ScheduleOSUpdateScan Error") || !strings.Contains(out, "retry at:") {
+		t.Errorf("devices show = %d %q %q", code, out, errs)
+	}
 	code, out, errs := cli("devices", "retry", mac.UDID, "-o", "json")
 	var res scheduler.RetryOutcome
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || !strings.Contains(res.Cleared, "Simulated failure") || res.Step != "scan" {
