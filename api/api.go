@@ -98,6 +98,7 @@ type Server struct {
 	audits    auditLog
 	guards    EnrollmentGuards
 	zones     DeviceZoner
+	retrier   Retrier
 }
 
 type ctxKey int
@@ -142,6 +143,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerBulk(v1)
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
+	s.registerRetry(v1)
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)
 	s.registerAgent(v1)

@@ -38,7 +38,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	cf := &clientFlags{}
 	devices := &cobra.Command{Use: "devices", Short: "List and inspect enrolled Macs"}
 	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf), newDevicesShowCmd(getenv, cf),
-		newDevicesAllowReenrollCmd(getenv, cf), newDevicesEnrollmentCmd(getenv, cf))
+		newDevicesAllowReenrollCmd(getenv, cf), newDevicesEnrollmentCmd(getenv, cf), newDevicesRetryCmd(getenv, cf))
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),

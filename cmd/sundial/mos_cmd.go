@@ -250,6 +250,9 @@ func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 						fmt.Fprintf(w, "retry at:  %s\n", st.RetryAt.Local().Format(time.DateTime+" MST"))
 					}
 				}
+				if st.Attempts > 0 {
+					fmt.Fprintf(w, "installs:  %d sent\n", st.Attempts)
+				}
 			} else {
 				fmt.Fprintln(w, "phase:     not evaluated yet")
 			}

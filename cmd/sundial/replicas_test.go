@@ -546,8 +546,12 @@ func TestReplicasLeaderCrashMidTimeline(t *testing.T) {
 		return func(_ *replicaMac, st *scheduler.State) bool { return st.Phase == p }
 	}
 
-	// Enrollment: inventory; the Macs are pending with a product key.
-	step(t0, "pending with a product key", allSupported(func(_ *replicaMac, st *scheduler.State) bool {
+	// Enrollment: inventory and a scan; the list, asked once the scan had
+	// time to run, gives the product key.
+	step(t0, "a scan started", allSupported(func(_ *replicaMac, st *scheduler.State) bool {
+		return st.Phase == softwareupdate.PhasePending && st.Step == "scan" && st.Awaiting == ""
+	}))
+	step(t0.Add(10*time.Minute), "pending with a product key", allSupported(func(_ *replicaMac, st *scheduler.State) bool {
 		return st.Phase == softwareupdate.PhasePending && st.ProductKey != ""
 	}))
 	// D-5 days: the download.

@@ -77,6 +77,7 @@ type backend interface {
 	scheduler.Store
 	api.GroupMembers
 	storage.ComplianceDayStore
+	scheduler.AuditAppender
 }
 
 var (
@@ -249,7 +250,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithGroupMembers(store).
 		WithAudit(store, clk.Now).
 		WithEnrollmentGuards(store).
-		WithDeviceZones(z)
+		WithDeviceZones(z).
+		WithRetrier(scheduler.NewRetries(a.sched, store, clk))
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}

@@ -33,7 +33,7 @@ type misbehaviour struct {
 // AnswerErrorUntil makes the device answer every command of requestType
 // with Error and chain (a generic one if empty) until the clock reaches
 // until, changing no state: a Mac whose software update service keeps
-// failing for days.
+// failing for days. An until already past ends it.
 func (d *Device) AnswerErrorUntil(requestType string, until time.Time, chain ...ErrorChainItem) {
 	if len(chain) == 0 {
 		chain = []ErrorChainItem{{ErrorCode: 12000, ErrorDomain: "MCMDMErrorDomain",

@@ -120,3 +120,23 @@ func TestScanTakesTime(t *testing.T) {
 		t.Errorf("last scan = %+v", s)
 	}
 }
+
+// TestFullInstallerTakesInstallASAPOnly: a full installer refuses
+// DownloadOnly and InstallForceRestart and installs with InstallASAP.
+func TestFullInstallerTakesInstallASAPOnly(t *testing.T) {
+	clock := newFakeClock()
+	full := FullInstaller("14.7.3", "23H417")
+	d := newTestDevice(t, WithClock(clock), WithSupervised(true), WithOS("13.6.7", "22G720"), WithCapacity(494, 200), WithCatalog(full))
+	for _, action := range []string{ActionDownloadOnly, ActionInstallForceRestart} {
+		if r := schedule(t, d, full.ProductKey, action); r["InstallAction"] != "Error" {
+			t.Errorf("%s = %v, want an Error item", action, r)
+		}
+	}
+	if r := schedule(t, d, full.ProductKey, ActionInstallASAP); r["InstallAction"] != ActionInstallASAP {
+		t.Fatalf("InstallASAP = %v", r)
+	}
+	clock.Advance(time.Hour)
+	if d.OSVersion() != "14.7.3" {
+		t.Errorf("after InstallASAP: %s", d.OSVersion())
+	}
+}

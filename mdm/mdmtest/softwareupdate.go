@@ -23,6 +23,10 @@ type Update struct {
 	AllowsInstallLater         bool
 	DownloadSize               int64 // bytes
 	InstallSize                int64 // bytes
+	// IsFullInstaller: an InstallAssistant full installer, which macOS 13
+	// and earlier list beside the OTA update of a major upgrade. It takes
+	// InstallASAP only; other actions are answered with an Error item.
+	IsFullInstaller bool
 }
 
 // MinorUpdate returns a minor (patch) macOS update with the ProductKey format
@@ -48,6 +52,16 @@ func MajorUpdate(version, build string) Update {
 	u.AllowsInstallLater = false
 	u.DownloadSize = 7_200_000_000
 	u.InstallSize = 14_000_000_000
+	return u
+}
+
+// FullInstaller returns the InstallAssistant full installer of a major
+// upgrade, under the kind of key macOS 13 lists it with (_MACOS_<version>).
+func FullInstaller(version, build string) Update {
+	u := MajorUpdate(version, build)
+	u.ProductKey = "_MACOS_" + version
+	u.IsFullInstaller = true
+	u.DownloadSize = 13_000_000_000
 	return u
 }
 
@@ -293,6 +307,13 @@ func (d *Device) jobLocked(productKey string) *updateJob {
 // entry for it.
 func (d *Device) scheduleLocked(now time.Time, u Update, action string) map[string]any {
 	res := map[string]any{"ProductKey": u.ProductKey}
+	if u.IsFullInstaller && action != ActionInstallASAP {
+		res["InstallAction"] = "Error"
+		res["Status"] = UpdateIdle
+		res["ErrorChain"] = []ErrorChainItem{{ErrorCode: 7, ErrorDomain: "SUMacControllerError",
+			LocalizedDescription: "The install action is not supported for this update", USEnglishDescription: "The install action is not supported for this update"}}
+		return res
+	}
 	if d.failure != "" {
 		res["InstallAction"] = action
 		res["Status"] = d.failure

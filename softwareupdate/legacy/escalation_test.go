@@ -177,9 +177,9 @@ func TestAttemptsCountInstallsSent(t *testing.T) {
 		at = st.RetryAt
 		st.ClearFailure()
 	}
-	want := "deadline passed: force the install and restart (install attempt 1 of 5)\n" +
-		"deadline passed: force the install and restart (install attempt 2 of 5)\n" +
-		"deadline passed: force the install and restart (install attempt 3 of 5)"
+	want := "deadline passed: force the install and restart (install attempt 1 of 5): ScheduleOSUpdate InstallForceRestart K\n" +
+		"deadline passed: force the install and restart (install attempt 2 of 5): ScheduleOSUpdate InstallForceRestart K\n" +
+		"deadline passed: force the install and restart (install attempt 3 of 5): ScheduleOSUpdate InstallForceRestart K"
 	if have := reasons(sent...); have != want || st.Attempts != 3 {
 		t.Errorf("attempts %d, history:\n%s\nwant:\n%s", st.Attempts, have, want)
 	}
@@ -333,5 +333,28 @@ func TestScanThenListLater(t *testing.T) {
 	}
 	if have, _ := step(t, e, st, softwareupdate.PhasePending, now.Add(12*time.Hour)); strings.Join(have, ";") != "ScheduleOSUpdateScan Force" {
 		t.Fatalf("rescan sent %q", have)
+	}
+}
+
+// A Start Now from the countdown that did not install is followed by the
+// forced install itself, not by InstallASAP as if the Mac had substituted it.
+func TestStartNowInCountdownThenForce(t *testing.T) {
+	e := New(Config{})
+	st := baseState("15.1")
+	st.ProductKey, st.Downloaded, st.Step = "K", true, StepStatus
+	st.StartNowAt = now
+	if have, _ := step(t, e, st, softwareupdate.PhaseCountdown, now); strings.Join(have, ";") != "ScheduleOSUpdate InstallASAP key=K" {
+		t.Fatalf("countdown sent %q", have)
+	}
+	answer(t, e, st, mdm.Acknowledged, updateResults(t, ActionInstallASAP, "Idle"), now)
+	at := now.Add(30 * time.Minute)
+	if have, _ := step(t, e, st, softwareupdate.PhaseEnforce, at); strings.Join(have, ";") != "DeviceInformation" {
+		t.Fatalf("verify sent %q", have)
+	}
+	answer(t, e, st, mdm.Acknowledged, report(t, map[string]any{"QueryResponses": map[string]any{}}), at)
+	have, act := step(t, e, st, softwareupdate.PhaseEnforce, at.Add(time.Hour))
+	if strings.Join(have, ";") != "ScheduleOSUpdate InstallForceRestart key=K" || st.Attempts != 2 ||
+		!strings.Contains(reasons(act), "Start Now did not install") || strings.Contains(reasons(act), "substituted") {
+		t.Fatalf("after the Start Now: sent %q attempts %d reasons %q", have, st.Attempts, reasons(act))
 	}
 }

@@ -131,6 +131,19 @@ type tplKey struct {
 	high                                     bool
 }
 
+// String describes a ScheduleOSUpdate as sent: "ScheduleOSUpdate
+// InstallForceRestart MSU_UPDATE_..." ("/High" for the priority).
+func (k tplKey) String() string {
+	s := k.requestType + " " + k.action
+	if k.high {
+		s += "/High"
+	}
+	if k.productKey != "" {
+		return s + " " + k.productKey
+	}
+	return s + " version " + k.version
+}
+
 // maxTemplates bounds the cache; it is emptied when full (a handful of
 // distinct commands is the normal case).
 const maxTemplates = 256
@@ -233,6 +246,9 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 			sendErr = err
 			return
 		}
+		if k.requestType == "ScheduleOSUpdate" {
+			reason += ": " + k.String() // history says exactly what was sent
+		}
 		st.Step, st.StepAt = step, now
 		st.StepCommand, st.Awaiting = cmd.UUID, cmd.RequestType
 		st.NextCheck = time.Time{}
@@ -318,6 +334,12 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 		return act, sendErr
 
 	case softwareupdate.PhaseEnforce:
+		if !st.StartNowAt.IsZero() && st.Step == StepVerify {
+			// A Start Now install from the countdown did not happen; its
+			// InstallASAP is not a substitution by the Mac.
+			note("Start Now did not install " + st.Target + ": the Mac still runs " + orDash(st.Facts.OSVersion))
+			st.StartNowAt, st.InstallAction = time.Time{}, ActionInstallForceRestart
+		}
 		action := ActionInstallForceRestart
 		why := "deadline passed: force the install and restart"
 		switch {

@@ -8,6 +8,7 @@ import (
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
@@ -25,14 +26,19 @@ type legacyRun struct {
 }
 
 func newLegacyRun(t *testing.T) *legacyRun {
+	return newLegacyRunWith(t, testCatalog(t), softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2"})
+}
+
+// newLegacyRunWith sets p (its deadline: day 10 at 17:00 UTC) as the
+// default group's policy over catalog cat.
+func newLegacyRunWith(t *testing.T, cat *catalog.Catalog, p softwareupdate.Policy) *legacyRun {
 	t0 := time.Now().UTC().Truncate(time.Hour)
 	y, m, d := t0.Date()
 	r := &legacyRun{t: t, t0: t0, D: time.Date(y, m, d+10, 17, 0, 0, 0, time.UTC), clk: clock.NewFake(t0)}
-	r.s = newStack(t, r.clk, testCatalog(t))
+	r.s = newStack(t, r.clk, cat)
 	r.rec = &recorder{clk: r.clk}
-	if _, err := r.s.mgr.SetPolicy(t.Context(), "admin@example.com", scheduler.DefaultGroupID, softwareupdate.Policy{
-		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: r.D.Format(time.DateOnly), TimeOfDay: "17:00", TimeZone: "UTC",
-	}); err != nil {
+	p.Date, p.TimeOfDay, p.TimeZone = r.D.Format(time.DateOnly), "17:00", "UTC"
+	if _, err := r.s.mgr.SetPolicy(t.Context(), "admin@example.com", scheduler.DefaultGroupID, p); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -202,5 +208,53 @@ func TestListAfterTheScan(t *testing.T) {
 	}
 	if h := history(t, r.s, m); !strings.Contains(h, "list taken at "+r.t0.Add(10*time.Minute).Format(time.RFC3339)) {
 		t.Errorf("history lacks when the list was taken:\n%s", h)
+	}
+}
+
+// Item 9: a macOS 13 Mac offered both the OTA update and the full installer
+// of its major upgrade gets the OTA one, whatever the list order; a Mac
+// offered only the full installer is sent InstallASAP and nothing else.
+// Every Mac reaches the target.
+func TestMajorUpgradeFromMacOS13PicksOTA(t *testing.T) {
+	rel := func(v, build string) catalog.Release {
+		return catalog.Release{Version: catalog.MustParseVersion(v), Build: build, PostingDate: time.Date(2025, 1, 27, 0, 0, 0, 0, time.UTC),
+			SupportedDevices: []string{"J413AP", "J493AP"}}
+	}
+	cat, err := catalog.New(rel("13.6.7", "22G720"), rel("14.7.3", "23H417"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newLegacyRunWith(t, cat, softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "14.7.3", AllowMajorUpgrades: true})
+	ota, full := mdmtest.MajorUpdate("14.7.3", "23H417"), mdmtest.FullInstaller("14.7.3", "23H417")
+	os13 := mdmtest.WithOS("13.6.7", "22G720")
+	fullFirst := r.enroll("full-first", os13, mdmtest.WithCatalog(full, ota))
+	otaFirst := r.enroll("ota-first", os13, mdmtest.WithCatalog(ota, full))
+	onlyFull := r.enroll("only-full", os13, mdmtest.WithCatalog(full))
+	got := r.until(r.t0.Add(10*time.Minute), 10*time.Minute)
+	for _, m := range []*mac{fullFirst, otaFirst} {
+		if st := state(t, r.s, m); st.ProductKey != ota.ProductKey || !st.MajorUpgrade {
+			t.Fatalf("%s: product key %q (major %v)", m.name, st.ProductKey, st.MajorUpgrade)
+		}
+	}
+	if st := state(t, r.s, onlyFull); st.ProductKey != full.ProductKey {
+		t.Fatalf("only-full: product key %q", st.ProductKey)
+	}
+	notify := r.D.Add(-softwareupdate.NotifyWindow)
+	r.clk.Set(notify)
+	got = append(got, r.until(r.D.Add(2*time.Hour), time.Hour)...)
+	for _, m := range []*mac{fullFirst, otaFirst} {
+		if n := count(got, m, "ScheduleOSUpdate", "DownloadOnly"); n != 1 {
+			t.Errorf("%s: %d DownloadOnly (no priority: a major upgrade), want 1:\n%s", m.name, n, diffSent(got, nil))
+		}
+	}
+	for _, x := range got {
+		if x.Mac == "only-full" && x.Type == "ScheduleOSUpdate" && x.Action != "InstallASAP" {
+			t.Errorf("only-full was sent %s: a full installer takes InstallASAP only", x.Action)
+		}
+	}
+	for _, m := range []*mac{fullFirst, otaFirst, onlyFull} {
+		if st := state(t, r.s, m); st.Phase != softwareupdate.PhaseCompliant || m.dev.OSVersion() != "14.7.3" {
+			t.Errorf("%s: %s on %s; history:\n%s", m.name, st.Phase, m.dev.OSVersion(), history(t, r.s, m))
+		}
 	}
 }

@@ -64,6 +64,8 @@ type stack struct {
 	store *bolt.Store
 	sched *scheduler.Scheduler
 	mgr   *scheduler.Manager
+	// notifier, when set before start, is told which Macs have new commands.
+	notifier scheduler.Notifier
 }
 
 type profileSigner struct {
@@ -110,8 +112,11 @@ func (s *stack) start() {
 	}
 	s.store = store
 	log := slog.New(slog.DiscardHandler)
-	s.sched = scheduler.New(store, store, s.cat, s.clk, scheduler.WithLogger(log),
-		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
+	opts := []scheduler.Option{scheduler.WithLogger(log), scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{}))}
+	if s.notifier != nil {
+		opts = append(opts, scheduler.WithNotifier(s.notifier))
+	}
+	s.sched = scheduler.New(store, store, s.cat, s.clk, opts...)
 	s.mgr = scheduler.NewManager(store, s.cat, s.clk, s.sched)
 	svc := service.New(store, s.clk, s.sealer, append(s.sched.ServiceOptions(), service.WithLogger(log))...)
 	devices := httpmdm.New(svc, s.auth, s.clk, httpmdm.WithLogger(log))
