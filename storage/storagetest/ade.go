@@ -16,6 +16,7 @@ type ADEBackend interface {
 	storage.All
 	storage.ADEStore
 	storage.ADEUpdater
+	storage.DEPServerStore
 }
 
 // RunADE runs the ABM device store conformance tests.
@@ -122,6 +123,37 @@ func RunADE(t *testing.T, newStore func(t *testing.T) ADEBackend) {
 		}
 		if c, _ := s.ADECursor(ctx, "main"); c != "" {
 			t.Errorf("bad pages stored cursor %q", c)
+		}
+	})
+	t.Run("DEPServers", func(t *testing.T) {
+		s := newStore(t)
+		t.Cleanup(func() { s.Close() })
+		ctx := context.Background()
+		if _, err := s.DEPServer(ctx, "main"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("unknown server err = %v", err)
+		}
+		srv := &storage.DEPServer{Name: "main", CertPEM: []byte("pem"), SealedKey: []byte{1, 2}, TokenExpiry: t0.Add(365 * 24 * time.Hour),
+			Profiles: map[string]storage.DEPProfile{"": {UUID: "P1", Hash: "h", DefinedAt: t0}}, UpdatedAt: t0}
+		if err := s.PutDEPServer(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		srv.Name = "second"
+		if err := s.PutDEPServer(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		have, err := s.DEPServer(ctx, "main")
+		if err != nil || have.Profiles[""].UUID != "P1" || !have.TokenExpiry.Equal(t0.Add(365*24*time.Hour)) || string(have.SealedKey) != "\x01\x02" {
+			t.Errorf("server = %+v, %v", have, err)
+		}
+		for _, bad := range []*storage.DEPServer{{Name: ""}, {Name: "has space"}, {Name: strings.Repeat("n", 65)},
+			{Name: "big", CertPEM: make([]byte, storage.MaxDEPServerSize)}} {
+			if err := s.PutDEPServer(ctx, bad); err == nil {
+				t.Errorf("bad server %.20q stored", bad.Name)
+			}
+		}
+		all, err := s.DEPServers(ctx)
+		if err != nil || len(all) != 2 || all[0].Name != "main" || all[1].Name != "second" {
+			t.Errorf("servers = %v, %v", all, err)
 		}
 	})
 }
