@@ -88,6 +88,7 @@ type Server struct {
 	catSync   CatalogSyncer
 	states    StateReader
 	rotator   AgentRotator
+	dep       DEP
 }
 
 type ctxKey int
@@ -131,6 +132,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)
 	s.registerAgent(v1)
+	s.registerDEP(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}

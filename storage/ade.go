@@ -154,7 +154,7 @@ type DEPServerStore interface {
 
 // EncodeDEPServer checks and encodes a server record.
 func EncodeDEPServer(s *DEPServer) ([]byte, error) {
-	if !validDEPName(s.Name) {
+	if !ValidDEPName(s.Name) {
 		return nil, errADEField("name (1 to 64 letters, digits, dots, dashes, underscores)")
 	}
 	b, err := json.Marshal(s)
@@ -167,7 +167,8 @@ func EncodeDEPServer(s *DEPServer) ([]byte, error) {
 	return b, nil
 }
 
-func validDEPName(n string) bool {
+// ValidDEPName reports whether n can name an ABM server in Sundial.
+func ValidDEPName(n string) bool {
 	if n == "" || len(n) > 64 {
 		return false
 	}

@@ -53,14 +53,16 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv), newAPNsMockCmd(getenv), newDemoCmd(getenv), newStorageCmd(getenv))
+	root.AddCommand(newServerCmd(getenv, stderr), newEnrollCmd(getenv), newLoadtestCmd(getenv), newAPNsMockCmd(getenv), newDemoCmd(getenv), newStorageCmd(getenv),
+		newDEPMockCmd(getenv))
 	cf := &clientFlags{}
 	devices := &cobra.Command{Use: "devices", Short: "List and inspect enrolled Macs"}
 	devices.AddCommand(newDevicesListCmd(getenv, cf), newDevicesPushCmd(getenv, cf), newDevicesShowCmd(getenv, cf))
 	commands := &cobra.Command{Use: "commands", Short: "Queue raw MDM commands and read their history"}
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),
-		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf), newAPIKeysCmd(getenv, cf), newCatalogCmd(getenv, cf), newReportCmd(getenv, cf)} {
+		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf), newAPIKeysCmd(getenv, cf), newCatalogCmd(getenv, cf), newReportCmd(getenv, cf),
+		newDEPCmd(getenv, cf)} {
 		cf.register(c)
 		root.AddCommand(c)
 	}

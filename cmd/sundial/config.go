@@ -48,6 +48,9 @@ type Config struct {
 	AdaptiveProcs   bool
 	GCPercent       int
 	ADEAppleRoot    string
+	ADESkipSetup    []string
+	DEPCA           string
+	DEPSyncInterval time.Duration
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -78,6 +81,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.StorageDSN, "storage-dsn", "", "PostgreSQL connection string for --storage pgsql (prefer SUNDIAL_STORAGE_DSN: it may hold a password)")
 	fs.StringVar(&c.CatalogCA, "catalog-ca", "", "extra CA certificates (PEM) for release feed URLs (gdmf chains to Apple's own root, which some systems lack)")
 	fs.StringVar(&c.ADEAppleRoot, "ade-apple-root", "", "Apple root CA certificates (PEM) that Macs' Automated Device Enrollment requests must chain to; without it POST /mdm/enroll answers 503")
+	fs.StringSliceVar(&c.ADESkipSetup, "ade-skip-setup", nil, "Setup Assistant panes ADE profiles skip (Apple's keys, comma-separated, e.g. Siri,Privacy)")
+	fs.StringVar(&c.DEPCA, "dep-ca", "", "extra CA certificates (PEM) to trust for the DEP API, e.g. `sundial depmock`'s")
+	fs.DurationVar(&c.DEPSyncInterval, "dep-sync-interval", 5*time.Minute, "how often the scheduler leader syncs devices from Apple Business Manager")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")

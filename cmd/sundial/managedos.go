@@ -115,8 +115,14 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(done)
 			a.ensureDeclarations(ctx)
 		}()
+		depDone := make(chan struct{})
+		go func() {
+			defer close(depDone)
+			a.runDEPSync(ctx, a.cfg.DEPSyncInterval)
+		}()
 		a.sched.Run(ctx)
 		<-done
+		<-depDone
 	})
 }
 

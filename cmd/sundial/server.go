@@ -30,6 +30,7 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/enrollment/ade"
+	"github.com/sundial-mdm/sundial/enrollment/ade/abm"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
@@ -67,6 +68,8 @@ type backend interface {
 	storage.CatalogStore
 	storage.ADEStore
 	storage.ADEUpdater
+	storage.DEPServerStore
+	AppendAudit(ctx context.Context, a *scheduler.AuditEntry) error
 	ddm.Store
 	scheduler.Store
 }
@@ -106,6 +109,7 @@ type app struct {
 	sched     *scheduler.Scheduler
 	manager   *scheduler.Manager
 	ddm       *ddm.Service
+	dep       *abm.Connector
 }
 
 // newApp opens the data directory and wires every part.
@@ -217,6 +221,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	if err := a.registerADE(r, profiles, bound); err != nil {
 		return nil, err
 	}
+	if a.dep, err = a.newDEPConnector(sealer); err != nil {
+		return nil, err
+	}
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
 	r.HandleFunc("/healthz", a.healthz)
@@ -224,7 +231,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithZoneObserver(func(ctx context.Context, id, tz string) { a.sched.Touch(id) }).Register(r)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	adm := api.New(store, a.svc, log).WithPush(a.pushMgr, a.pusher).
-		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner)
+		WithManagedOS(a.manager, a.catalog).WithAPIKeys(store, clk.Now).WithCatalogSync(catalogSource{a}).WithStates(store).WithAgentRotation(provisioner).
+		WithDEP(depAdmin{a.dep, store, clk, log})
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
@@ -334,6 +342,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := a.pusher.CertError(); err != nil {
 		h.Issues = append(h.Issues, "APNs refused the push certificate: "+err.Error())
 	}
+	h.Issues = append(h.Issues, a.depWarnings(r.Context())...)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -17,6 +18,8 @@ type ADEBackend interface {
 	storage.ADEStore
 	storage.ADEUpdater
 	storage.DEPServerStore
+	AppendAudit(ctx context.Context, a *scheduler.AuditEntry) error
+	Audit(ctx context.Context, after uint64, limit int) ([]scheduler.AuditEntry, error)
 }
 
 // RunADE runs the ABM device store conformance tests.
@@ -150,6 +153,16 @@ func RunADE(t *testing.T, newStore func(t *testing.T) ADEBackend) {
 			if err := s.PutDEPServer(ctx, bad); err == nil {
 				t.Errorf("bad server %.20q stored", bad.Name)
 			}
+		}
+		a, err := scheduler.NewAuditEntry(t0, "admin", "dep.token.upload", "main", nil, map[string]string{"token_expiry": "2027"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAudit(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := s.Audit(ctx, 0, 10); err != nil || len(es) != 1 || es[0].Action != "dep.token.upload" || es[0].Seq == 0 {
+			t.Errorf("audit = %+v, %v", es, err)
 		}
 		all, err := s.DEPServers(ctx)
 		if err != nil || len(all) != 2 || all[0].Name != "main" || all[1].Name != "second" {
