@@ -21,7 +21,7 @@ import (
 )
 
 // startADEServer starts a server trusting a test "Apple" root for ADE.
-func startADEServer(t *testing.T) (*testServer, *mdmtest.AppleDeviceCA) {
+func startADEServer(t testing.TB) (*testServer, *mdmtest.AppleDeviceCA) {
 	t.Helper()
 	apple, err := mdmtest.NewAppleDeviceCA(time.Now())
 	if err != nil {
@@ -36,7 +36,7 @@ func startADEServer(t *testing.T) (*testServer, *mdmtest.AppleDeviceCA) {
 }
 
 // abmAssign stores serials as ABM assigned them to this server, in group.
-func (ts *testServer) abmAssign(t *testing.T, group string, serials ...string) {
+func (ts *testServer) abmAssign(t testing.TB, group string, serials ...string) {
 	t.Helper()
 	p := storage.ADEPage{Server: "main", Cursor: "seed"}
 	for _, s := range serials {
