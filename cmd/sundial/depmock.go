@@ -23,9 +23,11 @@ TLS, with --seed Macs assigned to one MDM server. Its TLS certificate is made
 at start; --ca-out writes it for "sundial server --dep-ca FILE".
 
 To connect a server: "sundial dep keypair NAME --base-url https://ADDR --out
-cert.pem", then run depmock with --token-for cert.pem --token-out token.p7m and
-"sundial dep token upload NAME token.p7m". --tokens keeps the mock's OAuth
-credentials in a file so that a restarted mock accepts the same token.`,
+cert.pem", then POST cert.pem to https://ADDR/mock/server-token (the mock's
+stand-in for ABM's Download Token) and "sundial dep token upload NAME FILE".
+--token-for and --token-out write a token at start instead. --tokens keeps
+the mock's OAuth credentials in a file so that a restarted mock accepts the
+same token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd, getenv); err != nil {

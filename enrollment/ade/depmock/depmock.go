@@ -310,6 +310,10 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.session(w, r)
 		return
 	}
+	if path == "/mock/server-token" && r.Method == http.MethodPost {
+		m.serverToken(w, r)
+		return
+	}
 	if !m.authorized(r) {
 		writeBody(w, http.StatusForbidden, `"`+ErrForbidden+`"`)
 		return

@@ -3,6 +3,7 @@ package depmock_test
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -88,5 +89,24 @@ func TestSessionAndCursorErrors(t *testing.T) {
 	}
 	if status, _ := do(t, srv, "GET", "/account", sess, "", nil); status != 200 {
 		t.Errorf("account after rate limit = %d", status)
+	}
+}
+
+func TestServerTokenEndpoint(t *testing.T) {
+	m := depmock.New()
+	srv := httptest.NewTLSServer(m)
+	defer srv.Close()
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	resp, err := srv.Client().Post(srv.URL+"/mock/server-token", "application/x-pem-file", bytes.NewReader(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.HasPrefix(b, []byte("Content-Type: application/pkcs7-mime")) {
+		t.Errorf("token = %d %.80q", resp.StatusCode, b)
+	}
+	if status, _ := do(t, srv, "POST", "/mock/server-token", "", "", "not pem"); status != 400 {
+		t.Errorf("garbage = %d", status)
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 
 	"github.com/smallstep/pkcs7"
 )
@@ -37,4 +40,32 @@ func (m *Mock) ServerToken(cert *x509.Certificate) ([]byte, error) {
 	}
 	b.WriteString(enc + "\r\n")
 	return b.Bytes(), nil
+}
+
+// serverToken answers POST /mock/server-token (not an Apple endpoint): the
+// body is a certificate (PEM) from `sundial dep keypair`, the answer the
+// server token ABM would let an admin download for it.
+func (m *Mock) serverToken(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		writeBody(w, http.StatusBadRequest, "cannot read body")
+		return
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		writeBody(w, http.StatusBadRequest, "body is not a PEM certificate")
+		return
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		writeBody(w, http.StatusBadRequest, "body is not a PEM certificate")
+		return
+	}
+	tok, err := m.ServerToken(cert)
+	if err != nil {
+		writeBody(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkcs7-mime")
+	w.Write(tok)
 }
