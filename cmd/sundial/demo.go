@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/enrollment/ade/depmock"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
@@ -53,6 +55,10 @@ const (
 	demoManual    = "manual"
 )
 
+// demoProfileMac is the index of the managed Mac enrolled with the
+// downloaded profile instead of ADE.
+const demoProfileMac = 2
+
 // demoTick is the simulated time between two scheduler passes.
 const demoTick = 15 * time.Minute
 
@@ -65,7 +71,12 @@ func newDemoCmd(getenv func(string) string) *cobra.Command {
 		Long: `demo starts the real Sundial server on a temporary embedded database, an
 APNs mock and simulated Macs (macOS 13, 14 and 15, and one model the target
 does not support) in three groups, one per policy mode: unmanaged, automatic
-(7 days after Apple's release) and manual (a minimum version by a date). An
+(7 days after Apple's release) and manual (a minimum version by a date).
+The managed Macs come from a mock of Apple Business Manager and enroll
+through Automated Device Enrollment (supervised); a manual-group Mac below
+the target waits at Setup Assistant until it installs it. One automatic-group
+Mac enrolls with the downloaded profile instead: not supervised, so Apple
+lets no MDM enforce it and it ends failed, past its deadline. An
 accelerated clock runs the whole enforcement while a line per simulated day
 shows the phases; it ends with the compliance report. Nothing is kept.`,
 		Args: cobra.NoArgs,
@@ -108,6 +119,7 @@ type demoMac struct {
 	name        string
 	group       string
 	unsupported bool // the model the target does not support
+	ade         bool // enrolls through Automated Device Enrollment (supervised)
 }
 
 // demoPlan is what the demo simulates, chosen from the embedded catalog.
@@ -274,6 +286,21 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ms.Certificate().Raw}), 0o600); err != nil {
 		return nil, err
 	}
+	// Apple Business Manager: a DEP mock and a test "Apple" device CA
+	// whose root the server trusts for ADE enrollment requests.
+	dm := depmock.New()
+	dms := httptest.NewTLSServer(dm)
+	defer dms.Close()
+	apple, err := mdmtest.NewAppleDeviceCA(start)
+	if err != nil {
+		return nil, err
+	}
+	depCA, appleRoot := filepath.Join(dir, "dep-ca.pem"), filepath.Join(dir, "apple-root.pem")
+	for file, der := range map[string][]byte{depCA: dms.Certificate().Raw, appleRoot: apple.Root.Raw} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -281,7 +308,7 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	base := "https://" + ln.Addr().String()
 	cfg := Config{Listen: ln.Addr().String(), DataDir: filepath.Join(dir, "data"), PublicURL: base, ChallengeMode: "shared",
 		LogLevel: "error", LogFormat: "text", FlushInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		APNsURL: ms.URL, APNsCA: caFile, NoSync: true}
+		APNsURL: ms.URL, APNsCA: caFile, NoSync: true, ADEAppleRoot: appleRoot, DEPCA: depCA}
 	if o.Verbose {
 		cfg.LogLevel = "info"
 	}
@@ -367,8 +394,12 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 			m.group, rel, ups = s.group, plan.start[s.major], plan.updates[s.major]
 		}
 		m.name = fmt.Sprintf("mac-%02d", i+1)
+		// Managed Macs come from Apple Business Manager (supervised), except
+		// the third, enrolled with the downloaded profile: not supervised,
+		// so Apple lets no MDM enforce its updates.
+		m.ade = m.group != demoUnmanaged && !m.unsupported && i != demoProfileMac
 		m.dev, err = mdmtest.New(mdmtest.WithKeyPool(keys), mdmtest.WithHTTPClient(hc), mdmtest.WithClock(clk),
-			mdmtest.WithHardware(hw), mdmtest.WithOS(rel.Version.String(), buildOf(rel)), mdmtest.WithSupervised(true),
+			mdmtest.WithHardware(hw), mdmtest.WithOS(rel.Version.String(), buildOf(rel)), mdmtest.WithSupervised(false),
 			mdmtest.WithCatalog(ups...), mdmtest.WithDeviceName(m.name+" ("+m.group+")"))
 		if err != nil {
 			return nil, err
@@ -400,9 +431,25 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	}
 	fmt.Fprintf(live, "  %s (%s, %s) runs macOS %s and cannot take macOS %s\n",
 		macs[len(macs)-1].name, plan.old.ProductName, plan.old.SoftwareUpdateDeviceID, plan.oldStart.Version, plan.target.Version)
+	if err := demoABM(ctx, a, dm, dms.URL, macs); err != nil {
+		return nil, err
+	}
 	for _, m := range macs {
-		if err := m.dev.Enroll(ctx, hc, base+"/mdm/enroll"); err != nil {
-			return nil, fmt.Errorf("enroll %s: %w", m.name, err)
+		if !m.ade {
+			if err := m.dev.Enroll(ctx, hc, base+"/mdm/enroll"); err != nil {
+				return nil, fmt.Errorf("enroll %s: %w", m.name, err)
+			}
+			if m.group != demoUnmanaged && !m.unsupported {
+				fmt.Fprintf(live, "  %s enrolled with the downloaded profile: not supervised, so ineligible for enforcement\n", m.name)
+			}
+			continue
+		}
+		from := m.dev.OSVersion()
+		if err := m.dev.EnrollADE(ctx, hc, base+"/mdm/enroll", apple); err != nil {
+			return nil, fmt.Errorf("enroll %s through ADE: %w", m.name, err)
+		}
+		if ups := m.dev.SetupUpdates(); len(ups) > 0 {
+			fmt.Fprintf(live, "  %s (ADE) was held at Setup Assistant on macOS %s until it installed macOS %s\n", m.name, from, ups[len(ups)-1])
 		}
 	}
 
@@ -439,6 +486,8 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 				want = softwareupdate.PhaseUnmanaged
 			case m.unsupported:
 				want = softwareupdate.PhaseUnsupported
+			case !m.ade:
+				want = softwareupdate.PhaseFailed
 			}
 			if phase[m.dev.UDID] != want {
 				return false
@@ -576,4 +625,45 @@ func buildOf(r catalog.Release) string {
 		return r.Build
 	}
 	return "SIM" + strings.ReplaceAll(r.Version.String(), ".", "")
+}
+
+// demoABM connects the server to the DEP mock as an admin would (keypair,
+// server token), puts the ADE Macs' serials in ABM, syncs them and moves
+// each into its group, so each gets its group's ADE profile.
+func demoABM(ctx context.Context, a *app, dm *depmock.Mock, url string, macs []*demoMac) error {
+	certPEM, err := a.dep.Keypair(ctx, "abm", url)
+	if err != nil {
+		return err
+	}
+	blk, _ := pem.Decode(certPEM)
+	if blk == nil {
+		return errors.New("demo: keypair certificate is not PEM")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return err
+	}
+	tok, err := dm.ServerToken(cert)
+	if err != nil {
+		return err
+	}
+	if _, err := a.dep.UploadToken(ctx, "abm", tok); err != nil {
+		return err
+	}
+	for _, m := range macs {
+		if m.ade {
+			dm.Add(depmock.Device{SerialNumber: m.dev.SerialNumber, Model: m.dev.ModelName, OS: "OSX", DeviceFamily: "Mac"})
+		}
+	}
+	if _, err := a.dep.Sync(ctx, "abm"); err != nil {
+		return fmt.Errorf("demo: abm sync: %w", err)
+	}
+	for _, m := range macs {
+		if m.ade {
+			if _, err := a.dep.MoveSerial(ctx, m.dev.SerialNumber, m.group); err != nil {
+				return fmt.Errorf("demo: abm group of %s: %w", m.name, err)
+			}
+		}
+	}
+	return nil
 }
