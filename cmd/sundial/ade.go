@@ -65,7 +65,7 @@ func (a *app) registerADE(r *mux.Router, profiles *enrollment.ProfileHandler, bo
 		return err
 	}
 	h := ade.NewHandler(v, a.store, setupMinimum{a.manager, a.catalog, a.clock}, bound, profiles, a.clock,
-		ade.WithLogger(a.log), ade.WithRegisterer(a.registry))
+		ade.WithLogger(a.log), ade.WithRegisterer(a.registry), ade.WithHeldRecorder(heldAudit{a}))
 	r.Handle("/mdm/enroll", h).Methods(http.MethodPost)
 	return nil
 }
@@ -331,5 +331,19 @@ func (a *app) runDEPSync(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// heldAudit writes a Mac held at Setup Assistant to the audit log.
+type heldAudit struct{ a *app }
+
+func (h heldAudit) RecordHeld(ctx context.Context, serial, udid, have, want string) {
+	e, err := scheduler.NewAuditEntry(h.a.clock.Now(), "ade", "ade.setup.update_required", serial, nil,
+		map[string]string{"udid": udid, "os_version": have, "required": want})
+	if err == nil {
+		err = h.a.store.AppendAudit(ctx, e)
+	}
+	if err != nil {
+		h.a.log.Error("audit entry not written", "action", "ade.setup.update_required", "err", err)
 	}
 }

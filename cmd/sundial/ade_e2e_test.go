@@ -17,6 +17,7 @@ import (
 	"github.com/sundial-mdm/sundial/enrollment/ade/depmock"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -76,6 +77,12 @@ func TestADEEnrollmentHeldUntilUpdatedThenConfigured(t *testing.T) {
 	}
 	if have := mac.SetupUpdates(); !slices.Equal(have, []string{"15.7.9"}) {
 		t.Errorf("setup updates = %v, want [15.7.9]", have)
+	}
+	entries, err := ts.admin.Audit(ctx, 0, 100)
+	if err != nil || !slices.ContainsFunc(entries, func(e scheduler.AuditEntry) bool {
+		return e.Action == "ade.setup.update_required" && e.Subject == "C02ADEOLD01"
+	}) {
+		t.Errorf("hold not audited: %+v, %v", entries, err)
 	}
 	if !mac.AwaitingConfiguration() {
 		t.Fatal("mac is not waiting in setup assistant after enrollment")
