@@ -296,3 +296,38 @@ func TestDEPConnectSyncAssignEnroll(t *testing.T) {
 		}
 	}
 }
+
+// TestADESetupSurvivesOfflineAndRepeatedTokenUpdate: a Mac that repeats
+// TokenUpdate while waiting gets one DeviceConfigured, and a Mac that drops
+// off the network before it connects still gets it when it returns.
+func TestADESetupSurvivesOfflineAndRepeatedTokenUpdate(t *testing.T) {
+	ts, apple := startADEServer(t)
+	ts.abmAssign(t, "", "C02FLAKY01")
+	mac := ts.newMac(t, mdmtest.WithSerialNumber("C02FLAKY01"), mdmtest.WithOS("15.7.9", "24G830"))
+	if err := mac.EnrollADE(t.Context(), ts.hc, ts.url+"/mdm/enroll", apple); err != nil {
+		t.Fatal(err)
+	}
+	// macOS may send TokenUpdate again while it waits.
+	if _, err := mac.Checkin(t.Context(), mdmtest.TokenUpdateMessage{MessageType: "TokenUpdate", Topic: mac.Enrollment().Topic,
+		UDID: mac.UDID, Token: mac.Token, PushMagic: mac.PushMagic, AwaitingConfiguration: true}); err != nil {
+		t.Fatal(err)
+	}
+	mac.SetOffline(true)
+	if _, err := mac.Connect(t.Context()); !errors.Is(err, mdmtest.ErrOffline) {
+		t.Fatalf("offline connect err = %v", err)
+	}
+	mac.SetOffline(false)
+	sess, err := mac.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rt := range sess.RequestTypes() {
+		if rt == "DeviceConfigured" {
+			n++
+		}
+	}
+	if n != 1 || mac.AwaitingConfiguration() {
+		t.Errorf("DeviceConfigured sent %d times (%v), awaiting %v", n, sess.RequestTypes(), mac.AwaitingConfiguration())
+	}
+}
