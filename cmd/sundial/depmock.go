@@ -25,7 +25,9 @@ at start; --ca-out writes it for "sundial server --dep-ca FILE".
 To connect a server: "sundial dep keypair NAME --base-url https://ADDR --out
 cert.pem", then POST cert.pem to https://ADDR/mock/server-token (the mock's
 stand-in for ABM's Download Token) and "sundial dep token upload NAME FILE".
---token-for and --token-out write a token at start instead. --tokens keeps
+--token-for and --token-out write a token at start instead. POST
+/mock/inject?error=token_expired|cursor_expired|rate_limit makes the running
+mock fail as Apple's service does. --tokens keeps
 the mock's OAuth credentials in a file so that a restarted mock accepts the
 same token.`,
 		Args: cobra.NoArgs,

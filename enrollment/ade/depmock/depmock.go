@@ -314,6 +314,10 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.serverToken(w, r)
 		return
 	}
+	if path == "/mock/inject" && r.Method == http.MethodPost {
+		m.inject(w, r)
+		return
+	}
 	if !m.authorized(r) {
 		writeBody(w, http.StatusForbidden, `"`+ErrForbidden+`"`)
 		return
@@ -618,4 +622,28 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// inject answers POST /mock/inject?error=KIND (not an Apple endpoint), so a
+// running `sundial depmock` can be made to fail like Apple: token_expired
+// (the server token expires), cursor_expired (every cursor so far is older
+// than 7 days), rate_limit (the next n requests, default 3, get 429).
+func (m *Mock) inject(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch q.Get("error") {
+	case "token_expired":
+		m.ExpireToken()
+	case "cursor_expired":
+		m.ExpireCursors()
+	case "rate_limit":
+		n, err := strconv.Atoi(q.Get("n"))
+		if err != nil || n < 1 || n > 1000 {
+			n = 3
+		}
+		m.RateLimit("", n, time.Minute)
+	default:
+		writeBody(w, http.StatusBadRequest, "error must be token_expired, cursor_expired or rate_limit")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

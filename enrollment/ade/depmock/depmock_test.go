@@ -110,3 +110,27 @@ func TestServerTokenEndpoint(t *testing.T) {
 		t.Errorf("garbage = %d", status)
 	}
 }
+
+func TestInjectEndpoint(t *testing.T) {
+	m := depmock.New()
+	srv := httptest.NewTLSServer(m)
+	defer srv.Close()
+	if status, _ := do(t, srv, "POST", "/mock/inject?error=bogus", "", "", nil); status != 400 {
+		t.Errorf("bogus inject = %d", status)
+	}
+	if status, _ := do(t, srv, "POST", "/mock/inject?error=rate_limit&n=1", "", "", nil); status != 204 {
+		t.Fatalf("inject = %d", status)
+	}
+	if status, _ := do(t, srv, "GET", "/account", "", "", nil); status != 429 {
+		t.Errorf("after rate_limit inject = %d, want 429", status)
+	}
+	if status, _ := do(t, srv, "POST", "/mock/inject?error=token_expired", "", "", nil); status != 204 {
+		t.Fatal("token_expired inject failed")
+	}
+	tok := m.Tokens()
+	auth := `OAuth oauth_consumer_key="` + tok.ConsumerKey + `", oauth_token="` + tok.AccessToken +
+		`", oauth_signature_method="HMAC-SHA1", oauth_signature="x"`
+	if status, body := do(t, srv, "GET", "/session", "", auth, nil); status != 403 || body != depmock.ErrTokenExpired {
+		t.Errorf("session after token_expired = %d %s", status, body)
+	}
+}
