@@ -324,3 +324,33 @@ func TestExpiredTokenAndRateLimit(t *testing.T) {
 		t.Errorf("backoff after 2 failures = %d, %v", srv.Failures, srv.RetryAt.Sub(e.clock.Now()))
 	}
 }
+
+// A page whose profile assignment ABM refuses is not stored: the next run
+// fetches it again and assigns its devices.
+func TestAssignmentFailureRetriesThePage(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.connect(t, "main")
+	e.mock.Seed("C02R", 30)
+	e.mock.Fail("/profile/devices", 1, http.StatusInternalServerError, `"INTERNAL_ERROR"`, nil)
+	if _, err := e.conn.Sync(ctx, "main"); err == nil {
+		t.Fatal("sync with a refused assignment succeeded")
+	}
+	if all, _ := e.store.ADEDevices(ctx, "", 0); len(all) != 0 {
+		t.Fatalf("%d devices stored from a page whose assignment failed", len(all))
+	}
+	e.clock.Add(2 * time.Minute)
+	res, err := e.conn.Sync(ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := e.store.ADEDevices(ctx, "", 0)
+	if len(all) != 30 || res.Assigned != 30 {
+		t.Fatalf("after retry %d devices, %d assigned", len(all), res.Assigned)
+	}
+	for _, d := range all {
+		if d.AssignResult != "SUCCESS" {
+			t.Errorf("%s assign result %q", d.Serial, d.AssignResult)
+		}
+	}
+}

@@ -107,48 +107,59 @@ func (c *Connector) profileUUID(ctx context.Context, name, group string) (string
 }
 
 // AssignGroups assigns each serial the profile of its group (from its ABM
-// record; the default group for serials without one) and stores Apple's
-// per-serial result. It returns how many serials were sent.
+// record) and stores Apple's per-serial result. It returns how many serials
+// were sent.
 func (c *Connector) AssignGroups(ctx context.Context, name string, serials []string) (int, error) {
+	results, err := c.assign(ctx, name, serials)
+	if len(results) > 0 {
+		if serr := c.store.SetADEAssignResults(ctx, results, c.clock.Now()); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	return len(results), err
+}
+
+// assign sends each serial to its group's profile (the group of its stored
+// record; the default group for serials Sundial has no record of yet) and
+// returns Apple's per-serial results.
+func (c *Connector) assign(ctx context.Context, name string, serials []string) (map[string]string, error) {
 	byGroup := map[string][]string{}
 	for _, s := range serials {
 		d, err := c.store.ADEDevice(ctx, s)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			byGroup[""] = append(byGroup[""], s)
+		case err != nil:
+			return nil, err
+		default:
+			byGroup[d.Group] = append(byGroup[d.Group], s)
 		}
-		if err != nil {
-			return 0, err
-		}
-		byGroup[d.Group] = append(byGroup[d.Group], s)
 	}
-	sent := 0
 	groups := make([]string, 0, len(byGroup))
 	for g := range byGroup {
 		groups = append(groups, g)
 	}
 	slices.Sort(groups)
+	results := make(map[string]string, len(serials))
 	for _, g := range groups {
 		uuid, err := c.profileUUID(ctx, name, g)
 		if err != nil {
-			return sent, err
+			return results, err
 		}
 		for chunk := range slices.Chunk(byGroup[g], pageLimit) {
 			resp, err := c.dep.AssignProfile(ctx, name, uuid, chunk...)
 			if err != nil {
-				return sent, fmt.Errorf("assign abm profile: %w", err)
+				return results, fmt.Errorf("assign abm profile: %w", err)
 			}
-			sent += len(chunk)
-			results := make(map[string]string, len(resp.Devices))
 			for s, r := range resp.Devices {
-				results[s] = string(r)
-			}
-			if err := c.store.SetADEAssignResults(ctx, results, c.clock.Now()); err != nil {
-				return sent, err
+				results[s] = truncateField(string(r))
 			}
 		}
 	}
-	return sent, nil
+	return results, nil
 }
+
+func truncateField(s string) string { return truncate(s, storage.MaxADEField) }
 
 // MoveSerial puts serial in group ("" is the default group) and assigns it
 // that group's profile at once, so the Mac gets the new group's setup the

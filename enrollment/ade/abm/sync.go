@@ -142,13 +142,19 @@ func (c *Connector) sync(ctx context.Context, name string, res *SyncResult) erro
 			next = phaseFetch + resp.Cursor
 		}
 		page.Cursor = next
+		// Assign before the page and its cursor are stored: if ABM refuses
+		// the assignment, the next run fetches the same page again and
+		// retries, so no new device is left without a profile.
+		results, err := c.assign(ctx, name, added)
+		if err != nil {
+			return err
+		}
 		if err := c.store.ApplyADEPage(ctx, page, c.clock.Now()); err != nil {
 			return fmt.Errorf("store abm page: %w", err)
 		}
-		if len(added) > 0 {
-			n, err := c.AssignGroups(ctx, name, added)
-			res.Assigned += n
-			if err != nil {
+		if len(results) > 0 {
+			res.Assigned += len(results)
+			if err := c.store.SetADEAssignResults(ctx, results, c.clock.Now()); err != nil {
 				return err
 			}
 		}
