@@ -99,6 +99,7 @@ type Server struct {
 	guards    EnrollmentGuards
 	zones     DeviceZoner
 	retrier   Retrier
+	dep       DEP
 }
 
 type ctxKey int
@@ -148,6 +149,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerCatalogSync(v1)
 	s.registerAgent(v1)
 	s.registerGuards(v1)
+	s.registerDEP(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}

@@ -64,6 +64,7 @@ type ProfileHandler struct {
 
 	mu    sync.Mutex
 	cache cachedProfile
+	bound *boundTemplate // SignedProfileWithChallenge
 }
 
 type cachedProfile struct {

@@ -2,6 +2,7 @@ package enrollment
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
@@ -361,4 +362,38 @@ func BenchmarkBuildProfile(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The template path of SignedProfileWithChallenge gives the same profile as
+// building it with the challenge, and a challenge that is not XML-safe is
+// escaped by the full build.
+func TestSignedProfileWithChallengeMatchesBuild(t *testing.T) {
+	pki := newECDSAPKI(t)
+	cfg := ProfileConfig{PublicURL: "https://mdm.example.com", CACert: pki.ca}
+	signer := &recordingSigner{}
+	h, err := NewProfileHandler(cfg, StaticTopic("com.apple.mgmt.External.t"), mustShared(t, "s"), signer, fixedClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{"udid:ABC-1:xyz_-9", "a<b&c"} {
+		if _, err := h.SignedProfileWithChallenge(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+		want := cfg
+		want.Topic, want.Challenge = "com.apple.mgmt.External.t", ch
+		b, err := BuildProfile(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(signer.last, b) {
+			t.Errorf("challenge %q: profile differs from BuildProfile", ch)
+		}
+	}
+}
+
+type recordingSigner struct{ last []byte }
+
+func (s *recordingSigner) SignProfile(p []byte) ([]byte, error) {
+	s.last = append([]byte(nil), p...)
+	return p, nil
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -96,3 +97,85 @@ func CheckADEDevice(d *ADEDevice) error {
 type errADEField string
 
 func (e errADEField) Error() string { return "ade device: missing or overlong " + string(e) }
+
+// MaxDEPServerSize caps one stored ABM MDM server record (JSON).
+const MaxDEPServerSize = 64 << 10
+
+// DEPServer is one of Sundial's MDM servers in Apple Business Manager:
+// its token keypair, its (sealed) OAuth tokens, and what Sundial learned
+// and did through it. Secrets are sealed by the caller; storage keeps bytes.
+type DEPServer struct {
+	Name string `json:"name"`
+	// BaseURL overrides Apple's DEP API URL (the mock, in tests and demos).
+	BaseURL string `json:"base_url,omitempty"`
+	// CertPEM is the public certificate uploaded to ABM; SealedKey its key.
+	CertPEM   []byte `json:"cert_pem,omitempty"`
+	SealedKey []byte `json:"sealed_key,omitempty"`
+	// SealedTokens is the decrypted server token's JSON, sealed.
+	SealedTokens []byte    `json:"sealed_tokens,omitempty"`
+	TokenExpiry  time.Time `json:"token_expiry,omitzero"`
+	TokenAt      time.Time `json:"token_uploaded_at,omitzero"`
+	// Account details from ABM.
+	ServerName string `json:"server_name,omitempty"`
+	ServerUUID string `json:"server_uuid,omitempty"`
+	OrgName    string `json:"org_name,omitempty"`
+	AdminID    string `json:"admin_id,omitempty"`
+	// Profiles maps a Sundial group ("" = default) to the ADE profile
+	// defined for it in ABM.
+	Profiles map[string]DEPProfile `json:"profiles,omitempty"`
+	// Sync state: the last successful sync, the last error and when the
+	// next attempt may run (backoff).
+	LastSyncAt time.Time `json:"last_sync_at,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	RetryAt    time.Time `json:"retry_at,omitzero"`
+	Failures   int       `json:"failures,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// DEPProfile is an ADE profile Sundial defined in ABM for a group.
+type DEPProfile struct {
+	UUID string `json:"uuid"`
+	// Hash identifies the profile content, so a changed definition is
+	// defined again.
+	Hash      string    `json:"hash"`
+	DefinedAt time.Time `json:"defined_at"`
+}
+
+// DEPServerStore keeps the ABM MDM servers.
+type DEPServerStore interface {
+	// PutDEPServer creates or replaces a server record (bounded by
+	// MaxDEPServerSize).
+	PutDEPServer(ctx context.Context, s *DEPServer) error
+	// DEPServer returns one server by name, or ErrNotFound.
+	DEPServer(ctx context.Context, name string) (*DEPServer, error)
+	// DEPServers lists servers by name.
+	DEPServers(ctx context.Context) ([]DEPServer, error)
+}
+
+// EncodeDEPServer checks and encodes a server record.
+func EncodeDEPServer(s *DEPServer) ([]byte, error) {
+	if !ValidDEPName(s.Name) {
+		return nil, errADEField("name (1 to 64 letters, digits, dots, dashes, underscores)")
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxDEPServerSize {
+		return nil, errADEField("server record")
+	}
+	return b, nil
+}
+
+// ValidDEPName reports whether n can name an ABM server in Sundial.
+func ValidDEPName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -2,22 +2,27 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/enrollment/ade/depmock"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
 // startADEServer starts a server trusting a test "Apple" root for ADE.
-func startADEServer(t *testing.T) (*testServer, *mdmtest.AppleDeviceCA) {
+func startADEServer(t testing.TB) (*testServer, *mdmtest.AppleDeviceCA) {
 	t.Helper()
 	apple, err := mdmtest.NewAppleDeviceCA(time.Now())
 	if err != nil {
@@ -32,7 +37,7 @@ func startADEServer(t *testing.T) (*testServer, *mdmtest.AppleDeviceCA) {
 }
 
 // abmAssign stores serials as ABM assigned them to this server, in group.
-func (ts *testServer) abmAssign(t *testing.T, group string, serials ...string) {
+func (ts *testServer) abmAssign(t testing.TB, group string, serials ...string) {
 	t.Helper()
 	p := storage.ADEPage{Server: "main", Cursor: "seed"}
 	for _, s := range serials {
@@ -72,6 +77,12 @@ func TestADEEnrollmentHeldUntilUpdatedThenConfigured(t *testing.T) {
 	}
 	if have := mac.SetupUpdates(); !slices.Equal(have, []string{"15.7.9"}) {
 		t.Errorf("setup updates = %v, want [15.7.9]", have)
+	}
+	entries, err := ts.admin.Audit(ctx, 0, 100)
+	if err != nil || !slices.ContainsFunc(entries, func(e scheduler.AuditEntry) bool {
+		return e.Action == "ade.setup.update_required" && e.Subject == "C02ADEOLD01"
+	}) {
+		t.Errorf("hold not audited: %+v, %v", entries, err)
 	}
 	if !mac.AwaitingConfiguration() {
 		t.Fatal("mac is not waiting in setup assistant after enrollment")
@@ -155,4 +166,168 @@ func TestADEEnrollRefusedWithoutAppleRoot(t *testing.T) {
 		t.Errorf("POST without ADE root = %d, want 503", resp.StatusCode)
 	}
 	ts.enroll(t) // GET still works
+}
+
+// TestDEPConnectSyncAssignEnroll drives the ABM connection end to end over
+// real HTTP: the CLI makes the keypair, the mock issues a server token for
+// it, the token is uploaded (a foreign one is refused and stores nothing),
+// the devices sync and get their group's profile, a serial moves group, a
+// synced Mac enrolls through ADE and joins its ABM record, /healthz warns
+// about the token's expiry, and every change is audited.
+func TestDEPConnectSyncAssignEnroll(t *testing.T) {
+	mock := depmock.New(depmock.WithTokens(depmock.Tokens{ConsumerKey: "CK_e2e", ConsumerSecret: "CS", AccessToken: "AT_e2e",
+		AccessSecret: "AS", AccessTokenExpiry: time.Now().Add(20 * 24 * time.Hour).UTC().Truncate(time.Second)}))
+	serials := mock.Seed("C02E2E", 5)
+	ms := httptest.NewTLSServer(mock)
+	defer ms.Close()
+	dir := t.TempDir()
+	mockCA := filepath.Join(dir, "mock-ca.pem")
+	if err := os.WriteFile(mockCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ms.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apple, err := mdmtest.NewAppleDeviceCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "apple-root.pem")
+	os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: apple.Root.Raw}), 0o600)
+	ts := startTestServerWith(t, t.TempDir(), func(c *Config) { c.ADEAppleRoot, c.DEPCA = root, mockCA })
+
+	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(args, "--data-dir", ts.dir), func(k string) string { return env[k] }, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	certFile := filepath.Join(dir, "cert.pem")
+	if code, out, errs := cli("dep", "keypair", "main", "--base-url", ms.URL, "--out", certFile); code != 0 {
+		t.Fatalf("keypair = %d %q %q", code, out, errs)
+	}
+	if code, _, _ := cli("dep", "keypair", "bad name!"); code != exitUsage {
+		t.Errorf("keypair with a bad name exit = %d", code)
+	}
+	certs, err := loadPEMCerts(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token made for another keypair does not decrypt: exit 2, nothing stored.
+	if code, _, _ := cli("dep", "keypair", "other", "--base-url", ms.URL, "--out", filepath.Join(dir, "other.pem")); code != 0 {
+		t.Fatal("second keypair failed")
+	}
+	other, _ := loadPEMCerts(filepath.Join(dir, "other.pem"))
+	foreign, _ := mock.ServerToken(other[0])
+	tokenFile := filepath.Join(dir, "token.p7m")
+	os.WriteFile(tokenFile, foreign, 0o600)
+	if code, _, errs := cli("dep", "token", "upload", "main", tokenFile); code != exitUsage || !strings.Contains(errs, "does not decrypt") {
+		t.Errorf("foreign token = %d %q", code, errs)
+	}
+	if srv, _ := ts.app.store.DEPServer(t.Context(), "main"); len(srv.SealedTokens) != 0 {
+		t.Fatal("a refused token was stored")
+	}
+	good, _ := mock.ServerToken(certs[0])
+	os.WriteFile(tokenFile, good, 0o600)
+	if code, out, errs := cli("dep", "token", "upload", "main", tokenFile); code != 0 || !strings.Contains(out, "Example Org") {
+		t.Fatalf("token upload = %d %q %q", code, out, errs)
+	}
+	if code, out, errs := cli("dep", "sync", "main"); code != 0 || !strings.Contains(out, "5 added") {
+		t.Fatalf("sync = %d %q %q", code, out, errs)
+	}
+	code, out, _ := cli("dep", "devices", "-o", "json")
+	var list struct{ Devices []storage.ADEDevice }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Devices) != 5 || list.Devices[0].AssignResult != "SUCCESS" {
+		t.Fatalf("devices = %d %s", code, out)
+	}
+	if code, out, _ := cli("dep", "devices"); code != 0 || !strings.Contains(out, serials[0]) || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("devices table = %q", out)
+	}
+	if _, err := ts.admin.CreateGroup(t.Context(), "pilot", "Pilot"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := cli("dep", "move", serials[1], "pilot"); code != 0 || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("move = %d %q %q", code, out, errs)
+	}
+	if code, _, _ := cli("dep", "move", serials[1], "nosuchgroup"); code != exitNotFound {
+		t.Errorf("move to unknown group exit = %d", code)
+	}
+	if code, _, _ := cli("dep", "move", "NOTASERIAL", "pilot"); code != exitNotFound {
+		t.Errorf("move of unknown serial exit = %d", code)
+	}
+
+	// The Mac of a synced serial enrolls through ADE and lands in its group.
+	mac := ts.newMac(t, mdmtest.WithSerialNumber(serials[1]), mdmtest.WithOS("15.7.9", "24G830"))
+	if err := mac.EnrollADE(t.Context(), ts.hc, ts.url+"/mdm/enroll", apple); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := ts.app.store.ADEDevice(t.Context(), serials[1]); d.EnrollmentID != mac.UDID || d.Group != "pilot" {
+		t.Errorf("abm record after enrollment = %+v", d)
+	}
+	if g, _ := ts.app.store.GroupsOf(t.Context(), []string{mac.UDID}); g[0] != "pilot" {
+		t.Errorf("enrolled mac in group %v", g)
+	}
+
+	// The token expires in 20 days: /healthz warns.
+	resp, err := ts.hc.Get(ts.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Status string
+		Issues []string
+	}
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if h.Status != "warn" || !slices.ContainsFunc(h.Issues, func(s string) bool { return strings.Contains(s, "abm server main: server token expires in") }) {
+		t.Errorf("healthz = %+v", h)
+	}
+	if code, out, _ := cli("dep", "show"); code != 0 || !strings.Contains(out, "Example Org") || !strings.Contains(out, "days") {
+		t.Errorf("show = %q", out)
+	}
+	entries, err := ts.admin.Audit(t.Context(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{"dep.keypair", "dep.token.upload", "dep.device.group"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("audit %v lacks %s", actions, want)
+		}
+	}
+}
+
+// TestADESetupSurvivesOfflineAndRepeatedTokenUpdate: a Mac that repeats
+// TokenUpdate while waiting gets one DeviceConfigured, and a Mac that drops
+// off the network before it connects still gets it when it returns.
+func TestADESetupSurvivesOfflineAndRepeatedTokenUpdate(t *testing.T) {
+	ts, apple := startADEServer(t)
+	ts.abmAssign(t, "", "C02FLAKY01")
+	mac := ts.newMac(t, mdmtest.WithSerialNumber("C02FLAKY01"), mdmtest.WithOS("15.7.9", "24G830"))
+	if err := mac.EnrollADE(t.Context(), ts.hc, ts.url+"/mdm/enroll", apple); err != nil {
+		t.Fatal(err)
+	}
+	// macOS may send TokenUpdate again while it waits.
+	if _, err := mac.Checkin(t.Context(), mdmtest.TokenUpdateMessage{MessageType: "TokenUpdate", Topic: mac.Enrollment().Topic,
+		UDID: mac.UDID, Token: mac.Token, PushMagic: mac.PushMagic, AwaitingConfiguration: true}); err != nil {
+		t.Fatal(err)
+	}
+	mac.SetOffline(true)
+	if _, err := mac.Connect(t.Context()); !errors.Is(err, mdmtest.ErrOffline) {
+		t.Fatalf("offline connect err = %v", err)
+	}
+	mac.SetOffline(false)
+	sess, err := mac.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rt := range sess.RequestTypes() {
+		if rt == "DeviceConfigured" {
+			n++
+		}
+	}
+	if n != 1 || mac.AwaitingConfiguration() {
+		t.Errorf("DeviceConfigured sent %d times (%v), awaiting %v", n, sess.RequestTypes(), mac.AwaitingConfiguration())
+	}
 }

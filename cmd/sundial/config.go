@@ -53,17 +53,20 @@ type Config struct {
 	StorageDSN      string
 	FlushInterval   time.Duration
 	ADEAppleRoot    string
+	ADESkipSetup    []string
+	DEPCA           string
+	DEPSyncInterval time.Duration
 	// ConsoleReadKeys names the API keys (by ID or name) that may only
 	// read in the web console.
 	ConsoleReadKeys []string
+	LeaseTTL        time.Duration
+	ReplicaID       string
+	RetainCommands  time.Duration
+	RetainHistory   int
 
 	// Values of deprecated flags, accepted and ignored (deprecatedFlags).
-	ignoredInt     int
-	ignoredBool    bool
-	LeaseTTL       time.Duration
-	ReplicaID      string
-	RetainCommands time.Duration
-	RetainHistory  int
+	ignoredInt  int
+	ignoredBool bool
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -97,6 +100,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.CatalogInterval, "catalog-interval", poll.DefaultInterval, "how often the scheduler leader checks the release feeds for new macOS releases (conditional requests); 0 turns automatic checks off")
 	fs.StringVar(&c.CatalogGDMFURL, "catalog-gdmf-url", poll.GDMFURL, "Apple's software lookup feed the catalog polls; empty: do not poll it")
 	fs.StringVar(&c.CatalogSOFAURL, "catalog-sofa-url", poll.SOFAURL, "the SOFA macOS feed the catalog polls; empty: do not poll it")
+	fs.StringSliceVar(&c.ADESkipSetup, "ade-skip-setup", nil, "Setup Assistant panes ADE profiles skip (Apple's keys, comma-separated, e.g. Siri,Privacy)")
+	fs.StringVar(&c.DEPCA, "dep-ca", "", "extra CA certificates (PEM) to trust for the DEP API, e.g. `sundial depmock`'s")
+	fs.DurationVar(&c.DEPSyncInterval, "dep-sync-interval", 5*time.Minute, "how often the scheduler leader syncs devices from Apple Business Manager")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.StringSliceVar(&c.ConsoleReadKeys, "console-read-keys", nil, "API keys (IDs or names, comma-separated) that see the web console read-only")

@@ -41,6 +41,7 @@ func TestDemoShort(t *testing.T) {
 		t.Fatalf("report covers %d devices (%d rows), want 8", rep.Devices, len(rep.Rows))
 	}
 	byGroup := map[string]map[softwareupdate.Phase]int{}
+	failed := 0
 	for _, r := range rep.Rows {
 		if byGroup[r.GroupID] == nil {
 			byGroup[r.GroupID] = map[softwareupdate.Phase]int{}
@@ -51,6 +52,12 @@ func TestDemoShort(t *testing.T) {
 			if r.Phase != softwareupdate.PhaseUnmanaged {
 				t.Errorf("%s in the unmanaged group is %s", r.DeviceID, r.Phase)
 			}
+		case r.Phase == softwareupdate.PhaseFailed:
+			// The Mac enrolled with the downloaded profile: not supervised.
+			if r.GroupID != demoAutomatic || !strings.Contains(r.Reason, "not supervised") {
+				t.Errorf("failed row = %+v", r)
+			}
+			failed++
 		case r.Phase == softwareupdate.PhaseUnsupported:
 			if r.GroupID != demoManual || !strings.Contains(r.Reason, "not supported") || r.Target == "" {
 				t.Errorf("unsupported row = %+v", r)
@@ -59,14 +66,21 @@ func TestDemoShort(t *testing.T) {
 			t.Errorf("%s (%s, %s) ended %s: %s", r.DeviceID, r.GroupID, r.OSVersion, r.Phase, r.Reason)
 		}
 	}
+	if failed != 1 {
+		t.Errorf("%d Macs failed, want the one enrolled with the downloaded profile", failed)
+	}
+	if !strings.Contains(errw.String(), "held at Setup Assistant") || !strings.Contains(errw.String(), "not supervised, so ineligible") {
+		t.Errorf("live output does not show the ADE Mac held at Setup Assistant and the profile-enrolled one:\n%s", errw.String())
+	}
 	if len(rep.Unsupported) != 1 || rep.Unsupported[0].Reason == "" {
 		t.Errorf("unsupported = %+v, want one Mac with its reason", rep.Unsupported)
 	}
 	if byGroup[demoAutomatic][softwareupdate.PhaseCompliant] < 2 || byGroup[demoManual][softwareupdate.PhaseCompliant] < 1 {
 		t.Errorf("compliant per group = %v", byGroup)
 	}
-	if len(rep.PastDeadline) != 0 {
-		t.Errorf("past deadline = %+v", rep.PastDeadline)
+	// Only the unsupervised Mac misses its deadline: nothing can enforce it.
+	if len(rep.PastDeadline) != 1 || rep.PastDeadline[0].Phase != softwareupdate.PhaseFailed {
+		t.Errorf("past deadline = %+v, want only the profile-enrolled Mac", rep.PastDeadline)
 	}
 	// The history measured how long the Macs took.
 	reached := 0
@@ -76,7 +90,7 @@ func TestDemoShort(t *testing.T) {
 			t.Errorf("time to compliance %+v", tc)
 		}
 	}
-	if reached < 3 {
+	if reached < 2 {
 		t.Errorf("time to compliance reached %d episodes, want every updated Mac: %+v", reached, rep.TimeToCompliance)
 	}
 	// The live summary shows every phase a Mac passes through, sampled

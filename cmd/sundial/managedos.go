@@ -151,10 +151,16 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(pruned)
 			newPruner(a.store, a.clock, a.log, a.cfg.RetainCommands, a.cfg.RetainHistory).Run(ctx)
 		}()
+		depDone := make(chan struct{})
+		go func() {
+			defer close(depDone)
+			a.runDEPSync(ctx, a.cfg.DEPSyncInterval)
+		}()
 		a.sched.Run(ctx)
 		<-done
 		<-pruned
 		<-polled
+		<-depDone
 	})
 }
 

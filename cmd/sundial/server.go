@@ -30,6 +30,7 @@ import (
 	"github.com/sundial-mdm/sundial/certs"
 	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/enrollment/ade"
+	"github.com/sundial-mdm/sundial/enrollment/ade/abm"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/internal/fleetmetrics"
 	"github.com/sundial-mdm/sundial/internal/seal"
@@ -73,6 +74,7 @@ type backend interface {
 	storage.EnrollmentGuardStore
 	api.EnrollmentGuards
 	storage.RetentionStore
+	storage.DEPServerStore
 	ddm.Store
 	scheduler.Store
 	api.GroupMembers
@@ -120,6 +122,7 @@ type app struct {
 	console   *console.Console
 	faults    *faults
 	lease     leaseOverrides
+	dep       *abm.Connector
 }
 
 // newApp opens the data directory and wires every part.
@@ -241,6 +244,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	if err := a.registerADE(r, profiles, bound); err != nil {
 		return nil, err
 	}
+	if a.dep, err = a.newDEPConnector(sealer); err != nil {
+		return nil, err
+	}
 	r.Handle("/mdm/enroll", profiles)
 	r.Handle("/scep", scep)
 	agentapi.New(store, planner{a.manager, z}, starter{a.sched}, clk, log).
@@ -251,7 +257,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithAudit(store, clk.Now).
 		WithEnrollmentGuards(store).
 		WithDeviceZones(z).
-		WithRetrier(scheduler.NewRetries(a.sched, store, clk))
+		WithRetrier(scheduler.NewRetries(a.sched, store, clk)).
+		WithDEP(depAdmin{a.dep, store, clk, log})
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}
@@ -378,6 +385,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 		h.Issues = append(h.Issues, "APNs refused the push certificate: "+err.Error())
 	}
 	a.catalogHealth(r.Context(), &h)
+	h.Issues = append(h.Issues, a.depWarnings(r.Context())...)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
 	}

@@ -81,7 +81,17 @@ type Handler struct {
 	clock      Clock
 	log        *slog.Logger
 	outcomes   *prometheus.CounterVec
+	held       HeldRecorder
 }
+
+// HeldRecorder records that a Mac was held at Setup Assistant (the audit
+// log): serial, the version it runs and the version it must install.
+type HeldRecorder interface {
+	RecordHeld(ctx context.Context, serial, udid, have, want string)
+}
+
+// WithHeldRecorder records every Mac held at Setup Assistant.
+func WithHeldRecorder(r HeldRecorder) Option { return func(h *Handler) { h.held = r } }
 
 // Option configures a Handler.
 type Option func(*Handler)
@@ -170,6 +180,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if held {
 		h.outcomes.WithLabelValues("update_required").Inc()
+		if h.held != nil {
+			h.held.RecordHeld(ctx, mi.Serial, mi.UDID, mi.OSVersion, req.OSVersion)
+		}
 		log.Info("ade enrollment held at setup assistant until the mac updates",
 			slog.String("os_version", mi.OSVersion), slog.String("required", req.OSVersion))
 		b, _ := json.Marshal(UpdateRequired{Code: ErrorCodeSoftwareUpdateRequired,

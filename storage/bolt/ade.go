@@ -176,3 +176,53 @@ func (s *Store) MarkADEEnrolled(ctx context.Context, serial, udid string, now ti
 func (s *Store) updateADE(f func(b *bbolt.Bucket) error) error {
 	return s.db.Update(func(tx *bbolt.Tx) error { return f(tx.Bucket(bADEDevices)) })
 }
+
+// ABM MDM servers:
+//
+//	dep_servers  <name>  JSON storage.DEPServer
+var bDEPServers = []byte("dep_servers")
+
+func init() { allBuckets = append(allBuckets, bDEPServers) }
+
+var _ storage.DEPServerStore = (*Store)(nil)
+
+// PutDEPServer implements storage.DEPServerStore.
+func (s *Store) PutDEPServer(ctx context.Context, srv *storage.DEPServer) error {
+	v, err := storage.EncodeDEPServer(srv)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bDEPServers).Put([]byte(srv.Name), v) })
+}
+
+// DEPServer implements storage.DEPServerStore.
+func (s *Store) DEPServer(ctx context.Context, name string) (*storage.DEPServer, error) {
+	srv := new(storage.DEPServer)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bDEPServers).Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("abm server %s: %w", name, storage.ErrNotFound)
+		}
+		return json.Unmarshal(v, srv)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// DEPServers implements storage.DEPServerStore.
+func (s *Store) DEPServers(ctx context.Context) ([]storage.DEPServer, error) {
+	var out []storage.DEPServer
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bDEPServers).ForEach(func(_, v []byte) error {
+			var srv storage.DEPServer
+			if err := json.Unmarshal(v, &srv); err != nil {
+				return err
+			}
+			out = append(out, srv)
+			return nil
+		})
+	})
+	return out, err
+}

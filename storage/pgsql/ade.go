@@ -191,3 +191,58 @@ func (s *Store) MarkADEEnrolled(ctx context.Context, serial, udid string, now ti
 	}
 	return s.updateADE(ctx, []string{serial}, func(d *storage.ADEDevice) { d.EnrollmentID, d.EnrolledAt, d.UpdatedAt = udid, now, now })
 }
+
+var _ storage.DEPServerStore = (*Store)(nil)
+
+// PutDEPServer implements storage.DEPServerStore.
+func (s *Store) PutDEPServer(ctx context.Context, srv *storage.DEPServer) error {
+	v, err := storage.EncodeDEPServer(srv)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO dep_servers (name, record) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record`, srv.Name, v)
+	if err != nil {
+		return fmt.Errorf("put abm server %s: %w", srv.Name, err)
+	}
+	return nil
+}
+
+// DEPServer implements storage.DEPServerStore.
+func (s *Store) DEPServer(ctx context.Context, name string) (*storage.DEPServer, error) {
+	var v []byte
+	err := s.pool.QueryRow(ctx, `SELECT record FROM dep_servers WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("abm server %s: %w", name, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read abm server %s: %w", name, err)
+	}
+	srv := new(storage.DEPServer)
+	if err := json.Unmarshal(v, srv); err != nil {
+		return nil, fmt.Errorf("decode abm server %s: %w", name, err)
+	}
+	return srv, nil
+}
+
+// DEPServers implements storage.DEPServerStore.
+func (s *Store) DEPServers(ctx context.Context) ([]storage.DEPServer, error) {
+	rows, err := s.pool.Query(ctx, `SELECT record FROM dep_servers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list abm servers: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.DEPServer
+	for rows.Next() {
+		var v []byte
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		var srv storage.DEPServer
+		if err := json.Unmarshal(v, &srv); err != nil {
+			return nil, fmt.Errorf("decode abm server: %w", err)
+		}
+		out = append(out, srv)
+	}
+	return out, rows.Err()
+}

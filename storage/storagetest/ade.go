@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -16,6 +17,9 @@ type ADEBackend interface {
 	storage.All
 	storage.ADEStore
 	storage.ADEUpdater
+	storage.DEPServerStore
+	AppendAudit(ctx context.Context, a *scheduler.AuditEntry) error
+	Audit(ctx context.Context, after uint64, limit int) ([]scheduler.AuditEntry, error)
 }
 
 // RunADE runs the ABM device store conformance tests.
@@ -122,6 +126,47 @@ func RunADE(t *testing.T, newStore func(t *testing.T) ADEBackend) {
 		}
 		if c, _ := s.ADECursor(ctx, "main"); c != "" {
 			t.Errorf("bad pages stored cursor %q", c)
+		}
+	})
+	t.Run("DEPServers", func(t *testing.T) {
+		s := newStore(t)
+		t.Cleanup(func() { s.Close() })
+		ctx := context.Background()
+		if _, err := s.DEPServer(ctx, "main"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("unknown server err = %v", err)
+		}
+		srv := &storage.DEPServer{Name: "main", CertPEM: []byte("pem"), SealedKey: []byte{1, 2}, TokenExpiry: t0.Add(365 * 24 * time.Hour),
+			Profiles: map[string]storage.DEPProfile{"": {UUID: "P1", Hash: "h", DefinedAt: t0}}, UpdatedAt: t0}
+		if err := s.PutDEPServer(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		srv.Name = "second"
+		if err := s.PutDEPServer(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		have, err := s.DEPServer(ctx, "main")
+		if err != nil || have.Profiles[""].UUID != "P1" || !have.TokenExpiry.Equal(t0.Add(365*24*time.Hour)) || string(have.SealedKey) != "\x01\x02" {
+			t.Errorf("server = %+v, %v", have, err)
+		}
+		for _, bad := range []*storage.DEPServer{{Name: ""}, {Name: "has space"}, {Name: strings.Repeat("n", 65)},
+			{Name: "big", CertPEM: make([]byte, storage.MaxDEPServerSize)}} {
+			if err := s.PutDEPServer(ctx, bad); err == nil {
+				t.Errorf("bad server %.20q stored", bad.Name)
+			}
+		}
+		a, err := scheduler.NewAuditEntry(t0, "admin", "dep.token.upload", "main", nil, map[string]string{"token_expiry": "2027"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAudit(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := s.Audit(ctx, 0, 10); err != nil || len(es) != 1 || es[0].Action != "dep.token.upload" || es[0].Seq == 0 {
+			t.Errorf("audit = %+v, %v", es, err)
+		}
+		all, err := s.DEPServers(ctx)
+		if err != nil || len(all) != 2 || all[0].Name != "main" || all[1].Name != "second" {
+			t.Errorf("servers = %v, %v", all, err)
 		}
 	})
 }

@@ -11,3 +11,9 @@ CREATE TABLE ade_cursors (
     server text PRIMARY KEY,
     cursor text NOT NULL
 );
+
+-- Sundial's MDM servers in Apple Business Manager (JSON; secrets sealed).
+CREATE TABLE dep_servers (
+    name   text PRIMARY KEY,
+    record bytea NOT NULL
+);
