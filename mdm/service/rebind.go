@@ -90,22 +90,17 @@ func (s *Service) rebindCheck(ctx context.Context, id string, who Identity, now 
 	return ev, usedApproval, nil
 }
 
-// recordBinding stores the bound certificate's expiry and the binding
-// event, and consumes an admin's approval that was used.
-func (s *Service) recordBinding(ctx context.Context, id string, who Identity, ev *mdm.EnrollmentEvent, usedApproval bool, log *slog.Logger) {
-	if ev.Kind == mdm.EventRebound {
-		log.Warn("enrollment re-bound to another certificate", "old_cert", ev.OldCert, "new_cert", ev.NewCert, "reason", ev.Reason)
-	}
-	err := s.store.UpdateEnrollmentGuard(ctx, id, func(g *mdm.EnrollmentGuard) error {
+// recordBinding returns the guard update stored with the binding: the
+// bound certificate's expiry and the binding event, and an admin's approval
+// used up.
+func recordBinding(who Identity, ev *mdm.EnrollmentEvent, usedApproval bool) func(*mdm.EnrollmentGuard) error {
+	return func(g *mdm.EnrollmentGuard) error {
 		g.CertNotAfter = who.NotAfter
 		if usedApproval {
 			g.ReenrollUntil, g.ReenrollBy = time.Time{}, ""
 		}
 		g.AppendEvent(*ev)
 		return nil
-	})
-	if err != nil {
-		log.Error("enrollment binding not recorded", "err", err)
 	}
 }
 
