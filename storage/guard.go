@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
 )
@@ -19,4 +20,7 @@ type EnrollmentGuardStore interface {
 	// nothing is written and its error is returned. An unknown device gives
 	// ErrNotFound.
 	UpdateEnrollmentGuard(ctx context.Context, id string, fn func(*mdm.EnrollmentGuard) error) error
+	// AuthenticateGuarded is CheckinStore.Authenticate followed by
+	// UpdateEnrollmentGuard(id, fn), atomically (one commit per enrolment).
+	AuthenticateGuarded(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time, fn func(*mdm.EnrollmentGuard) error) error
 }

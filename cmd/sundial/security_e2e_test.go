@@ -140,6 +140,16 @@ func TestEnrollmentHijackRefused(t *testing.T) {
 	if last.Kind != mdm.EventRebindRefused || last.OldCert != victimCert || last.NewCert != attackerCert {
 		t.Fatalf("last enrollment event = %+v, want the refusal with both certificates", last)
 	}
+	// Replaying the attempt is refused again and kept as the same event.
+	auth := authenticateBody(victim.UDID, victim.Enrollment().Topic)
+	for range 3 {
+		if status, _ := ts.put(t, "/mdm/checkin", checkinCT, auth, sign(t, attacker, auth)); status != http.StatusUnauthorized {
+			t.Fatalf("replayed Authenticate: status %d, want 401", status)
+		}
+	}
+	if again, err := ts.admin.Enrollment(ctx, victim.UDID); err != nil || len(again.Events) != len(view.Events) {
+		t.Errorf("replays added events: %d before, %d after (%v)", len(view.Events), len(again.Events), err)
+	}
 
 	// An admin's approval lets one re-enrollment through (e.g. the Mac
 	// was wiped without checking out); it is audited and used up.

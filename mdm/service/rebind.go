@@ -2,11 +2,13 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // DefaultRebindWindow is how long after its bound certificate was last seen
@@ -40,9 +42,11 @@ func WithRebindWindow(d time.Duration) Option { return func(s *Service) { s.rebi
 // one belongs to the same Mac: that is an enrollment hijack attempt.
 func (s *Service) rebindCheck(ctx context.Context, id string, who Identity, now time.Time, log *slog.Logger) (*mdm.EnrollmentEvent, bool, error) {
 	prev, err := s.store.Device(ctx, id)
-	if err != nil {
-		// A new enrollment (or a user channel, refused before).
+	if errors.Is(err, storage.ErrNotFound) {
 		return &mdm.EnrollmentEvent{Kind: mdm.EventBound, At: now, NewCert: who.CertHash}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("load device: %w", err)
 	}
 	if prev.CertHash == "" || prev.CertHash == who.CertHash {
 		return &mdm.EnrollmentEvent{Kind: mdm.EventBound, At: now, OldCert: prev.CertHash, NewCert: who.CertHash}, false, nil
@@ -81,6 +85,12 @@ func (s *Service) rebindCheck(ctx context.Context, id string, who Identity, now 
 			log.Warn("re-enrollment refused: the enrollment's certificate is valid and in use",
 				"old_cert", prev.CertHash, "new_cert", who.CertHash, "last_seen", lastSeen)
 			if err := s.store.UpdateEnrollmentGuard(ctx, id, func(g *mdm.EnrollmentGuard) error {
+				// Repeated attempts with one certificate are one event
+				// with the latest time.
+				if n := len(g.Events); n > 0 && g.Events[n-1].Kind == refused.Kind && g.Events[n-1].NewCert == refused.NewCert {
+					g.Events[n-1].At = now
+					return nil
+				}
 				g.AppendEvent(refused)
 				return nil
 			}); err != nil {
@@ -93,22 +103,17 @@ func (s *Service) rebindCheck(ctx context.Context, id string, who Identity, now 
 	return ev, usedApproval, nil
 }
 
-// recordBinding stores the bound certificate's expiry and the binding
-// event, and consumes an admin's approval that was used.
-func (s *Service) recordBinding(ctx context.Context, id string, who Identity, ev *mdm.EnrollmentEvent, usedApproval bool, log *slog.Logger) {
-	if ev.Kind == mdm.EventRebound {
-		log.Warn("enrollment re-bound to another certificate", "old_cert", ev.OldCert, "new_cert", ev.NewCert, "reason", ev.Reason)
-	}
-	err := s.store.UpdateEnrollmentGuard(ctx, id, func(g *mdm.EnrollmentGuard) error {
+// recordBinding returns the guard update stored with the binding: the
+// bound certificate's expiry and the binding event, and an admin's approval
+// used up.
+func recordBinding(who Identity, ev *mdm.EnrollmentEvent, usedApproval bool) func(*mdm.EnrollmentGuard) error {
+	return func(g *mdm.EnrollmentGuard) error {
 		g.CertNotAfter = who.NotAfter
 		if usedApproval {
 			g.ReenrollUntil, g.ReenrollBy = time.Time{}, ""
 		}
 		g.AppendEvent(*ev)
 		return nil
-	})
-	if err != nil {
-		log.Error("enrollment binding not recorded", "err", err)
 	}
 }
 

@@ -198,14 +198,16 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		if err != nil {
 			return nil, err
 		}
-		if err := s.store.Authenticate(ctx, id, msg, who.CertHash, now); err != nil {
+		if err := s.store.AuthenticateGuarded(ctx, id, msg, who.CertHash, now, recordBinding(who, ev, usedApproval)); err != nil {
 			if errors.Is(err, storage.ErrCertInUse) {
 				log.Warn("authenticate refused: certificate bound to another enrollment", "new_cert", who.CertHash)
 				return nil, ErrUnauthorized
 			}
 			return nil, fmt.Errorf("store authenticate: %w", err)
 		}
-		s.recordBinding(ctx, id, who, ev, usedApproval, log)
+		if ev.Kind == mdm.EventRebound {
+			log.Warn("enrollment re-bound to another certificate", "old_cert", ev.OldCert, "new_cert", ev.NewCert, "reason", ev.Reason)
+		}
 		log.Info("device authenticated", "os_version", msg.OSVersion, "model", msg.ProductName)
 		s.runHooks(ctx, id, msg)
 		return nil, nil

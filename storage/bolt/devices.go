@@ -50,57 +50,59 @@ func parentID(id string) string {
 
 // Authenticate implements storage.CheckinStore.
 func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time) error {
-	return s.db.Batch(func(tx *bbolt.Tx) error {
-		certs := tx.Bucket(bCerts)
-		if owner := certs.Get([]byte(certHash)); owner != nil && string(owner) != id {
-			return storage.ErrCertInUse
-		}
-		d, err := getDevice(tx, id)
-		if err != nil {
-			d = &mdm.Device{ID: id}
-			if tx.Bucket(bMSState).Get([]byte(id)) == nil {
-				// The scheduler's sweep finds it here until its first
-				// evaluation.
-				if err := tx.Bucket(bMSNew).Put([]byte(id), nil); err != nil {
-					return err
-				}
-			}
-		}
-		if d.CertHash != "" && d.CertHash != certHash {
-			if err := certs.Delete([]byte(d.CertHash)); err != nil {
+	return s.db.Batch(func(tx *bbolt.Tx) error { return s.authenticate(tx, id, msg, certHash, now) })
+}
+
+func (s *Store) authenticate(tx *bbolt.Tx, id string, msg *mdm.CheckinMessage, certHash string, now time.Time) error {
+	certs := tx.Bucket(bCerts)
+	if owner := certs.Get([]byte(certHash)); owner != nil && string(owner) != id {
+		return storage.ErrCertInUse
+	}
+	d, err := getDevice(tx, id)
+	if err != nil {
+		d = &mdm.Device{ID: id}
+		if tx.Bucket(bMSState).Get([]byte(id)) == nil {
+			// The scheduler's sweep finds it here until its first
+			// evaluation.
+			if err := tx.Bucket(bMSNew).Put([]byte(id), nil); err != nil {
 				return err
 			}
 		}
-		if err := certs.Put([]byte(certHash), []byte(id)); err != nil {
+	}
+	if d.CertHash != "" && d.CertHash != certHash {
+		if err := certs.Delete([]byte(d.CertHash)); err != nil {
 			return err
 		}
-		d.UDID = msg.UDID
-		if d.UDID == "" {
-			d.UDID = msg.EnrollmentID
-		}
-		d.Topic = msg.Topic
-		d.SerialNumber, d.ProductName = msg.SerialNumber, msg.ProductName
-		d.Model, d.ModelName, d.DeviceName = msg.Model, msg.ModelName, msg.DeviceName
-		d.OSVersion, d.BuildVersion = msg.OSVersion, msg.BuildVersion
-		d.Enabled = false
-		d.CertHash = certHash
-		d.AuthenticatedAt = now
-		d.EnrolledAt = time.Time{}
-		d.PushToken, d.PushMagic, d.TokenInvalid = nil, "", false
-		d.InventoryRequestedAt = time.Time{}
-		// A re-enrollment starts without the old enrollment's secrets: the
-		// escrowed bootstrap token is dropped (the Mac escrows it again)
-		// and the agent secret is cleared, so the next TokenUpdate
-		// provisions a fresh one.
-		d.BootstrapToken, d.BootstrapAt = nil, time.Time{}
-		if err := clearAgentSecret(tx, id); err != nil {
-			return err
-		}
-		if err := s.clearQueue(tx, id, now); err != nil {
-			return err
-		}
-		return putDevice(tx, d)
-	})
+	}
+	if err := certs.Put([]byte(certHash), []byte(id)); err != nil {
+		return err
+	}
+	d.UDID = msg.UDID
+	if d.UDID == "" {
+		d.UDID = msg.EnrollmentID
+	}
+	d.Topic = msg.Topic
+	d.SerialNumber, d.ProductName = msg.SerialNumber, msg.ProductName
+	d.Model, d.ModelName, d.DeviceName = msg.Model, msg.ModelName, msg.DeviceName
+	d.OSVersion, d.BuildVersion = msg.OSVersion, msg.BuildVersion
+	d.Enabled = false
+	d.CertHash = certHash
+	d.AuthenticatedAt = now
+	d.EnrolledAt = time.Time{}
+	d.PushToken, d.PushMagic, d.TokenInvalid = nil, "", false
+	d.InventoryRequestedAt = time.Time{}
+	// A re-enrollment starts without the old enrollment's secrets: the
+	// escrowed bootstrap token is dropped (the Mac escrows it again)
+	// and the agent secret is cleared, so the next TokenUpdate
+	// provisions a fresh one.
+	d.BootstrapToken, d.BootstrapAt = nil, time.Time{}
+	if err := clearAgentSecret(tx, id); err != nil {
+		return err
+	}
+	if err := s.clearQueue(tx, id, now); err != nil {
+		return err
+	}
+	return putDevice(tx, d)
 }
 
 // TokenUpdate implements storage.CheckinStore.

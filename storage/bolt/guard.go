@@ -86,3 +86,15 @@ func (s *Store) AllowReenroll(ctx context.Context, id string, until time.Time, a
 		return writeAudit(tx, audit)
 	})
 }
+
+// AuthenticateGuarded is Authenticate and UpdateEnrollmentGuard in one
+// commit: every enrolment records its binding, and a commit of its own
+// cost each enrolment another fsync.
+func (s *Store) AuthenticateGuarded(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time, fn func(*mdm.EnrollmentGuard) error) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		if err := s.authenticate(tx, id, msg, certHash, now); err != nil {
+			return err
+		}
+		return updateGuard(tx, id, fn)
+	})
+}

@@ -64,6 +64,12 @@ FROM gone WHERE c.seq = gone.seq`
 
 // Authenticate implements storage.CheckinStore.
 func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time) error {
+	return s.authenticate(ctx, id, msg, certHash, now, nil)
+}
+
+// authenticate runs Authenticate and, if guard is not nil, updates the
+// enrollment guard with it in the same transaction.
+func (s *Store) authenticate(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time, guard func(*mdm.EnrollmentGuard) error) error {
 	udid := msg.UDID
 	if udid == "" {
 		udid = msg.EnrollmentID
@@ -73,35 +79,45 @@ func (s *Store) Authenticate(ctx context.Context, id string, msg *mdm.CheckinMes
 		return err
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		var owner string
-		err := tx.QueryRow(ctx, `SELECT id FROM devices WHERE cert_hash = $1 AND id <> $2`, certHash, id).Scan(&owner)
-		if err == nil {
-			return storage.ErrCertInUse
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		if err := s.authenticateTx(ctx, tx, id, udid, msg, certHash, now, canceled); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, authenticateSQL, id, udid, msg.Topic, msg.SerialNumber, msg.ProductName, msg.Model,
-			msg.ModelName, msg.DeviceName, msg.OSVersion, msg.BuildVersion, certHash, ts(now))
-		if uniqueViolation(err, "devices_cert_hash_key") {
-			return storage.ErrCertInUse // bound by a concurrent Authenticate
+		if guard != nil {
+			return updateGuard(ctx, tx, id, guard)
 		}
-		if err != nil {
-			return err
-		}
-		// A re-enrollment starts without the old enrollment's secrets: the
-		// bootstrap token is dropped above and the agent secret here, so
-		// the next TokenUpdate provisions a fresh one.
-		if _, err := tx.Exec(ctx, `UPDATE agents SET secret_hash = '', secret_set_at = NULL WHERE id = $1 AND secret_hash <> ''`, id); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, cancelQueueSQL, id, ts(now), canceled)
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("authenticate %s: %w", id, err)
 	}
 	return nil
+}
+
+func (s *Store) authenticateTx(ctx context.Context, tx pgx.Tx, id, udid string, msg *mdm.CheckinMessage, certHash string, now time.Time, canceled string) error {
+	var owner string
+	err := tx.QueryRow(ctx, `SELECT id FROM devices WHERE cert_hash = $1 AND id <> $2`, certHash, id).Scan(&owner)
+	if err == nil {
+		return storage.ErrCertInUse
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	_, err = tx.Exec(ctx, authenticateSQL, id, udid, msg.Topic, msg.SerialNumber, msg.ProductName, msg.Model,
+		msg.ModelName, msg.DeviceName, msg.OSVersion, msg.BuildVersion, certHash, ts(now))
+	if uniqueViolation(err, "devices_cert_hash_key") {
+		return storage.ErrCertInUse // bound by a concurrent Authenticate
+	}
+	if err != nil {
+		return err
+	}
+	// A re-enrollment starts without the old enrollment's secrets: the
+	// bootstrap token is dropped above and the agent secret here, so
+	// the next TokenUpdate provisions a fresh one.
+	if _, err := tx.Exec(ctx, `UPDATE agents SET secret_hash = '', secret_set_at = NULL WHERE id = $1 AND secret_hash <> ''`, id); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, cancelQueueSQL, id, ts(now), canceled)
+	return err
 }
 
 const tokenUpdateSQL = `

@@ -90,3 +90,9 @@ func (s *Store) AllowReenroll(ctx context.Context, id string, until time.Time, a
 		return writeAudit(ctx, tx, audit)
 	})
 }
+
+// AuthenticateGuarded is Authenticate and UpdateEnrollmentGuard in one
+// transaction.
+func (s *Store) AuthenticateGuarded(ctx context.Context, id string, msg *mdm.CheckinMessage, certHash string, now time.Time, fn func(*mdm.EnrollmentGuard) error) error {
+	return s.authenticate(ctx, id, msg, certHash, now, fn)
+}

@@ -87,6 +87,41 @@ func RunEnrollmentGuard(t *testing.T, newStore func(t *testing.T) GuardBackend) 
 		}
 	})
 
+	t.Run("AuthenticateGuarded", func(t *testing.T) {
+		s := newStore(t)
+		t.Cleanup(func() { s.Close() })
+		ctx := context.Background()
+		notAfter := t0.AddDate(1, 0, 0)
+		err := s.AuthenticateGuarded(ctx, "AG-1", authMsg("AG-1"), "c1", t0, func(g *mdm.EnrollmentGuard) error {
+			g.CertNotAfter = notAfter
+			g.AppendEvent(mdm.EnrollmentEvent{Kind: mdm.EventBound, At: t0, NewCert: "c1"})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.CertBound(ctx, "AG-1", "c1"); err != nil || !ok {
+			t.Errorf("CertBound = %v, %v", ok, err)
+		}
+		if g, err := s.EnrollmentGuard(ctx, "AG-1"); err != nil || !g.CertNotAfter.Equal(notAfter) || len(g.Events) != 1 {
+			t.Errorf("guard = %+v, %v", g, err)
+		}
+		// A failing guard update undoes the Authenticate too.
+		boom := errors.New("boom")
+		if err := s.AuthenticateGuarded(ctx, "AG-1", authMsg("AG-1"), "c2", t0.Add(time.Hour), func(*mdm.EnrollmentGuard) error { return boom }); !errors.Is(err, boom) {
+			t.Errorf("failing guard err = %v, want boom", err)
+		}
+		if ok, _ := s.CertBound(ctx, "AG-1", "c1"); !ok {
+			t.Error("the binding changed although the guard update failed")
+		}
+		// A certificate bound elsewhere is refused before the guard.
+		called := false
+		err = s.AuthenticateGuarded(ctx, "AG-2", authMsg("AG-2"), "c1", t0, func(*mdm.EnrollmentGuard) error { called = true; return nil })
+		if !errors.Is(err, storage.ErrCertInUse) || called {
+			t.Errorf("certificate of another enrollment: err = %v, guard updated %v", err, called)
+		}
+	})
+
 	t.Run("APIKeyRole", func(t *testing.T) {
 		s := newStore(t)
 		t.Cleanup(func() { s.Close() })
