@@ -140,3 +140,24 @@ func BenchmarkHostileSignature(b *testing.B) {
 		})
 	}
 }
+
+// FuzzCheckBERShape: the walk never panics or loops on any input, and
+// loosening its limits never turns an accepted input into a refused one.
+func FuzzCheckBERShape(f *testing.F) {
+	for _, name := range []string{"mdm-signature.sha256.b64", "mdm-signature.ber.sha256.b64"} {
+		der, _ := base64.StdEncoding.DecodeString(readHeader(f, name))
+		f.Add(der)
+	}
+	f.Add(nestedBER(25))
+	f.Add(wideBER(600))
+	f.Add([]byte{0x30, 0x80, 0x00, 0x00})
+	f.Add([]byte{0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		err := certs.CheckBERShape(der, 8, 64)
+		if err == nil {
+			if err := certs.CheckBERShape(der, 9, 65); err != nil {
+				t.Fatalf("accepted with limits 8/64, refused with 9/65: %v", err)
+			}
+		}
+	})
+}

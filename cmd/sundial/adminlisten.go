@@ -71,7 +71,10 @@ func (a *app) serveAdmin(device *http.Server, errc chan<- error) (*http.Server, 
 		IdleTimeout:       device.IdleTimeout,
 		MaxHeaderBytes:    device.MaxHeaderBytes,
 		ErrorLog:          device.ErrorLog,
-		TLSConfig:         device.TLSConfig,
+	}
+	if device.TLSConfig != nil {
+		// A copy: each server sets up HTTP/2 in its own configuration.
+		srv.TLSConfig = device.TLSConfig.Clone()
 	}
 	a.admin.mu.Lock()
 	a.admin.addr = ln.Addr()

@@ -529,14 +529,15 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	// The admin server copies the device server's settings, so it starts
+	// first, before serving touches them.
 	adminSrv, err := a.serveAdmin(srv, errc)
 	if err != nil {
-		srv.Close()
 		stopBG()
 		wg.Wait()
 		return err
 	}
+	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("sundial serving", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"enroll_url", a.cfg.PublicURL+"/mdm/enroll", "tls", !a.cfg.NoTLS)
 	select {

@@ -81,7 +81,7 @@ func TestStatusRecordBounded(t *testing.T) {
 	}
 	t.Logf("other Mac's status report: %v before, worst %v during the flood", baseline, worst)
 	// Generous for a shared CI machine; unbounded records took 1.5 s.
-	if limit := max(50*baseline, 250*time.Millisecond); worst > limit {
+	if limit := max(50*baseline, 500*time.Millisecond); worst > limit && !raceEnabled {
 		t.Errorf("other Mac's status report took %v during the flood (baseline %v)", worst, baseline)
 	}
 }

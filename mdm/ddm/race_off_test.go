@@ -1,0 +1,5 @@
+//go:build !race
+
+package ddm_test
+
+const raceEnabled = false
