@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/sundial-mdm/sundial/internal/retention"
 )
 
 // Config is `sundial server`'s configuration: flags with an environment
@@ -83,9 +85,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", DefaultLeaseTTL, "how long the scheduler lease lasts without renewal (renewed every third of it): with several replicas, another takes over within 4/3 of it after the leader dies, within a third after it stops cleanly (docs/replicas.md); 1s to 10m")
-	c.RetainCommands = DefaultRetainCommands
+	c.RetainCommands = retention.DefaultRetainCommands
 	fs.Var((*daysValue)(&c.RetainCommands), "retain-commands", "keep finished commands and their results this long (90d, or a duration), then delete them; queued commands, update states and the audit log are kept; 0: forever")
-	fs.IntVar(&c.RetainHistory, "retain-history", DefaultRetainHistory, "keep this many update history transitions per Mac, the newest; 0: all")
+	fs.IntVar(&c.RetainHistory, "retain-history", retention.DefaultRetainHistory, "keep this many update history transitions per Mac, the newest; 0: all")
 	fs.StringVar(&c.ReplicaID, "replica-id", "", "this replica's name in the scheduler lease and the logs, unique per replica (default: host name and process ID)")
 	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "Go's garbage collection target (GOGC) while the live heap is small: between collections the heap may grow this many percent of the live data, up to 24 MB and never less than Go's default of 100 allows; 100 or less: a fixed GOGC; 0 leaves the runtime alone; ignored when GOGC is set")
 	fs.BoolVar(&c.AdaptiveProcs, "adaptive-procs", true, "run Go's scheduler on one CPU while the server uses less than 0.8 of a CPU, and on all of them as soon as it needs more (ignored when GOMAXPROCS is set), and start the server with GODEBUG=schedtrace set to its longest period so that the runtime's monitor thread backs off while idle; both cost less CPU per request")
