@@ -223,7 +223,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	adm.Register(r)
 	adm.RegisterReports(r, scheduler.NewReporter(store, store, a.catalog, clk))
-	a.handler = a.recoverPanics(r)
+	r.Use(a.recoverPanics) // every route, the subrouters' included
+	a.handler = r
 	return a, nil
 }
 
