@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sundial-mdm/sundial/internal/retention"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 )
 
@@ -107,9 +108,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
 	fs.StringSliceVar(&c.ConsoleReadKeys, "console-read-keys", nil, "API keys (IDs or names, comma-separated) that see the web console read-only")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", DefaultLeaseTTL, "how long the scheduler lease lasts without renewal (renewed every third of it): with several replicas, another takes over within 4/3 of it after the leader dies, within a third after it stops cleanly (docs/replicas.md); 1s to 10m")
-	c.RetainCommands = DefaultRetainCommands
+	c.RetainCommands = retention.DefaultRetainCommands
 	fs.Var((*daysValue)(&c.RetainCommands), "retain-commands", "keep finished commands and their results this long (90d, or a duration), then delete them; queued commands, update states and the audit log are kept; 0: forever")
-	fs.IntVar(&c.RetainHistory, "retain-history", DefaultRetainHistory, "keep this many update history transitions per Mac, the newest; 0: all")
+	fs.IntVar(&c.RetainHistory, "retain-history", retention.DefaultRetainHistory, "keep this many update history transitions per Mac, the newest; 0: all")
 	fs.StringVar(&c.ReplicaID, "replica-id", "", "this replica's name in the scheduler lease and the logs, unique per replica (default: host name and process ID)")
 	fs.IntVar(&c.ignoredInt, "bolt-mapped-mb", 0, "")
 	fs.IntVar(&c.ignoredInt, "gc-percent", 0, "")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sundial-mdm/sundial/agent"
+	"github.com/sundial-mdm/sundial/internal/retention"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -149,7 +150,7 @@ func (a *app) runScheduler(ctx context.Context) {
 		pruned := make(chan struct{})
 		go func() {
 			defer close(pruned)
-			newPruner(a.store, a.clock, a.log, a.cfg.RetainCommands, a.cfg.RetainHistory).Run(ctx)
+			retention.NewPruner(a.store, a.clock, a.log, a.cfg.RetainCommands, a.cfg.RetainHistory).Run(ctx)
 		}()
 		depDone := make(chan struct{})
 		go func() {

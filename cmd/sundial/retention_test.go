@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/internal/retention"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
@@ -52,8 +53,8 @@ func TestPrunerKeepsRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	queued := pending.UUID
-	p := newPruner(ts.app.store, clock.NewFake(time.Now().Add(91*24*time.Hour)), slog.New(slog.DiscardHandler), DefaultRetainCommands, DefaultRetainHistory)
-	p.batch, p.pause = 2, time.Millisecond // several batches
+	p := retention.NewPruner(ts.app.store, clock.NewFake(time.Now().Add(91*24*time.Hour)), slog.New(slog.DiscardHandler), retention.DefaultRetainCommands, retention.DefaultRetainHistory)
+	p.Batch, p.MinPause = 2, time.Millisecond // several batches
 	cmds, trans, err := p.RunOnce(ctx)
 	if err != nil || cmds != finished || trans < 50 {
 		t.Fatalf("RunOnce = %d commands, %d transitions, %v; want %d commands and at least 50 transitions", cmds, trans, err, finished)
@@ -63,7 +64,7 @@ func TestPrunerKeepsRetention(t *testing.T) {
 		t.Errorf("commands after pruning = %+v, %v; want only the queued %s", after, err, queued)
 	}
 	h, err := ts.app.store.History(ctx, mac.UDID, 0)
-	if err != nil || len(h) != DefaultRetainHistory || h[len(h)-1].Reason != "r1049" {
+	if err != nil || len(h) != retention.DefaultRetainHistory || h[len(h)-1].Reason != "r1049" {
 		t.Errorf("history after pruning: %d entries, %v", len(h), err)
 	}
 	if _, err := mac.Connect(ctx); err != nil { // answers ProfileList

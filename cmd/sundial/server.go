@@ -270,10 +270,11 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
 	// A panic in any handler is logged, counted and turns /healthz degraded.
-	a.handler = a.recoverPanics(r)
-	if a.admin.handler != nil {
-		a.admin.handler = a.recoverPanics(a.admin.handler)
+	r.Use(a.recoverPanics) // every route, the subrouters' included
+	if ar, ok := a.admin.handler.(*mux.Router); ok && ar != r {
+		ar.Use(a.recoverPanics)
 	}
+	a.handler = r
 	return a, nil
 }
 

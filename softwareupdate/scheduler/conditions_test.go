@@ -127,6 +127,19 @@ func TestNeedsBootstrapToken(t *testing.T) {
 	u.addMac("as", "15.1", "J413AP", true)
 	u.setInventory("as", mdm.Inventory{OSVersion: "15.1", SoftwareUpdateDeviceID: "J413AP", IsSupervised: true, IsAppleSilicon: true})
 	u.pass()
+	// The scan runs in the background: the list is asked once it had time.
+	scan := u.state("as")
+	if scan.Awaiting != "ScheduleOSUpdateScan" {
+		t.Fatalf("as awaiting %q, want the scan first", scan.Awaiting)
+	}
+	scanRaw := []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict><key>CommandUUID</key><string>` + scan.StepCommand + `</string>
+<key>ScanInitiated</key><true/><key>Status</key><string>Acknowledged</string><key>UDID</key><string>as</string></dict></plist>`)
+	if err := u.sched.HandleResult(ctx, "as", "ScheduleOSUpdateScan", &mdm.Report{Status: mdm.Acknowledged, CommandUUID: scan.StepCommand}, scanRaw); err != nil {
+		t.Fatal(err)
+	}
+	u.clk.Set(u.clk.Now().Add(10 * time.Minute))
+	u.pass()
 	st := u.state("as")
 	if st.Phase != softwareupdate.PhasePending || st.Awaiting != "AvailableOSUpdates" {
 		t.Fatalf("as = %s awaiting %q", st.Phase, st.Awaiting)

@@ -49,6 +49,9 @@ const (
 	wantCompliant outcome = "compliant"
 	// wantFailed: phase failed with a reason containing the row's reason.
 	wantFailed outcome = "failed"
+	// wantIneligible: phase ineligible with a reason containing the row's
+	// reason (an unsupervised Mac: never failed, never sent an update).
+	wantIneligible outcome = "ineligible"
 )
 
 type hostileRow struct {
@@ -126,7 +129,7 @@ func hostileRows(D time.Time) []hostileRow {
 			}},
 		// Until esc-a's eligibility state, an unsupervised Mac is a failure
 		// with its reason.
-		{name: "unsupervised", share: 50, want: wantFailed, reason: "not supervised", opts: []mdmtest.Option{mdmtest.WithSupervised(false)}},
+		{name: "unsupervised", share: 50, want: wantIneligible, reason: "not supervised", opts: []mdmtest.Option{mdmtest.WithSupervised(false)}},
 	}
 }
 
@@ -326,6 +329,10 @@ func TestHostileFleet(t *testing.T) {
 		case wantFailed:
 			if st.Phase != softwareupdate.PhaseFailed || !strings.Contains(st.Reason, m.row.reason) {
 				bad = append(bad, fmt.Sprintf("%s: %s (%s), want failed with %q", m.name, st.Phase, st.Reason, m.row.reason))
+			}
+		case wantIneligible:
+			if st.Phase != softwareupdate.PhaseIneligible || !strings.Contains(st.Reason, m.row.reason) || len(m.forced) > 0 {
+				bad = append(bad, fmt.Sprintf("%s: %s (%s), %d forced installs, want ineligible with %q and none", m.name, st.Phase, st.Reason, len(m.forced), m.row.reason))
 			}
 		}
 		m.mu.Lock()

@@ -173,8 +173,11 @@ func TestUpgradeToSchema2(t *testing.T) {
 func TestStateCodecReadsRecordsWithoutErrors(t *testing.T) {
 	st := fillState(t)
 	st.Errors = 0
+	st.FailureSource, st.NotNowCount, st.NotNowSince = "", 0, time.Time{}
 	v := encodeState(st)
-	old := v[:len(v)-1] // Errors 0 is one trailing byte
+	// Errors 0, then an empty FailureSource, NotNowCount 0 and a zero
+	// NotNowSince: one trailing byte each.
+	old := v[:len(v)-4]
 	got, err := decodeState(st.DeviceID, old)
 	if err != nil {
 		t.Fatal(err)
