@@ -185,7 +185,6 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, &Error{Code: CodeForbidden, Message: "this API key's role (" + role + ") does not allow " + r.Method + " " + r.URL.Path})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
 		ctx := context.WithValue(context.WithValue(r.Context(), actorKey, name), keyIDKey, k.ID)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
