@@ -127,9 +127,20 @@ func TestNeedsBootstrapToken(t *testing.T) {
 	u.addMac("as", "15.1", "J413AP", true)
 	u.setInventory("as", mdm.Inventory{OSVersion: "15.1", SoftwareUpdateDeviceID: "J413AP", IsSupervised: true, IsAppleSilicon: true})
 	u.pass()
+	// The pending phase scans first and lists the updates once the scan
+	// had time to run (the legacy enforcer's ScanWait, 10 minutes).
 	st := u.state("as")
-	if st.Phase != softwareupdate.PhasePending || st.Awaiting != "AvailableOSUpdates" {
+	if st.Phase != softwareupdate.PhasePending || st.Awaiting != "ScheduleOSUpdateScan" {
 		t.Fatalf("as = %s awaiting %q", st.Phase, st.Awaiting)
+	}
+	if err := u.sched.HandleResult(ctx, "as", "ScheduleOSUpdateScan", &mdm.Report{Status: mdm.Acknowledged, CommandUUID: st.StepCommand}, nil); err != nil {
+		t.Fatal(err)
+	}
+	u.clk.Advance(10 * time.Minute)
+	u.pass()
+	st = u.state("as")
+	if st.Phase != softwareupdate.PhasePending || st.Awaiting != "AvailableOSUpdates" {
+		t.Fatalf("as after the scan = %s awaiting %q", st.Phase, st.Awaiting)
 	}
 	raw := []byte(strings.Replace(availableUpdates, "%s", st.StepCommand, 1))
 	if err := u.sched.HandleResult(ctx, "as", "AvailableOSUpdates", &mdm.Report{Status: mdm.Acknowledged, CommandUUID: st.StepCommand}, raw); err != nil {

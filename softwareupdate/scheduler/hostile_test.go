@@ -49,6 +49,9 @@ const (
 	wantCompliant outcome = "compliant"
 	// wantFailed: phase failed with a reason containing the row's reason.
 	wantFailed outcome = "failed"
+	// wantIneligible: phase ineligible with a reason containing the row's
+	// reason; never failed, and sent no forced install.
+	wantIneligible outcome = "ineligible"
 )
 
 type hostileRow struct {
@@ -57,7 +60,7 @@ type hostileRow struct {
 	opts   []mdmtest.Option
 	setup  func(h *hostile, m *hostileMac)
 	want   outcome
-	reason string // for wantFailed: what the failure must say
+	reason string // for wantFailed and wantIneligible: what the reason must say
 	// forcedBound overrides maxForced (an admin retry starts a new round).
 	forcedBound int
 }
@@ -124,9 +127,10 @@ func hostileRows(D time.Time) []hostileRow {
 			setup: func(h *hostile, m *hostileMac) {
 				m.dev.AnswerErrorUntil("ScheduleOSUpdate", D.Add(30*24*time.Hour), apple12021)
 			}},
-		// Until esc-a's eligibility state, an unsupervised Mac is a failure
-		// with its reason.
-		{name: "unsupervised", share: 50, want: wantFailed, reason: "not supervised", opts: []mdmtest.Option{mdmtest.WithSupervised(false)}},
+		// Apple lets no MDM manage an unsupervised Mac's updates: with
+		// esc-a's eligibility state it is ineligible with its reason, not
+		// failed.
+		{name: "unsupervised", share: 50, want: wantIneligible, reason: "not supervised", opts: []mdmtest.Option{mdmtest.WithSupervised(false)}},
 	}
 }
 
@@ -327,6 +331,10 @@ func TestHostileFleet(t *testing.T) {
 			if st.Phase != softwareupdate.PhaseFailed || !strings.Contains(st.Reason, m.row.reason) {
 				bad = append(bad, fmt.Sprintf("%s: %s (%s), want failed with %q", m.name, st.Phase, st.Reason, m.row.reason))
 			}
+		case wantIneligible:
+			if st.Phase != softwareupdate.PhaseIneligible || !strings.Contains(st.Reason, m.row.reason) || st.Failure != "" {
+				bad = append(bad, fmt.Sprintf("%s: %s (%s, failure %q), want ineligible with %q", m.name, st.Phase, st.Reason, st.Failure, m.row.reason))
+			}
 		}
 		m.mu.Lock()
 		bound := maxForced
@@ -335,6 +343,9 @@ func TestHostileFleet(t *testing.T) {
 		}
 		if len(m.forced) > bound {
 			bad = append(bad, fmt.Sprintf("%s: %d forced installs, bound %d", m.name, len(m.forced), bound))
+		}
+		if m.row.want == wantIneligible && len(m.forced) > 0 {
+			bad = append(bad, fmt.Sprintf("%s: ineligible but sent %d forced installs", m.name, len(m.forced)))
 		}
 		for _, at := range m.forced {
 			if at.Before(h.enforce[m.group]) {
