@@ -178,7 +178,7 @@ func TestEveryAdminEndpointNeedsAValidKey(t *testing.T) {
 	if err := ts.admin.RevokeAPIKey(t.Context(), revoked.ID); err != nil {
 		t.Fatal(err)
 	}
-	router := ts.app.handler.(*mux.Router)
+	router := ts.app.router
 	n := 0
 	err = router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tmpl, err := route.GetPathTemplate()

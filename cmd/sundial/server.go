@@ -108,6 +108,7 @@ type app struct {
 	authority *certs.Authority
 	svc       *service.Service
 	handler   http.Handler
+	router    *mux.Router   // the routes under handler's panic recovery
 	admin     adminListener // --admin-listen
 	topic     string
 	pushMgr   *pushManager
@@ -270,7 +271,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
 	// A panic in any handler is logged, counted and turns /healthz degraded.
-	a.handler = a.recoverPanics(r)
+	a.router, a.handler = r, a.recoverPanics(r)
 	if a.admin.handler != nil {
 		a.admin.handler = a.recoverPanics(a.admin.handler)
 	}
