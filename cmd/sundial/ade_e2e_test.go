@@ -266,7 +266,7 @@ func TestDEPConnectSyncAssignEnroll(t *testing.T) {
 	}
 
 	// The token expires in 20 days: /healthz warns.
-	resp, err := ts.hc.Get(ts.url + "/healthz")
+	resp, err := ts.getKeyed("/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}

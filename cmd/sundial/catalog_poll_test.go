@@ -155,7 +155,7 @@ func TestCatalogPollsByItself(t *testing.T) {
 	}
 
 	// /healthz shows the age and no catalog warning; /metrics the gauge.
-	resp, err := ts.hc.Get(ts.url + "/healthz")
+	resp, err := ts.getKeyed("/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestCatalogPollsByItself(t *testing.T) {
 	if h.Catalog == nil || h.Catalog.Stale || strings.Contains(strings.Join(h.Issues, "\n"), "catalog") {
 		t.Errorf("healthz catalog = %+v, issues %q", h.Catalog, h.Issues)
 	}
-	resp, err = ts.hc.Get(ts.url + "/metrics")
+	resp, err = ts.getKeyed("/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestCatalogPollsByItself(t *testing.T) {
 // its catalog (the built-in snapshot) is old.
 func TestCatalogStaleWithoutPolling(t *testing.T) {
 	ts := startTestServer(t, t.TempDir())
-	resp, err := ts.hc.Get(ts.url + "/healthz")
+	resp, err := ts.getKeyed("/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,10 +192,18 @@ func TestCLIExitCodesAndMessages(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("keys = %v, %v", keys, err)
 	}
+	// The last admin key is never revoked (security branch): a second
+	// admin key makes the CLI's own key revocable.
+	if r := cli("apikeys", "revoke", "--force", keys[0].ID); r.code != exitError || !strings.Contains(r.stderr, "last admin API key") {
+		t.Errorf("revoking the last admin key = %+v", r)
+	}
+	if _, err := ts.admin.CreateAPIKey(t.Context(), "second admin"); err != nil {
+		t.Fatal(err)
+	}
 	if r := cli("apikeys", "revoke", keys[0].ID); r.code != exitError || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("revoking the CLI's own key = %+v", r)
 	}
-	if r := cli("apikeys", "list"); r.code != 0 || !strings.Contains(r.out, keys[0].ID+"  ") || strings.Count(r.out, "-\n") != 1 {
+	if r := cli("apikeys", "list"); r.code != 0 || !strings.Contains(r.out, keys[0].ID+"  ") || strings.Count(r.out, "-\n") != 2 {
 		t.Errorf("the key was revoked anyway: %+v", r)
 	}
 	if r := cli("apikeys", "revoke", "--force", keys[0].ID); r.code != 0 {

@@ -428,7 +428,9 @@ func TestConsoleActions(t *testing.T) {
 	}
 	var actions []string
 	for _, e := range entries {
-		if e.Actor == "initial admin" {
+		// The console's own actions (the set-up's key creation is audited
+		// by the API too).
+		if e.Actor == "initial admin" && strings.HasPrefix(e.Action, "exception.") {
 			actions = append(actions, e.Action)
 		}
 	}

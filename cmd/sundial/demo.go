@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sundial-mdm/sundial/certs"
+	"github.com/sundial-mdm/sundial/enrollment/ade/depmock"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
@@ -56,6 +58,10 @@ const (
 // demoTick is the simulated time between two scheduler passes.
 const demoTick = 15 * time.Minute
 
+// demoProfileMac is the index of the managed Mac enrolled with the
+// downloaded profile instead of ADE.
+const demoProfileMac = 2
+
 func newDemoCmd(getenv func(string) string) *cobra.Command {
 	o := demoOptions{}
 	var short bool
@@ -65,18 +71,25 @@ func newDemoCmd(getenv func(string) string) *cobra.Command {
 		Long: `demo starts the real Sundial server on a temporary embedded database, an
 APNs mock and simulated Macs (macOS 13, 14 and 15, and one model the target
 does not support) in three groups, one per policy mode: unmanaged, automatic
-(7 days after Apple's release) and manual (a minimum version by a date). An
+(7 days after Apple's release) and manual (a minimum version by a date).
+The managed Macs come from a mock of Apple Business Manager and enroll
+through Automated Device Enrollment (supervised); a manual-group Mac below
+the target waits at Setup Assistant until it installs it. One automatic-group
+Mac enrolls with the downloaded profile instead: not supervised, so Apple
+lets no MDM enforce its updates and it ends ineligible, never failed. An
 accelerated clock runs the whole enforcement while a line shows how many
 Macs are in each phase whenever that changes (every 15 simulated minutes
-around a deadline), with a line per phase change for five named Macs, one
-per path: legacy ScheduleOSUpdate (macOS 13), declarative (macOS 14+), a
-user choosing Start Now, the unsupported model and an unmanaged Mac. It
+around a deadline), with a line per phase change for seven named Macs,
+one per path: legacy ScheduleOSUpdate (macOS 13), declarative (macOS 14+),
+a user choosing Start Now, a macOS 13 Mac (too old to be held at Setup
+Assistant) upgraded to macOS 15, the profile-enrolled Mac, the unsupported
+model and an unmanaged Mac. It
 ends with the compliance report. Nothing is kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if short {
 				if !cmd.Flags().Changed("macs") {
-					o.Macs = 6
+					o.Macs = 7
 				}
 				if !cmd.Flags().Changed("speed") {
 					o.Speed = 96 * time.Hour
@@ -99,7 +112,7 @@ ends with the compliance report. Nothing is kept.`,
 	f := cmd.Flags()
 	f.IntVar(&o.Macs, "macs", 12, "number of simulated Macs (4 to 200)")
 	f.DurationVar(&o.Speed, "speed", 10*time.Hour, "simulated time per real second")
-	f.BoolVar(&short, "short", false, "CI mode: 6 Macs, 96h of simulated time per second")
+	f.BoolVar(&short, "short", false, "CI mode: 7 Macs, 96h of simulated time per second")
 	f.DurationVar(&o.Timeout, "timeout", 90*time.Second, "fail after this much real time")
 	f.StringVarP(&o.Output, "output", "o", "table", "final report as table or json")
 	f.BoolVar(&o.Verbose, "verbose", false, "show the server's logs")
@@ -113,6 +126,7 @@ type demoMac struct {
 	group       string
 	major       int
 	unsupported bool   // the model the target does not support
+	ade         bool   // enrolls through Automated Device Enrollment (supervised)
 	story       string // the path it shows, "" for an unnamed Mac
 	startNow    bool   // its user chooses Start Now once notified
 	pressed     bool
@@ -184,6 +198,12 @@ func planDemo(cat *catalog.Catalog, now time.Time) (*demoPlan, error) {
 			p.hw, found = hw, true
 			rs := supported(cat.Major(15), hw.SoftwareUpdateDeviceID)
 			p.target = rs[len(rs)-1]
+			// A Mac on macOS 13 is also offered the latest macOS 14 and 15
+			// as major upgrades, as Software Update lists them.
+			for _, m := range []int{14, 15} {
+				l := supported(cat.Major(m), hw.SoftwareUpdateDeviceID)
+				p.updates[13] = append(p.updates[13], mdmtest.MajorUpdate(l[len(l)-1].Version.String(), l[len(l)-1].Build))
+			}
 			break
 		}
 	}
@@ -246,13 +266,16 @@ func planDemo(cat *catalog.Catalog, now time.Time) (*demoPlan, error) {
 }
 
 // demoSlots is the order in which Macs fill the groups (the unsupported
-// Mac is added on top).
+// Mac is added on top). The manual group's macOS 15 Mac is held at Setup
+// Assistant until it runs the target; its macOS 13 Mac cannot be (Apple
+// holds only macOS 14 and later), so it enrolls and walks every phase to
+// a major upgrade.
 var demoSlots = []struct {
 	group string
 	major int
 }{
 	{demoAutomatic, 13}, {demoManual, 15}, {demoAutomatic, 14}, {demoUnmanaged, 14}, {demoAutomatic, 15},
-	{demoManual, 15}, {demoAutomatic, 13}, {demoAutomatic, 14}, {demoUnmanaged, 15}, {demoManual, 15}, {demoAutomatic, 14},
+	{demoManual, 13}, {demoAutomatic, 13}, {demoAutomatic, 14}, {demoUnmanaged, 15}, {demoManual, 15}, {demoAutomatic, 14},
 }
 
 // runDemo runs the demo and returns the final compliance report. Live lines
@@ -283,6 +306,21 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ms.Certificate().Raw}), 0o600); err != nil {
 		return nil, err
 	}
+	// Apple Business Manager: a DEP mock and a test "Apple" device CA
+	// whose root the server trusts for ADE enrollment requests.
+	dm := depmock.New()
+	dms := httptest.NewTLSServer(dm)
+	defer dms.Close()
+	apple, err := mdmtest.NewAppleDeviceCA(start)
+	if err != nil {
+		return nil, err
+	}
+	depCA, appleRoot := filepath.Join(dir, "dep-ca.pem"), filepath.Join(dir, "apple-root.pem")
+	for file, der := range map[string][]byte{depCA: dms.Certificate().Raw, appleRoot: apple.Root.Raw} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -290,7 +328,7 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	base := "https://" + ln.Addr().String()
 	cfg := Config{Listen: ln.Addr().String(), DataDir: filepath.Join(dir, "data"), PublicURL: base, ChallengeMode: "shared",
 		LogLevel: "error", LogFormat: "text", FlushInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		APNsURL: ms.URL, APNsCA: caFile, NoSync: true}
+		APNsURL: ms.URL, APNsCA: caFile, NoSync: true, ADEAppleRoot: appleRoot, DEPCA: depCA}
 	if o.Verbose {
 		cfg.LogLevel = "info"
 	}
@@ -376,8 +414,12 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 			m.group, m.major, rel, ups = s.group, s.major, plan.start[s.major], plan.updates[s.major]
 		}
 		m.name = fmt.Sprintf("mac-%02d", i+1)
+		// Managed Macs come from Apple Business Manager (supervised by
+		// ADE), except demoProfileMac, enrolled with the downloaded
+		// profile: not supervised, so Apple lets no MDM enforce its updates.
+		m.ade = m.group != demoUnmanaged && !m.unsupported && i != demoProfileMac
 		m.dev, err = mdmtest.New(mdmtest.WithKeyPool(keys), mdmtest.WithHTTPClient(hc), mdmtest.WithClock(clk),
-			mdmtest.WithHardware(hw), mdmtest.WithOS(rel.Version.String(), buildOf(rel)), mdmtest.WithSupervised(true),
+			mdmtest.WithHardware(hw), mdmtest.WithOS(rel.Version.String(), buildOf(rel)), mdmtest.WithSupervised(false),
 			mdmtest.WithCatalog(ups...), mdmtest.WithDeviceName(m.name))
 		if err != nil {
 			return nil, err
@@ -415,16 +457,32 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 	for _, m := range named {
 		fmt.Fprintf(live, "    %s  %-9s  %s\n", m.name, m.group, m.story)
 	}
+	if err := demoABM(ctx, a, dm, dms.URL, macs); err != nil {
+		return nil, err
+	}
 	for _, m := range macs {
-		if err := m.dev.Enroll(ctx, hc, base+"/mdm/enroll"); err != nil {
-			return nil, fmt.Errorf("enroll %s: %w", m.name, err)
+		if !m.ade {
+			if err := m.dev.Enroll(ctx, hc, base+"/mdm/enroll"); err != nil {
+				return nil, fmt.Errorf("enroll %s: %w", m.name, err)
+			}
+			if m.group != demoUnmanaged && !m.unsupported {
+				fmt.Fprintf(live, "  %s enrolled with the downloaded profile: not supervised, so ineligible for enforcement\n", m.name)
+			}
+			continue
+		}
+		from := m.dev.OSVersion()
+		if err := m.dev.EnrollADE(ctx, hc, base+"/mdm/enroll", apple); err != nil {
+			return nil, fmt.Errorf("enroll %s through ADE: %w", m.name, err)
+		}
+		if ups := m.dev.SetupUpdates(); len(ups) > 0 {
+			fmt.Fprintf(live, "  %s (ADE) was held at Setup Assistant on macOS %s until it installed macOS %s\n", m.name, from, ups[len(ups)-1])
 		}
 	}
 
 	reporter := scheduler.NewReporter(a.store, a.store, a.catalog, clk)
 	phases := []softwareupdate.Phase{softwareupdate.PhaseUnknown, softwareupdate.PhasePending, softwareupdate.PhaseNotify,
 		softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhaseCompliant,
-		softwareupdate.PhaseUnsupported, softwareupdate.PhaseUnmanaged}
+		softwareupdate.PhaseIneligible, softwareupdate.PhaseUnsupported, softwareupdate.PhaseUnmanaged}
 	fmt.Fprintf(live, "\nOne line whenever the number of Macs in a phase changes:\n%-5s %-16s", "DAY", "SIMULATED (UTC)")
 	for _, p := range phases {
 		fmt.Fprintf(live, " %11s", strings.ToUpper(string(p)))
@@ -463,7 +521,7 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 			switch {
 			case r.Phase == softwareupdate.PhaseCompliant:
 				detail = "now on macOS " + r.OSVersion
-			case r.Phase == softwareupdate.PhaseUnsupported, r.Phase == softwareupdate.PhaseFailed:
+			case r.Phase == softwareupdate.PhaseUnsupported, r.Phase == softwareupdate.PhaseFailed, r.Phase == softwareupdate.PhaseIneligible:
 				detail = r.Reason
 			case !r.Deadline.IsZero() && r.Phase != softwareupdate.PhaseUnmanaged:
 				detail = "macOS " + r.Target + ", deadline " + r.Deadline.UTC().Format("Mon 02 Jan 15:04")
@@ -484,6 +542,8 @@ func runDemo(ctx context.Context, o demoOptions, out, errw io.Writer) (*schedule
 				want = softwareupdate.PhaseUnmanaged
 			case m.unsupported:
 				want = softwareupdate.PhaseUnsupported
+			case !m.ade:
+				want = softwareupdate.PhaseIneligible // not supervised: never failed
 			}
 			if phase[m.dev.UDID] != want {
 				return false
@@ -633,8 +693,9 @@ func buildOf(r catalog.Release) string {
 
 // nameDemoMacs picks the Macs whose phase changes the demo prints, one per
 // path (each only if the fleet has one): legacy ScheduleOSUpdate (macOS
-// 13), declarative (macOS 14+), a declarative Mac whose user chooses Start
-// Now, the unsupported model, and an unmanaged Mac.
+// 13), declarative (macOS 14+), a legacy Mac whose user chooses Start Now
+// (all three supervised by ADE), the profile-enrolled Mac (ineligible), the
+// unsupported model, and an unmanaged Mac.
 func nameDemoMacs(macs []*demoMac) []*demoMac {
 	var out []*demoMac
 	take := func(story string, ok func(m *demoMac) bool) *demoMac {
@@ -647,15 +708,62 @@ func nameDemoMacs(macs []*demoMac) []*demoMac {
 		}
 		return nil
 	}
-	managed := func(m *demoMac) bool { return m.group != demoUnmanaged && !m.unsupported }
-	take("legacy ScheduleOSUpdate", func(m *demoMac) bool { return managed(m) && m.major == 13 })
+	managed := func(m *demoMac) bool { return m.group != demoUnmanaged && !m.unsupported && m.ade }
+	take("legacy ScheduleOSUpdate", func(m *demoMac) bool { return managed(m) && m.major == 13 && m.group == demoAutomatic })
 	take("declarative", func(m *demoMac) bool { return managed(m) && m.major >= 14 && m.group == demoAutomatic })
 	// Start Now installs at once on the legacy path (InstallASAP); a
 	// declarative Mac's agent leaves the install to macOS.
-	if m := take("legacy, the user chooses Start Now", func(m *demoMac) bool { return managed(m) && m.major == 13 }); m != nil {
+	if m := take("legacy, the user chooses Start Now", func(m *demoMac) bool { return managed(m) && m.major == 13 && m.group == demoAutomatic }); m != nil {
 		m.startNow = true
 	}
+	take("legacy major upgrade: macOS 13 is too old to hold at setup", func(m *demoMac) bool {
+		return managed(m) && m.major == 13 && m.group == demoManual
+	})
+	take("profile-enrolled, not supervised", func(m *demoMac) bool {
+		return m.group != demoUnmanaged && !m.unsupported && !m.ade
+	})
 	take("unsupported model", func(m *demoMac) bool { return m.unsupported })
 	take("unmanaged", func(m *demoMac) bool { return m.group == demoUnmanaged })
 	return out
+}
+
+// demoABM connects the server to the DEP mock as an admin would (keypair,
+// server token), puts the ADE Macs' serials in ABM, syncs them and moves
+// each into its group, so each gets its group's ADE profile.
+func demoABM(ctx context.Context, a *app, dm *depmock.Mock, url string, macs []*demoMac) error {
+	certPEM, err := a.dep.Keypair(ctx, "abm", url)
+	if err != nil {
+		return err
+	}
+	blk, _ := pem.Decode(certPEM)
+	if blk == nil {
+		return errors.New("demo: keypair certificate is not PEM")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return err
+	}
+	tok, err := dm.ServerToken(cert)
+	if err != nil {
+		return err
+	}
+	if _, err := a.dep.UploadToken(ctx, "abm", tok); err != nil {
+		return err
+	}
+	for _, m := range macs {
+		if m.ade {
+			dm.Add(depmock.Device{SerialNumber: m.dev.SerialNumber, Model: m.dev.ModelName, OS: "OSX", DeviceFamily: "Mac"})
+		}
+	}
+	if _, err := a.dep.Sync(ctx, "abm"); err != nil {
+		return fmt.Errorf("demo: abm sync: %w", err)
+	}
+	for _, m := range macs {
+		if m.ade {
+			if _, err := a.dep.MoveSerial(ctx, m.dev.SerialNumber, m.group); err != nil {
+				return fmt.Errorf("demo: abm group of %s: %w", m.name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -15,8 +15,12 @@ import (
 )
 
 // TestDemoShort runs `sundial demo --short` and checks its final report:
-// every supported managed Mac compliant, the unsupported one reported with
-// its reason, the unmanaged group left alone.
+// every supported Mac enrolled through ADE compliant (the scheduler makes
+// an unsupervised Mac ineligible, so compliance through enforcement shows
+// ADE supervised it), the profile-enrolled Mac ineligible (never failed),
+// the unsupported one reported with its reason, the unmanaged group left
+// alone; and the live lines: the Mac held at Setup Assistant and every
+// phase.
 func TestDemoShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo takes several seconds")
@@ -41,8 +45,9 @@ func TestDemoShort(t *testing.T) {
 		t.Fatalf("report covers %d devices (%d rows), want 8", rep.Devices, len(rep.Rows))
 	}
 	byGroup := map[string]map[softwareupdate.Phase]int{}
-	failed := 0
+	byName := map[string]scheduler.ReportRow{}
 	for _, r := range rep.Rows {
+		byName[r.DeviceName] = r
 		if byGroup[r.GroupID] == nil {
 			byGroup[r.GroupID] = map[softwareupdate.Phase]int{}
 		}
@@ -52,12 +57,13 @@ func TestDemoShort(t *testing.T) {
 			if r.Phase != softwareupdate.PhaseUnmanaged {
 				t.Errorf("%s in the unmanaged group is %s", r.DeviceID, r.Phase)
 			}
-		case r.Phase == softwareupdate.PhaseFailed:
-			// The Mac enrolled with the downloaded profile: not supervised.
-			if r.GroupID != demoAutomatic || !strings.Contains(r.Reason, "not supervised") {
-				t.Errorf("failed row = %+v", r)
+		case r.DeviceName == "mac-03":
+			// Enrolled with the downloaded profile: not supervised, so
+			// ineligible, below its target and not past any deadline.
+			if r.Phase != softwareupdate.PhaseIneligible || r.GroupID != demoAutomatic ||
+				!strings.Contains(r.Reason, "not supervised") || r.OSVersion == r.Target || r.PastDeadline {
+				t.Errorf("profile-enrolled row = %+v", r)
 			}
-			failed++
 		case r.Phase == softwareupdate.PhaseUnsupported:
 			if r.GroupID != demoManual || !strings.Contains(r.Reason, "not supported") || r.Target == "" {
 				t.Errorf("unsupported row = %+v", r)
@@ -66,11 +72,26 @@ func TestDemoShort(t *testing.T) {
 			t.Errorf("%s (%s, %s) ended %s: %s", r.DeviceID, r.GroupID, r.OSVersion, r.Phase, r.Reason)
 		}
 	}
-	if failed != 1 {
-		t.Errorf("%d Macs failed, want the one enrolled with the downloaded profile", failed)
+	if n := rep.ByPhase[softwareupdate.PhaseFailed]; n != 0 {
+		t.Errorf("%d Macs failed, want none", n)
 	}
-	if !strings.Contains(errw.String(), "held at Setup Assistant") || !strings.Contains(errw.String(), "not supervised, so ineligible") {
-		t.Errorf("live output does not show the ADE Mac held at Setup Assistant and the profile-enrolled one:\n%s", errw.String())
+	if len(rep.Ineligible) != 1 || rep.Ineligible[0].DeviceID != byName["mac-03"].DeviceID {
+		t.Errorf("ineligible = %+v, want only the profile-enrolled mac-03", rep.Ineligible)
+	}
+	// The manual group's macOS 15 Mac installed its target at Setup
+	// Assistant, so it enrolled compliant; its macOS 13 Mac (too old to be
+	// held) enrolled and was upgraded by the scheduler.
+	if r := byName["mac-02"]; r.Phase != softwareupdate.PhaseCompliant || r.OSVersion != r.Target || r.GroupID != demoManual {
+		t.Errorf("held Mac row = %+v", r)
+	}
+	if r := byName["mac-06"]; r.Phase != softwareupdate.PhaseCompliant || !strings.HasPrefix(r.OSVersion, "15.") || r.GroupID != demoManual {
+		t.Errorf("macOS 13 manual-group Mac row = %+v", r)
+	}
+	for _, want := range []string{"mac-02 (ADE) was held at Setup Assistant on macOS 15.",
+		"mac-03 enrolled with the downloaded profile: not supervised, so ineligible"} {
+		if !strings.Contains(errw.String(), want) {
+			t.Errorf("live output lacks %q", want)
+		}
 	}
 	if len(rep.Unsupported) != 1 || rep.Unsupported[0].Reason == "" {
 		t.Errorf("unsupported = %+v, want one Mac with its reason", rep.Unsupported)
@@ -78,9 +99,9 @@ func TestDemoShort(t *testing.T) {
 	if byGroup[demoAutomatic][softwareupdate.PhaseCompliant] < 2 || byGroup[demoManual][softwareupdate.PhaseCompliant] < 1 {
 		t.Errorf("compliant per group = %v", byGroup)
 	}
-	// Only the unsupervised Mac misses its deadline: nothing can enforce it.
-	if len(rep.PastDeadline) != 1 || rep.PastDeadline[0].Phase != softwareupdate.PhaseFailed {
-		t.Errorf("past deadline = %+v, want only the profile-enrolled Mac", rep.PastDeadline)
+	// No Mac misses its deadline: the ineligible one is shown as such.
+	if len(rep.PastDeadline) != 0 {
+		t.Errorf("past deadline = %+v, want none", rep.PastDeadline)
 	}
 	// The history measured how long the Macs took.
 	reached := 0
@@ -99,7 +120,7 @@ func TestDemoShort(t *testing.T) {
 	if !strings.Contains(live, "COMPLIANT") || strings.Count(live, "\n") < 8 {
 		t.Errorf("live summary missing:\n%s", live)
 	}
-	seen := make([]int, 9) // the most Macs shown in each column
+	seen := make([]int, 10) // the most Macs shown in each column
 	for line := range strings.Lines(live) {
 		f := strings.Fields(line)
 		if len(f) != 5+len(seen) || f[0] < "0" || f[0] > "9" {
@@ -110,8 +131,8 @@ func TestDemoShort(t *testing.T) {
 			seen[i] = max(seen[i], n)
 		}
 	}
-	for i, ph := range []string{"PENDING", "NOTIFY", "COUNTDOWN", "ENFORCE", "COMPLIANT"} {
-		if col := []int{1, 2, 3, 4, 6}[i]; seen[col] == 0 {
+	for i, ph := range []string{"PENDING", "NOTIFY", "COUNTDOWN", "ENFORCE", "COMPLIANT", "INELIGIBLE", "UNSUPPORTED", "UNMANAGED"} {
+		if col := []int{1, 2, 3, 4, 6, 7, 8, 9}[i]; seen[col] == 0 {
 			t.Errorf("the summary never showed a Mac in %s: %v", ph, seen)
 		}
 	}
@@ -124,7 +145,10 @@ func TestDemoShort(t *testing.T) {
 	// One story per path, each ending where it should.
 	for _, want := range []string{
 		"mac-01 (legacy ScheduleOSUpdate): enforce → compliant",
-		"mac-03 (declarative): enforce → compliant",
+		"mac-05 (declarative): enforce → compliant",
+		"mac-06 (legacy major upgrade: macOS 13 is too old to hold at setup): enrolled → pending",
+		"mac-06 (legacy major upgrade: macOS 13 is too old to hold at setup): enforce → compliant",
+		"mac-03 (profile-enrolled, not supervised): enrolled → ineligible  ineligible: not supervised",
 		"mac-07: the user chooses Start Now",
 		"mac-07 (legacy, the user chooses Start Now): notify → compliant",
 		"mac-08 (unsupported model): enrolled → unsupported",

@@ -14,7 +14,7 @@ import (
 // exposition name with labels, e.g. `sundial_fleet_macs{group="pilot",phase="notify"}`.
 func scrape(t *testing.T, ts *testServer) map[string]float64 {
 	t.Helper()
-	resp, err := ts.hc.Get(ts.url + "/metrics")
+	resp, err := ts.getKeyed("/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

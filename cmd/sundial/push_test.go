@@ -113,7 +113,10 @@ func TestPushEndToEnd(t *testing.T) {
 	}
 	// The health endpoint reports no push issue (the built-in release
 	// catalog's age is reported too: that warning is not push's).
-	resp, err := e.hc.Get(e.url + "/healthz")
+	// The detailed /healthz needs a key on the device listener.
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/healthz", nil)
+	req.Header.Set("Authorization", "Bearer "+e.admin.APIKey)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +125,9 @@ func TestPushEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if h.Time.IsZero() {
+		t.Errorf("healthz = %+v: the liveness answer, not the detailed one", h)
+	}
 	for _, issue := range h.Issues {
 		if !strings.HasPrefix(issue, "release catalog is") {
 			t.Errorf("healthz issue: %s", issue)

@@ -43,6 +43,10 @@ const (
 	// StepGaveUp: the last install attempt failed; the failure is shown and
 	// one more forced install goes out each RetryDaily.
 	StepGaveUp = "gave-up"
+	// StepRescan: a ScheduleOSUpdate by ProductVersion answered that the
+	// Mac does not offer the target (Software Update offers only the
+	// latest patch of a major): AvailableOSUpdates lists what it offers.
+	StepRescan = "rescan"
 )
 
 // InstallActions of ScheduleOSUpdate.
@@ -262,7 +266,7 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 	}
 	due := func() bool { return st.NextCheck.IsZero() || !now.Before(st.NextCheck) }
 	canUseVersion := os.Compare(v12) >= 0 // ProductVersion needs macOS 12
-	needScan := st.ProductKey == "" && !canUseVersion
+	needScan := st.ProductKey == "" && (!canUseVersion || st.Step == StepRescan)
 	// installAttempt sends an install command, counted once, when it is sent.
 	installAttempt := func(step, action, why string) {
 		st.Attempts++
@@ -395,6 +399,9 @@ func (e *Enforcer) scanStep(st *scheduler.State, now time.Time, due func() bool,
 		if st.ProductKey == "" {
 			send(StepListAgain, "list the updates again: "+st.Target+" was missing", tplKey{requestType: "AvailableOSUpdates"})
 		}
+	case StepRescan:
+		send(StepRescan, "list the updates the Mac offers: "+st.Target+" by version was not available",
+			tplKey{requestType: "AvailableOSUpdates"})
 	case "", StepListAgain:
 		if st.ProductKey == "" {
 			send(StepScan, why, tplKey{requestType: "ScheduleOSUpdateScan"})
@@ -411,7 +418,9 @@ func (e *Enforcer) giveUp(st *scheduler.State, now time.Time, reason string) {
 
 func isInstallStep(s string) bool { return s == StepInstallASAP || s == StepForce }
 
-func isScanStep(s string) bool { return s == StepScan || s == StepList || s == StepListAgain }
+func isScanStep(s string) bool {
+	return s == StepScan || s == StepList || s == StepListAgain || s == StepRescan
+}
 
 // fullInstaller reports whether the chosen update is an InstallAssistant
 // full installer rather than an OTA update (see isOTA): macOS takes only
@@ -485,7 +494,13 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 		st.Awaiting, st.Errors = "", 0
 		taken := fmt.Sprintf("list taken at %s, %s after the scan started", now.UTC().Format(time.RFC3339), now.Sub(st.StepAt).Round(time.Second))
 		if st.ProductKey != "" {
-			event(scheduler.EventResult, "AvailableOSUpdates: "+st.ProductKey+" offers "+st.Target+" ("+taken+")")
+			offers := st.Target
+			for _, u := range list {
+				if u.ProductKey == st.ProductKey && u.Version != "" && u.Version != st.Target {
+					offers = truncate(u.Version) + " (at or above the target " + st.Target + ")"
+				}
+			}
+			event(scheduler.EventResult, "AvailableOSUpdates: "+st.ProductKey+" offers "+offers+" ("+taken+")")
 			return events, nil
 		}
 		if st.Step == StepList {
@@ -520,6 +535,7 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 			}
 			return events, nil
 		}
+		byVersion := st.ProductKey == ""
 		it := pickResult(items, st.ProductKey)
 		if it.ProductKey != "" && it.InstallAction != "Error" && st.ProductKey == "" {
 			st.ProductKey = it.ProductKey
@@ -529,6 +545,16 @@ func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res sc
 		}
 		st.Awaiting = ""
 		requested := requestedAction(st.Step, st.InstallAction)
+		if it.InstallAction == "Error" && byVersion && st.Step != StepRescan {
+			// Sent by ProductVersion: the Mac may offer only a newer patch
+			// than the target. List what it offers and take its key; a Mac
+			// that offers nothing at or above the target is failed then.
+			st.Errors, st.NextCheck = 0, time.Time{}
+			st.Step = StepRescan
+			event(scheduler.EventResult, "ScheduleOSUpdate: "+st.Target+" by version not available ("+resultChain(it)+
+				"); listing the updates the Mac offers")
+			return events, nil
+		}
 		if it.InstallAction == "Error" {
 			st.ProductKey = "" // scan again
 			fail("ScheduleOSUpdate: update not available: " + resultChain(it))
@@ -653,31 +679,36 @@ func okStatus(s string) bool {
 	return false
 }
 
-// productKeyFor chooses the update offering exactly version target, by the
-// entries' fields and never by their order: Rapid Security Responses,
-// configuration data and firmware are skipped; an OTA update is preferred
-// to an InstallAssistant full installer (which macOS 13 and earlier also
-// list for a major upgrade, with IsMajorOSUpdate and keys such as
-// _MACOS_14.7.3); ties go to the smallest key.
+// productKeyFor chooses the update for target, by the entries' fields and
+// never by their order: exactly target if offered, else the lowest offered
+// version above it in target's major (Software Update offers only the
+// latest patch of a major, so once a newer patch is out the target itself
+// is gone). Rapid Security Responses, configuration data and firmware are
+// skipped; an OTA update is preferred to an InstallAssistant full installer
+// (which macOS 13 and earlier also list for a major upgrade, with
+// IsMajorOSUpdate and keys such as _MACOS_14.7.3); ties go to the smallest
+// key.
 func productKeyFor(list []AvailableUpdate, target string) string {
 	want, err := catalog.ParseVersion(target)
 	if err != nil {
 		return ""
 	}
-	best, bestRank := "", 0
+	best, bestRank, bestV := "", 0, catalog.Version{}
 	for _, u := range list {
 		if u.ProductKey == "" || u.SupplementalOSVersionExtra != "" || u.IsSecurityResponse || u.IsConfigDataUpdate || u.IsFirmwareUpdate {
 			continue
 		}
-		if v, err := catalog.ParseVersion(u.Version); err != nil || v != want {
+		v, err := catalog.ParseVersion(u.Version)
+		if err != nil || v.Less(want) || v.Major() != want.Major() {
 			continue
 		}
 		rank := 1 // OTA
 		if u.IsMajorOSUpdate && !isOTAKey(u.ProductKey) {
 			rank = 2 // full installer
 		}
-		if best == "" || rank < bestRank || (rank == bestRank && u.ProductKey < best) {
-			best, bestRank = u.ProductKey, rank
+		switch c := v.Compare(bestV); {
+		case best == "", c < 0, c == 0 && (rank < bestRank || rank == bestRank && u.ProductKey < best):
+			best, bestRank, bestV = u.ProductKey, rank, v
 		}
 	}
 	return best

@@ -127,22 +127,20 @@ func TestNeedsBootstrapToken(t *testing.T) {
 	u.addMac("as", "15.1", "J413AP", true)
 	u.setInventory("as", mdm.Inventory{OSVersion: "15.1", SoftwareUpdateDeviceID: "J413AP", IsSupervised: true, IsAppleSilicon: true})
 	u.pass()
-	// The scan runs in the background: the list is asked once it had time.
-	scan := u.state("as")
-	if scan.Awaiting != "ScheduleOSUpdateScan" {
-		t.Fatalf("as awaiting %q, want the scan first", scan.Awaiting)
+	// The pending phase scans first and lists the updates once the scan
+	// had time to run (the legacy enforcer's ScanWait, 10 minutes).
+	st := u.state("as")
+	if st.Phase != softwareupdate.PhasePending || st.Awaiting != "ScheduleOSUpdateScan" {
+		t.Fatalf("as = %s awaiting %q", st.Phase, st.Awaiting)
 	}
-	scanRaw := []byte(`<?xml version="1.0" encoding="UTF-8"?>
-<plist version="1.0"><dict><key>CommandUUID</key><string>` + scan.StepCommand + `</string>
-<key>ScanInitiated</key><true/><key>Status</key><string>Acknowledged</string><key>UDID</key><string>as</string></dict></plist>`)
-	if err := u.sched.HandleResult(ctx, "as", "ScheduleOSUpdateScan", &mdm.Report{Status: mdm.Acknowledged, CommandUUID: scan.StepCommand}, scanRaw); err != nil {
+	if err := u.sched.HandleResult(ctx, "as", "ScheduleOSUpdateScan", &mdm.Report{Status: mdm.Acknowledged, CommandUUID: st.StepCommand}, nil); err != nil {
 		t.Fatal(err)
 	}
-	u.clk.Set(u.clk.Now().Add(10 * time.Minute))
+	u.clk.Advance(10 * time.Minute)
 	u.pass()
-	st := u.state("as")
+	st = u.state("as")
 	if st.Phase != softwareupdate.PhasePending || st.Awaiting != "AvailableOSUpdates" {
-		t.Fatalf("as = %s awaiting %q", st.Phase, st.Awaiting)
+		t.Fatalf("as after the scan = %s awaiting %q", st.Phase, st.Awaiting)
 	}
 	raw := []byte(strings.Replace(availableUpdates, "%s", st.StepCommand, 1))
 	if err := u.sched.HandleResult(ctx, "as", "AvailableOSUpdates", &mdm.Report{Status: mdm.Acknowledged, CommandUUID: st.StepCommand}, raw); err != nil {

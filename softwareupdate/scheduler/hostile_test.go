@@ -50,7 +50,7 @@ const (
 	// wantFailed: phase failed with a reason containing the row's reason.
 	wantFailed outcome = "failed"
 	// wantIneligible: phase ineligible with a reason containing the row's
-	// reason (an unsupervised Mac: never failed, never sent an update).
+	// reason; never failed, and sent no forced install.
 	wantIneligible outcome = "ineligible"
 )
 
@@ -60,7 +60,7 @@ type hostileRow struct {
 	opts   []mdmtest.Option
 	setup  func(h *hostile, m *hostileMac)
 	want   outcome
-	reason string // for wantFailed: what the failure must say
+	reason string // for wantFailed and wantIneligible: what the reason must say
 	// forcedBound overrides maxForced (an admin retry starts a new round).
 	forcedBound int
 }
@@ -127,8 +127,9 @@ func hostileRows(D time.Time) []hostileRow {
 			setup: func(h *hostile, m *hostileMac) {
 				m.dev.AnswerErrorUntil("ScheduleOSUpdate", D.Add(30*24*time.Hour), apple12021)
 			}},
-		// Until esc-a's eligibility state, an unsupervised Mac is a failure
-		// with its reason.
+		// Apple lets no MDM manage an unsupervised Mac's updates: with
+		// esc-a's eligibility state it is ineligible with its reason, not
+		// failed.
 		{name: "unsupervised", share: 50, want: wantIneligible, reason: "not supervised", opts: []mdmtest.Option{mdmtest.WithSupervised(false)}},
 	}
 }
@@ -331,8 +332,8 @@ func TestHostileFleet(t *testing.T) {
 				bad = append(bad, fmt.Sprintf("%s: %s (%s), want failed with %q", m.name, st.Phase, st.Reason, m.row.reason))
 			}
 		case wantIneligible:
-			if st.Phase != softwareupdate.PhaseIneligible || !strings.Contains(st.Reason, m.row.reason) || len(m.forced) > 0 {
-				bad = append(bad, fmt.Sprintf("%s: %s (%s), %d forced installs, want ineligible with %q and none", m.name, st.Phase, st.Reason, len(m.forced), m.row.reason))
+			if st.Phase != softwareupdate.PhaseIneligible || !strings.Contains(st.Reason, m.row.reason) || st.Failure != "" {
+				bad = append(bad, fmt.Sprintf("%s: %s (%s, failure %q), want ineligible with %q", m.name, st.Phase, st.Reason, st.Failure, m.row.reason))
 			}
 		}
 		m.mu.Lock()
@@ -342,6 +343,9 @@ func TestHostileFleet(t *testing.T) {
 		}
 		if len(m.forced) > bound {
 			bad = append(bad, fmt.Sprintf("%s: %d forced installs, bound %d", m.name, len(m.forced), bound))
+		}
+		if m.row.want == wantIneligible && len(m.forced) > 0 {
+			bad = append(bad, fmt.Sprintf("%s: ineligible but sent %d forced installs", m.name, len(m.forced)))
 		}
 		for _, at := range m.forced {
 			if at.Before(h.enforce[m.group]) {
