@@ -71,7 +71,7 @@ func (a *app) serveAdmin(device *http.Server, errc chan<- error) (*http.Server, 
 		IdleTimeout:       device.IdleTimeout,
 		MaxHeaderBytes:    device.MaxHeaderBytes,
 		ErrorLog:          device.ErrorLog,
-		TLSConfig:         device.TLSConfig,
+		TLSConfig:         device.TLSConfig.Clone(), // each server sets up HTTP/2 on its own
 	}
 	a.admin.mu.Lock()
 	a.admin.addr = ln.Addr()

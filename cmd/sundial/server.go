@@ -530,7 +530,8 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	// The admin listener first: it copies the device server's TLS settings,
+	// which the device server's Serve then changes (HTTP/2 set-up).
 	adminSrv, err := a.serveAdmin(srv, errc)
 	if err != nil {
 		srv.Close()
@@ -538,6 +539,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		wg.Wait()
 		return err
 	}
+	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("sundial serving", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"enroll_url", a.cfg.PublicURL+"/mdm/enroll", "tls", !a.cfg.NoTLS)
 	select {
