@@ -144,6 +144,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerBulk(v1)
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
+	s.registerRollouts(v1)
 	s.registerRetry(v1)
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)
@@ -185,7 +186,6 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, &Error{Code: CodeForbidden, Message: "this API key's role (" + role + ") does not allow " + r.Method + " " + r.URL.Path})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
 		ctx := context.WithValue(context.WithValue(r.Context(), actorKey, name), keyIDKey, k.ID)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

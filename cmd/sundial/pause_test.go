@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestPauseCLI: sundial pause / pause list / resume over the real admin
+// API, with bad input refused (exit 2) and unknown groups or pauses not
+// found (exit 3), each change audited.
+func TestPauseCLI(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
+	cli := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append(args, "--data-dir", ts.dir), func(k string) string { return env[k] }, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	for _, bad := range [][]string{
+		{"pause"}, // no reason
+		{"pause", "--reason", strings.Repeat("x", 513)}, // too long
+		{"pause", "--group", "Not A Group", "--reason", "r"},
+		{"pause", "extra-arg", "--reason", "r"},
+	} {
+		if code, out := cli(bad...); code != exitUsage {
+			t.Errorf("%q = %d %q, want exit %d", bad, code, out, exitUsage)
+		}
+	}
+	if code, out := cli("pause", "--group", "missing", "--reason", "r"); code != exitNotFound {
+		t.Errorf("pause of a missing group = %d %q, want exit %d", code, out, exitNotFound)
+	}
+	if code, out := cli("pause", "list", "-o", "json"); code != 0 || !strings.Contains(out, `"pauses": []`) {
+		t.Errorf("list before pauses = %d %q", code, out)
+	}
+	if code, out := cli("pause", "--reason", "15.2 boot loops"); code != 0 || !strings.Contains(out, "paused the fleet") {
+		t.Fatalf("pause = %d %q", code, out)
+	}
+	if code, out := cli("pause", "--group", "default", "--reason", "pilot first", "-o", "json"); code != 0 || !strings.Contains(out, `"group_id": "default"`) {
+		t.Fatalf("pause group = %d %q", code, out)
+	}
+	if code, out := cli("pause", "list"); code != 0 || !strings.Contains(out, "the fleet") || !strings.Contains(out, "15.2 boot loops") || !strings.Contains(out, "group default") {
+		t.Errorf("list = %d %q", code, out)
+	}
+	if code, out := cli("resume"); code != 0 || !strings.Contains(out, "resumed the fleet") {
+		t.Fatalf("resume = %d %q", code, out)
+	}
+	if code, out := cli("resume"); code != exitNotFound {
+		t.Errorf("resume twice = %d %q, want exit %d", code, out, exitNotFound)
+	}
+	ps, err := ts.admin.Pauses(t.Context())
+	if err != nil || len(ps) != 1 || ps[0].GroupID != "default" {
+		t.Errorf("pauses after resume = %+v, %v", ps, err)
+	}
+	acts := auditActions(t, ts)
+	if len(acts["rollout.pause"]) != 2 || len(acts["rollout.resume"]) != 1 {
+		t.Errorf("audit: %d pauses, %d resumes; want 2, 1", len(acts["rollout.pause"]), len(acts["rollout.resume"]))
+	}
+}
