@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,6 +45,36 @@ func TestPauseCLI(t *testing.T) {
 	}
 	if code, out := cli("pause", "list"); code != 0 || !strings.Contains(out, "the fleet") || !strings.Contains(out, "15.2 boot loops") || !strings.Contains(out, "group default") {
 		t.Errorf("list = %d %q", code, out)
+	}
+	// /healthz and /metrics show the pauses in force.
+	keyed := func(path string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+ts.admin.APIKey) // the detailed view needs a key
+		resp, err := ts.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := keyed("/healthz")
+	var h struct {
+		Status string
+		Issues []string
+	}
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if h.Status == "ok" || !slices.ContainsFunc(h.Issues, func(s string) bool {
+		return strings.Contains(s, "forced updates paused for the fleet") && strings.Contains(s, "15.2 boot loops")
+	}) {
+		t.Errorf("healthz = %+v", h)
+	}
+	resp = keyed("/metrics")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{`sundial_rollout_paused{group=""} 1`, `sundial_rollout_paused{group="default"} 1`} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
 	}
 	if code, out := cli("resume"); code != 0 || !strings.Contains(out, "resumed the fleet") {
 		t.Fatalf("resume = %d %q", code, out)

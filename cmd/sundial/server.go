@@ -157,7 +157,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a), newPauseCollector(a))
 	a.faults = newFaults(a.registry)
 	if err := a.setupPush(); err != nil {
 		return nil, err
@@ -386,6 +386,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	a.catalogHealth(r.Context(), &h)
 	h.Issues = append(h.Issues, a.depWarnings(r.Context())...)
+	h.Issues = append(h.Issues, a.pauseWarnings(r.Context())...)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
 	}
