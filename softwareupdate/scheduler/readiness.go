@@ -108,7 +108,9 @@ func ForecastMac(now time.Time, x ReadinessInput) MacReadiness {
 		}
 		m.Reasons = append(m.Reasons, reason)
 	}
-	check := func(name string, ok bool, detail string) { m.Checks = append(m.Checks, ReadinessCheck{name, ok, detail}) }
+	check := func(name string, ok bool, detail string) {
+		m.Checks = append(m.Checks, ReadinessCheck{name, ok, detail})
+	}
 
 	check("supervised", f.Supervised, "")
 	if !f.Supervised {
