@@ -266,6 +266,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
+	adm.RegisterReadiness(admin, scheduler.NewForecaster(reporter, a.ddm, store))
 	a.setupConsole(admin, reporter)
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))

@@ -153,10 +153,10 @@ func ForecastMac(now time.Time, x ReadinessInput) MacReadiness {
 		}
 	}
 	switch a := x.Agent; {
-	case a == nil:
-		check("agent alive", false, "no agent")
-		worst(ForecastAtRisk, "no agent: the user sees no countdown before the forced restart")
-	case a.LastReportAt.IsZero() || now.Sub(a.LastReportAt) > AgentStale:
+	case a == nil || a.LastReportAt.IsZero():
+		check("agent alive", false, "never reported")
+		worst(ForecastAtRisk, "no agent report: the user may see no countdown before the forced restart")
+	case now.Sub(a.LastReportAt) > AgentStale:
 		check("agent alive", false, "last report "+ago(now, a.LastReportAt))
 		worst(ForecastAtRisk, "agent silent since "+ago(now, a.LastReportAt))
 	default:
