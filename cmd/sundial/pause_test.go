@@ -8,6 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/mdm/mdmtest"
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
 // TestPauseCLI: sundial pause / pause list / resume over the real admin
@@ -34,6 +39,24 @@ func TestPauseCLI(t *testing.T) {
 	if code, out := cli("pause", "--group", "missing", "--reason", "r"); code != exitNotFound {
 		t.Errorf("pause of a missing group = %d %q, want exit %d", code, out, exitNotFound)
 	}
+	// A supervised Mac two days before its deadline is in notify.
+	mac := ts.enroll(t, mdmtest.WithSupervised(true), mdmtest.WithOS("15.1", "24B83"))
+	if _, err := mac.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.admin.SetPolicy(t.Context(), scheduler.DefaultGroupID, softwareupdate.Policy{Mode: softwareupdate.ModeManual,
+		MinimumVersion: "15.2", Date: time.Now().UTC().AddDate(0, 0, 2).Format(time.DateOnly), TimeOfDay: "23:59", TimeZone: "UTC",
+		MinimumNoticeDays: 1}); err != nil {
+		t.Fatal(err)
+	}
+	phase := func() softwareupdate.Phase {
+		rep, err := ts.admin.DeviceUpdate(t.Context(), mac.UDID, 0)
+		if err != nil || rep.State == nil {
+			return ""
+		}
+		return rep.State.Phase
+	}
+	waitFor(t, func() bool { return phase() == softwareupdate.PhaseNotify })
 	if code, out := cli("pause", "list", "-o", "json"); code != 0 || !strings.Contains(out, `"pauses": []`) {
 		t.Errorf("list before pauses = %d %q", code, out)
 	}
@@ -45,6 +68,11 @@ func TestPauseCLI(t *testing.T) {
 	}
 	if code, out := cli("pause", "list"); code != 0 || !strings.Contains(out, "the fleet") || !strings.Contains(out, "15.2 boot loops") || !strings.Contains(out, "group default") {
 		t.Errorf("list = %d %q", code, out)
+	}
+	// The server's scheduler holds the Mac; devices show says why.
+	waitFor(t, func() bool { return phase() == softwareupdate.PhasePaused })
+	if code, out := cli("devices", "show", mac.UDID); code != 0 || !strings.Contains(out, "paused") || !strings.Contains(out, "15.2 boot loops") {
+		t.Errorf("devices show = %d %q", code, out)
 	}
 	// /healthz and /metrics show the pauses in force.
 	keyed := func(path string) *http.Response {
@@ -79,6 +107,13 @@ func TestPauseCLI(t *testing.T) {
 	if code, out := cli("resume"); code != 0 || !strings.Contains(out, "resumed the fleet") {
 		t.Fatalf("resume = %d %q", code, out)
 	}
+	if code, out := cli("resume", "--group", "default"); code != 0 {
+		t.Fatalf("resume default = %d %q", code, out)
+	}
+	waitFor(t, func() bool { return phase() == softwareupdate.PhaseNotify })
+	if _, err := ts.admin.Pause(t.Context(), "default", "pilot first"); err != nil {
+		t.Fatal(err)
+	}
 	if code, out := cli("resume"); code != exitNotFound {
 		t.Errorf("resume twice = %d %q, want exit %d", code, out, exitNotFound)
 	}
@@ -87,7 +122,7 @@ func TestPauseCLI(t *testing.T) {
 		t.Errorf("pauses after resume = %+v, %v", ps, err)
 	}
 	acts := auditActions(t, ts)
-	if len(acts["rollout.pause"]) != 2 || len(acts["rollout.resume"]) != 1 {
-		t.Errorf("audit: %d pauses, %d resumes; want 2, 1", len(acts["rollout.pause"]), len(acts["rollout.resume"]))
+	if len(acts["rollout.pause"]) != 3 || len(acts["rollout.resume"]) != 2 {
+		t.Errorf("audit: %d pauses, %d resumes; want 3, 2", len(acts["rollout.pause"]), len(acts["rollout.resume"]))
 	}
 }

@@ -80,6 +80,7 @@ type backend interface {
 	api.GroupMembers
 	storage.ComplianceDayStore
 	scheduler.AuditAppender
+	scheduler.PauseStore
 }
 
 var (
@@ -175,6 +176,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer), ddm.WithObserver(mdmMet))
 	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
 		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
+		scheduler.WithPauseStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched

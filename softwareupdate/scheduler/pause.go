@@ -40,10 +40,17 @@ type PauseStore interface {
 	Pauses(ctx context.Context) ([]Pause, error)
 }
 
+// WithPauseStore sets where the scheduler reads pauses, for a Store that
+// does not keep them itself (a wrapper of the real store).
+func WithPauseStore(ps PauseStore) Option { return func(s *Scheduler) { s.pauseStore = ps } }
+
 // loadPauses reads the pauses into c (none when the store keeps none).
 func (s *Scheduler) loadPauses(ctx context.Context, c *config) error {
-	ps, ok := s.store.(PauseStore)
-	if !ok {
+	ps := s.pauseStore
+	if ps == nil {
+		ps, _ = s.store.(PauseStore)
+	}
+	if ps == nil {
 		return nil
 	}
 	list, err := ps.Pauses(ctx)

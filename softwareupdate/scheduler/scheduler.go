@@ -52,16 +52,18 @@ const DefaultBatchSize = 1000
 
 // Scheduler drives every managed device toward its target version.
 type Scheduler struct {
-	store     Store
-	devices   DeviceReader
-	cat       *catalog.Catalog
-	clock     Clock
-	log       *slog.Logger
-	notifier  Notifier
-	enforcers map[softwareupdate.EnforcementPath]Enforcer
-	zones     ZoneReader // optional: Macs' own zones for device-local policies
-	batch     int
-	tick      time.Duration
+	store      Store
+	devices    DeviceReader
+	cat        *catalog.Catalog
+	clock      Clock
+	log        *slog.Logger
+	notifier   Notifier
+	enforcers  map[softwareupdate.EnforcementPath]Enforcer
+	zones      ZoneReader // optional: Macs' own zones for device-local policies
+	batch      int
+	tick       time.Duration
+	grace      time.Duration // offline grace (grace.go); 0: default, <0: off
+	pauseStore PauseStore    // where pauses are kept, if not in store (pause.go)
 
 	// mu serializes evaluation: a pass chunk, a result, a Start Now.
 	mu  sync.Mutex
@@ -872,7 +874,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
-		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
+		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: s.offlineGrace(st, dec, deadline, now, note), Now: now, Policy: pol})
 		if st.StepCommand != stepCmd {
 			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
 		}
@@ -903,6 +905,9 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		return c, nil
 	}
 	next := dec.NextChange
+	if st.GraceUntil.After(now) {
+		next = st.GraceUntil // the offline grace ends (grace.go)
+	}
 	for _, t := range []time.Time{st.NextCheck, st.RetryAt} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t

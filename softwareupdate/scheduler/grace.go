@@ -1,0 +1,76 @@
+package scheduler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+)
+
+// DefaultOfflineGrace is how long a Mac that was offline at its deadline
+// has after its first check-in before the forced install.
+const DefaultOfflineGrace = 4 * time.Hour
+
+// MaxOfflineGrace bounds WithOfflineGrace.
+const MaxOfflineGrace = 72 * time.Hour
+
+// WithOfflineGrace sets the offline grace (without the option:
+// DefaultOfflineGrace); 0 or negative turns it off: a Mac back after its
+// deadline is forced at once.
+func WithOfflineGrace(d time.Duration) Option {
+	return func(s *Scheduler) {
+		switch {
+		case d <= 0:
+			s.grace = -1
+		case d > 0 && d <= MaxOfflineGrace:
+			s.grace = d
+		}
+	}
+}
+
+// offlineAtDeadline reports whether a legacy-path Mac in enforce did not
+// connect since before its deadline: the command sent before the deadline
+// is still unanswered (no NotNow either: a deferring Mac is online), no
+// install was sent, and its last inventory is older than the deadline.
+func offlineAtDeadline(st *State, deadline time.Time) bool {
+	return st.Awaiting != "" && !st.StepAt.IsZero() && st.StepAt.Before(deadline) && st.NotNowCount == 0 &&
+		st.Attempts == 0 && st.Facts.InventoryAt.Before(deadline)
+}
+
+// offlineGrace holds the forced install of a legacy-path Mac that was
+// offline at its deadline until grace after its first check-in: while it
+// is away, and then for the grace, its enforcer is asked for the
+// countdown's steps (download, status, Start Now) instead of the forced
+// install, so the stale download and the forced restart no longer arrive
+// in the same session. It returns the decision to give the enforcer and
+// records the grace in the history.
+func (s *Scheduler) offlineGrace(st *State, dec softwareupdate.Decision, deadline, now time.Time, note func(EventKind, string)) softwareupdate.Decision {
+	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || s.grace < 0 {
+		st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
+		return dec
+	}
+	grace := s.grace
+	if grace == 0 {
+		grace = DefaultOfflineGrace
+	}
+	switch {
+	case st.OfflineAt.IsZero() && st.GraceUntil.IsZero():
+		if !offlineAtDeadline(st, deadline) {
+			return dec
+		}
+		st.OfflineAt = now
+		note(EventResult, fmt.Sprintf("offline at its deadline: the forced install waits until %s after its first check-in (offline grace)", grace))
+	case st.GraceUntil.IsZero():
+		if st.Awaiting != "" && st.StepAt.Before(st.OfflineAt) {
+			break // still away
+		}
+		st.GraceUntil = now.Add(grace)
+		note(EventResult, "back after its deadline: offline grace until "+st.GraceUntil.Format(time.RFC3339)+", then the forced install")
+	case !now.Before(st.GraceUntil):
+		return dec
+	}
+	held := dec
+	held.Phase = softwareupdate.PhaseCountdown
+	held.NextChange = st.GraceUntil
+	return held
+}
