@@ -126,3 +126,11 @@ func TestPauseCLI(t *testing.T) {
 		t.Errorf("audit: %d pauses, %d resumes; want 3, 2", len(acts["rollout.pause"]), len(acts["rollout.resume"]))
 	}
 }
+
+// TestOfflineGraceFlag: --offline-grace above its cap is bad usage.
+func TestOfflineGraceFlag(t *testing.T) {
+	r := runArgs(t, []string{"server", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--offline-grace", "73h"})
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--offline-grace") {
+		t.Errorf("server --offline-grace 73h = %+v", r)
+	}
+}
