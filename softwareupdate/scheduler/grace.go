@@ -42,35 +42,37 @@ func offlineAtDeadline(st *State, deadline time.Time) bool {
 // is away, and then for the grace, its enforcer is asked for the
 // countdown's steps (download, status, Start Now) instead of the forced
 // install, so the stale download and the forced restart no longer arrive
-// in the same session. It returns the decision to give the enforcer and
-// records the grace in the history.
-func (s *Scheduler) offlineGrace(st *State, dec softwareupdate.Decision, deadline, now time.Time, note func(EventKind, string)) softwareupdate.Decision {
+// in the same session. It returns the decision to give the enforcer and,
+// when the grace starts or the Mac is first found away, what to record in
+// its history.
+func (s *Scheduler) offlineGrace(st *State, dec softwareupdate.Decision, deadline, now time.Time) (softwareupdate.Decision, string) {
 	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || s.grace < 0 {
 		st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
-		return dec
+		return dec, ""
 	}
 	grace := s.grace
 	if grace == 0 {
 		grace = DefaultOfflineGrace
 	}
+	why := ""
 	switch {
 	case st.OfflineAt.IsZero() && st.GraceUntil.IsZero():
 		if !offlineAtDeadline(st, deadline) {
-			return dec
+			return dec, ""
 		}
 		st.OfflineAt = now
-		note(EventResult, fmt.Sprintf("offline at its deadline: the forced install waits until %s after its first check-in (offline grace)", grace))
+		why = fmt.Sprintf("offline at its deadline: the forced install waits until %s after its first check-in (offline grace)", grace)
 	case st.GraceUntil.IsZero():
 		if st.Awaiting != "" && st.StepAt.Before(st.OfflineAt) {
 			break // still away
 		}
 		st.GraceUntil = now.Add(grace)
-		note(EventResult, "back after its deadline: offline grace until "+st.GraceUntil.Format(time.RFC3339)+", then the forced install")
+		why = "back after its deadline: offline grace until " + st.GraceUntil.Format(time.RFC3339) + ", then the forced install"
 	case !now.Before(st.GraceUntil):
-		return dec
+		return dec, ""
 	}
 	held := dec
 	held.Phase = softwareupdate.PhaseCountdown
 	held.NextChange = st.GraceUntil
-	return held
+	return held, why
 }

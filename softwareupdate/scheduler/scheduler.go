@@ -874,7 +874,11 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
-		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: s.offlineGrace(st, dec, deadline, now, note), Now: now, Policy: pol})
+		held, why := s.offlineGrace(st, dec, deadline, now)
+		if why != "" {
+			note(EventResult, why)
+		}
+		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: held, Now: now, Policy: pol})
 		if st.StepCommand != stepCmd {
 			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
 		}
