@@ -45,13 +45,17 @@ func offlineAtDeadline(st *State, deadline time.Time) bool {
 // in the same session. It returns the decision to give the enforcer and,
 // when the grace starts or the Mac is first found away, what to record in
 // its history.
-func (s *Scheduler) offlineGrace(st *State, dec softwareupdate.Decision, deadline, now time.Time) (softwareupdate.Decision, string) {
-	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || s.grace < 0 {
+// A policy's OfflineGraceHours, when set, replaces the server's grace.
+func (s *Scheduler) offlineGrace(st *State, pol *softwareupdate.Policy, dec softwareupdate.Decision, deadline, now time.Time) (softwareupdate.Decision, string) {
+	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || (s.grace < 0 && pol.OfflineGraceHours == 0) {
 		st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
 		return dec, ""
 	}
 	grace := s.grace
-	if grace == 0 {
+	switch {
+	case pol.OfflineGraceHours > 0:
+		grace = time.Duration(pol.OfflineGraceHours) * time.Hour
+	case grace == 0:
 		grace = DefaultOfflineGrace
 	}
 	why := ""

@@ -874,7 +874,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
-		held, why := s.offlineGrace(st, dec, deadline, now)
+		held, why := s.offlineGrace(st, pol, dec, deadline, now)
 		if why != "" {
 			note(EventResult, why)
 		}
