@@ -67,8 +67,8 @@ func (s *Scheduler) offlineGrace(st *State, pol *softwareupdate.Policy, dec soft
 		st.OfflineAt = now
 		why = fmt.Sprintf("offline at its deadline: the forced install waits until %s after its first check-in (offline grace)", grace)
 	case st.GraceUntil.IsZero():
-		if st.Awaiting != "" && st.StepAt.Before(st.OfflineAt) {
-			break // still away
+		if st.Awaiting != "" && !st.StepAt.After(st.OfflineAt) {
+			break // still away: nothing answered since (a step sent when it was found away included)
 		}
 		st.GraceUntil = now.Add(grace)
 		why = "back after its deadline: offline grace until " + st.GraceUntil.Format(time.RFC3339) + ", then the forced install"

@@ -40,9 +40,10 @@ func TestPolicyOfflineGrace(t *testing.T) {
 		t.Fatalf("away at its forced-install time: %s offline %v, history %+v", st.Phase, st.OfflineAt, u.history("away"))
 	}
 	u.clk.Set(D.Add(24 * time.Hour))
+	u.sched.Reevaluate() // a sweep while it is away starts no grace
 	u.pass()
-	if hasStep(u.history("away"), legacy.StepForce) {
-		t.Fatal("forced while still away")
+	if st := u.state("away"); hasStep(u.history("away"), legacy.StepForce) || !st.GraceUntil.IsZero() {
+		t.Fatalf("while still away: grace until %v, history %+v", st.GraceUntil, u.history("away"))
 	}
 	// It comes back and answers the download.
 	back := u.clk.Now()
