@@ -144,6 +144,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerBulk(v1)
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
+	s.registerRollouts(v1)
 	s.registerRetry(v1)
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)

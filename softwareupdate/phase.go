@@ -22,6 +22,7 @@ const (
 	PhaseNotify      Phase = "notify"      // D-5 days to D: download, notify
 	PhaseCountdown   Phase = "countdown"   // D to D+30 min: the countdown
 	PhaseEnforce     Phase = "enforce"     // after D+30 min: force the install
+	PhasePaused      Phase = "paused"      // an admin's pause holds every forced step (scheduler kill switch)
 )
 
 // Escalation windows around the personal deadline D.

@@ -59,6 +59,7 @@ const (
 	DefaultMinimumNoticeDays = 5
 	MaxMinimumNoticeDays     = 30
 	MaxRingOffsetDays        = 30
+	MaxOfflineGraceHours     = 72 // Policy.OfflineGraceHours
 	// MaxDeadlineAhead bounds how far in the future a manual deadline may be.
 	MaxDeadlineAhead = 2 * 366 * 24 * time.Hour
 )
@@ -126,6 +127,10 @@ type Policy struct {
 	// RingOffsetDays shifts the deadline by whole calendar days (pilot +0,
 	// broad +3, late +7).
 	RingOffsetDays int `json:"ring_offset_days,omitempty"`
+	// OfflineGraceHours: a Mac offline at its deadline gets this long after
+	// its first check-in before the forced install (legacy path). 0 means
+	// the server's --offline-grace.
+	OfflineGraceHours int `json:"offline_grace_hours,omitempty"`
 	// DetailsURL is shown to users (and put in the declaration).
 	DetailsURL string `json:"details_url,omitempty"`
 	// Path overrides the enforcement path; empty means PathAuto.
@@ -266,6 +271,9 @@ func (p *Policy) Validate(now time.Time, cat *catalog.Catalog) error {
 	// Options, checked in every mode so nonsense is never stored.
 	if p.MinimumNoticeDays < 0 || p.MinimumNoticeDays > MaxMinimumNoticeDays {
 		fe.add("minimum_notice_days", strconv.Itoa(p.MinimumNoticeDays), ErrOutOfRange, "0 (default %d) to %d days", DefaultMinimumNoticeDays, MaxMinimumNoticeDays)
+	}
+	if p.OfflineGraceHours < 0 || p.OfflineGraceHours > MaxOfflineGraceHours {
+		fe.add("offline_grace_hours", strconv.Itoa(p.OfflineGraceHours), ErrOutOfRange, "0 (the server's default) to %d hours", MaxOfflineGraceHours)
 	}
 	if p.RingOffsetDays < 0 || p.RingOffsetDays > MaxRingOffsetDays {
 		fe.add("ring_offset_days", strconv.Itoa(p.RingOffsetDays), ErrOutOfRange, "0 to %d days", MaxRingOffsetDays)

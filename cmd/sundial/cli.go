@@ -48,6 +48,10 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		cf.register(c)
 		root.AddCommand(c)
 	}
+	for _, c := range append(newPauseCmds(getenv, cf), newReadinessCmd(getenv, cf)) {
+		cf.register(c)
+		root.AddCommand(c)
+	}
 	keepPromises(root) // last: it adapts every command added above
 	return root
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sundial-mdm/sundial/internal/retention"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
 // Config is `sundial server`'s configuration: flags with an environment
@@ -25,6 +26,7 @@ type Config struct {
 	Listen          string
 	AdminListen     string
 	DataDir         string
+	OfflineGrace    time.Duration // scheduler.WithOfflineGrace
 	PublicURL       string
 	TLSCert         string
 	TLSKey          string
@@ -103,6 +105,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CatalogSOFAURL, "catalog-sofa-url", poll.SOFAURL, "the SOFA macOS feed the catalog polls; empty: do not poll it")
 	fs.StringSliceVar(&c.ADESkipSetup, "ade-skip-setup", nil, "Setup Assistant panes ADE profiles skip (Apple's keys, comma-separated, e.g. Siri,Privacy)")
 	fs.StringVar(&c.DEPCA, "dep-ca", "", "extra CA certificates (PEM) to trust for the DEP API, e.g. `sundial depmock`'s")
+	fs.DurationVar(&c.OfflineGrace, "offline-grace", scheduler.DefaultOfflineGrace, "how long a Mac offline at its deadline has after its first check-in before the forced install (legacy path); at most 72h; 0: none")
 	fs.DurationVar(&c.DEPSyncInterval, "dep-sync-interval", 5*time.Minute, "how often the scheduler leader syncs devices from Apple Business Manager")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")
@@ -286,6 +289,9 @@ func (c *Config) Validate() error {
 // validateCatalog checks the catalog poller's flags: an interval of 0
 // (off) or at least a minute, and absolute http(s) feed URLs.
 func (c *Config) validateCatalog() error {
+	if c.OfflineGrace > scheduler.MaxOfflineGrace {
+		return fmt.Errorf("--offline-grace %v: at most %v (0: none)", c.OfflineGrace, scheduler.MaxOfflineGrace)
+	}
 	if c.CatalogInterval < 0 || (c.CatalogInterval > 0 && c.CatalogInterval < time.Minute) {
 		return fmt.Errorf("--catalog-interval %v: want 0 (off) or at least 1m", c.CatalogInterval)
 	}

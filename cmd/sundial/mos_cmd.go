@@ -527,12 +527,13 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 	f.BoolVar(&p.AllowMajorUpgrades, "allow-major", false, "allow upgrades to a new major version")
 	f.IntVar(&p.MinimumNoticeDays, "notice", 0, fmt.Sprintf("minimum notice in days, 1 to %d (default %d)", softwareupdate.MaxMinimumNoticeDays, softwareupdate.DefaultMinimumNoticeDays))
 	f.IntVar(&p.RingOffsetDays, "ring", 0, "ring offset in days added to the deadline")
+	f.IntVar(&p.OfflineGraceHours, "offline-grace-hours", 0, fmt.Sprintf("hours a Mac offline at its deadline has after its first check-in before the forced install, 1 to %d (default: the server's --offline-grace)", softwareupdate.MaxOfflineGraceHours))
 	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
 	f.StringVar(&p.SetupMinimum, "setup-minimum", "", "ADE Macs below the target wait at Setup Assistant until they update: required or off (default: required for manual policies)")
 	f.BoolVar(&p.AllowUnknownVersion, "allow-unknown-version", false, "manual: accept a --version the release catalog does not know")
 	for flag, field := range map[string]string{"mode": "mode", "delay": "delay_days", "version": "minimum_version", "date": "date",
 		"time": "time_of_day", "tz": "time_zone", "allow-major": "allow_major_upgrades", "notice": "minimum_notice_days",
-		"ring": "ring_offset_days", "details-url": "details_url", "allow-unknown-version": "allow_unknown_version", "fallback-tz": "fallback_time_zone", "setup-minimum": "setup_minimum"} {
+		"ring": "ring_offset_days", "details-url": "details_url", "allow-unknown-version": "allow_unknown_version", "fallback-tz": "fallback_time_zone", "setup-minimum": "setup_minimum", "offline-grace-hours": "offline_grace_hours"} {
 		setAPIField(cmd, flag, field)
 	}
 	return func() (softwareupdate.Policy, error) {

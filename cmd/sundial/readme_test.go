@@ -136,6 +136,9 @@ func TestREADMEWalk(t *testing.T) {
 		"backup":           {"wrote " + filepath.Join(work, "sundial-backup.db")},
 		"storage compact":  {"buckets", "KB pages"},
 		"storage check":    {"sundial-backup.db: ", "ok\n"},
+		"pause":            {"paused group pilots: 15.4 boot loops"},
+		"resume":           {"resumed group pilots"},
+		"readiness":        {"Deadlines until", "FORECAST"},
 	}
 	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
 	cli := cliFor(t, ts, env)

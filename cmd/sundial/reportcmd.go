@@ -61,7 +61,7 @@ func newReportCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 // reportPhases is the order phases are shown in.
 var reportPhases = []softwareupdate.Phase{
 	softwareupdate.PhaseCompliant, softwareupdate.PhasePending, softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown,
-	softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhaseIneligible, softwareupdate.PhaseExempt, softwareupdate.PhaseUnsupported,
+	softwareupdate.PhaseEnforce, softwareupdate.PhasePaused, softwareupdate.PhaseFailed, softwareupdate.PhaseIneligible, softwareupdate.PhaseExempt, softwareupdate.PhaseUnsupported,
 	softwareupdate.PhaseUnknown, softwareupdate.PhaseUnmanaged, scheduler.PhaseUnevaluated,
 }
 

@@ -80,6 +80,7 @@ type backend interface {
 	api.GroupMembers
 	storage.ComplianceDayStore
 	scheduler.AuditAppender
+	scheduler.PauseStore
 }
 
 var (
@@ -157,7 +158,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a), newPauseCollector(a))
 	a.faults = newFaults(a.registry)
 	if err := a.setupPush(); err != nil {
 		return nil, err
@@ -175,6 +176,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer), ddm.WithObserver(mdmMet))
 	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
 		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
+		scheduler.WithPauseStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched
@@ -266,6 +268,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
+	adm.RegisterReadiness(admin, scheduler.NewForecaster(reporter, a.ddm, store))
 	a.setupConsole(admin, reporter)
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
@@ -387,6 +390,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	a.catalogHealth(r.Context(), &h)
 	h.Issues = append(h.Issues, a.depWarnings(r.Context())...)
+	h.Issues = append(h.Issues, a.pauseWarnings(r.Context())...)
 	if len(h.Issues) > 0 {
 		h.Status = "warn"
 	}

@@ -202,7 +202,7 @@ func settled(p softwareupdate.Phase) bool {
 func nonCompliant(p softwareupdate.Phase) bool {
 	switch p {
 	case softwareupdate.PhasePending, softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown,
-		softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed:
+		softwareupdate.PhaseEnforce, softwareupdate.PhaseFailed, softwareupdate.PhasePaused:
 		return true
 	}
 	return false

@@ -52,16 +52,18 @@ const DefaultBatchSize = 1000
 
 // Scheduler drives every managed device toward its target version.
 type Scheduler struct {
-	store     Store
-	devices   DeviceReader
-	cat       *catalog.Catalog
-	clock     Clock
-	log       *slog.Logger
-	notifier  Notifier
-	enforcers map[softwareupdate.EnforcementPath]Enforcer
-	zones     ZoneReader // optional: Macs' own zones for device-local policies
-	batch     int
-	tick      time.Duration
+	store      Store
+	devices    DeviceReader
+	cat        *catalog.Catalog
+	clock      Clock
+	log        *slog.Logger
+	notifier   Notifier
+	enforcers  map[softwareupdate.EnforcementPath]Enforcer
+	zones      ZoneReader // optional: Macs' own zones for device-local policies
+	batch      int
+	tick       time.Duration
+	grace      time.Duration // offline grace (grace.go); 0: default, <0: off
+	pauseStore PauseStore    // where pauses are kept, if not in store (pause.go)
 
 	// mu serializes evaluation: a pass chunk, a result, a Start Now.
 	mu  sync.Mutex
@@ -167,6 +169,7 @@ type config struct {
 	policies  map[string]*PolicyRecord
 	deviceExc map[string]*softwareupdate.Exception
 	groupExc  map[string]*softwareupdate.Exception
+	pauses    map[string]*Pause // by group; FleetPause holds every group
 }
 
 func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
@@ -192,6 +195,9 @@ func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
 		case ScopeGroup:
 			c.groupExc[es[i].ID] = &es[i].Exception
 		}
+	}
+	if err := s.loadPauses(ctx, c); err != nil {
+		return nil, err
 	}
 	s.cfg = c
 	return c, nil
@@ -240,6 +246,7 @@ func (c *config) fingerprint() string {
 			fmt.Fprintf(&b, "e%s:%v:%d:%d;", id, e.Exempt, e.DeadlineOverride.UnixNano(), e.Expires.UnixNano())
 		}
 	}
+	c.pauseFingerprint(&b)
 	return b.String()
 }
 
@@ -837,9 +844,15 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		note(EventReset, "ineligible ("+inel+"): enforcement stopped")
 		st.ResetEnforcement()
 	}
+	// A lifted pause gives the Macs it held fresh minimum notice (pause.go).
+	pause := cfg.pauseFor(group)
+	if pause == nil && st.Phase == softwareupdate.PhasePaused && tgt.Status == softwareupdate.StatusRequired {
+		st.FirstNonCompliant = now
+		note(EventReset, "pause lifted: fresh minimum notice")
+	}
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
 	decide := func() softwareupdate.Decision {
-		d := softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline)
+		d := paused(softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline), pause)
 		if d.Phase != st.Phase {
 			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
 				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
@@ -848,12 +861,24 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		st.Reason = d.Reason
 		return d
 	}
+	wasPaused := st.Phase == softwareupdate.PhasePaused
 	dec := decide()
 	st.Deadline = utc(deadline)
+	if dec.Phase == softwareupdate.PhasePaused && !wasPaused && evalErr == nil {
+		events, err := s.withdraw(ctx, st, now)
+		if err != nil {
+			evalErr = fmt.Errorf("withdraw %s enforcement: %w", st.Path, err)
+		}
+		c.History = append(c.History, events...)
+	}
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
-		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: dec, Now: now, Policy: pol})
+		held, why := s.offlineGrace(st, pol, dec, deadline, now)
+		if why != "" {
+			note(EventResult, why)
+		}
+		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: held, Now: now, Policy: pol})
 		if st.StepCommand != stepCmd {
 			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
 		}
@@ -884,6 +909,9 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		return c, nil
 	}
 	next := dec.NextChange
+	if st.GraceUntil.After(now) {
+		next = st.GraceUntil // the offline grace ends (grace.go)
+	}
 	for _, t := range []time.Time{st.NextCheck, st.RetryAt} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t

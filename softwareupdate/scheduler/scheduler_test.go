@@ -62,9 +62,11 @@ func (u *unit) addMac(id, os, board string, supervised bool) {
 }
 
 // useStore rebuilds the scheduler and Manager over store (a wrapper of
-// u.store that watches commits).
+// u.store that watches commits). Its Macs never answer, so they would all
+// look offline at their deadline: the offline grace is off unless opts
+// set it (the stack's timeline tests it with Macs that answer).
 func (u *unit) useStore(store scheduler.Store, opts ...scheduler.Option) {
-	opts = append([]scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{}))}, opts...)
+	opts = append([]scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithOfflineGrace(0)}, opts...)
 	u.sched = scheduler.New(store, u.store, testCatalog(u.t), u.clk, opts...)
 	u.mgr = scheduler.NewManager(u.store, testCatalog(u.t), u.clk, u.sched)
 }

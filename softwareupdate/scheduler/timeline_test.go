@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,7 +48,8 @@ func testCatalog(t testing.TB) *catalog.Catalog {
 //   - old (14.6 on an Intel board the releases do not support) is reported
 //     unsupported and never sent an update command;
 //   - traveller (15.1) is offline from before the notify window until the
-//     day after its deadline and is enforced at its next connection;
+//     day after its deadline: its forced install waits for the offline
+//     grace (4 hours) after its first connection;
 //   - the server restarts between queueing the forced installs and their
 //     delivery, and nothing is sent twice.
 func TestTimeline(t *testing.T) {
@@ -135,8 +137,8 @@ func TestTimeline(t *testing.T) {
 	enforce := D.Add(softwareupdate.CountdownWindow)
 	clk.Set(enforce)
 	st, err := s.sched.RunOnce(ctx)
-	if err != nil || st.Commands != 3 {
-		t.Fatalf("enforce pass = %+v, %v; want 3 commands (sonoma, sequoia, traveller)", st, err)
+	if err != nil || st.Commands != 2 {
+		t.Fatalf("enforce pass = %+v, %v; want 2 commands (sonoma, sequoia; the offline traveller waits)", st, err)
 	}
 	s.restart()
 	if st, err := s.sched.RunOnce(ctx); err != nil || st.Commands != 0 {
@@ -157,17 +159,37 @@ func TestTimeline(t *testing.T) {
 	}
 	wantPhase(t, s, traveller, softwareupdate.PhaseEnforce)
 
-	// The traveller comes back the next morning: its queued download and
-	// forced install arrive at its first connection.
+	// The traveller comes back the next morning: its queued download
+	// arrives at its first connection, and the forced install only when
+	// the offline grace has passed (not in the same session).
 	traveller.dev.SetOffline(false)
 	back := D.Add(17 * time.Hour)
-	step(back,
-		w(back, "traveller", "ScheduleOSUpdate", "DownloadOnly/High"),
-		w(back, "traveller", "ScheduleOSUpdate", "InstallForceRestart"),
-	)
-	verify2 := back.Add(30 * time.Minute)
+	step(back, w(back, "traveller", "ScheduleOSUpdate", "DownloadOnly/High"))
+	wantPhase(t, s, traveller, softwareupdate.PhaseEnforce)
+	if st := state(t, s, traveller); !st.GraceUntil.Equal(back.Add(scheduler.DefaultOfflineGrace)) {
+		t.Fatalf("traveller grace until %v, want %v", st.GraceUntil, back.Add(scheduler.DefaultOfflineGrace))
+	}
+	poll2 := back.Add(time.Hour)
+	step(poll2, w(poll2, "traveller", "OSUpdateStatus"))
+	graceEnd := back.Add(scheduler.DefaultOfflineGrace)
+	step(graceEnd.Add(-time.Minute))
+	step(graceEnd, w(graceEnd, "traveller", "ScheduleOSUpdate", "InstallForceRestart"))
+	verify2 := graceEnd.Add(30 * time.Minute)
 	step(verify2, w(verify2, "traveller", "DeviceInformation"))
 	wantPhase(t, s, traveller, softwareupdate.PhaseCompliant)
+	if th, err := s.mgr.Device(ctx, traveller.dev.UDID, 0); err != nil {
+		t.Fatal(err)
+	} else {
+		var notes []string
+		for _, h := range th.History {
+			if strings.Contains(h.Reason, "offline grace") {
+				notes = append(notes, h.Reason)
+			}
+		}
+		if len(notes) != 2 {
+			t.Errorf("traveller history records the offline grace %d times, want 2 (held, then back): %q", len(notes), notes)
+		}
+	}
 	wantPhase(t, s, old, softwareupdate.PhaseUnsupported)
 	step(D.Add(8 * 24 * time.Hour)) // quiet
 

@@ -166,6 +166,11 @@ type State struct {
 	// NextDue is when the scheduler must look at the device again by the
 	// passage of time alone (the due index); zero for never.
 	NextDue time.Time `json:"next_due,omitzero"`
+
+	// OfflineAt is when the Mac was found offline past its deadline;
+	// GraceUntil when its offline grace ends (grace.go).
+	OfflineAt  time.Time `json:"offline_at,omitzero"`
+	GraceUntil time.Time `json:"grace_until,omitzero"`
 }
 
 // ResetEnforcement clears every step field (a new target, path or policy).

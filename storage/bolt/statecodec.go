@@ -22,7 +22,7 @@ import (
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
 // uvarint of flags. Fields added later (Errors, then FailureSource,
-// NotNowCount and NotNowSince) follow NextDue, each group read only when
+// NotNowCount and NotNowSince, then OfflineAt and GraceUntil) follow NextDue, each group read only when
 // present, so older records still decode.
 const stateCodecV1 = 0x01
 
@@ -106,6 +106,8 @@ func encodeState(st *scheduler.State) []byte {
 	w.str(st.FailureSource)
 	w.int(int64(st.NotNowCount))
 	w.time(st.NotNowSince)
+	w.time(st.OfflineAt)
+	w.time(st.GraceUntil)
 	return w
 }
 
@@ -216,6 +218,10 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 		st.FailureSource = r.str()
 		st.NotNowCount = int(r.int())
 		st.NotNowSince = r.time()
+	}
+	if r.err == nil && len(r.b) > 0 { // absent in records written before the offline grace
+		st.OfflineAt = r.time()
+		st.GraceUntil = r.time()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt

@@ -15,12 +15,31 @@ func TestStateCodecReadsRecordsWithoutLaterFields(t *testing.T) {
 	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "notify", Target: "15.2",
 		NextDue: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)}
 	v := encodeState(st)
-	old := v[:len(v)-3] // "" + 0 + zero time: one byte each
+	old := v[:len(v)-5] // "" + 0 + zero time, then two zero times (OfflineAt, GraceUntil): one byte each
 	have, err := decodeState("D1", old)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(have, st) {
 		t.Errorf("decoded %+v, want %+v", have, st)
+	}
+}
+
+// TestStateCodecReadsRecordsWithoutOfflineGrace: a record written before
+// OfflineAt and GraceUntil existed ends at NotNowSince and still decodes.
+func TestStateCodecReadsRecordsWithoutOfflineGrace(t *testing.T) {
+	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "enforce", Target: "15.2", FailureSource: "install", NotNowCount: 2,
+		NotNowSince: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)}
+	v := encodeState(st)
+	have, err := decodeState("D1", v[:len(v)-2]) // two zero times: one byte each
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(have, st) {
+		t.Errorf("decoded %+v, want %+v", have, st)
+	}
+	st.OfflineAt, st.GraceUntil = time.Date(2026, 3, 21, 9, 0, 0, 0, time.UTC), time.Date(2026, 3, 21, 13, 0, 0, 0, time.UTC)
+	if have, err := decodeState("D1", encodeState(st)); err != nil || !reflect.DeepEqual(have, st) {
+		t.Errorf("round trip = %+v, %v; want %+v", have, err, st)
 	}
 }

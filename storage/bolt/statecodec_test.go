@@ -172,12 +172,11 @@ func TestUpgradeToSchema2(t *testing.T) {
 // Errors field existed (it ends after NextDue) still decodes, with Errors 0.
 func TestStateCodecReadsRecordsWithoutErrors(t *testing.T) {
 	st := fillState(t)
-	st.Errors = 0
-	st.FailureSource, st.NotNowCount, st.NotNowSince = "", 0, time.Time{}
+	// Every field written after Errors is zero too: each is one byte.
+	st.Errors, st.FailureSource, st.NotNowCount, st.NotNowSince = 0, "", 0, time.Time{}
+	st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
 	v := encodeState(st)
-	// Errors 0, then an empty FailureSource, NotNowCount 0 and a zero
-	// NotNowSince: one trailing byte each.
-	old := v[:len(v)-4]
+	old := v[:len(v)-6] // Errors, FailureSource, NotNowCount, NotNowSince, OfflineAt, GraceUntil
 	got, err := decodeState(st.DeviceID, old)
 	if err != nil {
 		t.Fatal(err)

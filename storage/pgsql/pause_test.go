@@ -1,0 +1,14 @@
+package pgsql
+
+import (
+	"testing"
+
+	"github.com/sundial-mdm/sundial/storage/storagetest"
+)
+
+func TestPausesConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunPauses(t, func(t *testing.T) storagetest.PauseStore {
+		return newTestDB(t).open(t)
+	})
+}
