@@ -101,7 +101,8 @@ func TestREADMEWalk(t *testing.T) {
 	}
 	certPEM, keyPEM = certstest.NewPushCert(testTopic, now.Add(-time.Hour), now.Add(365*24*time.Hour))
 	cmd, _ := mdm.NewCommand("ProfileList", nil)
-	for name, body := range map[string][]byte{"push.pem": certPEM, "push.key": keyPEM, "cmd.plist": cmd.Raw} {
+	info, _ := mdm.NewCommand("DeviceInformation", map[string]any{"Queries": []string{"OSVersion"}})
+	for name, body := range map[string][]byte{"push.pem": certPEM, "push.key": keyPEM, "cmd.plist": cmd.Raw, "info.plist": info.Raw} {
 		if err := os.WriteFile(filepath.Join(work, name), body, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -118,27 +119,39 @@ func TestREADMEWalk(t *testing.T) {
 	// What each README command must print (standard output), by its
 	// leading words; every one must exit 0.
 	want := map[string][]string{
-		"devices list":     {mac.UDID, mac.OSVersion()},
-		"devices show":     {"device:    " + mac.UDID, "phase:"},
-		"groups create":    {"group pilots created"},
-		"groups assign":    {"1 device assigned to pilots"},
-		"policy set":       {"set (revision 1)"},
-		"policy show":      {"macOS 15.4 by " + deadline + " 17:00 Europe/Berlin", "(Europe/Berlin, policy) = "},
-		"catalog list":     {"VERSION", "15.4"},
-		"catalog sync":     {"gdmf feed", "1 new"},
-		"catalog add":      {"added macOS 26.6.3"},
-		"audit":            {"BEFORE", "AFTER", "pilots", "default"},
-		"commands enqueue": {"queued ProfileList " + cmd.UUID + " for " + mac.UDID},
-		"commands list":    {cmd.UUID, "ProfileList"},
-		"pushcert set":     {"topic:      " + testTopic},
-		"devices push":     {mac.UDID + "\tok"},
-		"apikeys create":   {"name:   ci", "secret: sdl_"},
-		"backup":           {"wrote " + filepath.Join(work, "sundial-backup.db")},
-		"storage compact":  {"buckets", "KB pages"},
-		"storage check":    {"sundial-backup.db: ", "ok\n"},
-		"pause":            {"paused group pilots: 15.4 boot loops"},
-		"resume":           {"resumed group pilots"},
-		"readiness":        {"Deadlines until", "FORECAST"},
+		"devices list":           {mac.UDID, mac.OSVersion()},
+		"devices show":           {"device:    " + mac.UDID, "phase:"},
+		"groups create":          {"group pilots created"},
+		"groups assign":          {"1 device assigned to pilots"},
+		"policy set":             {"set (revision 1)"},
+		"policy show":            {"macOS 15.4 by " + deadline + " 17:00 Europe/Berlin", "(Europe/Berlin, policy) = "},
+		"catalog list":           {"VERSION", "15.4"},
+		"catalog sync":           {"gdmf feed", "1 new"},
+		"catalog add":            {"added macOS 26.6.3"},
+		"audit":                  {"BEFORE", "AFTER", "pilots", "default"},
+		"commands enqueue":       {"queued ProfileList " + cmd.UUID + " for " + mac.UDID},
+		"commands list":          {cmd.UUID, "ProfileList"},
+		"pushcert set":           {"topic:      " + testTopic},
+		"devices push":           {mac.UDID + "\tok"},
+		"apikeys create":         {"name:   ci", "secret: sdl_"},
+		"backup":                 {"wrote " + filepath.Join(work, "sundial-backup.db")},
+		"storage compact":        {"buckets", "KB pages"},
+		"storage check":          {"sundial-backup.db: ", "ok\n"},
+		"devices retry":          {mac.UDID, "nothing to retry"},
+		"catalog remove":         {"removed macOS 26.6.3"},
+		"catalog status":         {"age:", "gdmf", feeds.URL},
+		"exceptions grant":       {" until "},
+		"exceptions list":        {"travelling", "freeze", "pilots"},
+		"devices enrollment":     {"device:       " + mac.UDID, "bound"},
+		"devices allow-reenroll": {mac.UDID + " may re-enroll"},
+		"pause":                  {"paused group pilots: 15.4 boot loops"},
+		"resume":                 {"resumed group pilots"},
+		"readiness":              {"Deadlines until", "FORECAST"},
+	}
+	// Commands the README shows twice with different arguments.
+	byLine := map[string][]string{
+		"sundial commands enqueue --group pilots info.plist": {"queued DeviceInformation " + info.UUID + " for " + mac.UDID},
+		"sundial apikeys create viewer --role read":          {"name:   viewer", "secret: sdl_"},
 	}
 	env := map[string]string{"SUNDIAL_URL": ts.url, "SUNDIAL_API_KEY": ts.admin.APIKey}
 	cli := cliFor(t, ts, env)
@@ -168,7 +181,10 @@ func TestREADMEWalk(t *testing.T) {
 		if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
 			key += " " + args[1]
 		}
-		exp, ok := want[key]
+		exp, ok := byLine[line]
+		if !ok {
+			exp, ok = want[key]
+		}
 		if !ok {
 			t.Errorf("README command %q has no expectation in TestREADMEWalk", line)
 			continue
