@@ -39,6 +39,12 @@ import (
 // TargetLocalDateTime, read in the Mac's own zone, at or after its deadline
 // and the Mac never held more than one distinct one; the compliance
 // report's counts equal the per-device states.
+//
+// Cost: 1,000 Macs took 50 s of wall time and 33 s of CPU on the shared
+// 2-core VM (go test -run TestHostileDeclarativeFleet -count=1
+// -cpuprofile), 65 % of it the simulated Macs' RSA signatures of check-in
+// bodies (DDM GETs and status reports, which WithSignatureReuse does not
+// cover); 100 Macs under -race take about 7 s.
 
 type ddmRow struct {
 	name   string

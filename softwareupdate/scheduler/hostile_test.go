@@ -25,9 +25,10 @@ import (
 // compliance report's counts equal the per-device states.
 //
 // Behaviours are table rows: a row says how to make a Mac misbehave and
-// which outcome it must reach, so more (the declarative path's rejected
-// declarations, missing bootstrap tokens, device-local zones, deferring
-// and ineligible states) are added as rows.
+// which outcome it must reach. This test drives the legacy path; the
+// declarative path (rejected declarations, failed enforced installs,
+// device-local zones reported late) is TestHostileDeclarativeFleet in
+// hostile_ddm_test.go, which shares the fleet size and the verdicts.
 
 // hostileFleet is the fleet size; -short and -race run a tenth of it. The 1,000-Mac
 // run costs about 52 s of CPU, most of it the simulated Macs' RSA
