@@ -25,9 +25,10 @@ import (
 // compliance report's counts equal the per-device states.
 //
 // Behaviours are table rows: a row says how to make a Mac misbehave and
-// which outcome it must reach, so more (the declarative path's rejected
-// declarations, missing bootstrap tokens, device-local zones, deferring
-// and ineligible states) are added as rows.
+// which outcome it must reach. This test drives the legacy path; the
+// declarative path (rejected declarations, failed enforced installs,
+// device-local zones reported late) is TestHostileDeclarativeFleet in
+// hostile_ddm_test.go, which shares the fleet size and the verdicts.
 
 // hostileFleet is the fleet size; -short and -race run a tenth of it. The 1,000-Mac
 // run costs about 52 s of CPU, most of it the simulated Macs' RSA
@@ -52,6 +53,9 @@ const (
 	// wantIneligible: phase ineligible with a reason containing the row's
 	// reason; never failed, and sent no forced install.
 	wantIneligible outcome = "ineligible"
+	// wantNeedsBootstrap: flagged needs-bootstrap-token before its
+	// deadline; at the end still flagged, and failed with Apple's reason.
+	wantNeedsBootstrap outcome = "needs-bootstrap-token"
 )
 
 type hostileRow struct {
@@ -63,6 +67,9 @@ type hostileRow struct {
 	reason string // for wantFailed and wantIneligible: what the reason must say
 	// forcedBound overrides maxForced (an admin retry starts a new round).
 	forcedBound int
+	// noBootstrap: the Mac never escrows a bootstrap token (every other
+	// Mac escrows one after enrolling, as an ADE Mac's setup does).
+	noBootstrap bool
 }
 
 type hostileMac struct {
@@ -130,6 +137,12 @@ func hostileRows(D time.Time) []hostileRow {
 		// Apple lets no MDM manage an unsupervised Mac's updates: with
 		// esc-a's eligibility state it is ineligible with its reason, not
 		// failed.
+		// An Apple silicon Mac whose update needs a bootstrap token
+		// (RequiresBootstrapToken in AvailableOSUpdates) and has none
+		// escrowed cannot authorize the install: flagged before the
+		// deadline, and still flagged, with the reason, afterwards.
+		{name: "no-bootstrap-token", share: 50, want: wantNeedsBootstrap, reason: "InstallForceRestart: InstallFailed", noBootstrap: true,
+			setup: func(h *hostile, m *hostileMac) { m.dev.SetUpdateFailure("InstallFailed") }},
 		{name: "unsupervised", share: 50, want: wantIneligible, reason: "not supervised", opts: []mdmtest.Option{mdmtest.WithSupervised(false)}},
 	}
 }
@@ -237,6 +250,12 @@ func TestHostileFleet(t *testing.T) {
 			t.Error(err)
 			return
 		}
+		if !p.row.noBootstrap {
+			if err := dev.SetBootstrapToken(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
 		dev.SetScanDuration(3 * time.Minute) // every scan runs in the background
 		h.macs[i] = m
 	})
@@ -290,6 +309,19 @@ func TestHostileFleet(t *testing.T) {
 		},
 		last.Add(time.Hour): func() { h.offline(false) },
 	}
+	// An hour before each deadline, every Mac without a bootstrap token is
+	// already flagged (issue 20: "before its deadline, not after").
+	for g, dl := range deadlines {
+		at := dl.Add(-time.Hour)
+		prev := events[at]
+		events[at] = func() {
+			if prev != nil {
+				prev()
+			}
+			h.settle()
+			h.checkBootstrapFlagged(g)
+		}
+	}
 	for _, at := range times {
 		h.clk.Set(at)
 		if ev := events[at]; ev != nil {
@@ -309,6 +341,7 @@ func TestHostileFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	phases := map[softwareupdate.Phase]int{}
+	statuses := map[string]int{}
 	outcomes := map[string]map[string]int{}
 	var bad []string
 	for i, m := range h.macs {
@@ -317,6 +350,7 @@ func TestHostileFleet(t *testing.T) {
 			t.Fatalf("%s has no update state", m.name)
 		}
 		phases[st.Phase]++
+		statuses[scheduler.Status(st)]++
 		got := string(st.Phase)
 		if outcomes[m.row.name] == nil {
 			outcomes[m.row.name] = map[string]int{}
@@ -330,6 +364,10 @@ func TestHostileFleet(t *testing.T) {
 		case wantFailed:
 			if st.Phase != softwareupdate.PhaseFailed || !strings.Contains(st.Reason, m.row.reason) {
 				bad = append(bad, fmt.Sprintf("%s: %s (%s), want failed with %q", m.name, st.Phase, st.Reason, m.row.reason))
+			}
+		case wantNeedsBootstrap:
+			if scheduler.Status(st) != scheduler.StatusNeedsBootstrapToken || st.Phase != softwareupdate.PhaseFailed || !strings.Contains(st.Reason, m.row.reason) {
+				bad = append(bad, fmt.Sprintf("%s: %s/%s (%s), want needs-bootstrap-token with %q", m.name, st.Phase, scheduler.Status(st), st.Reason, m.row.reason))
 			}
 		case wantIneligible:
 			if st.Phase != softwareupdate.PhaseIneligible || !strings.Contains(st.Reason, m.row.reason) || st.Failure != "" {
@@ -379,6 +417,22 @@ func TestHostileFleet(t *testing.T) {
 			t.Errorf("report counts %d %s, states %d", rep.ByPhase[ph], ph, c)
 		}
 	}
+	for stat, c := range statuses {
+		if rep.ByStatus[stat] != c {
+			t.Errorf("report counts %d %s, statuses %d", rep.ByStatus[stat], stat, c)
+		}
+	}
+	if len(rep.Ineligible) != phases[softwareupdate.PhaseIneligible] {
+		t.Errorf("report lists %d ineligible Macs, states %d", len(rep.Ineligible), phases[softwareupdate.PhaseIneligible])
+	}
+	for _, b := range rep.Ineligible {
+		if m := h.byID[b.DeviceID]; m == nil || m.row.want != wantIneligible || !strings.Contains(b.Reason, m.row.reason) {
+			t.Errorf("report lists %s as ineligible (%q)", b.DeviceID, b.Reason)
+		}
+	}
+	if len(rep.NeedsBootstrapToken) != statuses[scheduler.StatusNeedsBootstrapToken] {
+		t.Errorf("report lists %d Macs needing a bootstrap token, statuses %d", len(rep.NeedsBootstrapToken), statuses[scheduler.StatusNeedsBootstrapToken])
+	}
 	failed := 0
 	for _, f := range rep.Failures {
 		failed += f.Count
@@ -388,6 +442,32 @@ func TestHostileFleet(t *testing.T) {
 	}
 	t.Logf("%d Macs: enrolled in %v, timeline of %d steps (%d passes) in %v; outcomes %v",
 		len(h.macs), enrolled.Round(time.Millisecond), len(times), h.passes, (ran - enrolled).Round(time.Millisecond), outcomes)
+}
+
+// checkBootstrapFlagged fails the test unless every Mac of group g without
+// a bootstrap token shows needs-bootstrap-token now.
+func (h *hostile) checkBootstrapFlagged(g string) {
+	h.t.Helper()
+	var ids []string
+	var macs []*hostileMac
+	for _, m := range h.macs {
+		if m.group == g && m.row.noBootstrap {
+			ids = append(ids, m.dev.UDID)
+			macs = append(macs, m)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	sts, err := h.s.store.States(h.t.Context(), ids)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i, st := range sts {
+		if st == nil || scheduler.Status(st) != scheduler.StatusNeedsBootstrapToken {
+			h.t.Errorf("%s at %v (before its deadline): %+v, want needs-bootstrap-token", macs[i].name, h.clk.Now(), st)
+		}
+	}
 }
 
 func mustZone(t testing.TB, name string) *time.Location {
