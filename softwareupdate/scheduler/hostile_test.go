@@ -234,7 +234,7 @@ func TestHostileFleet(t *testing.T) {
 		if i%2 == 1 {
 			hw = hwPro
 		}
-		// Signature reuse: the Idle report is signed once per Mac (see
+		// Signature reuse: each distinct body is signed once per Mac (see
 		// mdmtest.WithSignatureReuse); the server checks each as usual.
 		opts := []mdmtest.Option{mdmtest.WithKeyPool(testKeys(t)), mdmtest.WithHTTPClient(h.s.srv.Client()), mdmtest.WithClock(h.clk), mdmtest.WithSignatureReuse(),
 			mdmtest.WithSupervised(true), mdmtest.WithHardware(hw), mdmtest.WithOS(o.version, o.build),
