@@ -76,6 +76,10 @@ func (s *Store) Counts(ctx context.Context) (record.Counts, error) {
 		c[record.CatalogFeeds] = keys(bCatFeed)
 		c[record.CatalogPolls] = keys(bCatPoll)
 		c[record.ManualReleases] = keys(bCatMan)
+		c[record.EnrollmentGuards] = keys(bGuards)
+		c[record.ADEDevices] = keys(bADEDevices)
+		c[record.ADECursors] = keys(bADECursors)
+		c[record.DEPServers] = keys(bDEPServers)
 		err := tx.Bucket(bPush).ForEach(func(k, v []byte) error {
 			var st mdm.PushState
 			if err := json.Unmarshal(v, &st); err != nil {

@@ -43,7 +43,11 @@ const countsSQL = `SELECT
 	(SELECT count(*) FROM ms_audit),
 	(SELECT count(*) FROM catalog_feeds),
 	(SELECT count(*) FROM catalog_polls),
-	(SELECT count(*) FROM catalog_manual)`
+	(SELECT count(*) FROM catalog_manual),
+	(SELECT count(*) FROM enrollment_guards),
+	(SELECT count(*) FROM ade_devices),
+	(SELECT count(*) FROM ade_cursors),
+	(SELECT count(*) FROM dep_servers)`
 
 var countKinds = []string{
 	record.Devices, record.CertBindings, record.LastSeen, record.PushStates,
@@ -52,6 +56,7 @@ var countKinds = []string{
 	record.Groups, record.Memberships, record.Policies, record.Exceptions,
 	record.UpdateStates, record.UpdateHistory, record.AuditLog,
 	record.CatalogFeeds, record.CatalogPolls, record.ManualReleases,
+	record.EnrollmentGuards, record.ADEDevices, record.ADECursors, record.DEPServers,
 }
 
 func counts(ctx context.Context, q querier) (record.Counts, error) {
