@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -14,7 +15,8 @@ import (
 
 // Declarative management buckets:
 //
-//	ddm      <id>                          JSON ddm.Record
+//	ddm      <id>                          JSON ddm.Record, without its status items
+//	ddmitems <id> 0x00 <item name>         JSON status item (ddmitems.go)
 //	ddmhist  <id> 0x00 <seq>               JSON ddm.Event (newest ddm.HistoryLimit kept)
 //	ddmdue   <deadline nanos> <id>         (empty): unconfirmed enforcements by deadline
 var (
@@ -36,6 +38,7 @@ func getDDM(tx *bbolt.Tx, id string) (*ddm.Record, error) {
 	if err := json.Unmarshal(v, r); err != nil {
 		return nil, fmt.Errorf("decode declarative record %s: %w", id, err)
 	}
+	loadDDMItems(tx, id, r)
 	return r, nil
 }
 
@@ -68,15 +71,12 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 			return err
 		}
 		oldDue := ddmDueKey(r, id)
+		old := maps.Clone(r.Status.Items)
 		events, err := fn(r)
 		if err != nil {
 			return err
 		}
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode declarative record %s: %w", id, err)
-		}
-		if err := tx.Bucket(bDDM).Put([]byte(id), v); err != nil {
+		if err := putDDMRecord(tx, id, r, old); err != nil {
 			return err
 		}
 		due := tx.Bucket(bDDMDue)
