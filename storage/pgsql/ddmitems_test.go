@@ -1,0 +1,106 @@
+package pgsql
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sundial-mdm/sundial/mdm/ddm"
+)
+
+// storedItems returns the ddm_items rows of id.
+func storedItems(t *testing.T, db testDB, id string) map[string]string {
+	t.Helper()
+	conn := db.conn(t)
+	defer conn.Close(t.Context())
+	rows, err := conn.Query(t.Context(), `SELECT name, value::text FROM ddm_items WHERE id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var name, value string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &value}, func() error { out[name] = value; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestDDMItemsStoredApart(t *testing.T) {
+	db := newTestDB(t)
+	s := db.open(t)
+	ctx := t.Context()
+	err := s.UpdateDDM(ctx, "A", func(r *ddm.Record) ([]ddm.Event, error) {
+		r.Status.Items = map[string]json.RawMessage{"a": json.RawMessage(`{ "x" : 1 }`), "b": json.RawMessage(`2`), "c": json.RawMessage(`"c"`)}
+		r.Status.Reports = 1
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.UpdateDDM(ctx, "A", func(r *ddm.Record) ([]ddm.Event, error) {
+		if string(r.Status.Items["a"]) != `{"x":1}` {
+			t.Errorf("item a read back as %s, want it compacted", r.Status.Items["a"])
+		}
+		r.Status.Items["a"] = json.RawMessage(`{"x":2}`)
+		delete(r.Status.Items, "b")
+		r.Status.Reports++
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := storedItems(t, db, "A"), map[string]string{"a": `{"x":2}`, "c": `"c"`}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored items = %v, want %v", got, want)
+	}
+	var rec string
+	conn := db.conn(t)
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, `SELECT record::text FROM ddm_records WHERE id = 'A'`).Scan(&rec); err != nil || strings.Contains(rec, `"items"`) {
+		t.Errorf("record = %s, %v; want it without items", rec, err)
+	}
+	r, err := s.DDMRecord(ctx, "A")
+	if err != nil || r.Status.Reports != 2 || len(r.Status.Items) != 2 || string(r.Status.Items["c"]) != `"c"` {
+		t.Errorf("DDMRecord = %+v, %v", r, err)
+	}
+	err = s.UpdateDDM(ctx, "A", func(r *ddm.Record) ([]ddm.Event, error) {
+		r.Status.Items["bad"] = json.RawMessage(`{`)
+		r.Status.Reports = 99
+		return nil, nil
+	})
+	if err == nil {
+		t.Error("an invalid item was stored")
+	}
+	if r, _ := s.DDMRecord(ctx, "A"); r.Status.Reports != 2 || r.Status.Items["bad"] != nil {
+		t.Errorf("a refused update changed the record: %+v", r)
+	}
+}
+
+// TestDDMItemsMigration: migration 0009 moves the items of records written
+// before it into ddm_items.
+func TestDDMItemsMigration(t *testing.T) {
+	db := newTestDB(t)
+	db.open(t).Close()
+	// Lay the schema out as version 8 left it, with a record holding items.
+	db.exec(t, `DROP TABLE ddm_items`)
+	db.exec(t, `DELETE FROM sundial_schema_migrations WHERE version >= 9`)
+	db.exec(t, `INSERT INTO ddm_records (id, record) VALUES
+		('OLD', '{"needs_sync":true,"status":{"items":{"a.b":{"x":  1},"c":"v"},"current":{},"reports":7}}'),
+		('NOITEMS', '{"status":{"current":{},"reports":1}}')`)
+	s := db.open(t)
+	r, err := s.DDMRecord(t.Context(), "OLD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.NeedsSync || r.Status.Reports != 7 || len(r.Status.Items) != 2 || string(r.Status.Items["a.b"]) != `{"x":  1}` || string(r.Status.Items["c"]) != `"v"` {
+		t.Errorf("migrated record = %+v, items %q", r, r.Status.Items)
+	}
+	if n := len(storedItems(t, db, "OLD")); n != 2 {
+		t.Errorf("%d item rows, want 2", n)
+	}
+	if r, err := s.DDMRecord(t.Context(), "NOITEMS"); err != nil || r.Status.Reports != 1 || r.Status.Items != nil {
+		t.Errorf("record without items = %+v, %v", r, err)
+	}
+}
