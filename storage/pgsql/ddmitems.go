@@ -23,17 +23,14 @@ func loadDDMItems(ctx context.Context, q querier, id string, r *ddm.Record) erro
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			name  string
-			value []byte
-		)
+		var name, value []byte
 		if err := rows.Scan(&name, &value); err != nil {
 			return fmt.Errorf("read status items of %s: %w", id, err)
 		}
 		if r.Status.Items == nil {
 			r.Status.Items = map[string]json.RawMessage{}
 		}
-		r.Status.Items[name] = value
+		r.Status.Items[string(name)] = value
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read status items of %s: %w", id, err)
@@ -58,7 +55,10 @@ func encodeDDMBase(id string, r *ddm.Record) ([]byte, error) {
 // record stored them; invalid JSON is refused), and the deletion of those
 // gone.
 func queueDDMItems(b *pgx.Batch, id string, r *ddm.Record, old map[string]json.RawMessage) error {
-	var names, values, gone []string
+	var (
+		names, gone [][]byte
+		values      []string
+	)
 	for name, val := range r.Status.Items {
 		ov, had := old[name]
 		if had && bytes.Equal(ov, val) {
@@ -71,11 +71,11 @@ func queueDDMItems(b *pgx.Batch, id string, r *ddm.Record, old map[string]json.R
 		if had && bytes.Equal(ov, buf.Bytes()) {
 			continue
 		}
-		names, values = append(names, name), append(values, buf.String())
+		names, values = append(names, []byte(name)), append(values, buf.String())
 	}
 	for name := range old {
 		if _, ok := r.Status.Items[name]; !ok {
-			gone = append(gone, name)
+			gone = append(gone, []byte(name))
 		}
 	}
 	if len(gone) > 0 {
@@ -83,7 +83,7 @@ func queueDDMItems(b *pgx.Batch, id string, r *ddm.Record, old map[string]json.R
 	}
 	if len(names) > 0 {
 		b.Queue(`INSERT INTO ddm_items (id, name, value)
-			SELECT $1, i.name, i.value::json FROM unnest($2::text[], $3::text[]) AS i(name, value)
+			SELECT $1, i.name, i.value::json FROM unnest($2::bytea[], $3::text[]) AS i(name, value)
 			ON CONFLICT (id, name) DO UPDATE SET value = EXCLUDED.value`, id, names, values)
 	}
 	return nil

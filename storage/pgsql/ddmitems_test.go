@@ -16,7 +16,7 @@ func storedItems(t *testing.T, db testDB, id string) map[string]string {
 	t.Helper()
 	conn := db.conn(t)
 	defer conn.Close(t.Context())
-	rows, err := conn.Query(t.Context(), `SELECT name, value::text FROM ddm_items WHERE id = $1`, id)
+	rows, err := conn.Query(t.Context(), `SELECT convert_from(name, 'UTF8'), value::text FROM ddm_items WHERE id = $1`, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -288,7 +288,7 @@ func (im *Importer) DDM(ctx context.Context, rs []record.DDM) error {
 			}
 			raw = base
 			for name, val := range rec.Status.Items {
-				items = append(items, []any{r.ID, name, []byte(val)})
+				items = append(items, []any{r.ID, []byte(name), []byte(val)})
 			}
 		}
 		rows = append(rows, []any{r.ID, raw, ddmDue(rec), int64(len(hist))})
