@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -57,7 +56,8 @@ func (s *Store) DDMRecord(ctx context.Context, id string) (*ddm.Record, error) {
 		if r, err = decodeDDM(id, raw); err != nil {
 			return err
 		}
-		return loadDDMItems(ctx, tx, id, r)
+		_, err = loadDDMItems(ctx, tx, id, r)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -106,10 +106,10 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 		if err != nil {
 			return err
 		}
-		if err := loadDDMItems(ctx, tx, id, r); err != nil {
+		old, err := loadDDMItems(ctx, tx, id, r)
+		if err != nil {
 			return err
 		}
-		old := maps.Clone(r.Status.Items)
 		events, err := fn(r)
 		if err != nil {
 			fnErr = err

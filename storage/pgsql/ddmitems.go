@@ -15,27 +15,31 @@ import (
 // that a status report writes only the items it changed; ddm_records.record
 // holds the rest of the record.
 
-// loadDDMItems reads the status items of id into r (nil when none).
-func loadDDMItems(ctx context.Context, q querier, id string, r *ddm.Record) error {
+// loadDDMItems reads the status item rows of id into r, over any items
+// the record itself still holds (one written before migration 0009, until
+// its next update), and returns the rows read: what is stored apart.
+func loadDDMItems(ctx context.Context, q querier, id string, r *ddm.Record) (map[string]json.RawMessage, error) {
+	stored := map[string]json.RawMessage{}
 	rows, err := q.Query(ctx, `SELECT name, value FROM ddm_items WHERE id = $1`, id)
 	if err != nil {
-		return fmt.Errorf("read status items of %s: %w", id, err)
+		return nil, fmt.Errorf("read status items of %s: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var name, value []byte
 		if err := rows.Scan(&name, &value); err != nil {
-			return fmt.Errorf("read status items of %s: %w", id, err)
+			return nil, fmt.Errorf("read status items of %s: %w", id, err)
 		}
 		if r.Status.Items == nil {
 			r.Status.Items = map[string]json.RawMessage{}
 		}
 		r.Status.Items[string(name)] = value
+		stored[string(name)] = value
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read status items of %s: %w", id, err)
+		return nil, fmt.Errorf("read status items of %s: %w", id, err)
 	}
-	return nil
+	return stored, nil
 }
 
 // encodeDDMBase encodes r without its status items.
@@ -50,8 +54,8 @@ func encodeDDMBase(id string, r *ddm.Record) ([]byte, error) {
 	return v, nil
 }
 
-// queueDDMItems queues on b the writes that turn the stored items `old`
-// into r's: the changed and new items (compacted, as encoding the whole
+// queueDDMItems queues on b the writes that turn the stored item rows
+// `old` into r's: the changed and new items (compacted, as encoding the whole
 // record stored them; invalid JSON is refused), and the deletion of those
 // gone.
 func queueDDMItems(b *pgx.Batch, id string, r *ddm.Record, old map[string]json.RawMessage) error {

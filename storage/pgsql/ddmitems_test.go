@@ -88,8 +88,25 @@ func TestDDMItemsMigration(t *testing.T) {
 	db.exec(t, `DELETE FROM sundial_schema_migrations WHERE version >= 9`)
 	db.exec(t, `INSERT INTO ddm_records (id, record) VALUES
 		('OLD', '{"needs_sync":true,"status":{"items":{"a.b":{"x":  1},"c":"v"},"current":{},"reports":7}}'),
-		('NOITEMS', '{"status":{"current":{},"reports":1}}')`)
+		('NOITEMS', '{"status":{"current":{},"reports":1}}'),
+		('NUL', '{"status":{"items":{"n\u0000ul":"\u0000","d":1},"current":{},"reports":3}}')`)
 	s := db.open(t)
+	// A record whose items json_each cannot read keeps them in the record:
+	// they read back, and move to rows at its next update, which can also
+	// remove one for good.
+	if r, err := s.DDMRecord(t.Context(), "NUL"); err != nil || len(r.Status.Items) != 2 || string(r.Status.Items["n\x00ul"]) != `"\u0000"` {
+		t.Fatalf("record with a NUL name = %+v, %v", r, err)
+	}
+	err := s.UpdateDDM(t.Context(), "NUL", func(r *ddm.Record) ([]ddm.Event, error) {
+		delete(r.Status.Items, "d")
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.DDMRecord(t.Context(), "NUL"); err != nil || len(r.Status.Items) != 1 || string(r.Status.Items["n\x00ul"]) != `"\u0000"` {
+		t.Errorf("record with a NUL name after an update = %+v, %v", r, err)
+	}
 	r, err := s.DDMRecord(t.Context(), "OLD")
 	if err != nil {
 		t.Fatal(err)
