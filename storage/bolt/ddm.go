@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -30,16 +29,21 @@ func init() { allBuckets = append(allBuckets, bDDM, bDDMHist, bDDMDue) }
 var _ ddm.Store = (*Store)(nil)
 
 func getDDM(tx *bbolt.Tx, id string) (*ddm.Record, error) {
+	r, _, err := getDDMItems(tx, id)
+	return r, err
+}
+
+// getDDMItems returns the record of id and the items stored apart.
+func getDDMItems(tx *bbolt.Tx, id string) (*ddm.Record, map[string]json.RawMessage, error) {
 	r := new(ddm.Record)
 	v := tx.Bucket(bDDM).Get([]byte(id))
 	if v == nil {
-		return r, nil
+		return r, nil, nil
 	}
 	if err := json.Unmarshal(v, r); err != nil {
-		return nil, fmt.Errorf("decode declarative record %s: %w", id, err)
+		return nil, nil, fmt.Errorf("decode declarative record %s: %w", id, err)
 	}
-	loadDDMItems(tx, id, r)
-	return r, nil
+	return r, loadDDMItems(tx, id, r), nil
 }
 
 func ddmDueKey(r *ddm.Record, id string) []byte {
@@ -66,12 +70,11 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 		return fmt.Errorf("update declarative record: invalid enrollment id")
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		r, err := getDDM(tx, id)
+		r, old, err := getDDMItems(tx, id)
 		if err != nil {
 			return err
 		}
 		oldDue := ddmDueKey(r, id)
-		old := maps.Clone(r.Status.Items)
 		events, err := fn(r)
 		if err != nil {
 			return err

@@ -21,17 +21,22 @@ var bDDMItems = []byte("ddmitems")
 
 func init() { allBuckets = append(allBuckets, bDDMItems) }
 
-// loadDDMItems reads the status items of id into r (nil when none). The
-// values are copies: they outlive the transaction.
-func loadDDMItems(tx *bbolt.Tx, id string, r *ddm.Record) {
+// loadDDMItems reads the status items stored apart for id into r, over
+// any the record itself holds, and returns them: what putDDMRecord must
+// compare with. The values are copies: they outlive the transaction.
+func loadDDMItems(tx *bbolt.Tx, id string, r *ddm.Record) map[string]json.RawMessage {
+	stored := map[string]json.RawMessage{}
 	p := prefix(id)
 	c := tx.Bucket(bDDMItems).Cursor()
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		if r.Status.Items == nil {
 			r.Status.Items = map[string]json.RawMessage{}
 		}
-		r.Status.Items[string(k[len(p):])] = clone(v)
+		name, val := string(k[len(p):]), clone(v)
+		r.Status.Items[name] = val
+		stored[name] = val
 	}
+	return stored
 }
 
 // putDDMRecord stores r: the record without its items, then only the items
@@ -96,7 +101,9 @@ func migrateDDMItems(tx *bbolt.Tx) error {
 	for _, e := range todo {
 		r := new(ddm.Record)
 		if err := json.Unmarshal(e.v, r); err != nil {
-			return fmt.Errorf("decode declarative record %s: %w", e.k, err)
+			// Left as it is: reading it fails as it did before, for that
+			// enrollment only, instead of the whole file failing to open.
+			continue
 		}
 		if err := putDDMRecord(tx, string(e.k), r, nil); err != nil {
 			return err
