@@ -68,7 +68,9 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	   the device records
 //	6  finished commands reach cmdidx through a log, cmdfin (cmdfin.go);
 //	   nothing to migrate, but an older binary would not look there
-const schemaVersion = 6
+//	7  declarative status items one key each (ddmitems; ddmitems.go),
+//	   moved out of the ddm records at open
+const schemaVersion = 7
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -170,6 +172,11 @@ func Open(path string, opts *Options) (_ *Store, err error) {
 		if got < 5 {
 			if err := migrateToV5(tx); err != nil {
 				return fmt.Errorf("upgrade to schema 5: %w", err)
+			}
+		}
+		if got < 7 {
+			if err := migrateDDMItems(tx); err != nil {
+				return fmt.Errorf("upgrade to schema 7: %w", err)
 			}
 		}
 		// After a crash the log may hold finished commands: index them

@@ -14,10 +14,16 @@ var catalogBuckets = map[string][]byte{
 	record.CatalogFeeds:   bCatFeed,
 	record.CatalogPolls:   bCatPoll,
 	record.ManualReleases: bCatMan,
+	// Enrollment guards and the ABM data, copied as stored (DEP servers
+	// keep their sealed keys and tokens sealed).
+	record.EnrollmentGuards: bGuards,
+	record.ADEDevices:       bADEDevices,
+	record.ADECursors:       bADECursors,
+	record.DEPServers:       bDEPServers,
 }
 
-// ExportCatalog calls fn for every record of one of the catalog's kinds
-// (record.CatalogFeeds, CatalogPolls or ManualReleases), in key order.
+// ExportCatalog calls fn for every record of one of record.RawKinds (the
+// catalog's, the enrollment guards, the ABM data), in key order.
 func (s *Store) ExportCatalog(ctx context.Context, kind string, fn func(record.CatalogItem) error) error {
 	b, ok := catalogBuckets[kind]
 	if !ok {

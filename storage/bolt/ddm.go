@@ -14,7 +14,8 @@ import (
 
 // Declarative management buckets:
 //
-//	ddm      <id>                          JSON ddm.Record
+//	ddm      <id>                          JSON ddm.Record, without its status items
+//	ddmitems <id> 0x00 <item name>         JSON status item (ddmitems.go)
 //	ddmhist  <id> 0x00 <seq>               JSON ddm.Event (newest ddm.HistoryLimit kept)
 //	ddmdue   <deadline nanos> <id>         (empty): unconfirmed enforcements by deadline
 var (
@@ -28,15 +29,21 @@ func init() { allBuckets = append(allBuckets, bDDM, bDDMHist, bDDMDue) }
 var _ ddm.Store = (*Store)(nil)
 
 func getDDM(tx *bbolt.Tx, id string) (*ddm.Record, error) {
+	r, _, err := getDDMItems(tx, id)
+	return r, err
+}
+
+// getDDMItems returns the record of id and the items stored apart.
+func getDDMItems(tx *bbolt.Tx, id string) (*ddm.Record, map[string]json.RawMessage, error) {
 	r := new(ddm.Record)
 	v := tx.Bucket(bDDM).Get([]byte(id))
 	if v == nil {
-		return r, nil
+		return r, nil, nil
 	}
 	if err := json.Unmarshal(v, r); err != nil {
-		return nil, fmt.Errorf("decode declarative record %s: %w", id, err)
+		return nil, nil, fmt.Errorf("decode declarative record %s: %w", id, err)
 	}
-	return r, nil
+	return r, loadDDMItems(tx, id, r), nil
 }
 
 func ddmDueKey(r *ddm.Record, id string) []byte {
@@ -63,7 +70,7 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 		return fmt.Errorf("update declarative record: invalid enrollment id")
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		r, err := getDDM(tx, id)
+		r, old, err := getDDMItems(tx, id)
 		if err != nil {
 			return err
 		}
@@ -72,11 +79,7 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 		if err != nil {
 			return err
 		}
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode declarative record %s: %w", id, err)
-		}
-		if err := tx.Bucket(bDDM).Put([]byte(id), v); err != nil {
+		if err := putDDMRecord(tx, id, r, old); err != nil {
 			return err
 		}
 		due := tx.Bucket(bDDMDue)

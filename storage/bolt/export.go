@@ -76,6 +76,10 @@ func (s *Store) Counts(ctx context.Context) (record.Counts, error) {
 		c[record.CatalogFeeds] = keys(bCatFeed)
 		c[record.CatalogPolls] = keys(bCatPoll)
 		c[record.ManualReleases] = keys(bCatMan)
+		c[record.EnrollmentGuards] = keys(bGuards)
+		c[record.ADEDevices] = keys(bADEDevices)
+		c[record.ADECursors] = keys(bADECursors)
+		c[record.DEPServers] = keys(bDEPServers)
 		err := tx.Bucket(bPush).ForEach(func(k, v []byte) error {
 			var st mdm.PushState
 			if err := json.Unmarshal(v, &st); err != nil {
@@ -209,7 +213,16 @@ func (s *Store) ExportAgents(ctx context.Context, fn func(record.Agent) error) e
 // status history oldest first.
 func (s *Store) ExportDDM(ctx context.Context, fn func(record.DDM) error) error {
 	err := s.forEachKey(ctx, bDDM, func(tx *bbolt.Tx, k, v []byte) error {
-		r := record.DDM{ID: string(k), Record: clone(v)}
+		// The record as one JSON document again, its items folded back in.
+		rec, err := getDDM(tx, string(k))
+		if err != nil {
+			return err
+		}
+		whole, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode declarative record %s: %w", k, err)
+		}
+		r := record.DDM{ID: string(k), Record: whole}
 		p := prefix(r.ID)
 		c := tx.Bucket(bDDMHist).Cursor()
 		for hk, hv := c.Seek(p); hk != nil && bytes.HasPrefix(hk, p); hk, hv = c.Next() {

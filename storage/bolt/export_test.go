@@ -80,6 +80,12 @@ func TestExport(t *testing.T) {
 	must(s.PutCatalogFeed(ctx, "gdmf", []byte("{}"), t0))
 	must(s.PutCatalogPoll(ctx, "gdmf", []byte("{}")))
 	must(s.PutManualRelease(ctx, "15.4", []byte("{}")))
+	must(s.UpdateEnrollmentGuard(ctx, "A-1", func(g *mdm.EnrollmentGuard) error {
+		g.AppendEvent(mdm.EnrollmentEvent{Kind: mdm.EventBound, At: t0})
+		return nil
+	}))
+	must(s.ApplyADEPage(ctx, storage.ADEPage{Server: "abm", Cursor: "c1", Upsert: []storage.ADEDevice{{Serial: "S1"}}}, t0))
+	must(s.PutDEPServer(ctx, &storage.DEPServer{Name: "abm", SealedKey: []byte("sealed\x00key"), SealedTokens: []byte("sealed-tokens")}))
 	counts, err := s.Counts(ctx)
 	must(err)
 	got := record.Counts{}
@@ -136,8 +142,18 @@ func TestExport(t *testing.T) {
 	must(s.ExportStates(ctx, func(*scheduler.State) error { count(record.UpdateStates); return nil }))
 	must(s.ExportHistory(ctx, func(e record.HistoryEntry) error { count(record.UpdateHistory); hist = append(hist, e); return nil }))
 	must(s.ExportAudit(ctx, func(a scheduler.AuditEntry) error { count(record.AuditLog); audits = append(audits, a.Seq); return nil }))
-	for _, k := range []string{record.CatalogFeeds, record.CatalogPolls, record.ManualReleases} {
-		must(s.ExportCatalog(ctx, k, func(record.CatalogItem) error { count(k); return nil }))
+	raw := map[string][]record.CatalogItem{}
+	for _, k := range record.RawKinds {
+		must(s.ExportCatalog(ctx, k, func(it record.CatalogItem) error { count(k); raw[k] = append(raw[k], it); return nil }))
+	}
+	// The DEP server's secrets leave as the sealed bytes stored.
+	var srv storage.DEPServer
+	if d := raw[record.DEPServers]; len(d) != 1 || d[0].Key != "abm" || json.Unmarshal(d[0].Value, &srv) != nil ||
+		string(srv.SealedKey) != "sealed\x00key" || string(srv.SealedTokens) != "sealed-tokens" {
+		t.Errorf("dep servers export = %+v", d)
+	}
+	if c := raw[record.ADECursors]; len(c) != 1 || c[0].Key != "abm" || string(c[0].Value) != "c1" {
+		t.Errorf("abm cursors export = %+v", c)
 	}
 	if err := s.ExportCatalog(ctx, "bogus", func(record.CatalogItem) error { return nil }); err == nil {
 		t.Error("ExportCatalog of an unknown kind succeeded")

@@ -4,8 +4,11 @@
 // results and status history, in FIFO order); API keys; one-time
 // challenges; declarative records and their history; and the Managed OS
 // engine's groups, memberships, policies, exceptions, update states and
-// history, and audit log; and the release catalog's synced feeds, their
-// poll state and the releases added by hand.
+// history, and audit log; the release catalog's synced feeds, their poll
+// state and the releases added by hand; the enrollment guards (bound
+// certificate expiry, re-enrollment approvals, binding history); and the
+// Apple Business Manager data (ABM devices, sync cursors, DEP servers with
+// their keys and tokens still sealed).
 //
 // Records keep their IDs, sequence numbers and timestamps (PostgreSQL
 // timestamptz columns keep microseconds; times stored in JSON keep
@@ -178,7 +181,7 @@ func Run(ctx context.Context, from Source, to Target, progress Progress) (Report
 				return copyKind(ctx, record.AuditLog, src, copied, progress, from.ExportAudit, im.Audit, nil)
 			},
 		}
-		for _, kind := range []string{record.CatalogFeeds, record.CatalogPolls, record.ManualReleases} {
+		for _, kind := range record.RawKinds {
 			steps = append(steps, func() error {
 				export := func(ctx context.Context, fn func(record.CatalogItem) error) error {
 					return from.ExportCatalog(ctx, kind, fn)

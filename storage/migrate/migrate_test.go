@@ -82,6 +82,10 @@ type backend interface {
 	storage.All
 	storage.AgentStore
 	storage.CatalogStore
+	storage.EnrollmentGuardStore
+	storage.ADEStore
+	storage.ADEUpdater
+	storage.DEPServerStore
 	ddm.Store
 	scheduler.Store
 }
@@ -271,6 +275,34 @@ func populate(t *testing.T, s backend) *fixture {
 	must(t, s.PutCatalogPoll(ctx, "gdmf", []byte(`{"etag":"\"abc\""}`)))
 	must(t, s.PutManualRelease(ctx, "14.8", []byte(`{"version":"14.8"}`)))
 	must(t, s.PutManualRelease(ctx, "14.9", []byte(`{"version":"14.9"}`)))
+	// Enrollment guards: a bound certificate's expiry and history, an
+	// admin's pending approval to re-bind.
+	for i, id := range []string{"MAC-00", "MAC-02"} {
+		must(t, s.UpdateEnrollmentGuard(ctx, id, func(g *mdm.EnrollmentGuard) error {
+			g.CertNotAfter = at(time.Duration(8760+i) * time.Hour)
+			g.AppendEvent(mdm.EnrollmentEvent{Kind: mdm.EventBound, At: at(19 * time.Hour), Actor: "device"})
+			if i == 1 {
+				g.ReenrollUntil, g.ReenrollBy = at(20*time.Hour), "admin"
+				g.AppendEvent(mdm.EnrollmentEvent{Kind: mdm.EventReenrollAllowed, At: at(19*time.Hour + time.Second), Actor: "admin", Reason: "new logic board"})
+			}
+			return nil
+		}))
+	}
+	// Apple Business Manager: two servers with sealed keys and tokens, a
+	// synced page each, assignment results, a group, an enrolled serial.
+	for _, name := range []string{"abm-main", "abm-lab"} {
+		must(t, s.PutDEPServer(ctx, &storage.DEPServer{Name: name, CertPEM: []byte("-----BEGIN CERTIFICATE-----\n"),
+			SealedKey: []byte("sealed-key-" + name), SealedTokens: []byte("sealed-tokens-" + name), TokenExpiry: at(9000 * time.Hour),
+			OrgName: "Example", Profiles: map[string]storage.DEPProfile{"": {UUID: "P-" + name, Hash: "h1", DefinedAt: at(20 * time.Hour)}},
+			UpdatedAt: at(20 * time.Hour)}))
+		must(t, s.ApplyADEPage(ctx, storage.ADEPage{Server: name, Cursor: "cursor-" + name, Upsert: []storage.ADEDevice{
+			{Serial: "ABM-" + name + "-1", Model: "MacBook Air", OS: "OSX", ProfileStatus: "assigned", DeviceAssignedDate: at(21 * time.Hour), OpType: "added"},
+			{Serial: "ABM-" + name + "-2", Model: "Mac mini", OS: "OSX", ProfileStatus: "empty"},
+		}}, at(21*time.Hour)))
+	}
+	must(t, s.SetADEAssignResults(ctx, map[string]string{"ABM-abm-main-1": "SUCCESS", "ABM-abm-lab-2": "NOT_ACCESSIBLE"}, at(22*time.Hour)))
+	must(t, s.SetADEGroup(ctx, "ABM-abm-lab-1", "lab", at(22*time.Hour)))
+	must(t, s.MarkADEEnrolled(ctx, "ABM-abm-main-1", "MAC-01", at(23*time.Hour)))
 	return f
 }
 
@@ -389,6 +421,21 @@ func compareAll(t *testing.T, f *fixture, b, p backend) {
 	same(t, "catalog feeds", read(t, func() (map[string][]byte, error) { return p.CatalogFeeds(ctx) }), read(t, func() (map[string][]byte, error) { return b.CatalogFeeds(ctx) }))
 	same(t, "catalog polls", read(t, func() (map[string][]byte, error) { return p.CatalogPolls(ctx) }), read(t, func() (map[string][]byte, error) { return b.CatalogPolls(ctx) }))
 	same(t, "manual releases", read(t, func() ([][]byte, error) { return p.ManualReleases(ctx) }), read(t, func() ([][]byte, error) { return b.ManualReleases(ctx) }))
+	for _, id := range f.ids {
+		_, errB := b.EnrollmentGuard(ctx, id)
+		_, errP := p.EnrollmentGuard(ctx, id)
+		if (errB == nil) != (errP == nil) {
+			t.Errorf("enrollment guard of %s: pgsql %v, bolt %v", id, errP, errB)
+		}
+		if errB == nil {
+			same(t, "enrollment guard of "+id, read(t, func() (*mdm.EnrollmentGuard, error) { return p.EnrollmentGuard(ctx, id) }), read(t, func() (*mdm.EnrollmentGuard, error) { return b.EnrollmentGuard(ctx, id) }))
+		}
+	}
+	same(t, "abm devices", read(t, func() ([]storage.ADEDevice, error) { return p.ADEDevices(ctx, "", 0) }), read(t, func() ([]storage.ADEDevice, error) { return b.ADEDevices(ctx, "", 0) }))
+	for _, srv := range []string{"abm-main", "abm-lab", "abm-none"} {
+		same(t, "abm cursor of "+srv, read(t, func() (string, error) { return p.ADECursor(ctx, srv) }), read(t, func() (string, error) { return b.ADECursor(ctx, srv) }))
+	}
+	same(t, "dep servers", read(t, func() ([]storage.DEPServer, error) { return p.DEPServers(ctx) }), read(t, func() ([]storage.DEPServer, error) { return b.DEPServers(ctx) }))
 }
 
 func TestRun(t *testing.T) {

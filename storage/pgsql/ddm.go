@@ -38,17 +38,31 @@ func ddmDue(r *ddm.Record) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: r.Enforcement.Deadline, Valid: true}
 }
 
-// DDMRecord implements ddm.Store.
+// DDMRecord implements ddm.Store. The record and its items are read in
+// one snapshot, so an update committed in between is seen whole or not at
+// all.
 func (s *Store) DDMRecord(ctx context.Context, id string) (*ddm.Record, error) {
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT record FROM ddm_records WHERE id = $1`, id).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return new(ddm.Record), nil
-	}
+	var r *ddm.Record
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT record FROM ddm_records WHERE id = $1`, id).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			r = new(ddm.Record)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read declarative record %s: %w", id, err)
+		}
+		if r, err = decodeDDM(id, raw); err != nil {
+			return err
+		}
+		_, err = loadDDMItems(ctx, tx, id, r)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read declarative record %s: %w", id, err)
+		return nil, err
 	}
-	return decodeDDM(id, raw)
+	return r, nil
 }
 
 // lockDDMSQL reads an enrollment's record and locks its row until the
@@ -92,14 +106,18 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 		if err != nil {
 			return err
 		}
+		old, err := loadDDMItems(ctx, tx, id, r)
+		if err != nil {
+			return err
+		}
 		events, err := fn(r)
 		if err != nil {
 			fnErr = err
 			return err
 		}
-		v, err := json.Marshal(r)
+		v, err := encodeDDMBase(id, r)
 		if err != nil {
-			return fmt.Errorf("encode declarative record %s: %w", id, err)
+			return err
 		}
 		evs := make([]string, len(events))
 		for i, ev := range events {
@@ -112,6 +130,9 @@ func (s *Store) UpdateDDM(ctx context.Context, id string, fn func(r *ddm.Record)
 		newSeq := seq + int64(len(evs))
 		b := &pgx.Batch{}
 		b.Queue(`UPDATE ddm_records SET record = $2, due_at = $3, hist_seq = $4 WHERE id = $1`, id, string(v), ddmDue(r), newSeq)
+		if err := queueDDMItems(b, id, r, old); err != nil {
+			return err
+		}
 		if len(evs) > 0 {
 			b.Queue(`INSERT INTO ddm_history (id, seq, event)
 				SELECT $1, $2 + e.n, e.ev::json FROM unnest($3::text[]) WITH ORDINALITY AS e(ev, n)`, id, seq, evs)

@@ -43,7 +43,11 @@ const countsSQL = `SELECT
 	(SELECT count(*) FROM ms_audit),
 	(SELECT count(*) FROM catalog_feeds),
 	(SELECT count(*) FROM catalog_polls),
-	(SELECT count(*) FROM catalog_manual)`
+	(SELECT count(*) FROM catalog_manual),
+	(SELECT count(*) FROM enrollment_guards),
+	(SELECT count(*) FROM ade_devices),
+	(SELECT count(*) FROM ade_cursors),
+	(SELECT count(*) FROM dep_servers)`
 
 var countKinds = []string{
 	record.Devices, record.CertBindings, record.LastSeen, record.PushStates,
@@ -52,6 +56,7 @@ var countKinds = []string{
 	record.Groups, record.Memberships, record.Policies, record.Exceptions,
 	record.UpdateStates, record.UpdateHistory, record.AuditLog,
 	record.CatalogFeeds, record.CatalogPolls, record.ManualReleases,
+	record.EnrollmentGuards, record.ADEDevices, record.ADECursors, record.DEPServers,
 }
 
 func counts(ctx context.Context, q querier) (record.Counts, error) {
@@ -260,11 +265,11 @@ func (im *Importer) Agents(ctx context.Context, as []record.Agent) error {
 	return im.copy(ctx, "agent_events", []string{"id", "seq", "event"}, events)
 }
 
-// DDM loads declarative records as stored (JSON text kept byte for byte)
-// and their status history (numbered from 1, the newest ddm.HistoryLimit).
+// DDM loads declarative records, each status item in its own row with its
+// JSON text kept byte for byte, and their status history (numbered from 1, the newest ddm.HistoryLimit).
 func (im *Importer) DDM(ctx context.Context, rs []record.DDM) error {
 	rows := make([][]any, 0, len(rs))
-	var events [][]any
+	var events, items [][]any
 	for _, r := range rs {
 		rec, err := decodeDDM(r.ID, r.Record)
 		if err != nil {
@@ -276,10 +281,15 @@ func (im *Importer) DDM(ctx context.Context, rs []record.DDM) error {
 		}
 		var raw any // NULL when there is no record
 		if r.Record != nil {
-			if !json.Valid(r.Record) {
-				return fmt.Errorf("declarative record %s: invalid JSON", r.ID)
+			// The items go a row each into ddm_items, as stored.
+			base, err := encodeDDMBase(r.ID, rec)
+			if err != nil {
+				return err
 			}
-			raw = []byte(r.Record)
+			raw = base
+			for name, val := range rec.Status.Items {
+				items = append(items, []any{r.ID, []byte(name), []byte(val)})
+			}
 		}
 		rows = append(rows, []any{r.ID, raw, ddmDue(rec), int64(len(hist))})
 		for i, ev := range hist {
@@ -291,6 +301,9 @@ func (im *Importer) DDM(ctx context.Context, rs []record.DDM) error {
 	}
 	err := im.copy(ctx, "ddm_records", []string{"id", "record", "due_at", "hist_seq"}, rows)
 	if err != nil {
+		return err
+	}
+	if err := im.copy(ctx, "ddm_items", []string{"id", "name", "value"}, items); err != nil {
 		return err
 	}
 	return im.copy(ctx, "ddm_history", []string{"id", "seq", "event"}, events)

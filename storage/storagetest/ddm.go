@@ -26,6 +26,7 @@ func RunDDM(t *testing.T, newStore func(t *testing.T) ddm.Store) {
 		{"HistoryBounded", testDDMHistoryBounded},
 		{"Unconfirmed", testDDMUnconfirmed},
 		{"SeparateEnrollments", testDDMSeparate},
+		{"ItemUpdates", testDDMItemUpdates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,6 +39,12 @@ const (
 	CatalogFeeds   = "catalog_feeds"   // CatalogItem: feed kind -> raw feed body
 	CatalogPolls   = "catalog_polls"   // CatalogItem: feed kind -> poll state
 	ManualReleases = "manual_releases" // CatalogItem: version -> release added by hand
+	// Raw kinds: CatalogItem records copied as stored, so that sealed
+	// secrets move without being opened.
+	EnrollmentGuards = "enrollment_guards" // enrollment ID -> mdm.EnrollmentGuard JSON
+	ADEDevices       = "ade_devices"       // serial -> storage.ADEDevice JSON
+	ADECursors       = "ade_cursors"       // ABM server name -> DEP sync cursor
+	DEPServers       = "dep_servers"       // ABM server name -> storage.DEPServer JSON (secrets sealed)
 )
 
 // Kinds lists every kind in copy order.
@@ -48,9 +54,15 @@ var Kinds = []string{
 	APIKeys, Challenges, Agents, AgentEvents, DDMRecords, DDMEvents,
 	Groups, Memberships, Policies, Exceptions, UpdateStates, UpdateHistory, AuditLog,
 	CatalogFeeds, CatalogPolls, ManualReleases,
+	EnrollmentGuards, ADEDevices, ADECursors, DEPServers,
 }
 
-// CatalogItem is one record of the release catalog's store, as stored.
+// RawKinds are the kinds copied as CatalogItem records, key and stored
+// value, in copy order.
+var RawKinds = []string{CatalogFeeds, CatalogPolls, ManualReleases, EnrollmentGuards, ADEDevices, ADECursors, DEPServers}
+
+// CatalogItem is one record of a raw kind (see RawKinds), as stored: the
+// release catalog's, the enrollment guards and the ABM data.
 type CatalogItem struct {
 	Key   string
 	Value []byte
