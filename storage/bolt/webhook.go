@@ -1,0 +1,145 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// whout is the webhook outbox: key <event ID>\x00<endpoint>, value the JSON
+// delivery. The outbox is kept small by PruneWebhooks, so the due scan walks
+// it whole.
+var bWebhookOut = []byte("whout")
+
+func init() { allBuckets = append(allBuckets, bWebhookOut) }
+
+var _ storage.WebhookOutbox = (*Store)(nil)
+
+func webhookKey(eventID, endpoint string) []byte { return []byte(eventID + "\x00" + endpoint) }
+
+// EnqueueWebhooks implements storage.WebhookOutbox.
+func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDelivery) error {
+	vals := make([][]byte, len(ds))
+	for i := range ds {
+		if err := storage.CheckWebhookDelivery(&ds[i]); err != nil {
+			return err
+		}
+		v, err := json.Marshal(&ds[i])
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookOut)
+		for i := range ds {
+			k := webhookKey(ds[i].EventID, ds[i].Endpoint)
+			if b.Get(k) != nil {
+				continue
+			}
+			if err := b.Put(k, vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// allWebhooks decodes the whole outbox.
+func allWebhooks(tx *bbolt.Tx) ([]storage.WebhookDelivery, error) {
+	var out []storage.WebhookDelivery
+	err := tx.Bucket(bWebhookOut).ForEach(func(k, v []byte) error {
+		var d storage.WebhookDelivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// DueWebhooks implements storage.WebhookOutbox.
+func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]storage.WebhookDelivery, error) {
+	var due []storage.WebhookDelivery
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		all, err := allWebhooks(tx)
+		for _, d := range all {
+			if !d.NextAt.After(now) {
+				due = append(due, d)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(due, func(i, j int) bool {
+		if !due[i].NextAt.Equal(due[j].NextAt) {
+			return due[i].NextAt.Before(due[j].NextAt)
+		}
+		return due[i].EventID < due[j].EventID
+	})
+	if limit > 0 && len(due) > limit {
+		due = due[:limit]
+	}
+	return due, nil
+}
+
+// AckWebhook implements storage.WebhookOutbox.
+func (s *Store) AckWebhook(ctx context.Context, eventID, endpoint string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bWebhookOut).Delete(webhookKey(eventID, endpoint))
+	})
+}
+
+// RetryWebhook implements storage.WebhookOutbox.
+func (s *Store) RetryWebhook(ctx context.Context, eventID, endpoint string, attempts int, next time.Time, lastErr string) error {
+	if len(lastErr) > storage.MaxWebhookError {
+		lastErr = lastErr[:storage.MaxWebhookError]
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookOut)
+		k := webhookKey(eventID, endpoint)
+		v := b.Get(k)
+		if v == nil {
+			return storage.ErrNotFound
+		}
+		var d storage.WebhookDelivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		d.Attempts, d.NextAt, d.LastErr = attempts, next, lastErr
+		nv, err := json.Marshal(&d)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, nv)
+	})
+}
+
+// PruneWebhooks implements storage.WebhookOutbox.
+func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEndpoint int) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		all, err := allWebhooks(tx)
+		if err != nil {
+			return err
+		}
+		drop := storage.WebhooksToPrune(all, olderThan, maxPerEndpoint)
+		b := tx.Bucket(bWebhookOut)
+		for _, d := range drop {
+			if err := b.Delete(webhookKey(d.EventID, d.Endpoint)); err != nil {
+				return err
+			}
+		}
+		n = len(drop)
+		return nil
+	})
+	return n, err
+}

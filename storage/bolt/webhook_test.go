@@ -1,0 +1,20 @@
+package bolt
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/sundial-mdm/sundial/storage"
+	"github.com/sundial-mdm/sundial/storage/storagetest"
+)
+
+func TestWebhookOutboxConformance(t *testing.T) {
+	storagetest.RunWebhookOutbox(t, func(t *testing.T) storage.WebhookOutbox {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

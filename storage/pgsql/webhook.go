@@ -1,0 +1,119 @@
+package pgsql
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+var _ storage.WebhookOutbox = (*Store)(nil)
+
+// EnqueueWebhooks implements storage.WebhookOutbox.
+func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDelivery) error {
+	for i := range ds {
+		if err := storage.CheckWebhookDelivery(&ds[i]); err != nil {
+			return err
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return enqueueWebhooksTx(ctx, tx, ds)
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue webhooks: %w", err)
+	}
+	return nil
+}
+
+// enqueueWebhooksTx inserts checked deliveries inside the caller's
+// transaction, so an event commits with the change that caused it.
+func enqueueWebhooksTx(ctx context.Context, tx pgx.Tx, ds []storage.WebhookDelivery) error {
+	for _, d := range ds {
+		if _, err := tx.Exec(ctx, `INSERT INTO webhook_outbox (event_id, endpoint, type, created, body, attempts, next_at, last_error)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, endpoint) DO NOTHING`,
+			d.EventID, d.Endpoint, d.Type, d.Created, string(d.Body), d.Attempts, d.NextAt, d.LastErr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DueWebhooks implements storage.WebhookOutbox.
+func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]storage.WebhookDelivery, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.pool.Query(ctx, `SELECT event_id, endpoint, type, created, body, attempts, next_at, last_error
+		FROM webhook_outbox WHERE next_at <= $1 ORDER BY next_at, event_id, endpoint LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("load due webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.WebhookDelivery
+	for rows.Next() {
+		var d storage.WebhookDelivery
+		var body string
+		if err := rows.Scan(&d.EventID, &d.Endpoint, &d.Type, &d.Created, &body, &d.Attempts, &d.NextAt, &d.LastErr); err != nil {
+			return nil, err
+		}
+		d.Body = []byte(body)
+		d.Created, d.NextAt = d.Created.UTC(), d.NextAt.UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// AckWebhook implements storage.WebhookOutbox.
+func (s *Store) AckWebhook(ctx context.Context, eventID, endpoint string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM webhook_outbox WHERE event_id = $1 AND endpoint = $2`, eventID, endpoint); err != nil {
+		return fmt.Errorf("ack webhook: %w", err)
+	}
+	return nil
+}
+
+// RetryWebhook implements storage.WebhookOutbox.
+func (s *Store) RetryWebhook(ctx context.Context, eventID, endpoint string, attempts int, next time.Time, lastErr string) error {
+	if len(lastErr) > storage.MaxWebhookError {
+		lastErr = lastErr[:storage.MaxWebhookError]
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE webhook_outbox SET attempts = $3, next_at = $4, last_error = $5
+		WHERE event_id = $1 AND endpoint = $2`, eventID, endpoint, attempts, next, lastErr)
+	if err != nil {
+		return fmt.Errorf("retry webhook: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// PruneWebhooks implements storage.WebhookOutbox.
+func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEndpoint int) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM webhook_outbox WHERE created < $1`, olderThan)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		if maxPerEndpoint <= 0 {
+			return nil
+		}
+		tag, err = tx.Exec(ctx, `DELETE FROM webhook_outbox o USING (
+			SELECT event_id, endpoint, row_number() OVER (PARTITION BY endpoint ORDER BY created DESC, event_id DESC) AS rn
+			FROM webhook_outbox) r
+			WHERE o.event_id = r.event_id AND o.endpoint = r.endpoint AND r.rn > $1`, maxPerEndpoint)
+		if err != nil {
+			return err
+		}
+		n += int(tag.RowsAffected())
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune webhooks: %w", err)
+	}
+	return n, nil
+}

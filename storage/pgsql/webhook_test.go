@@ -1,0 +1,15 @@
+package pgsql
+
+import (
+	"testing"
+
+	"github.com/sundial-mdm/sundial/storage"
+	"github.com/sundial-mdm/sundial/storage/storagetest"
+)
+
+func TestWebhookOutboxConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunWebhookOutbox(t, func(t *testing.T) storage.WebhookOutbox {
+		return newTestDB(t).open(t)
+	})
+}

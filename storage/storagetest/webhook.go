@@ -1,0 +1,111 @@
+package storagetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// RunWebhookOutbox runs the conformance suite of storage.WebhookOutbox.
+func RunWebhookOutbox(t *testing.T, newStore func(t *testing.T) storage.WebhookOutbox) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	mk := func(ev, ep string, created time.Time) storage.WebhookDelivery {
+		return storage.WebhookDelivery{EventID: ev, Endpoint: ep, Type: "device.phase_changed", Created: created,
+			Body: []byte(`{"id":"` + ev + `"}`), NextAt: created}
+	}
+	ids := func(ds []storage.WebhookDelivery) string {
+		s := ""
+		for _, d := range ds {
+			s += d.EventID + "/" + d.Endpoint + " "
+		}
+		return s
+	}
+
+	t.Run("EnqueueDueAckRetry", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if got, err := s.DueWebhooks(ctx, t0, 10); err != nil || len(got) != 0 {
+			t.Fatalf("empty outbox: %v %v", got, err)
+		}
+		ds := []storage.WebhookDelivery{mk("e1", "a", t0), mk("e1", "b", t0), mk("e2", "a", t0.Add(time.Minute))}
+		if err := s.EnqueueWebhooks(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		// Re-enqueueing keeps the stored delivery (its attempts stay).
+		if err := s.RetryWebhook(ctx, "e1", "a", 1, t0.Add(10*time.Second), "connection refused"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EnqueueWebhooks(ctx, ds[:1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.DueWebhooks(ctx, t0, 10)
+		if err != nil || ids(got) != "e1/b " {
+			t.Fatalf("due at t0 = %q, %v", ids(got), err)
+		}
+		got, err = s.DueWebhooks(ctx, t0.Add(time.Hour), 10)
+		if err != nil || ids(got) != "e1/b e1/a e2/a " {
+			t.Fatalf("due later = %q, %v", ids(got), err)
+		}
+		if a := got[1]; a.Attempts != 1 || !a.NextAt.Equal(t0.Add(10*time.Second)) || a.LastErr != "connection refused" ||
+			string(a.Body) != `{"id":"e1"}` || a.Type != "device.phase_changed" || !a.Created.Equal(t0) {
+			t.Fatalf("retried delivery = %+v", a)
+		}
+		if got, _ := s.DueWebhooks(ctx, t0.Add(time.Hour), 2); len(got) != 2 {
+			t.Fatalf("limit 2 gave %d", len(got))
+		}
+		if err := s.AckWebhook(ctx, "e1", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AckWebhook(ctx, "e1", "b"); err != nil {
+			t.Fatalf("second ack: %v", err)
+		}
+		if got, _ := s.DueWebhooks(ctx, t0.Add(time.Hour), 10); ids(got) != "e1/a e2/a " {
+			t.Fatalf("after ack = %q", ids(got))
+		}
+		if err := s.RetryWebhook(ctx, "nope", "a", 1, t0, ""); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("retry unknown = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("BadInputChangesNothing", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		bad := []storage.WebhookDelivery{mk("", "a", t0), mk("e", "", t0), {EventID: "e", Endpoint: "a", Type: "x", Body: []byte("{")},
+			{EventID: "e", Endpoint: "a", Type: "x", Body: make([]byte, storage.MaxWebhookBody+1)}}
+		for i, d := range bad {
+			if err := s.EnqueueWebhooks(ctx, []storage.WebhookDelivery{mk("ok", "a", t0), d}); err == nil {
+				t.Fatalf("bad delivery %d accepted", i)
+			}
+		}
+		if got, _ := s.DueWebhooks(ctx, t0.Add(time.Hour), 10); len(got) != 0 {
+			t.Fatalf("a refused batch left %q", ids(got))
+		}
+	})
+
+	t.Run("Prune", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		var ds []storage.WebhookDelivery
+		for i := range 5 {
+			ds = append(ds, mk(fmt.Sprintf("a%d", i), "a", t0.Add(time.Duration(i)*time.Hour)))
+		}
+		ds = append(ds, mk("b0", "b", t0), mk("b1", "b", t0.Add(4*time.Hour)))
+		if err := s.EnqueueWebhooks(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		// Older than t0+1h: a0 and b0; then endpoint a keeps its newest 2.
+		n, err := s.PruneWebhooks(ctx, t0.Add(time.Hour), 2)
+		if err != nil || n != 4 {
+			t.Fatalf("pruned %d, %v; want 4", n, err)
+		}
+		if got, _ := s.DueWebhooks(ctx, t0.Add(time.Hour*24), 10); ids(got) != "a3/a a4/a b1/b " {
+			t.Fatalf("kept %q", ids(got))
+		}
+		if n, err := s.PruneWebhooks(ctx, t0, 0); err != nil || n != 0 {
+			t.Fatalf("second prune %d, %v", n, err)
+		}
+	})
+}
