@@ -94,3 +94,51 @@ func WebhooksToPrune(all []WebhookDelivery, olderThan time.Time, maxPerEndpoint 
 	}
 	return drop
 }
+
+// WebhookEndpoint is an admin-configured receiver. Secret is sealed
+// (internal/seal) by the caller; the store never sees it in the clear.
+type WebhookEndpoint struct {
+	ID      string    `json:"id"`
+	URL     string    `json:"url"`
+	Events  []string  `json:"events,omitempty"` // none: every type
+	Secret  []byte    `json:"secret"`           // sealed
+	Created time.Time `json:"created"`
+}
+
+// Wants reports whether the endpoint subscribes to events of type typ.
+func (e *WebhookEndpoint) Wants(typ string) bool {
+	return len(e.Events) == 0 || slices.Contains(e.Events, typ)
+}
+
+// MaxWebhookEndpoints caps how many endpoints an installation configures.
+const MaxWebhookEndpoints = 32
+
+// WebhookEndpointStore keeps the endpoints.
+type WebhookEndpointStore interface {
+	// PutWebhookEndpoint creates or replaces an endpoint. Beyond
+	// MaxWebhookEndpoints a new one is refused (ErrWebhookLimit).
+	PutWebhookEndpoint(ctx context.Context, e WebhookEndpoint) error
+	// WebhookEndpoints lists endpoints by ID.
+	WebhookEndpoints(ctx context.Context) ([]WebhookEndpoint, error)
+	// DeleteWebhookEndpoint removes an endpoint and its pending deliveries;
+	// an unknown ID gives ErrNotFound.
+	DeleteWebhookEndpoint(ctx context.Context, id string) error
+}
+
+// ErrWebhookLimit refuses an endpoint beyond MaxWebhookEndpoints.
+var ErrWebhookLimit = errors.New("too many webhook endpoints")
+
+// CheckWebhookEndpoint rejects an endpoint the store must not keep.
+func CheckWebhookEndpoint(e *WebhookEndpoint) error {
+	switch {
+	case e.ID == "" || len(e.ID) > 64:
+		return errors.New("webhook endpoint: ID must be 1-64 bytes")
+	case len(e.URL) > 2048 || !(strings.HasPrefix(e.URL, "https://") || strings.HasPrefix(e.URL, "http://")):
+		return errors.New("webhook endpoint: URL must be http(s) and at most 2048 bytes")
+	case len(e.Secret) == 0 || len(e.Secret) > 256:
+		return errors.New("webhook endpoint: sealed secret must be 1-256 bytes")
+	case len(e.Events) > 16:
+		return errors.New("webhook endpoint: at most 16 event types")
+	}
+	return nil
+}

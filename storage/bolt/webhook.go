@@ -143,3 +143,79 @@ func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEn
 	})
 	return n, err
 }
+
+// whep holds the webhook endpoints: key the ID, value the JSON endpoint.
+var bWebhookEP = []byte("whep")
+
+func init() { allBuckets = append(allBuckets, bWebhookEP) }
+
+var _ storage.WebhookEndpointStore = (*Store)(nil)
+
+// PutWebhookEndpoint implements storage.WebhookEndpointStore.
+func (s *Store) PutWebhookEndpoint(ctx context.Context, e storage.WebhookEndpoint) error {
+	if err := storage.CheckWebhookEndpoint(&e); err != nil {
+		return err
+	}
+	v, err := json.Marshal(&e)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookEP)
+		if b.Get([]byte(e.ID)) == nil && b.Stats().KeyN >= storage.MaxWebhookEndpoints {
+			return storage.ErrWebhookLimit
+		}
+		return b.Put([]byte(e.ID), v)
+	})
+}
+
+// webhookEndpoints decodes every endpoint in ID order.
+func webhookEndpoints(tx *bbolt.Tx) ([]storage.WebhookEndpoint, error) {
+	var out []storage.WebhookEndpoint
+	err := tx.Bucket(bWebhookEP).ForEach(func(k, v []byte) error {
+		var e storage.WebhookEndpoint
+		if err := json.Unmarshal(v, &e); err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// WebhookEndpoints implements storage.WebhookEndpointStore.
+func (s *Store) WebhookEndpoints(ctx context.Context) ([]storage.WebhookEndpoint, error) {
+	var out []storage.WebhookEndpoint
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = webhookEndpoints(tx)
+		return err
+	})
+	return out, err
+}
+
+// DeleteWebhookEndpoint implements storage.WebhookEndpointStore.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookEP)
+		if b.Get([]byte(id)) == nil {
+			return storage.ErrNotFound
+		}
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		all, err := allWebhooks(tx)
+		if err != nil {
+			return err
+		}
+		out := tx.Bucket(bWebhookOut)
+		for _, d := range all {
+			if d.Endpoint == id {
+				if err := out.Delete(webhookKey(d.EventID, id)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

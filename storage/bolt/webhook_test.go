@@ -18,3 +18,14 @@ func TestWebhookOutboxConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestWebhookEndpointsConformance(t *testing.T) {
+	storagetest.RunWebhookEndpoints(t, func(t *testing.T) storagetest.WebhookStore {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -117,3 +117,88 @@ func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEn
 	}
 	return n, nil
 }
+
+var _ storage.WebhookEndpointStore = (*Store)(nil)
+
+// PutWebhookEndpoint implements storage.WebhookEndpointStore.
+func (s *Store) PutWebhookEndpoint(ctx context.Context, e storage.WebhookEndpoint) error {
+	if err := storage.CheckWebhookEndpoint(&e); err != nil {
+		return err
+	}
+	events := e.Events
+	if events == nil {
+		events = []string{}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Serialise creates so the count check holds.
+		if _, err := tx.Exec(ctx, `LOCK TABLE webhook_endpoints IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var exists bool
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1), (SELECT count(*) FROM webhook_endpoints)`, e.ID).Scan(&exists, &n); err != nil {
+			return err
+		}
+		if !exists && n >= storage.MaxWebhookEndpoints {
+			return storage.ErrWebhookLimit
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO webhook_endpoints (id, url, events, secret, created) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, events = EXCLUDED.events, secret = EXCLUDED.secret, created = EXCLUDED.created`,
+			e.ID, e.URL, events, e.Secret, e.Created)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store webhook endpoint: %w", err)
+	}
+	return nil
+}
+
+// webhookEndpoints lists the endpoints through q (the pool or a transaction).
+func webhookEndpoints(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) ([]storage.WebhookEndpoint, error) {
+	rows, err := q.Query(ctx, `SELECT id, url, events, secret, created FROM webhook_endpoints ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("load webhook endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.WebhookEndpoint
+	for rows.Next() {
+		var e storage.WebhookEndpoint
+		if err := rows.Scan(&e.ID, &e.URL, &e.Events, &e.Secret, &e.Created); err != nil {
+			return nil, err
+		}
+		if len(e.Events) == 0 {
+			e.Events = nil
+		}
+		e.Created = e.Created.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// WebhookEndpoints implements storage.WebhookEndpointStore.
+func (s *Store) WebhookEndpoints(ctx context.Context) ([]storage.WebhookEndpoint, error) {
+	return webhookEndpoints(ctx, s.pool)
+}
+
+// DeleteWebhookEndpoint implements storage.WebhookEndpointStore.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
+	found := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM webhook_endpoints WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		found = tag.RowsAffected() > 0
+		_, err = tx.Exec(ctx, `DELETE FROM webhook_outbox WHERE endpoint = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete webhook endpoint: %w", err)
+	}
+	if !found {
+		return storage.ErrNotFound
+	}
+	return nil
+}

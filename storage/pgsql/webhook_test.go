@@ -13,3 +13,10 @@ func TestWebhookOutboxConformance(t *testing.T) {
 		return newTestDB(t).open(t)
 	})
 }
+
+func TestWebhookEndpointsConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunWebhookEndpoints(t, func(t *testing.T) storagetest.WebhookStore {
+		return newTestDB(t).open(t)
+	})
+}

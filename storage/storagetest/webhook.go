@@ -3,6 +3,7 @@ package storagetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -106,6 +107,87 @@ func RunWebhookOutbox(t *testing.T, newStore func(t *testing.T) storage.WebhookO
 		}
 		if n, err := s.PruneWebhooks(ctx, t0, 0); err != nil || n != 0 {
 			t.Fatalf("second prune %d, %v", n, err)
+		}
+	})
+}
+
+// WebhookStore is both webhook interfaces, as every backend implements them.
+type WebhookStore interface {
+	storage.WebhookOutbox
+	storage.WebhookEndpointStore
+}
+
+// RunWebhookEndpoints runs the conformance suite of
+// storage.WebhookEndpointStore.
+func RunWebhookEndpoints(t *testing.T, newStore func(t *testing.T) WebhookStore) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	t.Run("PutListDelete", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if got, err := s.WebhookEndpoints(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("empty: %v %v", got, err)
+		}
+		a := storage.WebhookEndpoint{ID: "ops", URL: "https://hooks.example.com/a", Secret: []byte("sealed-a"), Created: t0}
+		b := storage.WebhookEndpoint{ID: "chat", URL: "http://127.0.0.1:9/b", Events: []string{"device.failed"}, Secret: []byte("sealed-b"), Created: t0}
+		for _, e := range []storage.WebhookEndpoint{a, b} {
+			if err := s.PutWebhookEndpoint(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.WebhookEndpoints(ctx)
+		if err != nil || !reflect.DeepEqual(got, []storage.WebhookEndpoint{b, a}) {
+			t.Fatalf("endpoints = %+v, %v", got, err)
+		}
+		if !got[0].Wants("device.failed") || got[0].Wants("device.compliant") || !got[1].Wants("device.compliant") {
+			t.Fatal("Wants disagrees with the subscription")
+		}
+		// Deleting an endpoint drops its pending deliveries, not others'.
+		ds := []storage.WebhookDelivery{
+			{EventID: "e1", Endpoint: "ops", Type: "x", Created: t0, Body: []byte(`{}`), NextAt: t0},
+			{EventID: "e1", Endpoint: "chat", Type: "x", Created: t0, Body: []byte(`{}`), NextAt: t0},
+		}
+		if err := s.EnqueueWebhooks(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteWebhookEndpoint(ctx, "ops"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteWebhookEndpoint(ctx, "ops"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("second delete = %v", err)
+		}
+		if due, _ := s.DueWebhooks(ctx, t0, 10); len(due) != 1 || due[0].Endpoint != "chat" {
+			t.Fatalf("due after delete = %+v", due)
+		}
+		if got, _ := s.WebhookEndpoints(ctx); len(got) != 1 || got[0].ID != "chat" {
+			t.Fatalf("after delete = %+v", got)
+		}
+	})
+	t.Run("BadInputAndLimit", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		for i, e := range []storage.WebhookEndpoint{
+			{ID: "", URL: "https://x", Secret: []byte("s")},
+			{ID: "a", URL: "ftp://x", Secret: []byte("s")},
+			{ID: "a", URL: "https://x"},
+		} {
+			if err := s.PutWebhookEndpoint(ctx, e); err == nil {
+				t.Fatalf("bad endpoint %d accepted", i)
+			}
+		}
+		for i := range storage.MaxWebhookEndpoints {
+			if err := s.PutWebhookEndpoint(ctx, storage.WebhookEndpoint{ID: fmt.Sprintf("e%02d", i), URL: "https://x", Secret: []byte("s"), Created: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutWebhookEndpoint(ctx, storage.WebhookEndpoint{ID: "one-too-many", URL: "https://x", Secret: []byte("s"), Created: t0}); !errors.Is(err, storage.ErrWebhookLimit) {
+			t.Fatalf("over the limit = %v", err)
+		}
+		// Replacing an existing one is not a new one.
+		if err := s.PutWebhookEndpoint(ctx, storage.WebhookEndpoint{ID: "e00", URL: "https://y", Secret: []byte("s2"), Created: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.WebhookEndpoints(ctx); len(got) != storage.MaxWebhookEndpoints || got[0].URL != "https://y" {
+			t.Fatalf("after replace: %d endpoints, first %+v", len(got), got[0])
 		}
 	})
 }

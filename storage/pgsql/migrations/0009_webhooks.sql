@@ -12,3 +12,12 @@ CREATE TABLE webhook_outbox (
 );
 CREATE INDEX webhook_outbox_next ON webhook_outbox (next_at, event_id);
 CREATE INDEX webhook_outbox_endpoint ON webhook_outbox (endpoint, created);
+
+-- The endpoints; secret is sealed by the server before it is stored.
+CREATE TABLE webhook_endpoints (
+    id      text        PRIMARY KEY,
+    url     text        NOT NULL,
+    events  text[]      NOT NULL DEFAULT '{}',
+    secret  bytea       NOT NULL,
+    created timestamptz NOT NULL
+);
