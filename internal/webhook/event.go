@@ -117,3 +117,29 @@ func Deliveries(events []Event, endpoints []storage.WebhookEndpoint) ([]storage.
 	}
 	return out, nil
 }
+
+// HasEvents reports whether any commit carries a phase change, so a store
+// can skip the endpoint lookup on the commit path when none does.
+func HasEvents(commits []scheduler.Commit) bool {
+	for i := range commits {
+		for _, h := range commits[i].History {
+			if h.Kind == scheduler.EventPhase && h.From != h.To {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// CommitsDeliveries is what a store enqueues inside the transaction that
+// commits commits: their events fanned out to endpoints.
+func CommitsDeliveries(commits []scheduler.Commit, endpoints []storage.WebhookEndpoint, now time.Time) ([]storage.WebhookDelivery, error) {
+	if len(endpoints) == 0 {
+		return nil, nil
+	}
+	var events []Event
+	for i := range commits {
+		events = append(events, CommitEvents(&commits[i], now)...)
+	}
+	return Deliveries(events, endpoints)
+}

@@ -485,7 +485,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				}
 			}
 		}
-		return nil
+		return enqueueCommitWebhooks(tx, commits, now)
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/sundial-mdm/sundial/internal/webhook"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -35,19 +37,50 @@ func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDeliver
 		}
 		vals[i] = v
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bWebhookOut)
-		for i := range ds {
-			k := webhookKey(ds[i].EventID, ds[i].Endpoint)
-			if b.Get(k) != nil {
-				continue
-			}
-			if err := b.Put(k, vals[i]); err != nil {
-				return err
-			}
+	return s.db.Update(func(tx *bbolt.Tx) error { return enqueueWebhooksTx(tx, ds, vals) })
+}
+
+// enqueueWebhooksTx stores checked, encoded deliveries inside tx, keeping
+// any already stored.
+func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte) error {
+	b := tx.Bucket(bWebhookOut)
+	for i := range ds {
+		k := webhookKey(ds[i].EventID, ds[i].Endpoint)
+		if b.Get(k) != nil {
+			continue
 		}
+		if err := b.Put(k, vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueCommitWebhooks writes the events of scheduler commits to the outbox
+// inside the transaction that commits them, so an event exists if and only
+// if its phase change does. With no endpoint it costs one cursor seek.
+func enqueueCommitWebhooks(tx *bbolt.Tx, commits []scheduler.Commit, now time.Time) error {
+	if k, _ := tx.Bucket(bWebhookEP).Cursor().First(); k == nil || !webhook.HasEvents(commits) {
 		return nil
-	})
+	}
+	eps, err := webhookEndpoints(tx)
+	if err != nil {
+		return err
+	}
+	ds, err := webhook.CommitsDeliveries(commits, eps, now)
+	if err != nil {
+		return err
+	}
+	vals := make([][]byte, len(ds))
+	for i := range ds {
+		if err := storage.CheckWebhookDelivery(&ds[i]); err != nil {
+			return err
+		}
+		if vals[i], err = json.Marshal(&ds[i]); err != nil {
+			return err
+		}
+	}
+	return enqueueWebhooksTx(tx, ds, vals)
 }
 
 // allWebhooks decodes the whole outbox.

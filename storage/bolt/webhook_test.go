@@ -29,3 +29,14 @@ func TestWebhookEndpointsConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestWebhookCommitConformance(t *testing.T) {
+	storagetest.RunWebhookCommit(t, func(t *testing.T) storagetest.WebhookCommitStore {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -607,6 +607,9 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				return fmt.Errorf("write history: %w", err)
 			}
 		}
+		if err := enqueueCommitWebhooks(ctx, tx, commits, now); err != nil {
+			return err
+		}
 		return queueCommands(ctx, tx, commits, now)
 	})
 	switch {

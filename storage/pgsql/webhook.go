@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sundial-mdm/sundial/internal/webhook"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -29,14 +31,49 @@ func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDeliver
 }
 
 // enqueueWebhooksTx inserts checked deliveries inside the caller's
-// transaction, so an event commits with the change that caused it.
+// transaction (one statement), so an event commits with the change that
+// caused it.
 func enqueueWebhooksTx(ctx context.Context, tx pgx.Tx, ds []storage.WebhookDelivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	var (
+		evs, eps, types, bodies, errs []string
+		created, next                 []time.Time
+		attempts                      []int32
+	)
 	for _, d := range ds {
-		if _, err := tx.Exec(ctx, `INSERT INTO webhook_outbox (event_id, endpoint, type, created, body, attempts, next_at, last_error)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, endpoint) DO NOTHING`,
-			d.EventID, d.Endpoint, d.Type, d.Created, string(d.Body), d.Attempts, d.NextAt, d.LastErr); err != nil {
+		evs, eps, types, bodies, errs = append(evs, d.EventID), append(eps, d.Endpoint), append(types, d.Type), append(bodies, string(d.Body)), append(errs, d.LastErr)
+		created, next, attempts = append(created, d.Created), append(next, d.NextAt), append(attempts, int32(d.Attempts))
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO webhook_outbox (event_id, endpoint, type, created, body, attempts, next_at, last_error)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int[], $7::timestamptz[], $8::text[])
+		ON CONFLICT (event_id, endpoint) DO NOTHING`, evs, eps, types, created, bodies, attempts, next, errs)
+	return err
+}
+
+// enqueueCommitWebhooks writes the events of scheduler commits to the outbox
+// inside the transaction that commits them, so an event exists if and only
+// if its phase change does. Commits without a phase change cost nothing.
+func enqueueCommitWebhooks(ctx context.Context, tx pgx.Tx, commits []scheduler.Commit, now time.Time) error {
+	if !webhook.HasEvents(commits) {
+		return nil
+	}
+	eps, err := webhookEndpoints(ctx, tx)
+	if err != nil {
+		return err
+	}
+	ds, err := webhook.CommitsDeliveries(commits, eps, now)
+	if err != nil {
+		return err
+	}
+	for i := range ds {
+		if err := storage.CheckWebhookDelivery(&ds[i]); err != nil {
 			return err
 		}
+	}
+	if err := enqueueWebhooksTx(ctx, tx, ds); err != nil {
+		return fmt.Errorf("enqueue webhooks: %w", err)
 	}
 	return nil
 }

@@ -20,3 +20,10 @@ func TestWebhookEndpointsConformance(t *testing.T) {
 		return newTestDB(t).open(t)
 	})
 }
+
+func TestWebhookCommitConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunWebhookCommit(t, func(t *testing.T) storagetest.WebhookCommitStore {
+		return newTestDB(t).open(t)
+	})
+}

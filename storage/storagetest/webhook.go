@@ -1,12 +1,16 @@
 package storagetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -190,4 +194,77 @@ func RunWebhookEndpoints(t *testing.T, newStore func(t *testing.T) WebhookStore)
 			t.Fatalf("after replace: %d endpoints, first %+v", len(got), got[0])
 		}
 	})
+}
+
+// WebhookCommitStore is a backend's webhook side and its scheduler commit.
+type WebhookCommitStore interface {
+	WebhookStore
+	Commit(ctx context.Context, commits []scheduler.Commit, now time.Time) error
+}
+
+// RunWebhookCommit checks that a scheduler commit writes its events to the
+// outbox in the same transaction: a phase change to compliant queues
+// device.phase_changed and device.compliant for each subscribed endpoint, a
+// refused commit queues nothing, and with no endpoint nothing is queued.
+func RunWebhookCommit(t *testing.T, newStore func(t *testing.T) WebhookCommitStore) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	change := func(st *scheduler.State, from, to softwareupdate.Phase) scheduler.Commit {
+		return scheduler.Commit{State: st, History: []scheduler.Transition{{At: t0, Kind: scheduler.EventPhase, From: from, To: to, Reason: "r"}}}
+	}
+	types := func(ds []storage.WebhookDelivery) map[string]int {
+		m := map[string]int{}
+		for _, d := range ds {
+			m[d.Endpoint+" "+d.Type]++
+		}
+		return m
+	}
+	s := newStore(t)
+	ctx := t.Context()
+	// No endpoint: nothing is queued.
+	if err := s.Commit(ctx, []scheduler.Commit{change(&scheduler.State{DeviceID: "W0"}, softwareupdate.PhasePending, softwareupdate.PhaseNotify)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueWebhooks(ctx, t0.Add(time.Hour), 100); len(due) != 0 {
+		t.Fatalf("queued %d with no endpoint", len(due))
+	}
+	for _, e := range []storage.WebhookEndpoint{
+		{ID: "all", URL: "https://a", Secret: []byte("s"), Created: t0},
+		{ID: "fails", URL: "https://b", Events: []string{"device.failed"}, Secret: []byte("s"), Created: t0},
+	} {
+		if err := s.PutWebhookEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w1 := &scheduler.State{DeviceID: "W1"}
+	if err := s.Commit(ctx, []scheduler.Commit{
+		change(w1, softwareupdate.PhaseEnforce, softwareupdate.PhaseCompliant),
+		{State: &scheduler.State{DeviceID: "W2"}, History: []scheduler.Transition{{At: t0, Kind: scheduler.EventStep, Step: "ddm"}}},
+	}, t0); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueWebhooks(ctx, t0.Add(time.Hour), 100)
+	want := map[string]int{"all device.phase_changed": 1, "all device.compliant": 1}
+	if err != nil || !reflect.DeepEqual(types(due), want) {
+		t.Fatalf("queued %v, %v; want %v", types(due), err, want)
+	}
+	if !strings.Contains(string(due[0].Body), `"device_id":"W1"`) {
+		t.Fatalf("body %s", due[0].Body)
+	}
+	// A stale commit (W1 is at rev 1 now) is refused and queues nothing.
+	err = s.Commit(ctx, []scheduler.Commit{change(&scheduler.State{DeviceID: "W1"}, softwareupdate.PhaseCompliant, softwareupdate.PhaseFailed)}, t0)
+	if !errors.Is(err, scheduler.ErrConflict) {
+		t.Fatalf("stale commit = %v", err)
+	}
+	if after, _ := s.DueWebhooks(ctx, t0.Add(time.Hour), 100); len(after) != len(due) {
+		t.Fatalf("a refused commit queued %d events", len(after)-len(due))
+	}
+	w1.Rev = 1
+	if err := s.Commit(ctx, []scheduler.Commit{change(w1, softwareupdate.PhaseCompliant, softwareupdate.PhaseFailed)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	due, _ = s.DueWebhooks(ctx, t0.Add(time.Hour), 100)
+	want = map[string]int{"all device.phase_changed": 2, "all device.compliant": 1, "all device.failed": 1, "fails device.failed": 1}
+	if !reflect.DeepEqual(types(due), want) {
+		t.Fatalf("queued %v; want %v", types(due), want)
+	}
 }
