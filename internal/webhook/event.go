@@ -143,3 +143,13 @@ func CommitsDeliveries(commits []scheduler.Commit, endpoints []storage.WebhookEn
 	}
 	return Deliveries(events, endpoints)
 }
+
+// ExceptionEvent is the exception.granted event of an exception record
+// (a new or changed device or group exception).
+func ExceptionEvent(rec *scheduler.ExceptionRecord, now time.Time) (Event, error) {
+	at := rec.CreatedAt
+	if at.IsZero() {
+		at = now
+	}
+	return New(TypeExceptionGranted, at, rec)
+}

@@ -63,11 +63,23 @@ func enqueueCommitWebhooks(tx *bbolt.Tx, commits []scheduler.Commit, now time.Ti
 	if k, _ := tx.Bucket(bWebhookEP).Cursor().First(); k == nil || !webhook.HasEvents(commits) {
 		return nil
 	}
+	var events []webhook.Event
+	for i := range commits {
+		events = append(events, webhook.CommitEvents(&commits[i], now)...)
+	}
+	return enqueueEventsTx(tx, events)
+}
+
+// enqueueEventsTx fans events out to the subscribed endpoints inside tx.
+func enqueueEventsTx(tx *bbolt.Tx, events []webhook.Event) error {
+	if k, _ := tx.Bucket(bWebhookEP).Cursor().First(); k == nil || len(events) == 0 {
+		return nil
+	}
 	eps, err := webhookEndpoints(tx)
 	if err != nil {
 		return err
 	}
-	ds, err := webhook.CommitsDeliveries(commits, eps, now)
+	ds, err := webhook.Deliveries(events, eps)
 	if err != nil {
 		return err
 	}

@@ -40,3 +40,14 @@ func TestWebhookCommitConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestWebhookExceptionConformance(t *testing.T) {
+	storagetest.RunWebhookException(t, func(t *testing.T) storagetest.WebhookExceptionStore {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -59,11 +59,23 @@ func enqueueCommitWebhooks(ctx context.Context, tx pgx.Tx, commits []scheduler.C
 	if !webhook.HasEvents(commits) {
 		return nil
 	}
+	var events []webhook.Event
+	for i := range commits {
+		events = append(events, webhook.CommitEvents(&commits[i], now)...)
+	}
+	return enqueueEventsTx(ctx, tx, events)
+}
+
+// enqueueEventsTx fans events out to the subscribed endpoints inside tx.
+func enqueueEventsTx(ctx context.Context, tx pgx.Tx, events []webhook.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
 	eps, err := webhookEndpoints(ctx, tx)
 	if err != nil {
 		return err
 	}
-	ds, err := webhook.CommitsDeliveries(commits, eps, now)
+	ds, err := webhook.Deliveries(events, eps)
 	if err != nil {
 		return err
 	}

@@ -27,3 +27,10 @@ func TestWebhookCommitConformance(t *testing.T) {
 		return newTestDB(t).open(t)
 	})
 }
+
+func TestWebhookExceptionConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunWebhookException(t, func(t *testing.T) storagetest.WebhookExceptionStore {
+		return newTestDB(t).open(t)
+	})
+}

@@ -268,3 +268,44 @@ func RunWebhookCommit(t *testing.T, newStore func(t *testing.T) WebhookCommitSto
 		t.Fatalf("queued %v; want %v", types(due), want)
 	}
 }
+
+// WebhookExceptionStore is a backend's webhook side and its exception store.
+type WebhookExceptionStore interface {
+	WebhookStore
+	PutException(ctx context.Context, rec scheduler.ExceptionRecord, audit *scheduler.AuditEntry) error
+}
+
+// RunWebhookException checks that granting an exception queues an
+// exception.granted event in the same transaction, to subscribed endpoints
+// only, and that a refused grant queues nothing.
+func RunWebhookException(t *testing.T, newStore func(t *testing.T) WebhookExceptionStore) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	s := newStore(t)
+	ctx := t.Context()
+	for _, e := range []storage.WebhookEndpoint{
+		{ID: "exc", URL: "https://a", Events: []string{"exception.granted"}, Secret: []byte("s"), Created: t0},
+		{ID: "fails", URL: "https://b", Events: []string{"device.failed"}, Secret: []byte("s"), Created: t0},
+	} {
+		if err := s.PutWebhookEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := scheduler.ExceptionRecord{Scope: scheduler.ScopeDevice, ID: "X1", CreatedAt: t0,
+		Exception: softwareupdate.Exception{Exempt: true, Expires: t0.Add(72 * time.Hour), Reason: "travelling"}}
+	if err := s.PutException(ctx, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A group that does not exist: refused, nothing queued.
+	bad := rec
+	bad.Scope, bad.ID = scheduler.ScopeGroup, "no-such-group"
+	if err := s.PutException(ctx, bad, nil); err == nil {
+		t.Fatal("exception for an unknown group accepted")
+	}
+	due, err := s.DueWebhooks(ctx, t0.Add(time.Hour), 100)
+	if err != nil || len(due) != 1 || due[0].Endpoint != "exc" || due[0].Type != "exception.granted" {
+		t.Fatalf("queued %+v, %v", due, err)
+	}
+	if b := string(due[0].Body); !strings.Contains(b, `"id":"X1"`) || !strings.Contains(b, `"travelling"`) {
+		t.Fatalf("body %s", b)
+	}
+}
