@@ -100,6 +100,7 @@ type Server struct {
 	zones     DeviceZoner
 	retrier   Retrier
 	dep       DEP
+	hooks     *webhooksAPI
 }
 
 type ctxKey int
@@ -151,6 +152,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerAgent(v1)
 	s.registerGuards(v1)
 	s.registerDEP(v1)
+	s.registerWebhooks(v1)
 	if s.backup != nil {
 		v1.HandleFunc("/backup", s.serveBackup).Methods(http.MethodGet)
 	}

@@ -30,7 +30,7 @@ func EffectiveRole(stored string) string {
 
 // adminOnlyReads are GET paths under /api/v1 that expose secrets or
 // credentials and need the admin role even to read.
-var adminOnlyReads = []string{"/api/v1/backup", "/api/v1/apikeys"}
+var adminOnlyReads = []string{"/api/v1/backup", "/api/v1/apikeys", "/api/v1/webhooks"}
 
 // Allows reports whether a key of role may make a request with this method
 // to this path. Admins may do everything; read keys may only read (GET and

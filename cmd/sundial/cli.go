@@ -44,7 +44,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	commands.AddCommand(newCommandsEnqueueCmd(getenv, cf), newCommandsListCmd(getenv, cf))
 	for _, c := range []*cobra.Command{devices, commands, newPushCertCmd(getenv, cf), newBackupCmd(getenv, cf),
 		newGroupsCmd(getenv, cf), newPolicyCmd(getenv, cf), newAuditCmd(getenv, cf), newAPIKeysCmd(getenv, cf), newCatalogCmd(getenv, cf), newReportCmd(getenv, cf),
-		newExceptionsCmd(getenv, cf), newDEPCmd(getenv, cf)} {
+		newExceptionsCmd(getenv, cf), newDEPCmd(getenv, cf), newWebhooksCmd(getenv, cf)} {
 		cf.register(c)
 		root.AddCommand(c)
 	}

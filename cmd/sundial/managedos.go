@@ -157,7 +157,13 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(depDone)
 			a.runDEPSync(ctx, a.cfg.DEPSyncInterval)
 		}()
+		hooked := make(chan struct{})
+		go func() {
+			defer close(hooked)
+			a.runWebhooks(ctx)
+		}()
 		a.sched.Run(ctx)
+		<-hooked
 		<-done
 		<-pruned
 		<-polled

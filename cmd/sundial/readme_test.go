@@ -134,6 +134,7 @@ func TestREADMEWalk(t *testing.T) {
 		"pushcert set":           {"topic:      " + testTopic},
 		"devices push":           {mac.UDID + "\tok"},
 		"apikeys create":         {"name:   ci", "secret: sdl_"},
+		"webhooks add":           {"id:     ops", "secret: whsec_"},
 		"backup":                 {"wrote " + filepath.Join(work, "sundial-backup.db")},
 		"storage compact":        {"buckets", "KB pages"},
 		"storage check":          {"sundial-backup.db: ", "ok\n"},

@@ -34,6 +34,7 @@ import (
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/internal/fleetmetrics"
 	"github.com/sundial-mdm/sundial/internal/seal"
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/mdm/httpmdm"
@@ -81,6 +82,8 @@ type backend interface {
 	storage.ComplianceDayStore
 	scheduler.AuditAppender
 	scheduler.PauseStore
+	storage.WebhookOutbox
+	storage.WebhookEndpointStore
 }
 
 var (
@@ -124,6 +127,7 @@ type app struct {
 	faults    *faults
 	lease     leaseOverrides
 	dep       *abm.Connector
+	hooks     *webhook.Worker
 }
 
 // newApp opens the data directory and wires every part.
@@ -260,7 +264,9 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithEnrollmentGuards(store).
 		WithDeviceZones(z).
 		WithRetrier(scheduler.NewRetries(a.sched, store, clk)).
-		WithDEP(depAdmin{a.dep, store, clk, log})
+		WithDEP(depAdmin{a.dep, store, clk, log}).
+		WithWebhooks(store, sealer, clk.Now)
+	a.hooks = a.newWebhookWorker(sealer)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
 	}

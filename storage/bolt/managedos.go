@@ -11,6 +11,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
@@ -241,11 +242,18 @@ func (s *Store) PutException(ctx context.Context, rec scheduler.ExceptionRecord,
 	if rec.ID == "" {
 		return fmt.Errorf("exception without id: %w", scheduler.ErrInvalid)
 	}
+	ev, err := webhook.ExceptionEvent(&rec, rec.CreatedAt)
+	if err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		if rec.Scope == scheduler.ScopeGroup && !groupExists(tx, rec.ID) {
 			return fmt.Errorf("group %s: %w", rec.ID, storage.ErrNotFound)
 		}
 		if err := putJSON(tx.Bucket(bMSExc), excKey(rec.Scope, rec.ID), rec); err != nil {
+			return err
+		}
+		if err := enqueueEventsTx(tx, []webhook.Event{ev}); err != nil {
 			return err
 		}
 		return writeAudit(tx, audit)
@@ -485,7 +493,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				}
 			}
 		}
-		return nil
+		return enqueueCommitWebhooks(tx, commits, now)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
@@ -324,6 +325,10 @@ func (s *Store) PutException(ctx context.Context, rec scheduler.ExceptionRecord,
 	if err != nil {
 		return fmt.Errorf("encode %s exception %s: %w", rec.Scope, rec.ID, err)
 	}
+	ev, err := webhook.ExceptionEvent(&rec, rec.CreatedAt)
+	if err != nil {
+		return err
+	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if rec.Scope == scheduler.ScopeGroup {
 			ok, err := lockGroup(ctx, tx, rec.ID)
@@ -336,6 +341,9 @@ func (s *Store) PutException(ctx context.Context, rec scheduler.ExceptionRecord,
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO ms_exceptions (scope, id, record) VALUES ($1, $2, $3)
 			ON CONFLICT (scope, id) DO UPDATE SET record = EXCLUDED.record`, string(rec.Scope), rec.ID, string(raw)); err != nil {
+			return err
+		}
+		if err := enqueueEventsTx(ctx, tx, []webhook.Event{ev}); err != nil {
 			return err
 		}
 		return writeAudit(ctx, tx, audit)
@@ -606,6 +614,9 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				ORDER BY u.n`, histIDs, histEntries); err != nil {
 				return fmt.Errorf("write history: %w", err)
 			}
+		}
+		if err := enqueueCommitWebhooks(ctx, tx, commits, now); err != nil {
+			return err
 		}
 		return queueCommands(ctx, tx, commits, now)
 	})

@@ -1,0 +1,266 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/sundial-mdm/sundial/internal/webhook"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// whout is the webhook outbox: key <event ID>\x00<endpoint>, value the JSON
+// delivery. The outbox is kept small by PruneWebhooks, so the due scan walks
+// it whole.
+var bWebhookOut = []byte("whout")
+
+func init() { allBuckets = append(allBuckets, bWebhookOut) }
+
+var _ storage.WebhookOutbox = (*Store)(nil)
+
+func webhookKey(eventID, endpoint string) []byte { return []byte(eventID + "\x00" + endpoint) }
+
+// EnqueueWebhooks implements storage.WebhookOutbox.
+func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDelivery) error {
+	vals := make([][]byte, len(ds))
+	for i := range ds {
+		if err := storage.CheckWebhookDelivery(&ds[i]); err != nil {
+			return err
+		}
+		v, err := json.Marshal(&ds[i])
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return enqueueWebhooksTx(tx, ds, vals) })
+}
+
+// enqueueWebhooksTx stores checked, encoded deliveries inside tx, keeping
+// any already stored.
+func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte) error {
+	b := tx.Bucket(bWebhookOut)
+	for i := range ds {
+		k := webhookKey(ds[i].EventID, ds[i].Endpoint)
+		if b.Get(k) != nil {
+			continue
+		}
+		if err := b.Put(k, vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueCommitWebhooks writes the events of scheduler commits to the outbox
+// inside the transaction that commits them, so an event exists if and only
+// if its phase change does. With no endpoint it costs one cursor seek.
+func enqueueCommitWebhooks(tx *bbolt.Tx, commits []scheduler.Commit, now time.Time) error {
+	if k, _ := tx.Bucket(bWebhookEP).Cursor().First(); k == nil || !webhook.HasEvents(commits) {
+		return nil
+	}
+	var events []webhook.Event
+	for i := range commits {
+		events = append(events, webhook.CommitEvents(&commits[i], now)...)
+	}
+	return enqueueEventsTx(tx, events)
+}
+
+// enqueueEventsTx fans events out to the subscribed endpoints inside tx.
+func enqueueEventsTx(tx *bbolt.Tx, events []webhook.Event) error {
+	if k, _ := tx.Bucket(bWebhookEP).Cursor().First(); k == nil || len(events) == 0 {
+		return nil
+	}
+	eps, err := webhookEndpoints(tx)
+	if err != nil {
+		return err
+	}
+	ds, err := webhook.Deliveries(events, eps)
+	if err != nil {
+		return err
+	}
+	vals := make([][]byte, len(ds))
+	for i := range ds {
+		if err := storage.CheckWebhookDelivery(&ds[i]); err != nil {
+			return err
+		}
+		if vals[i], err = json.Marshal(&ds[i]); err != nil {
+			return err
+		}
+	}
+	return enqueueWebhooksTx(tx, ds, vals)
+}
+
+// allWebhooks decodes the whole outbox.
+func allWebhooks(tx *bbolt.Tx) ([]storage.WebhookDelivery, error) {
+	var out []storage.WebhookDelivery
+	err := tx.Bucket(bWebhookOut).ForEach(func(k, v []byte) error {
+		var d storage.WebhookDelivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// DueWebhooks implements storage.WebhookOutbox.
+func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]storage.WebhookDelivery, error) {
+	var due []storage.WebhookDelivery
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		all, err := allWebhooks(tx)
+		for _, d := range all {
+			if !d.NextAt.After(now) {
+				due = append(due, d)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(due, func(i, j int) bool {
+		if !due[i].NextAt.Equal(due[j].NextAt) {
+			return due[i].NextAt.Before(due[j].NextAt)
+		}
+		return due[i].EventID < due[j].EventID
+	})
+	if limit > 0 && len(due) > limit {
+		due = due[:limit]
+	}
+	return due, nil
+}
+
+// AckWebhook implements storage.WebhookOutbox.
+func (s *Store) AckWebhook(ctx context.Context, eventID, endpoint string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bWebhookOut).Delete(webhookKey(eventID, endpoint))
+	})
+}
+
+// RetryWebhook implements storage.WebhookOutbox.
+func (s *Store) RetryWebhook(ctx context.Context, eventID, endpoint string, attempts int, next time.Time, lastErr string) error {
+	if len(lastErr) > storage.MaxWebhookError {
+		lastErr = lastErr[:storage.MaxWebhookError]
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookOut)
+		k := webhookKey(eventID, endpoint)
+		v := b.Get(k)
+		if v == nil {
+			return storage.ErrNotFound
+		}
+		var d storage.WebhookDelivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		d.Attempts, d.NextAt, d.LastErr = attempts, next, lastErr
+		nv, err := json.Marshal(&d)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, nv)
+	})
+}
+
+// PruneWebhooks implements storage.WebhookOutbox.
+func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEndpoint int) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		all, err := allWebhooks(tx)
+		if err != nil {
+			return err
+		}
+		drop := storage.WebhooksToPrune(all, olderThan, maxPerEndpoint)
+		b := tx.Bucket(bWebhookOut)
+		for _, d := range drop {
+			if err := b.Delete(webhookKey(d.EventID, d.Endpoint)); err != nil {
+				return err
+			}
+		}
+		n = len(drop)
+		return nil
+	})
+	return n, err
+}
+
+// whep holds the webhook endpoints: key the ID, value the JSON endpoint.
+var bWebhookEP = []byte("whep")
+
+func init() { allBuckets = append(allBuckets, bWebhookEP) }
+
+var _ storage.WebhookEndpointStore = (*Store)(nil)
+
+// PutWebhookEndpoint implements storage.WebhookEndpointStore.
+func (s *Store) PutWebhookEndpoint(ctx context.Context, e storage.WebhookEndpoint) error {
+	if err := storage.CheckWebhookEndpoint(&e); err != nil {
+		return err
+	}
+	v, err := json.Marshal(&e)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookEP)
+		if b.Get([]byte(e.ID)) == nil && b.Stats().KeyN >= storage.MaxWebhookEndpoints {
+			return storage.ErrWebhookLimit
+		}
+		return b.Put([]byte(e.ID), v)
+	})
+}
+
+// webhookEndpoints decodes every endpoint in ID order.
+func webhookEndpoints(tx *bbolt.Tx) ([]storage.WebhookEndpoint, error) {
+	var out []storage.WebhookEndpoint
+	err := tx.Bucket(bWebhookEP).ForEach(func(k, v []byte) error {
+		var e storage.WebhookEndpoint
+		if err := json.Unmarshal(v, &e); err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// WebhookEndpoints implements storage.WebhookEndpointStore.
+func (s *Store) WebhookEndpoints(ctx context.Context) ([]storage.WebhookEndpoint, error) {
+	var out []storage.WebhookEndpoint
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = webhookEndpoints(tx)
+		return err
+	})
+	return out, err
+}
+
+// DeleteWebhookEndpoint implements storage.WebhookEndpointStore.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bWebhookEP)
+		if b.Get([]byte(id)) == nil {
+			return storage.ErrNotFound
+		}
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		all, err := allWebhooks(tx)
+		if err != nil {
+			return err
+		}
+		out := tx.Bucket(bWebhookOut)
+		for _, d := range all {
+			if d.Endpoint == id {
+				if err := out.Delete(webhookKey(d.EventID, id)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
