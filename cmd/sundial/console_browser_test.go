@@ -92,8 +92,10 @@ func atoi(t *testing.T, s string) int {
 }
 
 func TestConsoleInBrowser(t *testing.T) {
-	ctx := browser(t)
+	// The server first, so that its cleanup runs after the browser's: a
+	// browser still connected would hold the server's graceful shutdown.
 	f := newConsoleFleet(t)
+	ctx := browser(t)
 	ts := f.ts
 	base := ts.url
 
