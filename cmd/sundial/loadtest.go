@@ -110,7 +110,9 @@ func startServerProc(ctx context.Context, dataDir string, env []string, extra ..
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	// --catalog-interval 0: a load test on loopback never calls Apple's or
+	// SOFA's feeds (a later --server-arg may turn polling back on).
+	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn", "--catalog-interval", "0"}, extra...)
 	c := exec.CommandContext(ctx, exe, args...)
 	c.Stderr = os.Stderr
 	c.Env = append(os.Environ(), env...)
