@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
 )
 
 // Health-gate defaults and limits (issue 23 item 1).
@@ -150,4 +152,21 @@ func GateRings(rings []Ring, now time.Time) []RingStatus {
 		}
 	}
 	return out
+}
+
+// Add counts one Mac of the ring by its phase: compliant and every phase
+// of a Mac working toward a target are eligible; exempt, unsupported,
+// ineligible, unknown and unmanaged Macs are not, so they neither help nor
+// hold the gate.
+func (t *RingTally) Add(p softwareupdate.Phase) {
+	switch {
+	case p == softwareupdate.PhaseCompliant:
+		t.Eligible++
+		t.Compliant++
+	case p == softwareupdate.PhaseFailed:
+		t.Eligible++
+		t.Failed++
+	case nonCompliant(p):
+		t.Eligible++
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
 )
 
 func ip(v int) *int { return &v }
@@ -107,5 +109,20 @@ func TestGateRingsHoldsLaterRings(t *testing.T) {
 	have = GateRings(rings, rings[1].Started.Add(DefaultGateMaxWait))
 	if !have[2].MayNotify {
 		t.Errorf("promoted: broad %+v, want it notified", have[2])
+	}
+}
+
+func TestRingTallyAdd(t *testing.T) {
+	var have RingTally
+	for _, p := range []softwareupdate.Phase{
+		softwareupdate.PhaseCompliant, softwareupdate.PhaseCompliant, softwareupdate.PhaseFailed,
+		softwareupdate.PhaseNotify, softwareupdate.PhasePaused, softwareupdate.PhasePending,
+		softwareupdate.PhaseExempt, softwareupdate.PhaseUnsupported, softwareupdate.PhaseIneligible,
+		softwareupdate.PhaseUnknown, softwareupdate.PhaseUnmanaged, PhaseUnevaluated,
+	} {
+		have.Add(p)
+	}
+	if want := (RingTally{Eligible: 6, Compliant: 2, Failed: 1}); have != want {
+		t.Errorf("tally = %+v, want %+v", have, want)
 	}
 }
