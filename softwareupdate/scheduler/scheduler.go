@@ -64,6 +64,7 @@ type Scheduler struct {
 	tick       time.Duration
 	grace      time.Duration // offline grace (grace.go); 0: default, <0: off
 	pauseStore PauseStore    // where pauses are kept, if not in store (pause.go)
+	ringStore  RingStore     // where ring plans are kept, if not in store (ringplan.go)
 
 	// mu serializes evaluation: a pass chunk, a result, a Start Now.
 	mu  sync.Mutex
@@ -170,6 +171,8 @@ type config struct {
 	deviceExc map[string]*softwareupdate.Exception
 	groupExc  map[string]*softwareupdate.Exception
 	pauses    map[string]*Pause // by group; FleetPause holds every group
+	rings     []*RingPlan       // ring plans (ringplan.go)
+	ringOf    map[string]ringRef
 }
 
 func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
@@ -197,6 +200,9 @@ func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
 		}
 	}
 	if err := s.loadPauses(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := s.loadRings(ctx, c); err != nil {
 		return nil, err
 	}
 	s.cfg = c
@@ -247,6 +253,7 @@ func (c *config) fingerprint() string {
 		}
 	}
 	c.pauseFingerprint(&b)
+	c.ringFingerprint(&b)
 	return b.String()
 }
 
