@@ -178,3 +178,52 @@ func (u *unit) gateReason(t *testing.T, plan, want string) {
 		t.Fatalf("ring statuses of %s = %+v, want the first gate shut: %q", plan, st, want)
 	}
 }
+
+// TestRingGateMaxWaitThenPromote: a pilot that never updates holds the
+// broad ring; after the gate's maximum wait the gate asks for a promotion
+// by hand, and a pause of the broad group during the gate changes nothing
+// for its never-notified Macs. The promotion (another replica's write:
+// no Reevaluate here) opens the gate at the next pass, and the broad Macs
+// get full minimum notice from then.
+func TestRingGateMaxWaitThenPromote(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	u.ringFleet()
+	wait := 48
+	u.putRings(scheduler.RingPlan{ID: "macos", Groups: []string{"pilot", "broad"}, Gate: scheduler.RingGate{MaxWaitHours: &wait}})
+	u.pass()
+	if _, err := u.mgr.Pause(ctx, "oncall@example.com", "broad", "waiting on the pilot"); err != nil {
+		t.Fatal(err)
+	}
+	u.clk.Set(utcAt(2026, 3, 4, 9, 0))
+	u.pass()
+	st := u.sched.RingStatuses()["macos"]
+	if len(st) != 2 || !st[0].Gate.NeedsPromotion || st[1].MayNotify || !strings.Contains(st[0].Gate.Reason, "promote by hand") {
+		t.Fatalf("after the maximum wait: %+v", st)
+	}
+	if err := u.mgr.Resume(ctx, "oncall@example.com", "broad"); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	for _, id := range []string{"broad-1", "broad-2"} {
+		if st := u.state(id); st.Phase != softwareupdate.PhasePending || !strings.Contains(st.Reason, "held: ring pilot") {
+			t.Fatalf("%s after pause and resume during the gate: %s (%s)", id, st.Phase, st.Reason)
+		}
+	}
+	u.clk.Set(utcAt(2026, 3, 18, 10, 0))
+	p := u.ringPlan("macos")
+	p.States[0].Promoted = &scheduler.Promotion{At: u.clk.Now(), Actor: "admin@example.com"}
+	if err := u.store.PutRingPlan(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	want := utcAt(2026, 3, 23, 17, 0) // 03-18 10:00 + 5 days, at 17:00
+	for _, id := range []string{"broad-1", "broad-2"} {
+		if st := u.state(id); strings.Contains(st.Reason, "held") || !st.Deadline.Equal(want) {
+			t.Fatalf("%s after the promotion: %s deadline %v (%s), want %v", id, st.Phase, st.Deadline, st.Reason, want)
+		}
+	}
+	if st := u.state("pilot-1"); !st.Deadline.Equal(utcAt(2026, 3, 20, 17, 0)) {
+		t.Fatalf("pilot-1 deadline moved: %v", st.Deadline)
+	}
+}
