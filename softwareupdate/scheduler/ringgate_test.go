@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // ringFleet creates groups pilot and broad (15.2 by 2026-03-20 17:00 UTC)
@@ -36,10 +38,9 @@ func (u *unit) ringFleet() {
 
 func (u *unit) putRings(p scheduler.RingPlan) {
 	u.t.Helper()
-	if err := u.store.PutRingPlan(context.Background(), p, nil); err != nil {
+	if _, err := u.mgr.SetRingPlan(context.Background(), "admin", p); err != nil {
 		u.t.Fatal(err)
 	}
-	u.sched.Reevaluate()
 }
 
 func (u *unit) ringPlan(id string) scheduler.RingPlan {
@@ -211,10 +212,21 @@ func TestRingGateMaxWaitThenPromote(t *testing.T) {
 		}
 	}
 	u.clk.Set(utcAt(2026, 3, 18, 10, 0))
-	p := u.ringPlan("macos")
-	p.States[0].Promoted = &scheduler.Promotion{At: u.clk.Now(), Actor: "admin@example.com"}
-	if err := u.store.PutRingPlan(ctx, p, nil); err != nil {
+	other := scheduler.NewManager(u.store, testCatalog(t), u.clk, nil) // another replica
+	if _, err := other.PromoteRing(ctx, "admin@example.com", "macos", "broad"); !errors.Is(err, scheduler.ErrInvalid) {
+		t.Fatalf("promote the last ring = %v, want ErrInvalid", err)
+	}
+	if _, err := other.PromoteRing(ctx, "admin@example.com", "nope", "pilot"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("promote in an unknown plan = %v, want ErrNotFound", err)
+	}
+	if _, err := other.PromoteRing(ctx, "admin@example.com", "macos", "pilot"); err != nil {
 		t.Fatal(err)
+	}
+	if p := u.ringPlan("macos"); p.States[0].Promoted == nil || p.States[0].Promoted.Actor != "admin@example.com" {
+		t.Fatalf("promotion not stored: %+v", p.States)
+	}
+	if a, err := u.store.Audit(ctx, 0, 1000); err != nil || a[len(a)-1].Action != "rings.promote" {
+		t.Fatalf("audit = %+v, %v", a, err)
 	}
 	u.pass()
 	want := utcAt(2026, 3, 23, 17, 0) // 03-18 10:00 + 5 days, at 17:00
