@@ -84,6 +84,7 @@ type backend interface {
 	scheduler.PauseStore
 	storage.WebhookOutbox
 	storage.WebhookEndpointStore
+	scheduler.RingStore
 }
 
 var (
@@ -180,7 +181,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.ddm = ddm.New(store, enqueue, clk, ddm.WithLogger(log), ddm.WithObserver(observer), ddm.WithObserver(mdmMet))
 	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
 		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
-		scheduler.WithPauseStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
+		scheduler.WithPauseStore(store), scheduler.WithRingStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched

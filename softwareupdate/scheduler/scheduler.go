@@ -64,10 +64,15 @@ type Scheduler struct {
 	tick       time.Duration
 	grace      time.Duration // offline grace (grace.go); 0: default, <0: off
 	pauseStore PauseStore    // where pauses are kept, if not in store (pause.go)
+	ringStore  RingStore     // where ring plans are kept, if not in store (ringplan.go)
 
 	// mu serializes evaluation: a pass chunk, a result, a Start Now.
 	mu  sync.Mutex
 	cfg *config // cached policies and exceptions; nil when stale
+	// gates is the last ring-gate evaluation (ringgate.go), gatesFP the
+	// config fingerprint it was made with.
+	gates   ringGates
+	gatesFP string
 
 	evMu    sync.Mutex
 	touched map[string]struct{}
@@ -170,6 +175,8 @@ type config struct {
 	deviceExc map[string]*softwareupdate.Exception
 	groupExc  map[string]*softwareupdate.Exception
 	pauses    map[string]*Pause // by group; FleetPause holds every group
+	rings     []*RingPlan       // ring plans (ringplan.go)
+	ringOf    map[string]ringRef
 }
 
 func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
@@ -197,6 +204,9 @@ func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
 		}
 	}
 	if err := s.loadPauses(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := s.loadRings(ctx, c); err != nil {
 		return nil, err
 	}
 	s.cfg = c
@@ -247,6 +257,7 @@ func (c *config) fingerprint() string {
 		}
 	}
 	c.pauseFingerprint(&b)
+	c.ringFingerprint(&b)
 	return b.String()
 }
 
@@ -434,6 +445,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := s.clock.Now()
 	if err := s.refreshConfig(ctx); err != nil {
+		return st, err
+	}
+	if err := s.refreshGates(ctx, now); err != nil {
 		return st, err
 	}
 	s.evMu.Lock()
@@ -850,9 +864,22 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		st.FirstNonCompliant = now
 		note(EventReset, "pause lifted: fresh minimum notice")
 	}
+	// A Mac of a ring held by an earlier ring's gate, never notified of its
+	// target, keeps its notice anchored at now: it gets full minimum notice
+	// from the moment the gate opens. A notified Mac is never held.
+	ring, held := s.heldBy(group)
+	held = held && tgt.Status == softwareupdate.StatusRequired && notYetNotified(st)
+	if held {
+		st.FirstNonCompliant = now
+	} else if tgt.Status == softwareupdate.StatusRequired && notYetNotified(st) {
+		st.FirstNonCompliant = cfg.ringAnchor(group, st.FirstNonCompliant)
+	}
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
 	decide := func() softwareupdate.Decision {
 		d := paused(softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline), pause)
+		if held {
+			d = heldDecision(d, ring)
+		}
 		if d.Phase != st.Phase {
 			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
 				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
@@ -864,6 +891,9 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	wasPaused := st.Phase == softwareupdate.PhasePaused
 	dec := decide()
 	st.Deadline = utc(deadline)
+	if held && dec.Phase == softwareupdate.PhasePending {
+		st.Deadline = time.Time{} // no notice yet, so no deadline (ringgate.go)
+	}
 	if dec.Phase == softwareupdate.PhasePaused && !wasPaused && evalErr == nil {
 		events, err := s.withdraw(ctx, st, now)
 		if err != nil {
