@@ -11,12 +11,12 @@ import (
 	"github.com/sundial-mdm/sundial/mdm/ddm"
 )
 
-// Status items are stored a row each in ddm_items (migration 0011), so
+// Status items are stored a row each in ddm_items (migration 0012), so
 // that a status report writes only the items it changed; ddm_records.record
 // holds the rest of the record.
 
 // loadDDMItems reads the status item rows of id into r, over any items
-// the record itself still holds (one written before migration 0011, until
+// the record itself still holds (one written before migration 0012, until
 // its next update), and returns the rows read: what is stored apart.
 func loadDDMItems(ctx context.Context, q querier, id string, r *ddm.Record) (map[string]json.RawMessage, error) {
 	stored := map[string]json.RawMessage{}

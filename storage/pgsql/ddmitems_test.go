@@ -78,14 +78,14 @@ func TestDDMItemsStoredApart(t *testing.T) {
 	}
 }
 
-// TestDDMItemsMigration: migration 0011 moves the items of records written
+// TestDDMItemsMigration: migration 0012 moves the items of records written
 // before it into ddm_items.
 func TestDDMItemsMigration(t *testing.T) {
 	db := newTestDB(t)
 	db.open(t).Close()
-	// Lay the schema out as version 10 left it, with a record holding items.
+	// Lay the schema out as version 11 left it, with a record holding items.
 	db.exec(t, `DROP TABLE ddm_items`)
-	db.exec(t, `DELETE FROM sundial_schema_migrations WHERE version >= 11`)
+	db.exec(t, `DELETE FROM sundial_schema_migrations WHERE version >= 12`)
 	db.exec(t, `INSERT INTO ddm_records (id, record) VALUES
 		('OLD', '{"needs_sync":true,"status":{"items":{"a.b":{"x":  1},"c":"v"},"current":{},"reports":7}}'),
 		('NOITEMS', '{"status":{"current":{},"reports":1}}'),
@@ -124,7 +124,7 @@ func TestDDMItemsMigration(t *testing.T) {
 
 // BenchmarkDDMStatusUpdate compares one status item changed in a full
 // record (512 items, 128 KiB) stored a row per item with the same change
-// stored as before migration 0011, the whole record rewritten in one row.
+// stored as before migration 0012, the whole record rewritten in one row.
 func BenchmarkDDMStatusUpdate(b *testing.B) {
 	full := func() map[string]json.RawMessage {
 		items := make(map[string]json.RawMessage, 512)
