@@ -111,3 +111,42 @@ func (m *Manager) PromoteRing(ctx context.Context, actor, id, group string) (*Ri
 	m.reevaluate()
 	return p, nil
 }
+
+// RingPlans lists every ring plan, by ID (none if the store cannot keep
+// them).
+func (m *Manager) RingPlans(ctx context.Context) ([]RingPlan, error) {
+	rs, ok := m.store.(RingStore)
+	if !ok {
+		return nil, nil
+	}
+	return rs.RingPlans(ctx)
+}
+
+// DeleteRingPlan removes plan id (audited; storage.ErrNotFound if none):
+// its groups stop being gated, and Macs it held start their notice at the
+// next pass.
+func (m *Manager) DeleteRingPlan(ctx context.Context, actor, id string) error {
+	if err := checkActor(actor); err != nil {
+		return err
+	}
+	rs, err := m.ringStore()
+	if err != nil {
+		return err
+	}
+	old, err := m.ringPlan(ctx, rs, id)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		return fmt.Errorf("ring plan %q: %w", truncate(id), storage.ErrNotFound)
+	}
+	a, err := NewAuditEntry(m.clock.Now().UTC(), actor, "rings.remove", "rings/"+old.ID, old, nil)
+	if err != nil {
+		return err
+	}
+	if err := rs.DeleteRingPlan(ctx, old.ID, a); err != nil {
+		return err
+	}
+	m.reevaluate()
+	return nil
+}

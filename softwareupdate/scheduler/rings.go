@@ -131,6 +131,8 @@ type RingStatus struct {
 	Reason    string `json:"reason,omitempty"`
 	// Gate is this ring's own gate, for the ring after it.
 	Gate GateVerdict `json:"gate"`
+	// Tally is the count of this ring's Macs the gate was decided on.
+	Tally RingTally `json:"tally"`
 }
 
 // GateRings walks the rings in order: the first ring always notifies;
@@ -141,7 +143,7 @@ func GateRings(rings []Ring, now time.Time) []RingStatus {
 	out := make([]RingStatus, len(rings))
 	may, heldBy, reason := true, "", ""
 	for i, r := range rings {
-		out[i] = RingStatus{Name: r.Name, MayNotify: may, HeldBy: heldBy, Reason: reason}
+		out[i] = RingStatus{Name: r.Name, MayNotify: may, HeldBy: heldBy, Reason: reason, Tally: r.Tally}
 		if !may {
 			continue
 		}
