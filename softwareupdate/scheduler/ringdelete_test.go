@@ -56,3 +56,24 @@ func TestDeleteRingPlanReleasesHeldRings(t *testing.T) {
 		t.Fatalf("broad-1 failed: %s", st.Reason)
 	}
 }
+
+// TestSetRingPlanRejectsAGroupInTwoPlans: a group belongs to one plan at
+// most, so that it has one ring before it.
+func TestSetRingPlanRejectsAGroupInTwoPlans(t *testing.T) {
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	u.ringFleet()
+	ctx := context.Background()
+	if _, err := u.mgr.CreateGroup(ctx, "admin", "late", "late"); err != nil {
+		t.Fatal(err)
+	}
+	u.putRings(scheduler.RingPlan{ID: "macos", Groups: []string{"pilot", "broad"}})
+	_, err := u.mgr.SetRingPlan(ctx, "admin", scheduler.RingPlan{ID: "other", Groups: []string{"late", "broad"}})
+	if !errors.Is(err, scheduler.ErrInvalid) || !strings.Contains(err.Error(), "group broad is already in ring plan macos") {
+		t.Fatalf("second plan with broad = %v, want ErrInvalid naming the plan", err)
+	}
+	// Replacing the plan itself with the same groups is fine.
+	u.putRings(scheduler.RingPlan{ID: "macos", Groups: []string{"pilot", "late", "broad"}})
+	if p := u.ringPlan("macos"); len(p.Groups) != 3 {
+		t.Fatalf("replaced plan = %+v", p)
+	}
+}

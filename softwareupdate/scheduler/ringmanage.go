@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/sundial-mdm/sundial/storage"
 )
@@ -43,9 +44,22 @@ func (m *Manager) SetRingPlan(ctx context.Context, actor string, p RingPlan) (*R
 	if err != nil {
 		return nil, err
 	}
-	old, err := m.ringPlan(ctx, rs, p.ID)
+	list, err := rs.RingPlans(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var old *RingPlan
+	for i := range list {
+		if list[i].ID == p.ID {
+			old = &list[i]
+			continue
+		}
+		// A group gated by two plans would have two rings before it.
+		for _, g := range list[i].Groups {
+			if slices.Contains(p.Groups, g) {
+				return nil, fmt.Errorf("%w: group %s is already in ring plan %s", ErrInvalid, g, list[i].ID)
+			}
+		}
 	}
 	p.States = make([]RingState, len(p.Groups))
 	if old != nil {
