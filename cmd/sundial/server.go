@@ -266,7 +266,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithDeviceZones(z).
 		WithRetrier(scheduler.NewRetries(a.sched, store, clk)).
 		WithDEP(depAdmin{a.dep, store, clk, log}).
-		WithWebhooks(store, sealer, clk.Now)
+		WithWebhooks(store, sealer, clk.Now).
+		WithRingStatuses(a.sched)
 	a.hooks = a.newWebhookWorker(sealer)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)
