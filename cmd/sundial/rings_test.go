@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,10 @@ func TestRingsCLI(t *testing.T) {
 		t.Errorf("devices show of a held Mac = %d %q", code, out)
 	}
 
+	if code, out := cli("report", "compliance"); code != 0 || !strings.Contains(out, "HELD BY A RING GATE") ||
+		!regexp.MustCompile(`broad\s+1\s+held: ring pilot`).MatchString(out) {
+		t.Errorf("report compliance = %d %q", code, out)
+	}
 	for _, args := range [][]string{{"rings", "promote", "macos", "broad"}, {"rings", "remove", "macos"}} {
 		if code, out := cliWith(rk.Secret, args...); code != exitAuth {
 			t.Errorf("%q with a read key = %d %q, want exit %d", args, code, out, exitAuth)

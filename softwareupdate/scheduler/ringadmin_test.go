@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -75,5 +76,27 @@ func TestSetRingPlanRejectsAGroupInTwoPlans(t *testing.T) {
 	u.putRings(scheduler.RingPlan{ID: "macos", Groups: []string{"pilot", "late", "broad"}})
 	if p := u.ringPlan("macos"); len(p.Groups) != 3 {
 		t.Fatalf("replaced plan = %+v", p)
+	}
+}
+
+// TestComplianceReportHeldRings: the report counts, per group, the Macs a
+// ring gate holds (not a pending Mac with another reason).
+func TestComplianceReportHeldRings(t *testing.T) {
+	held := "held: ring pilot has not passed its health gate"
+	in := []scheduler.ReportInput{
+		{Device: reportDevice("a", "15.1"), GroupID: "broad", State: &scheduler.State{Phase: softwareupdate.PhasePending, Reason: held, Target: "15.2"}},
+		{Device: reportDevice("b", "15.1"), GroupID: "broad", State: &scheduler.State{Phase: softwareupdate.PhasePending, Reason: held, Target: "15.2"}},
+		{Device: reportDevice("c", "15.1"), GroupID: "late", State: &scheduler.State{Phase: softwareupdate.PhasePending, Reason: held, Target: "15.2"}},
+		{Device: reportDevice("d", "15.1"), GroupID: "pilot", State: &scheduler.State{Phase: softwareupdate.PhasePending, Reason: "waiting for the first check-in", Target: "15.2"}},
+		{Device: reportDevice("e", "15.1"), GroupID: "pilot", State: &scheduler.State{Phase: softwareupdate.PhaseNotify, Reason: held, Target: "15.2"}},
+		{Device: reportDevice("f", "15.1"), GroupID: "pilot"},
+	}
+	rep := scheduler.BuildComplianceReport(reportNow, in, false)
+	want := []scheduler.RingHold{{GroupID: "broad", Reason: held, Macs: 2}, {GroupID: "late", Reason: held, Macs: 1}}
+	if fmt.Sprint(rep.HeldRings) != fmt.Sprint(want) {
+		t.Fatalf("held rings = %+v, want %+v", rep.HeldRings, want)
+	}
+	if rep := scheduler.BuildComplianceReport(reportNow, nil, false); rep.HeldRings == nil {
+		t.Fatal("held rings of an empty fleet is nil, want an empty list")
 	}
 }
