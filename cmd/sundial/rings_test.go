@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -120,6 +122,23 @@ func TestRingsCLI(t *testing.T) {
 		!regexp.MustCompile(`broad\s+1\s+held: ring pilot`).MatchString(out) {
 		t.Errorf("report compliance = %d %q", code, out)
 	}
+	metrics := func() string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+ts.admin.APIKey)
+		resp, err := ts.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	for _, series := range []string{`sundial_rings_held{group="broad",plan="macos"} 1`, `sundial_rings_held{group="pilot",plan="macos"} 0`} {
+		if m := metrics(); !strings.Contains(m, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 	for _, args := range [][]string{{"rings", "promote", "macos", "broad"}, {"rings", "remove", "macos"}} {
 		if code, out := cliWith(rk.Secret, args...); code != exitAuth {
 			t.Errorf("%q with a read key = %d %q, want exit %d", args, code, out, exitAuth)
@@ -139,6 +158,9 @@ func TestRingsCLI(t *testing.T) {
 		rep, err := ts.admin.DeviceUpdate(ctx, macs["broad"].UDID, 0)
 		return err == nil && rep.State != nil && !strings.Contains(rep.State.Reason, "held") && !rep.State.Deadline.IsZero()
 	})
+	if m := metrics(); !strings.Contains(m, `sundial_rings_held{group="broad",plan="macos"} 0`) {
+		t.Errorf("/metrics after the promotion lacks the broad ring at 0")
+	}
 	if code, out := cli("rings", "show", "macos"); code != 0 || !strings.Contains(out, "opened by hand") {
 		t.Errorf("rings show after the promotion = %d %q", code, out)
 	}

@@ -163,7 +163,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a), newPauseCollector(a))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a), newPauseCollector(a),
+		newRingsCollector(a))
 	a.faults = newFaults(a.registry)
 	if err := a.setupPush(); err != nil {
 		return nil, err
