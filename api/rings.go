@@ -148,8 +148,9 @@ func (s *Server) registerRings(v1 *mux.Router) {
 }
 
 // ringBefore returns the ring whose gate holds group: promoting group
-// opens that gate. The ring before must have started, else opening its
-// gate would start nothing.
+// opens that gate. A ring before that is itself held must be promoted
+// first, else opening its gate would start nothing; the first ring starts
+// at the next pass in any case.
 func ringBefore(p scheduler.RingPlan, group string) (string, error) {
 	for i, g := range p.Groups {
 		if g != group {
@@ -159,7 +160,7 @@ func ringBefore(p scheduler.RingPlan, group string) (string, error) {
 			return "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("group %s is the first ring of plan %s: it needs no promotion", g, p.ID)}
 		}
 		prev := p.Groups[i-1]
-		if i-1 < len(p.States) && p.States[i-1].Started.IsZero() {
+		if i-1 > 0 && i-1 < len(p.States) && p.States[i-1].Started.IsZero() {
 			return "", &Error{Code: CodeConflict, Message: fmt.Sprintf("ring %s before %s has not started yet: promote %s first", prev, g, prev)}
 		}
 		return prev, nil

@@ -185,3 +185,26 @@ func TestRingEndpoints(t *testing.T) {
 		t.Fatalf("ring audit = %q, want %q", actions, want)
 	}
 }
+
+// TestRingBefore: promoting a ring opens the gate of the ring before it,
+// which must itself have started unless it is the first ring.
+func TestRingBefore(t *testing.T) {
+	started := scheduler.RingState{Started: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	p := scheduler.RingPlan{ID: "macos", Groups: []string{"pilot", "early", "broad"}, States: make([]scheduler.RingState, 3)}
+	if g, err := ringBefore(p, "early"); err != nil || g != "pilot" {
+		t.Errorf("promote early before any evaluation = %q, %v; want pilot", g, err)
+	}
+	_, err := ringBefore(p, "broad")
+	wantCode(t, err, CodeConflict)
+	if err == nil || !strings.Contains(err.Error(), "promote early first") {
+		t.Errorf("promote broad while early is held = %v", err)
+	}
+	p.States[0], p.States[1] = started, started
+	if g, err := ringBefore(p, "broad"); err != nil || g != "early" {
+		t.Errorf("promote broad after early started = %q, %v; want early", g, err)
+	}
+	_, err = ringBefore(p, "pilot")
+	wantCode(t, err, CodeInvalid)
+	_, err = ringBefore(p, "late")
+	wantCode(t, err, CodeInvalid)
+}
