@@ -59,8 +59,10 @@ func (g RingGate) Validate() error {
 	if v := g.maxFailed(); v < 0 || v > 100 {
 		return fmt.Errorf("%w: max_failed_percent %d: must be 0 to 100", ErrInvalidGate, v)
 	}
-	if w := g.maxWait(); w < time.Hour || w > MaxGateMaxWait {
-		return fmt.Errorf("%w: max_wait_hours %d: must be 1 to %d", ErrInvalidGate, int(w/time.Hour), int(MaxGateMaxWait/time.Hour))
+	// The hours are checked before they become a Duration, which a huge
+	// count would overflow into the valid range.
+	if h := g.MaxWaitHours; h != nil && (*h < 1 || *h > int(MaxGateMaxWait/time.Hour)) {
+		return fmt.Errorf("%w: max_wait_hours %d: must be 1 to %d hours", ErrInvalidGate, *h, int(MaxGateMaxWait/time.Hour))
 	}
 	return nil
 }
