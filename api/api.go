@@ -101,6 +101,7 @@ type Server struct {
 	retrier   Retrier
 	dep       DEP
 	hooks     *webhooksAPI
+	ringStat  RingStatuser
 }
 
 type ctxKey int
@@ -146,6 +147,7 @@ func (s *Server) Register(r *mux.Router) {
 	s.registerPush(v1)
 	s.registerManagedOS(v1)
 	s.registerRollouts(v1)
+	s.registerRings(v1)
 	s.registerRetry(v1)
 	s.registerKeys(v1)
 	s.registerCatalogSync(v1)

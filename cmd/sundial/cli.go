@@ -48,7 +48,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		cf.register(c)
 		root.AddCommand(c)
 	}
-	for _, c := range append(newPauseCmds(getenv, cf), newReadinessCmd(getenv, cf)) {
+	for _, c := range append(newPauseCmds(getenv, cf), newReadinessCmd(getenv, cf), newRingsCmd(getenv, cf)) {
 		cf.register(c)
 		root.AddCommand(c)
 	}

@@ -148,6 +148,9 @@ func TestREADMEWalk(t *testing.T) {
 		"pause":                  {"paused group pilots: 15.4 boot loops"},
 		"resume":                 {"resumed group pilots"},
 		"readiness":              {"Deadlines until", "FORECAST"},
+		"rings set":              {"ring plan macos: pilots → default", "max wait 5d"},
+		"rings show":             {"PLAN", "macos", "pilots", "default"},
+		"rings promote":          {"promoted ring default of plan macos"},
 	}
 	// Commands the README shows twice with different arguments.
 	byLine := map[string][]string{

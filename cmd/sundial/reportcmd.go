@@ -122,6 +122,12 @@ func printComplianceReport(w io.Writer, rep *scheduler.ComplianceReport) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", reportName(d), d.GroupID, reportDash(d.Target), d.Deadline.UTC().Format("2006-01-02 15:04"), d.Phase)
 		}
 	}
+	if len(rep.HeldRings) > 0 {
+		fmt.Fprintln(tw, "\nHELD BY A RING GATE\tMACS\tREASON")
+		for _, h := range rep.HeldRings {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", h.GroupID, h.Macs, h.Reason)
+		}
+	}
 	if len(rep.Failures) > 0 {
 		fmt.Fprintln(tw, "\nFAILURE\tMACS")
 		for _, f := range rep.Failures {

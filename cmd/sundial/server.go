@@ -163,7 +163,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	}
 	a := &app{cfg: cfg, log: log, clock: clk, store: store, authority: authority, topic: topic}
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a), newPauseCollector(a))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCatalogCollector(a), newPauseCollector(a),
+		newRingsCollector(a))
 	a.faults = newFaults(a.registry)
 	if err := a.setupPush(); err != nil {
 		return nil, err
@@ -266,7 +267,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithDeviceZones(z).
 		WithRetrier(scheduler.NewRetries(a.sched, store, clk)).
 		WithDEP(depAdmin{a.dep, store, clk, log}).
-		WithWebhooks(store, sealer, clk.Now)
+		WithWebhooks(store, sealer, clk.Now).
+		WithRingStatuses(a.sched)
 	a.hooks = a.newWebhookWorker(sealer)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)

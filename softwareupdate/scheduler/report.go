@@ -58,6 +58,9 @@ type ComplianceReport struct {
 	// NeedsBootstrapToken lists the Apple silicon Macs whose update needs a
 	// bootstrap token that is not escrowed.
 	NeedsBootstrapToken []DeviceBrief `json:"needs_bootstrap_token"`
+	// HeldRings counts, per group, the Macs a ring's health gate keeps
+	// from starting their notice, with the reason; by group.
+	HeldRings []RingHold `json:"held_rings"`
 	// Failures counts surfaced failures by reason, most frequent first.
 	Failures []FailureCount `json:"failures"`
 	// DeadlinesAhead counts, for each of the next DeadlineDays UTC days
@@ -90,6 +93,13 @@ type FailureCount struct {
 	Reason  string   `json:"reason"`
 	Count   int      `json:"count"`
 	Devices []string `json:"devices"`
+}
+
+// RingHold is how many Macs of a group a ring gate holds, and why.
+type RingHold struct {
+	GroupID string `json:"group_id"`
+	Reason  string `json:"reason"`
+	Macs    int    `json:"macs"`
 }
 
 // DayCount is the number of deadlines on one UTC day ("YYYY-MM-DD").
@@ -222,12 +232,14 @@ func BuildComplianceReport(now time.Time, in []ReportInput, withRows bool) *Comp
 		Ineligible:          []DeviceBrief{},
 		Deferring:           []DeviceBrief{},
 		NeedsBootstrapToken: []DeviceBrief{},
+		HeldRings:           []RingHold{},
 		Failures:            []FailureCount{},
 		TimeToCompliance:    []TargetCompliance{},
 	}
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	ahead := make([]int, DeadlineDays)
 	failures := map[string]*FailureCount{}
+	holds := map[string]*RingHold{}
 	durations := map[string][]time.Duration{}
 	outstanding := map[string]int{}
 	current := map[string]bool{}
@@ -266,6 +278,14 @@ func BuildComplianceReport(now time.Time, in []ReportInput, withRows bool) *Comp
 		if row.NeedsBootstrapToken {
 			r.NeedsBootstrapToken = append(r.NeedsBootstrapToken, brief)
 		}
+		if x.State != nil && HeldByRing(x.State) {
+			h := holds[row.GroupID]
+			if h == nil {
+				h = &RingHold{GroupID: row.GroupID, Reason: row.Reason}
+				holds[row.GroupID] = h
+			}
+			h.Macs++
+		}
 		if reason := failureOf(&row); reason != "" {
 			f := failures[reason]
 			if f == nil {
@@ -303,6 +323,10 @@ func BuildComplianceReport(now time.Time, in []ReportInput, withRows bool) *Comp
 	for _, f := range failures {
 		r.Failures = append(r.Failures, *f)
 	}
+	for _, h := range holds {
+		r.HeldRings = append(r.HeldRings, *h)
+	}
+	slices.SortFunc(r.HeldRings, func(a, b RingHold) int { return cmp.Compare(a.GroupID, b.GroupID) })
 	slices.SortFunc(r.Failures, func(a, b FailureCount) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason))
 	})

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sundial-mdm/sundial/softwareupdate"
@@ -200,6 +201,15 @@ func notYetNotified(st *State) bool {
 	return false
 }
 
+// heldReasonPrefix starts the reason of every Mac a ring gate holds.
+const heldReasonPrefix = "held: ring "
+
+// HeldByRing reports whether a ring's health gate holds st: pending, with
+// the reason heldDecision gives.
+func HeldByRing(st *State) bool {
+	return st.Phase == softwareupdate.PhasePending && strings.HasPrefix(st.Reason, heldReasonPrefix)
+}
+
 // heldDecision keeps a held Mac pending: its notice has not started, so it
 // has no deadline yet; the sweep that follows the gate's opening brings it
 // back, and it gets full minimum notice from then. The reason names the
@@ -209,7 +219,7 @@ func heldDecision(d softwareupdate.Decision, ring RingStatus) softwareupdate.Dec
 	switch d.Phase {
 	case softwareupdate.PhasePending, softwareupdate.PhaseNotify, softwareupdate.PhaseCountdown, softwareupdate.PhaseEnforce:
 		return softwareupdate.Decision{Phase: softwareupdate.PhasePending,
-			Reason: fmt.Sprintf("held: ring %s has not passed its health gate", ring.HeldBy)}
+			Reason: fmt.Sprintf("%s%s has not passed its health gate", heldReasonPrefix, ring.HeldBy)}
 	}
 	return d
 }

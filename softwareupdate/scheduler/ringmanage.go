@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/sundial-mdm/sundial/storage"
 )
@@ -43,9 +44,22 @@ func (m *Manager) SetRingPlan(ctx context.Context, actor string, p RingPlan) (*R
 	if err != nil {
 		return nil, err
 	}
-	old, err := m.ringPlan(ctx, rs, p.ID)
+	list, err := rs.RingPlans(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var old *RingPlan
+	for i := range list {
+		if list[i].ID == p.ID {
+			old = &list[i]
+			continue
+		}
+		// A group gated by two plans would have two rings before it.
+		for _, g := range list[i].Groups {
+			if slices.Contains(p.Groups, g) {
+				return nil, fmt.Errorf("%w: group %s is already in ring plan %s", ErrInvalid, g, list[i].ID)
+			}
+		}
 	}
 	p.States = make([]RingState, len(p.Groups))
 	if old != nil {
@@ -110,4 +124,43 @@ func (m *Manager) PromoteRing(ctx context.Context, actor, id, group string) (*Ri
 	}
 	m.reevaluate()
 	return p, nil
+}
+
+// RingPlans lists every ring plan, by ID (none if the store cannot keep
+// them).
+func (m *Manager) RingPlans(ctx context.Context) ([]RingPlan, error) {
+	rs, ok := m.store.(RingStore)
+	if !ok {
+		return nil, nil
+	}
+	return rs.RingPlans(ctx)
+}
+
+// DeleteRingPlan removes plan id (audited; storage.ErrNotFound if none):
+// its groups stop being gated, and Macs it held start their notice at the
+// next pass.
+func (m *Manager) DeleteRingPlan(ctx context.Context, actor, id string) error {
+	if err := checkActor(actor); err != nil {
+		return err
+	}
+	rs, err := m.ringStore()
+	if err != nil {
+		return err
+	}
+	old, err := m.ringPlan(ctx, rs, id)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		return fmt.Errorf("ring plan %q: %w", truncate(id), storage.ErrNotFound)
+	}
+	a, err := NewAuditEntry(m.clock.Now().UTC(), actor, "rings.remove", "rings/"+old.ID, old, nil)
+	if err != nil {
+		return err
+	}
+	if err := rs.DeleteRingPlan(ctx, old.ID, a); err != nil {
+		return err
+	}
+	m.reevaluate()
+	return nil
 }

@@ -59,8 +59,10 @@ func (g RingGate) Validate() error {
 	if v := g.maxFailed(); v < 0 || v > 100 {
 		return fmt.Errorf("%w: max_failed_percent %d: must be 0 to 100", ErrInvalidGate, v)
 	}
-	if w := g.maxWait(); w < time.Hour || w > MaxGateMaxWait {
-		return fmt.Errorf("%w: max_wait_hours %d: must be 1 to %d", ErrInvalidGate, int(w/time.Hour), int(MaxGateMaxWait/time.Hour))
+	// The hours are checked before they become a Duration, which a huge
+	// count would overflow into the valid range.
+	if h := g.MaxWaitHours; h != nil && (*h < 1 || *h > int(MaxGateMaxWait/time.Hour)) {
+		return fmt.Errorf("%w: max_wait_hours %d: must be 1 to %d hours", ErrInvalidGate, *h, int(MaxGateMaxWait/time.Hour))
 	}
 	return nil
 }
@@ -131,6 +133,8 @@ type RingStatus struct {
 	Reason    string `json:"reason,omitempty"`
 	// Gate is this ring's own gate, for the ring after it.
 	Gate GateVerdict `json:"gate"`
+	// Tally is the count of this ring's Macs the gate was decided on.
+	Tally RingTally `json:"tally"`
 }
 
 // GateRings walks the rings in order: the first ring always notifies;
@@ -141,7 +145,7 @@ func GateRings(rings []Ring, now time.Time) []RingStatus {
 	out := make([]RingStatus, len(rings))
 	may, heldBy, reason := true, "", ""
 	for i, r := range rings {
-		out[i] = RingStatus{Name: r.Name, MayNotify: may, HeldBy: heldBy, Reason: reason}
+		out[i] = RingStatus{Name: r.Name, MayNotify: may, HeldBy: heldBy, Reason: reason, Tally: r.Tally}
 		if !may {
 			continue
 		}

@@ -24,6 +24,7 @@ func TestRingGateValidate(t *testing.T) {
 		{"wait zero", RingGate{MaxWaitHours: ip(0)}, false},
 		{"wait over 30 days", RingGate{MaxWaitHours: ip(30*24 + 1)}, false},
 		{"wait 30 days", RingGate{MaxWaitHours: ip(30 * 24)}, true},
+		{"wait overflowing a Duration into range", RingGate{MaxWaitHours: ip(5124097)}, false},
 	} {
 		err := tc.have.Validate()
 		if (err == nil) != tc.ok {
