@@ -1,0 +1,14 @@
+package pgsql
+
+import (
+	"testing"
+
+	"github.com/sundial-mdm/sundial/storage/storagetest"
+)
+
+func TestWebhookOnceConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunWebhookOnce(t, func(t *testing.T) storagetest.WebhookOnceStore {
+		return newTestDB(t).open(t)
+	})
+}

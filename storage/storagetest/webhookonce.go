@@ -1,0 +1,111 @@
+package storagetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sundial-mdm/sundial/storage"
+)
+
+// WebhookOnceStore is what RunWebhookOnce needs: the ledger and the
+// outbox it writes to.
+type WebhookOnceStore interface {
+	storage.WebhookOnceStore
+	storage.WebhookOutbox
+}
+
+// RunWebhookOnce runs the conformance suite of storage.WebhookOnceStore.
+func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	mk := func(ev, ep string) storage.WebhookDelivery {
+		return storage.WebhookDelivery{EventID: ev, Endpoint: ep, Type: "catalog.new_release", Created: t0,
+			Body: []byte(`{"id":"` + ev + `"}`), NextAt: t0}
+	}
+	due := func(t *testing.T, s WebhookOnceStore) []storage.WebhookDelivery {
+		t.Helper()
+		ds, err := s.DueWebhooks(t.Context(), t0.Add(time.Hour), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+
+	t.Run("OnceEvenAfterAck", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		first, err := s.EnqueueWebhookOnce(ctx, "ev1", t0.Add(24*time.Hour), []storage.WebhookDelivery{mk("ev1", "a"), mk("ev1", "b")})
+		if err != nil || !first {
+			t.Fatalf("first enqueue: %v %v", first, err)
+		}
+		if got := due(t, s); len(got) != 2 {
+			t.Fatalf("outbox after first enqueue: %d deliveries, want 2", len(got))
+		}
+		for _, ep := range []string{"a", "b"} {
+			if err := s.AckWebhook(ctx, "ev1", ep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first, err = s.EnqueueWebhookOnce(ctx, "ev1", t0.Add(24*time.Hour), []storage.WebhookDelivery{mk("ev1", "a")})
+		if err != nil || first {
+			t.Fatalf("second enqueue of a delivered event: first=%v err=%v", first, err)
+		}
+		if got := due(t, s); len(got) != 0 {
+			t.Fatalf("a delivered event was queued again: %+v", got)
+		}
+	})
+
+	t.Run("PruneForgets", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		for _, ev := range []string{"old", "new"} {
+			keep := t0.Add(time.Hour)
+			if ev == "new" {
+				keep = t0.Add(48 * time.Hour)
+			}
+			if _, err := s.EnqueueWebhookOnce(ctx, ev, keep, []storage.WebhookDelivery{mk(ev, "a")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.PruneWebhookOnce(ctx, t0.Add(2*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("prune: %d %v, want 1", n, err)
+		}
+		// The pruned ID may be emitted again; the kept one may not.
+		if first, err := s.EnqueueWebhookOnce(ctx, "old", t0.Add(72*time.Hour), nil); err != nil || !first {
+			t.Fatalf("pruned ID: first=%v err=%v", first, err)
+		}
+		if first, err := s.EnqueueWebhookOnce(ctx, "new", t0.Add(72*time.Hour), nil); err != nil || first {
+			t.Fatalf("kept ID: first=%v err=%v", first, err)
+		}
+	})
+
+	t.Run("BadInputChangesNothing", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		long := string(make([]byte, 65))
+		bad := mk("ev2", "a")
+		bad.Body = []byte("{")
+		for name, call := range map[string]func() error{
+			"empty ID": func() error { _, err := s.EnqueueWebhookOnce(ctx, "", t0, nil); return err },
+			"long ID":  func() error { _, err := s.EnqueueWebhookOnce(ctx, long, t0, nil); return err },
+			"other event": func() error {
+				_, err := s.EnqueueWebhookOnce(ctx, "ev2", t0, []storage.WebhookDelivery{mk("ev3", "a")})
+				return err
+			},
+			"invalid body": func() error {
+				_, err := s.EnqueueWebhookOnce(ctx, "ev2", t0, []storage.WebhookDelivery{bad})
+				return err
+			},
+		} {
+			if call() == nil {
+				t.Errorf("%s: accepted", name)
+			}
+		}
+		if got := due(t, s); len(got) != 0 {
+			t.Fatalf("refused calls queued %+v", got)
+		}
+		if first, err := s.EnqueueWebhookOnce(ctx, "ev2", t0.Add(time.Hour), []storage.WebhookDelivery{mk("ev2", "a")}); err != nil || !first {
+			t.Fatalf("refused calls recorded the ID: first=%v err=%v", first, err)
+		}
+	})
+}
