@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sundial-mdm/sundial/api"
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -214,7 +215,7 @@ func (a *app) holdBack(future *catalog.Catalog) {
 
 // admitDue merges the held-back releases whose posting day has come, and
 // says whether any did.
-func (a *app) admitDue() bool {
+func (a *app) admitDue(ctx context.Context) bool {
 	if a.catState.future == nil {
 		return false
 	}
@@ -223,8 +224,54 @@ func (a *app) admitDue() bool {
 		return false
 	}
 	a.catState.future = later
+	learned := newReleases(a.catalog, due)
 	added, changed := a.catalog.MergeCount(due)
+	a.announceReleases(ctx, learned, "feed")
 	return added+changed > 0
+}
+
+// newReleases lists the releases of c (main and supplemental) that cur
+// does not hold, compared as the catalog keys them.
+func newReleases(cur, c *catalog.Catalog) []catalog.Release {
+	if c == nil {
+		return nil
+	}
+	type key struct {
+		v            catalog.Version
+		extra        string
+		supplemental bool
+	}
+	have := map[key]bool{}
+	for _, list := range [][]catalog.Release{cur.Releases(), cur.Supplementals()} {
+		for _, r := range list {
+			have[key{r.Version, r.VersionExtra, r.Supplemental}] = true
+		}
+	}
+	var out []catalog.Release
+	for _, list := range [][]catalog.Release{c.Releases(), c.Supplementals()} {
+		for _, r := range list {
+			if !have[key{r.Version, r.VersionExtra, r.Supplemental}] {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// announceReleases queues catalog.new_release, once per release, for the
+// releases the catalog just learned from source. The catalog change is
+// already stored, so a failure is logged, not returned.
+func (a *app) announceReleases(ctx context.Context, rels []catalog.Release, source string) {
+	now := a.clock.Now()
+	for i := range rels {
+		ev, err := webhook.ReleaseEvent(&rels[i], source, now)
+		if err == nil {
+			_, err = webhook.EmitOnce(ctx, a.store, ev, now.Add(webhook.ReleaseKeep))
+		}
+		if err != nil {
+			a.log.Error("catalog.new_release webhook not queued", "version", rels[i].Version.String(), "err", err)
+		}
+	}
 }
 
 // parseFeed recognises a gdmf or SOFA (v2, then v1) body.
@@ -282,7 +329,9 @@ func (a *app) applyFeed(ctx context.Context, actor, rawURL string, body []byte) 
 	if err := a.store.PutCatalogFeed(ctx, kind, body, a.clock.Now()); err != nil {
 		return nil, err
 	}
+	learned := newReleases(a.catalog, kept)
 	res.New, res.Changed = a.catalog.MergeCount(kept)
+	a.announceReleases(ctx, learned, kind)
 	a.catState.seen = "" // own change: rebuild once at the next refresh
 	if kind == "gdmf" {
 		a.catalog.SetAsOf(a.clock.Now())
@@ -360,6 +409,7 @@ func (s catalogSource) AddRelease(ctx context.Context, actor string, r catalog.R
 	if err := s.a.store.PutManualRelease(ctx, r.Version.String(), b); err != nil {
 		return err
 	}
+	s.a.announceReleases(ctx, []catalog.Release{added}, "manual")
 	s.a.catState.seen = ""
 	s.a.sched.CatalogChanged()
 	s.a.log.Info("release added by hand", "version", r.Version.String(), "build", r.Build)
@@ -488,7 +538,7 @@ func (p pollSink) SaveState(ctx context.Context, kind string, st poll.State) err
 	if kind == "gdmf" && st.Failures == 0 && !st.CheckedAt.IsZero() {
 		p.a.catalog.SetAsOf(st.CheckedAt) // a 304 confirms the data too
 	}
-	if p.a.admitDue() {
+	if p.a.admitDue(ctx) {
 		p.a.sched.CatalogChanged()
 		p.a.log.Info("held-back releases reached their posting day")
 	}

@@ -84,6 +84,7 @@ type backend interface {
 	scheduler.PauseStore
 	storage.WebhookOutbox
 	storage.WebhookEndpointStore
+	storage.WebhookOnceStore
 	scheduler.RingStore
 }
 
