@@ -32,9 +32,19 @@ func (h *hookReceiver) received(prefix string) map[string]int {
 // and a restart; an exception expiring within 24 h is announced once,
 // signed, by the leader after a restart and not again after the next.
 func TestCatalogAndExpiringWebhooks(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { testCatalogAndExpiringWebhooks(t, "") })
+	t.Run("pgsql", func(t *testing.T) { testCatalogAndExpiringWebhooks(t, replicaSchema(t)) })
+}
+
+func testCatalogAndExpiringWebhooks(t *testing.T, dsn string) {
 	feed := newTLSFeed(t, gdmfWith(t))
 	dir := t.TempDir()
-	adjust := func(c *Config) { c.CatalogCA = feed.caFile }
+	adjust := func(c *Config) {
+		c.CatalogCA = feed.caFile
+		if dsn != "" {
+			c.Storage, c.StorageDSN = "pgsql", dsn
+		}
+	}
 	ts := startTestServerWith(t, dir, adjust)
 	recv := newHookReceiver(t)
 	added, err := ts.admin.AddWebhook(t.Context(), "ops", recv.srv.URL, nil)
