@@ -35,3 +35,32 @@ func CheckWebhookOnce(eventID string, ds []WebhookDelivery) error {
 	}
 	return nil
 }
+
+// WebhookOnceEvent is one event to queue once: its ID, how long the ledger
+// keeps the ID, and its deliveries (as for EnqueueWebhookOnce).
+type WebhookOnceEvent struct {
+	ID         string
+	KeepUntil  time.Time
+	Deliveries []WebhookDelivery
+}
+
+// CatalogAnnounceStore stores a catalog change together with the
+// catalog.new_release events it causes, in one transaction: the change is
+// never stored without its events, nor its events queued without it.
+type CatalogAnnounceStore interface {
+	// PutCatalogFeedAnnounced is PutCatalogFeed plus each of events queued
+	// as EnqueueWebhookOnce would (an ID already in the ledger is skipped).
+	PutCatalogFeedAnnounced(ctx context.Context, kind string, body []byte, now time.Time, events []WebhookOnceEvent) error
+	// PutManualReleaseAnnounced is PutManualRelease plus events, likewise.
+	PutManualReleaseAnnounced(ctx context.Context, version string, rel []byte, events []WebhookOnceEvent) error
+}
+
+// CheckWebhookOnceEvents checks every event of a CatalogAnnounceStore call.
+func CheckWebhookOnceEvents(events []WebhookOnceEvent) error {
+	for i := range events {
+		if err := CheckWebhookOnce(events[i].ID, events[i].Deliveries); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -26,30 +26,83 @@ func (s *Store) EnqueueWebhookOnce(ctx context.Context, eventID string, keepUnti
 	if err := storage.CheckWebhookOnce(eventID, ds); err != nil {
 		return false, err
 	}
-	vals := make([][]byte, len(ds))
-	for i := range ds {
-		v, err := json.Marshal(&ds[i])
-		if err != nil {
-			return false, err
-		}
-		vals[i] = v
+	vals, err := encodeDeliveries(ds)
+	if err != nil {
+		return false, err
 	}
 	first := false
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bWebhookOnce)
-		if b.Get([]byte(eventID)) != nil {
-			return nil
-		}
-		first = true
-		if err := b.Put([]byte(eventID), binary.BigEndian.AppendUint64(nil, uint64(keepUntil.UnixNano()))); err != nil {
-			return err
-		}
-		return enqueueWebhooksTx(tx, ds, vals)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		first, err = enqueueOnceTx(tx, eventID, keepUntil, ds, vals)
+		return err
 	})
 	if err != nil {
 		return false, err
 	}
 	return first, nil
+}
+
+func encodeDeliveries(ds []storage.WebhookDelivery) ([][]byte, error) {
+	vals := make([][]byte, len(ds))
+	for i := range ds {
+		v, err := json.Marshal(&ds[i])
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+// enqueueOnceTx records eventID in the ledger and stores its checked,
+// encoded deliveries inside tx, unless the ledger already has it.
+func enqueueOnceTx(tx *bbolt.Tx, eventID string, keepUntil time.Time, ds []storage.WebhookDelivery, vals [][]byte) (bool, error) {
+	b := tx.Bucket(bWebhookOnce)
+	if b.Get([]byte(eventID)) != nil {
+		return false, nil
+	}
+	if err := b.Put([]byte(eventID), binary.BigEndian.AppendUint64(nil, uint64(keepUntil.UnixNano()))); err != nil {
+		return false, err
+	}
+	return true, enqueueWebhooksTx(tx, ds, vals)
+}
+
+// putAnnounced runs put and queues events once, in one transaction.
+func (s *Store) putAnnounced(events []storage.WebhookOnceEvent, put func(tx *bbolt.Tx) error) error {
+	if err := storage.CheckWebhookOnceEvents(events); err != nil {
+		return err
+	}
+	vals := make([][][]byte, len(events))
+	for i := range events {
+		v, err := encodeDeliveries(events[i].Deliveries)
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		if err := put(tx); err != nil {
+			return err
+		}
+		for i := range events {
+			if _, err := enqueueOnceTx(tx, events[i].ID, events[i].KeepUntil, events[i].Deliveries, vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var _ storage.CatalogAnnounceStore = (*Store)(nil)
+
+// PutCatalogFeedAnnounced implements storage.CatalogAnnounceStore.
+func (s *Store) PutCatalogFeedAnnounced(ctx context.Context, kind string, body []byte, now time.Time, events []storage.WebhookOnceEvent) error {
+	return s.putAnnounced(events, func(tx *bbolt.Tx) error { return tx.Bucket(bCatFeed).Put([]byte(kind), body) })
+}
+
+// PutManualReleaseAnnounced implements storage.CatalogAnnounceStore.
+func (s *Store) PutManualReleaseAnnounced(ctx context.Context, version string, rel []byte, events []storage.WebhookOnceEvent) error {
+	return s.putAnnounced(events, func(tx *bbolt.Tx) error { return tx.Bucket(bCatMan).Put([]byte(version), rel) })
 }
 
 // PruneWebhookOnce implements storage.WebhookOnceStore.

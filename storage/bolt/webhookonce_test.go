@@ -17,3 +17,14 @@ func TestWebhookOnceConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestCatalogAnnounceConformance(t *testing.T) {
+	storagetest.RunCatalogAnnounce(t, func(t *testing.T) storagetest.CatalogAnnounceStore {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

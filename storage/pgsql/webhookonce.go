@@ -19,21 +19,69 @@ func (s *Store) EnqueueWebhookOnce(ctx context.Context, eventID string, keepUnti
 	}
 	first := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO webhook_once (event_id, keep_until) VALUES ($1, $2)
-			ON CONFLICT (event_id) DO NOTHING`, eventID, keepUntil)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return nil
-		}
-		first = true
-		return enqueueWebhooksTx(ctx, tx, ds)
+		var err error
+		first, err = enqueueOnceTx(ctx, tx, eventID, keepUntil, ds)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("enqueue webhook once: %w", err)
 	}
 	return first, nil
+}
+
+// enqueueOnceTx records eventID in the ledger and stores its checked
+// deliveries inside tx, unless the ledger already has it.
+func enqueueOnceTx(ctx context.Context, tx pgx.Tx, eventID string, keepUntil time.Time, ds []storage.WebhookDelivery) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO webhook_once (event_id, keep_until) VALUES ($1, $2)
+		ON CONFLICT (event_id) DO NOTHING`, eventID, keepUntil)
+	if err != nil || tag.RowsAffected() == 0 {
+		return false, err
+	}
+	return true, enqueueWebhooksTx(ctx, tx, ds)
+}
+
+// putAnnounced runs put and queues events once, in one transaction.
+func (s *Store) putAnnounced(ctx context.Context, events []storage.WebhookOnceEvent, put func(tx pgx.Tx) error) error {
+	if err := storage.CheckWebhookOnceEvents(events); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := put(tx); err != nil {
+			return err
+		}
+		for i := range events {
+			if _, err := enqueueOnceTx(ctx, tx, events[i].ID, events[i].KeepUntil, events[i].Deliveries); err != nil {
+				return fmt.Errorf("enqueue webhook once: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+var _ storage.CatalogAnnounceStore = (*Store)(nil)
+
+// PutCatalogFeedAnnounced implements storage.CatalogAnnounceStore.
+func (s *Store) PutCatalogFeedAnnounced(ctx context.Context, kind string, body []byte, now time.Time, events []storage.WebhookOnceEvent) error {
+	return s.putAnnounced(ctx, events, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO catalog_feeds (kind, body, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (kind) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at`, kind, body, now)
+		if err != nil {
+			return fmt.Errorf("store catalog feed: %w", err)
+		}
+		return nil
+	})
+}
+
+// PutManualReleaseAnnounced implements storage.CatalogAnnounceStore.
+func (s *Store) PutManualReleaseAnnounced(ctx context.Context, version string, rel []byte, events []storage.WebhookOnceEvent) error {
+	return s.putAnnounced(ctx, events, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO catalog_manual (version, release) VALUES ($1, $2)
+			ON CONFLICT (version) DO UPDATE SET release = EXCLUDED.release`, version, rel)
+		if err != nil {
+			return fmt.Errorf("store manual release: %w", err)
+		}
+		return nil
+	})
 }
 
 // PruneWebhookOnce implements storage.WebhookOnceStore.

@@ -12,3 +12,10 @@ func TestWebhookOnceConformance(t *testing.T) {
 		return newTestDB(t).open(t)
 	})
 }
+
+func TestCatalogAnnounceConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunCatalogAnnounce(t, func(t *testing.T) storagetest.CatalogAnnounceStore {
+		return newTestDB(t).open(t)
+	})
+}

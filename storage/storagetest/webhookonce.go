@@ -109,3 +109,109 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 		}
 	})
 }
+
+// CatalogAnnounceStore is what RunCatalogAnnounce needs.
+type CatalogAnnounceStore interface {
+	WebhookOnceStore
+	storage.CatalogStore
+	storage.CatalogAnnounceStore
+}
+
+// RunCatalogAnnounce runs the conformance suite of
+// storage.CatalogAnnounceStore: a catalog change and its events are stored
+// together, each event once, and a refused call stores neither.
+func RunCatalogAnnounce(t *testing.T, newStore func(t *testing.T) CatalogAnnounceStore) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ev := func(id string, eps ...string) storage.WebhookOnceEvent {
+		e := storage.WebhookOnceEvent{ID: id, KeepUntil: t0.Add(24 * time.Hour)}
+		for _, ep := range eps {
+			e.Deliveries = append(e.Deliveries, storage.WebhookDelivery{EventID: id, Endpoint: ep, Type: "catalog.new_release",
+				Created: t0, Body: []byte(`{"id":"` + id + `"}`), NextAt: t0})
+		}
+		return e
+	}
+	due := func(t *testing.T, s CatalogAnnounceStore) map[string]bool {
+		t.Helper()
+		ds, err := s.DueWebhooks(t.Context(), t0.Add(time.Hour), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, d := range ds {
+			out[d.EventID+"/"+d.Endpoint] = true
+		}
+		return out
+	}
+
+	t.Run("FeedWithEvents", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if err := s.PutCatalogFeedAnnounced(ctx, "gdmf", []byte(`{"v":1}`), t0, []storage.WebhookOnceEvent{ev("r1", "a", "b"), ev("r2", "a")}); err != nil {
+			t.Fatal(err)
+		}
+		if feeds, err := s.CatalogFeeds(ctx); err != nil || string(feeds["gdmf"]) != `{"v":1}` {
+			t.Fatalf("feeds = %q, %v", feeds, err)
+		}
+		if got := due(t, s); len(got) != 3 || !got["r1/a"] || !got["r1/b"] || !got["r2/a"] {
+			t.Fatalf("outbox = %v", got)
+		}
+		for _, k := range [][2]string{{"r1", "a"}, {"r1", "b"}, {"r2", "a"}} {
+			if err := s.AckWebhook(ctx, k[0], k[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The same releases again with a new one: only the new one is queued.
+		if err := s.PutCatalogFeedAnnounced(ctx, "gdmf", []byte(`{"v":2}`), t0, []storage.WebhookOnceEvent{ev("r1", "a"), ev("r3", "a")}); err != nil {
+			t.Fatal(err)
+		}
+		if got := due(t, s); len(got) != 1 || !got["r3/a"] {
+			t.Fatalf("outbox after the second feed = %v", got)
+		}
+		if feeds, _ := s.CatalogFeeds(ctx); string(feeds["gdmf"]) != `{"v":2}` {
+			t.Fatalf("feed not replaced: %q", feeds["gdmf"])
+		}
+	})
+
+	t.Run("ManualWithEvent", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if err := s.PutManualReleaseAnnounced(ctx, "26.4", []byte(`{"version":"26.4"}`), []storage.WebhookOnceEvent{ev("m1", "a")}); err != nil {
+			t.Fatal(err)
+		}
+		if rels, err := s.ManualReleases(ctx); err != nil || len(rels) != 1 {
+			t.Fatalf("manual releases = %q, %v", rels, err)
+		}
+		if got := due(t, s); len(got) != 1 || !got["m1/a"] {
+			t.Fatalf("outbox = %v", got)
+		}
+		// An event already in the ledger is skipped; the ledger says so.
+		if first, err := s.EnqueueWebhookOnce(ctx, "m1", t0.Add(time.Hour), nil); err != nil || first {
+			t.Fatalf("m1 not in the ledger: first=%v err=%v", first, err)
+		}
+	})
+
+	t.Run("RefusedStoresNothing", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		bad := ev("x", "a")
+		bad.Deliveries[0].Body = []byte("{")
+		if err := s.PutCatalogFeedAnnounced(ctx, "gdmf", []byte(`{}`), t0, []storage.WebhookOnceEvent{ev("ok", "a"), bad}); err == nil {
+			t.Fatal("a feed with an invalid event was stored")
+		}
+		if err := s.PutManualReleaseAnnounced(ctx, "26.4", []byte(`{}`), []storage.WebhookOnceEvent{ev("", "a")}); err == nil {
+			t.Fatal("a release with an unnamed event was stored")
+		}
+		if feeds, _ := s.CatalogFeeds(ctx); len(feeds) != 0 {
+			t.Fatalf("refused feed stored: %q", feeds)
+		}
+		if rels, _ := s.ManualReleases(ctx); len(rels) != 0 {
+			t.Fatalf("refused release stored: %q", rels)
+		}
+		if got := due(t, s); len(got) != 0 {
+			t.Fatalf("refused calls queued %v", got)
+		}
+		if first, err := s.EnqueueWebhookOnce(ctx, "ok", t0.Add(time.Hour), nil); err != nil || !first {
+			t.Fatalf("a refused call recorded its event: first=%v err=%v", first, err)
+		}
+	})
+}
