@@ -258,9 +258,20 @@ func newReleases(cur, c *catalog.Catalog) []catalog.Release {
 	return out
 }
 
-// announceReleases queues catalog.new_release, once per release, for the
-// releases the catalog just learned from source. The catalog change is
-// already stored, so a failure is logged, not returned.
+// releaseEvents is the catalog.new_release events of releases the catalog
+// is about to learn from source, fanned out for a CatalogAnnounceStore call.
+func (a *app) releaseEvents(ctx context.Context, rels []catalog.Release, source string) ([]storage.WebhookOnceEvent, error) {
+	now := a.clock.Now()
+	evs, err := webhook.ReleaseEvents(rels, source, now)
+	if err != nil {
+		return nil, err
+	}
+	return webhook.OnceEvents(ctx, a.store, evs, now.Add(webhook.ReleaseKeep))
+}
+
+// announceReleases queues catalog.new_release, once per release, for
+// held-back releases the catalog just admitted on their posting day (no
+// stored change goes with it). A failure is logged, not returned.
 func (a *app) announceReleases(ctx context.Context, rels []catalog.Release, source string) {
 	now := a.clock.Now()
 	for i := range rels {
@@ -326,12 +337,16 @@ func (a *app) applyFeed(ctx context.Context, actor, rawURL string, body []byte) 
 	}
 	a.catState.mu.Lock()
 	defer a.catState.mu.Unlock()
-	if err := a.store.PutCatalogFeed(ctx, kind, body, a.clock.Now()); err != nil {
+	// The releases new to the catalog are announced in the transaction
+	// that stores the feed.
+	events, err := a.releaseEvents(ctx, newReleases(a.catalog, kept), kind)
+	if err != nil {
 		return nil, err
 	}
-	learned := newReleases(a.catalog, kept)
+	if err := a.store.PutCatalogFeedAnnounced(ctx, kind, body, a.clock.Now(), events); err != nil {
+		return nil, err
+	}
 	res.New, res.Changed = a.catalog.MergeCount(kept)
-	a.announceReleases(ctx, learned, kind)
 	a.catState.seen = "" // own change: rebuild once at the next refresh
 	if kind == "gdmf" {
 		a.catalog.SetAsOf(a.clock.Now())
@@ -406,10 +421,13 @@ func (s catalogSource) AddRelease(ctx context.Context, actor string, r catalog.R
 	if err != nil {
 		return err
 	}
-	if err := s.a.store.PutManualRelease(ctx, r.Version.String(), b); err != nil {
+	events, err := s.a.releaseEvents(ctx, []catalog.Release{added}, "manual")
+	if err != nil {
 		return err
 	}
-	s.a.announceReleases(ctx, []catalog.Release{added}, "manual")
+	if err := s.a.store.PutManualReleaseAnnounced(ctx, r.Version.String(), b, events); err != nil {
+		return err
+	}
 	s.a.catState.seen = ""
 	s.a.sched.CatalogChanged()
 	s.a.log.Info("release added by hand", "version", r.Version.String(), "build", r.Build)

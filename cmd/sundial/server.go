@@ -85,6 +85,7 @@ type backend interface {
 	storage.WebhookOutbox
 	storage.WebhookEndpointStore
 	storage.WebhookOnceStore
+	storage.CatalogAnnounceStore
 	scheduler.RingStore
 }
 

@@ -139,3 +139,41 @@ func CheckExpiring(ctx context.Context, s ExpiringStore, now time.Time, within t
 	}
 	return n, firstErr
 }
+
+// OnceEvents fans events out to the endpoints subscribed to their types,
+// for a storage.CatalogAnnounceStore call (each ID kept until keepUntil).
+// An event no endpoint wants is left out, so nothing records it.
+func OnceEvents(ctx context.Context, s Endpoints, events []Event, keepUntil time.Time) ([]storage.WebhookOnceEvent, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	eps, err := s.WebhookEndpoints(ctx)
+	if err != nil || len(eps) == 0 {
+		return nil, err
+	}
+	var out []storage.WebhookOnceEvent
+	for _, e := range events {
+		ds, err := Deliveries([]Event{e}, eps)
+		if err != nil {
+			return nil, err
+		}
+		if len(ds) > 0 {
+			out = append(out, storage.WebhookOnceEvent{ID: e.ID, KeepUntil: keepUntil, Deliveries: ds})
+		}
+	}
+	return out, nil
+}
+
+// ReleaseEvents is the catalog.new_release events of releases the catalog
+// learned from source.
+func ReleaseEvents(rels []catalog.Release, source string, now time.Time) ([]Event, error) {
+	out := make([]Event, 0, len(rels))
+	for i := range rels {
+		e, err := ReleaseEvent(&rels[i], source, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
