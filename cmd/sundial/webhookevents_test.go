@@ -1,6 +1,8 @@
 package main
 
 import (
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // received counts the deliveries per event ID whose ID starts with prefix.
@@ -119,5 +122,124 @@ func testCatalogAndExpiringWebhooks(t *testing.T, dsn string) {
 	}
 	if _, bad := recv.count(nil); len(bad) != 0 {
 		t.Fatalf("receiver refused deliveries: %v", bad)
+	}
+}
+
+// openTestApp builds an app that does not serve, on bbolt or (dsn set)
+// PostgreSQL, with the given clock.
+func openTestApp(t *testing.T, dsn string, clk Clock) *app {
+	t.Helper()
+	cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PublicURL: "http://127.0.0.1:1", NoTLS: true, ChallengeMode: "shared",
+		LogLevel: "warn", LogFormat: "text", FlushInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		APNsURL: "https://127.0.0.1:1"}
+	if dsn != "" {
+		cfg.Storage, cfg.StorageDSN = "pgsql", dsn
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// queued lists the event IDs waiting in the outbox with prefix.
+func queued(t *testing.T, a *app, prefix string) []string {
+	t.Helper()
+	ds, err := a.store.DueWebhooks(t.Context(), a.clock.Now().Add(time.Hour), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range ds {
+		if strings.HasPrefix(d.EventID, prefix) {
+			out = append(out, d.EventID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func addTestEndpoint(t *testing.T, a *app) {
+	t.Helper()
+	if err := a.store.PutWebhookEndpoint(t.Context(), storage.WebhookEndpoint{ID: "ops", URL: "http://127.0.0.1:1/hook",
+		Secret: []byte("sealed"), Created: a.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHeldBackReleaseAnnouncedOnItsDay: a release a feed lists with a
+// posting date in the future is announced when the leader's poller admits
+// it on its day, not when the feed arrives, and once.
+func TestHeldBackReleaseAnnouncedOnItsDay(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC())
+	a := openTestApp(t, "", clk)
+	addTestEndpoint(t, a)
+	ctx := t.Context()
+	body := gdmfWith(t, map[string]any{"ProductVersion": "26.10", "Build": "25Z1000",
+		"PostingDate": clk.Now().AddDate(0, 0, 3).Format(time.DateOnly), "SupportedDevices": []string{"J413AP"}})
+	if _, err := a.applyFeed(ctx, pollerActor, "https://feed.example/v2/pmv", body); err != nil {
+		t.Fatal(err)
+	}
+	const id = "catalog.new_release:26.10:25Z1000"
+	if got := queued(t, a, "catalog.new_release:"); len(got) != 0 {
+		t.Fatalf("a release posted in the future was announced: %v", got)
+	}
+	sink := pollSink{a}
+	st := poll.State{URL: "https://feed.example/v2/pmv"}
+	clk.Advance(4 * 24 * time.Hour)
+	for range 2 {
+		st.CheckedAt = clk.Now()
+		if err := sink.SaveState(ctx, "gdmf", st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queued(t, a, "catalog.new_release:"); !slices.Equal(got, []string{id}) {
+		t.Fatalf("queued on the posting day: %v, want [%s]", got, id)
+	}
+	// Delivered, then the same feed synced again: not announced again.
+	if err := a.store.AckWebhook(ctx, id, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.applyFeed(ctx, "admin", "https://feed.example/v2/pmv", body); err != nil {
+		t.Fatal(err)
+	}
+	if got := queued(t, a, "catalog.new_release:"); len(got) != 0 {
+		t.Fatalf("announced again: %v", got)
+	}
+}
+
+// TestReplicasAnnounceReleaseOnce: two replicas on one PostgreSQL
+// database; a release one syncs is announced once, and the other syncing
+// the same feed before it refreshed its catalog (so the release is new to
+// it too) does not announce it again, even after delivery.
+func TestReplicasAnnounceReleaseOnce(t *testing.T) {
+	dsn := replicaSchema(t)
+	a := openTestApp(t, dsn, clock.System{})
+	b := openTestApp(t, dsn, clock.System{})
+	addTestEndpoint(t, a)
+	ctx := t.Context()
+	body := gdmfWith(t, map[string]any{"ProductVersion": "26.9", "Build": "25Z999",
+		"PostingDate": time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly), "SupportedDevices": []string{"J413AP"}})
+	res, err := a.applyFeed(ctx, pollerActor, "https://feed.example/v2/pmv", body)
+	if err != nil || res.New != 1 {
+		t.Fatalf("replica 1 sync = %+v, %v", res, err)
+	}
+	const id = "catalog.new_release:26.9:25Z999"
+	if got := queued(t, a, "catalog.new_release:"); !slices.Equal(got, []string{id}) {
+		t.Fatalf("queued = %v", got)
+	}
+	if err := a.store.AckWebhook(ctx, id, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = b.applyFeed(ctx, "admin", "https://feed.example/v2/pmv", body)
+	if err != nil || res.New != 1 {
+		t.Fatalf("replica 2 sync = %+v, %v", res, err)
+	}
+	if got := queued(t, b, "catalog.new_release:"); len(got) != 0 {
+		t.Fatalf("replica 2 announced the release again: %v", got)
 	}
 }
