@@ -258,6 +258,44 @@ func newReleases(cur, c *catalog.Catalog) []catalog.Release {
 	return out
 }
 
+// announceAdmitted queues catalog.new_release for the releases of the
+// stored feeds that were held back when their feed last changed and whose
+// posting day has come since: admitDue announces those while the leader
+// polls, this catches the ones admitted by a rebuild (a restart, a new
+// leader). The ledger drops those already announced. Leader only.
+func (a *app) announceAdmitted(ctx context.Context) {
+	feeds, err := a.store.CatalogFeeds(ctx)
+	if err != nil {
+		a.log.Error("held-back releases not checked", "err", err)
+		return
+	}
+	polls, err := a.loadPollStates(ctx)
+	if err != nil {
+		a.log.Error("held-back releases not checked", "err", err)
+		return
+	}
+	now := a.clock.Now()
+	for kind, body := range feeds {
+		changed := polls[kind].ChangedAt
+		if changed.IsZero() {
+			continue
+		}
+		fc, err := parseFeed(body)
+		if err != nil {
+			continue // buildCatalog logged it
+		}
+		_, then := fc.WithoutFuture(changed)
+		if then == nil {
+			continue
+		}
+		_, later := fc.WithoutFuture(now)
+		if later == nil {
+			later = &catalog.Catalog{}
+		}
+		a.announceReleases(ctx, newReleases(later, then), "feed")
+	}
+}
+
 // releaseEvents is the catalog.new_release events of releases the catalog
 // is about to learn from source, fanned out for a CatalogAnnounceStore call.
 func (a *app) releaseEvents(ctx context.Context, rels []catalog.Release, source string) ([]storage.WebhookOnceEvent, error) {
@@ -566,8 +604,10 @@ func (p pollSink) SaveState(ctx context.Context, kind string, st poll.State) err
 
 // startCatalogPoller runs the poller until ctx ends (on the scheduler
 // leader only: one replica fetches for all). The returned channel closes
-// when it has stopped; it is closed at once when polling is off.
+// when it has stopped; it is closed at once when polling is off. First it
+// announces the held-back releases admitted while no leader polled.
 func (a *app) startCatalogPoller(ctx context.Context) <-chan struct{} {
+	a.announceAdmitted(ctx) // also when polling is off: a sync stores feeds too
 	done := make(chan struct{})
 	feeds := a.catalogFeeds()
 	if len(feeds) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
@@ -127,9 +128,9 @@ func testCatalogAndExpiringWebhooks(t *testing.T, dsn string) {
 
 // openTestApp builds an app that does not serve, on bbolt or (dsn set)
 // PostgreSQL, with the given clock.
-func openTestApp(t *testing.T, dsn string, clk Clock) *app {
+func openTestApp(t *testing.T, dir, dsn string, clk Clock) *app {
 	t.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PublicURL: "http://127.0.0.1:1", NoTLS: true, ChallengeMode: "shared",
+	cfg := Config{Listen: "127.0.0.1:0", DataDir: dir, PublicURL: "http://127.0.0.1:1", NoTLS: true, ChallengeMode: "shared",
 		LogLevel: "warn", LogFormat: "text", FlushInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		APNsURL: "https://127.0.0.1:1"}
 	if dsn != "" {
@@ -176,7 +177,7 @@ func addTestEndpoint(t *testing.T, a *app) {
 // it on its day, not when the feed arrives, and once.
 func TestHeldBackReleaseAnnouncedOnItsDay(t *testing.T) {
 	clk := clock.NewFake(time.Now().UTC())
-	a := openTestApp(t, "", clk)
+	a := openTestApp(t, t.TempDir(), "", clk)
 	addTestEndpoint(t, a)
 	ctx := t.Context()
 	body := gdmfWith(t, map[string]any{"ProductVersion": "26.10", "Build": "25Z1000",
@@ -218,8 +219,8 @@ func TestHeldBackReleaseAnnouncedOnItsDay(t *testing.T) {
 // it too) does not announce it again, even after delivery.
 func TestReplicasAnnounceReleaseOnce(t *testing.T) {
 	dsn := replicaSchema(t)
-	a := openTestApp(t, dsn, clock.System{})
-	b := openTestApp(t, dsn, clock.System{})
+	a := openTestApp(t, t.TempDir(), dsn, clock.System{})
+	b := openTestApp(t, t.TempDir(), dsn, clock.System{})
 	addTestEndpoint(t, a)
 	ctx := t.Context()
 	body := gdmfWith(t, map[string]any{"ProductVersion": "26.9", "Build": "25Z999",
@@ -241,5 +242,48 @@ func TestReplicasAnnounceReleaseOnce(t *testing.T) {
 	}
 	if got := queued(t, b, "catalog.new_release:"); len(got) != 0 {
 		t.Fatalf("replica 2 announced the release again: %v", got)
+	}
+}
+
+// TestReleaseAdmittedAcrossRestartAnnounced: a held-back release whose
+// posting day comes while the server is down is admitted by the rebuild
+// at start, and the new leader announces it once.
+func TestReleaseAdmittedAcrossRestartAnnounced(t *testing.T) {
+	dir := t.TempDir()
+	clk := clock.NewFake(time.Now().UTC())
+	a := openTestApp(t, dir, "", clk)
+	addTestEndpoint(t, a)
+	ctx := t.Context()
+	body := gdmfWith(t, map[string]any{"ProductVersion": "26.10", "Build": "25Z1000",
+		"PostingDate": clk.Now().AddDate(0, 0, 3).Format(time.DateOnly), "SupportedDevices": []string{"J413AP"}})
+	if _, err := a.applyFeed(ctx, pollerActor, "https://feed.example/v2/pmv", body); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.savePollState(ctx, "gdmf", poll.State{URL: "https://feed.example/v2/pmv", CheckedAt: clk.Now(), ChangedAt: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	a.announceAdmitted(ctx) // still in the future: nothing
+	if got := queued(t, a, "catalog.new_release:"); len(got) != 0 {
+		t.Fatalf("announced before its day: %v", got)
+	}
+	a.Close()
+	clk.Advance(4 * 24 * time.Hour)
+	b := openTestApp(t, dir, "", clk)
+	if _, ok := b.catalog.Lookup(catalog.MustParseVersion("26.10")); !ok {
+		t.Fatal("the rebuild did not admit the release")
+	}
+	const id = "catalog.new_release:26.10:25Z1000"
+	for range 2 {
+		b.announceAdmitted(ctx)
+	}
+	if got := queued(t, b, "catalog.new_release:"); !slices.Equal(got, []string{id}) {
+		t.Fatalf("queued after the restart: %v, want [%s]", got, id)
+	}
+	if err := b.store.AckWebhook(ctx, id, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	b.announceAdmitted(ctx)
+	if got := queued(t, b, "catalog.new_release:"); len(got) != 0 {
+		t.Fatalf("announced again after delivery: %v", got)
 	}
 }
