@@ -311,15 +311,16 @@ func (a *app) releaseEvents(ctx context.Context, rels []catalog.Release, source 
 // held-back releases the catalog just admitted on their posting day (no
 // stored change goes with it). A failure is logged, not returned.
 func (a *app) announceReleases(ctx context.Context, rels []catalog.Release, source string) {
+	if len(rels) == 0 {
+		return
+	}
 	now := a.clock.Now()
-	for i := range rels {
-		ev, err := webhook.ReleaseEvent(&rels[i], source, now)
-		if err == nil {
-			_, err = webhook.EmitOnce(ctx, a.store, ev, now.Add(webhook.ReleaseKeep))
-		}
-		if err != nil {
-			a.log.Error("catalog.new_release webhook not queued", "version", rels[i].Version.String(), "err", err)
-		}
+	evs, err := webhook.ReleaseEvents(rels, source, now)
+	if err == nil {
+		_, err = webhook.EmitOnce(ctx, a.store, evs, now.Add(webhook.ReleaseKeep))
+	}
+	if err != nil {
+		a.log.Error("catalog.new_release webhooks not queued", "releases", len(rels), "err", err)
 	}
 }
 

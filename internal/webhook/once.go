@@ -16,23 +16,20 @@ import (
 // emitted once.
 type OnceStore interface {
 	Endpoints
-	EnqueueWebhookOnce(ctx context.Context, eventID string, keepUntil time.Time, ds []storage.WebhookDelivery) (bool, error)
+	EnqueueWebhooksOnce(ctx context.Context, events []storage.WebhookOnceEvent) (int, error)
 }
 
-// EmitOnce queues ev for the endpoints subscribed to its type unless an
-// event with its ID was queued before (kept in the ledger until
-// keepUntil), and says whether it queued it. With no subscriber nothing is
-// recorded, so an endpoint added later can still get the event.
-func EmitOnce(ctx context.Context, s OnceStore, ev Event, keepUntil time.Time) (bool, error) {
-	eps, err := s.WebhookEndpoints(ctx)
-	if err != nil || len(eps) == 0 {
-		return false, err
+// EmitOnce queues events for the endpoints subscribed to their types, in
+// one transaction, skipping those whose ID was queued before (the ledger
+// keeps each new ID until keepUntil), and returns how many it queued. An
+// event no endpoint wants is not recorded, so an endpoint added later can
+// still get it.
+func EmitOnce(ctx context.Context, s OnceStore, events []Event, keepUntil time.Time) (int, error) {
+	oe, err := OnceEvents(ctx, s, events, keepUntil)
+	if err != nil || len(oe) == 0 {
+		return 0, err
 	}
-	ds, err := Deliveries([]Event{ev}, eps)
-	if err != nil || len(ds) == 0 {
-		return false, err
-	}
-	return s.EnqueueWebhookOnce(ctx, ev.ID, keepUntil, ds)
+	return s.EnqueueWebhooksOnce(ctx, oe)
 }
 
 // onceID is a deterministic event ID: key itself when it fits the
@@ -105,10 +102,9 @@ type ExpiringStore interface {
 }
 
 // CheckExpiring queues exception.expiring, once each, for the exceptions
-// that expire after now and at most within later, and forgets the ledger
-// entries whose keep time has passed. It returns how many it queued; a
-// failure on one exception does not stop the others (the first error is
-// returned).
+// that expire after now and at most within later, in one transaction, and
+// forgets the ledger entries whose keep time has passed. It returns how
+// many it queued.
 func CheckExpiring(ctx context.Context, s ExpiringStore, now time.Time, within time.Duration) (int, error) {
 	if _, err := s.PruneWebhookOnce(ctx, now); err != nil {
 		return 0, err
@@ -117,27 +113,21 @@ func CheckExpiring(ctx context.Context, s ExpiringStore, now time.Time, within t
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	var firstErr error
+	var events []Event
 	for i := range recs {
 		exp := recs[i].Exception.Expires
 		if !exp.After(now) || exp.After(now.Add(within)) {
 			continue
 		}
 		ev, err := ExpiringEvent(&recs[i], now)
-		if err == nil {
-			var queued bool
-			// Kept a day past the expiry: the same expiry cannot come into
-			// the window again after that.
-			if queued, err = EmitOnce(ctx, s, ev, exp.Add(24*time.Hour)); queued {
-				n++
-			}
+		if err != nil {
+			return 0, fmt.Errorf("exception %s %s: %w", recs[i].Scope, recs[i].ID, err)
 		}
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("exception %s %s: %w", recs[i].Scope, recs[i].ID, err)
-		}
+		events = append(events, ev)
 	}
-	return n, firstErr
+	// Kept a day past the latest expiry in the window: the same expiry
+	// cannot come into the window again after that.
+	return EmitOnce(ctx, s, events, now.Add(within+24*time.Hour))
 }
 
 // OnceEvents fans events out to the endpoints subscribed to their types,

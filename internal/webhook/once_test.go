@@ -105,7 +105,7 @@ func TestReleaseEventOnce(t *testing.T) {
 		if ev.ID != "catalog.new_release:26.4:25E246" {
 			t.Fatalf("ID = %q", ev.ID)
 		}
-		if _, err := webhook.EmitOnce(t.Context(), f.store, ev, t0.Add(webhook.ReleaseKeep)); err != nil {
+		if _, err := webhook.EmitOnce(t.Context(), f.store, []webhook.Event{ev}, t0.Add(webhook.ReleaseKeep)); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.w.Pass(t.Context()); err != nil {

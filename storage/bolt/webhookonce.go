@@ -21,25 +21,9 @@ func init() { allBuckets = append(allBuckets, bWebhookOnce) }
 
 var _ storage.WebhookOnceStore = (*Store)(nil)
 
-// EnqueueWebhookOnce implements storage.WebhookOnceStore.
-func (s *Store) EnqueueWebhookOnce(ctx context.Context, eventID string, keepUntil time.Time, ds []storage.WebhookDelivery) (bool, error) {
-	if err := storage.CheckWebhookOnce(eventID, ds); err != nil {
-		return false, err
-	}
-	vals, err := encodeDeliveries(ds)
-	if err != nil {
-		return false, err
-	}
-	first := false
-	err = s.db.Update(func(tx *bbolt.Tx) error {
-		var err error
-		first, err = enqueueOnceTx(tx, eventID, keepUntil, ds, vals)
-		return err
-	})
-	if err != nil {
-		return false, err
-	}
-	return first, nil
+// EnqueueWebhooksOnce implements storage.WebhookOnceStore.
+func (s *Store) EnqueueWebhooksOnce(ctx context.Context, events []storage.WebhookOnceEvent) (int, error) {
+	return s.putAnnounced(events, nil)
 }
 
 func encodeDeliveries(ds []storage.WebhookDelivery) ([][]byte, error) {
@@ -67,42 +51,60 @@ func enqueueOnceTx(tx *bbolt.Tx, eventID string, keepUntil time.Time, ds []stora
 	return true, enqueueWebhooksTx(tx, ds, vals)
 }
 
-// putAnnounced runs put and queues events once, in one transaction.
-func (s *Store) putAnnounced(events []storage.WebhookOnceEvent, put func(tx *bbolt.Tx) error) error {
+// putAnnounced runs put (if any) and queues events once, in one
+// transaction, and returns how many events it queued.
+func (s *Store) putAnnounced(events []storage.WebhookOnceEvent, put func(tx *bbolt.Tx) error) (int, error) {
 	if err := storage.CheckWebhookOnceEvents(events); err != nil {
-		return err
+		return 0, err
+	}
+	if put == nil && len(events) == 0 {
+		return 0, nil
 	}
 	vals := make([][][]byte, len(events))
 	for i := range events {
 		v, err := encodeDeliveries(events[i].Deliveries)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		vals[i] = v
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		if err := put(tx); err != nil {
-			return err
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		n = 0
+		if put != nil {
+			if err := put(tx); err != nil {
+				return err
+			}
 		}
 		for i := range events {
-			if _, err := enqueueOnceTx(tx, events[i].ID, events[i].KeepUntil, events[i].Deliveries, vals[i]); err != nil {
+			first, err := enqueueOnceTx(tx, events[i].ID, events[i].KeepUntil, events[i].Deliveries, vals[i])
+			if err != nil {
 				return err
+			}
+			if first {
+				n++
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 var _ storage.CatalogAnnounceStore = (*Store)(nil)
 
 // PutCatalogFeedAnnounced implements storage.CatalogAnnounceStore.
 func (s *Store) PutCatalogFeedAnnounced(ctx context.Context, kind string, body []byte, now time.Time, events []storage.WebhookOnceEvent) error {
-	return s.putAnnounced(events, func(tx *bbolt.Tx) error { return tx.Bucket(bCatFeed).Put([]byte(kind), body) })
+	_, err := s.putAnnounced(events, func(tx *bbolt.Tx) error { return tx.Bucket(bCatFeed).Put([]byte(kind), body) })
+	return err
 }
 
 // PutManualReleaseAnnounced implements storage.CatalogAnnounceStore.
 func (s *Store) PutManualReleaseAnnounced(ctx context.Context, version string, rel []byte, events []storage.WebhookOnceEvent) error {
-	return s.putAnnounced(events, func(tx *bbolt.Tx) error { return tx.Bucket(bCatMan).Put([]byte(version), rel) })
+	_, err := s.putAnnounced(events, func(tx *bbolt.Tx) error { return tx.Bucket(bCatMan).Put([]byte(version), rel) })
+	return err
 }
 
 // PruneWebhookOnce implements storage.WebhookOnceStore.

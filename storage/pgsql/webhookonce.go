@@ -12,21 +12,9 @@ import (
 
 var _ storage.WebhookOnceStore = (*Store)(nil)
 
-// EnqueueWebhookOnce implements storage.WebhookOnceStore.
-func (s *Store) EnqueueWebhookOnce(ctx context.Context, eventID string, keepUntil time.Time, ds []storage.WebhookDelivery) (bool, error) {
-	if err := storage.CheckWebhookOnce(eventID, ds); err != nil {
-		return false, err
-	}
-	first := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		first, err = enqueueOnceTx(ctx, tx, eventID, keepUntil, ds)
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("enqueue webhook once: %w", err)
-	}
-	return first, nil
+// EnqueueWebhooksOnce implements storage.WebhookOnceStore.
+func (s *Store) EnqueueWebhooksOnce(ctx context.Context, events []storage.WebhookOnceEvent) (int, error) {
+	return s.putAnnounced(ctx, events, nil)
 }
 
 // enqueueOnceTx records eventID in the ledger and stores its checked
@@ -40,29 +28,45 @@ func enqueueOnceTx(ctx context.Context, tx pgx.Tx, eventID string, keepUntil tim
 	return true, enqueueWebhooksTx(ctx, tx, ds)
 }
 
-// putAnnounced runs put and queues events once, in one transaction.
-func (s *Store) putAnnounced(ctx context.Context, events []storage.WebhookOnceEvent, put func(tx pgx.Tx) error) error {
+// putAnnounced runs put (if any) and queues events once, in one
+// transaction, and returns how many events it queued.
+func (s *Store) putAnnounced(ctx context.Context, events []storage.WebhookOnceEvent, put func(tx pgx.Tx) error) (int, error) {
 	if err := storage.CheckWebhookOnceEvents(events); err != nil {
-		return err
+		return 0, err
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := put(tx); err != nil {
-			return err
+	if put == nil && len(events) == 0 {
+		return 0, nil
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		if put != nil {
+			if err := put(tx); err != nil {
+				return err
+			}
 		}
 		for i := range events {
-			if _, err := enqueueOnceTx(ctx, tx, events[i].ID, events[i].KeepUntil, events[i].Deliveries); err != nil {
+			first, err := enqueueOnceTx(ctx, tx, events[i].ID, events[i].KeepUntil, events[i].Deliveries)
+			if err != nil {
 				return fmt.Errorf("enqueue webhook once: %w", err)
+			}
+			if first {
+				n++
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 var _ storage.CatalogAnnounceStore = (*Store)(nil)
 
 // PutCatalogFeedAnnounced implements storage.CatalogAnnounceStore.
 func (s *Store) PutCatalogFeedAnnounced(ctx context.Context, kind string, body []byte, now time.Time, events []storage.WebhookOnceEvent) error {
-	return s.putAnnounced(ctx, events, func(tx pgx.Tx) error {
+	_, err := s.putAnnounced(ctx, events, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO catalog_feeds (kind, body, updated_at) VALUES ($1, $2, $3)
 			ON CONFLICT (kind) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at`, kind, body, now)
 		if err != nil {
@@ -70,11 +74,12 @@ func (s *Store) PutCatalogFeedAnnounced(ctx context.Context, kind string, body [
 		}
 		return nil
 	})
+	return err
 }
 
 // PutManualReleaseAnnounced implements storage.CatalogAnnounceStore.
 func (s *Store) PutManualReleaseAnnounced(ctx context.Context, version string, rel []byte, events []storage.WebhookOnceEvent) error {
-	return s.putAnnounced(ctx, events, func(tx pgx.Tx) error {
+	_, err := s.putAnnounced(ctx, events, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO catalog_manual (version, release) VALUES ($1, $2)
 			ON CONFLICT (version) DO UPDATE SET release = EXCLUDED.release`, version, rel)
 		if err != nil {
@@ -82,6 +87,7 @@ func (s *Store) PutManualReleaseAnnounced(ctx context.Context, version string, r
 		}
 		return nil
 	})
+	return err
 }
 
 // PruneWebhookOnce implements storage.WebhookOnceStore.

@@ -14,6 +14,12 @@ type WebhookOnceStore interface {
 	storage.WebhookOutbox
 }
 
+// once queues one event and says whether it was new to the ledger.
+func once(t *testing.T, s storage.WebhookOnceStore, id string, keep time.Time, ds []storage.WebhookDelivery) (bool, error) {
+	n, err := s.EnqueueWebhooksOnce(t.Context(), []storage.WebhookOnceEvent{{ID: id, KeepUntil: keep, Deliveries: ds}})
+	return n == 1, err
+}
+
 // RunWebhookOnce runs the conformance suite of storage.WebhookOnceStore.
 func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) {
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -30,10 +36,35 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 		return ds
 	}
 
+	t.Run("Batch", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if n, err := s.EnqueueWebhooksOnce(ctx, nil); err != nil || n != 0 {
+			t.Fatalf("empty batch: %d %v", n, err)
+		}
+		ev := func(id string) storage.WebhookOnceEvent {
+			return storage.WebhookOnceEvent{ID: id, KeepUntil: t0.Add(time.Hour), Deliveries: []storage.WebhookDelivery{mk(id, "a")}}
+		}
+		if n, err := s.EnqueueWebhooksOnce(ctx, []storage.WebhookOnceEvent{ev("b1"), ev("b2")}); err != nil || n != 2 {
+			t.Fatalf("first batch: %d %v", n, err)
+		}
+		if err := s.AckWebhook(ctx, "b1", "a"); err != nil {
+			t.Fatal(err)
+		}
+		// b1 was delivered, b2 is pending: only b3 is new.
+		if n, err := s.EnqueueWebhooksOnce(ctx, []storage.WebhookOnceEvent{ev("b1"), ev("b2"), ev("b3")}); err != nil || n != 1 {
+			t.Fatalf("second batch: %d %v, want 1", n, err)
+		}
+		got := due(t, s)
+		if len(got) != 2 || got[0].EventID+got[1].EventID != "b2b3" && got[0].EventID+got[1].EventID != "b3b2" {
+			t.Fatalf("outbox = %+v", got)
+		}
+	})
+
 	t.Run("OnceEvenAfterAck", func(t *testing.T) {
 		s := newStore(t)
 		ctx := t.Context()
-		first, err := s.EnqueueWebhookOnce(ctx, "ev1", t0.Add(24*time.Hour), []storage.WebhookDelivery{mk("ev1", "a"), mk("ev1", "b")})
+		first, err := once(t, s, "ev1", t0.Add(24*time.Hour), []storage.WebhookDelivery{mk("ev1", "a"), mk("ev1", "b")})
 		if err != nil || !first {
 			t.Fatalf("first enqueue: %v %v", first, err)
 		}
@@ -45,7 +76,7 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 				t.Fatal(err)
 			}
 		}
-		first, err = s.EnqueueWebhookOnce(ctx, "ev1", t0.Add(24*time.Hour), []storage.WebhookDelivery{mk("ev1", "a")})
+		first, err = once(t, s, "ev1", t0.Add(24*time.Hour), []storage.WebhookDelivery{mk("ev1", "a")})
 		if err != nil || first {
 			t.Fatalf("second enqueue of a delivered event: first=%v err=%v", first, err)
 		}
@@ -62,7 +93,7 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 			if ev == "new" {
 				keep = t0.Add(48 * time.Hour)
 			}
-			if _, err := s.EnqueueWebhookOnce(ctx, ev, keep, []storage.WebhookDelivery{mk(ev, "a")}); err != nil {
+			if _, err := once(t, s, ev, keep, []storage.WebhookDelivery{mk(ev, "a")}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -71,29 +102,32 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 			t.Fatalf("prune: %d %v, want 1", n, err)
 		}
 		// The pruned ID may be emitted again; the kept one may not.
-		if first, err := s.EnqueueWebhookOnce(ctx, "old", t0.Add(72*time.Hour), nil); err != nil || !first {
+		if first, err := once(t, s, "old", t0.Add(72*time.Hour), nil); err != nil || !first {
 			t.Fatalf("pruned ID: first=%v err=%v", first, err)
 		}
-		if first, err := s.EnqueueWebhookOnce(ctx, "new", t0.Add(72*time.Hour), nil); err != nil || first {
+		if first, err := once(t, s, "new", t0.Add(72*time.Hour), nil); err != nil || first {
 			t.Fatalf("kept ID: first=%v err=%v", first, err)
 		}
 	})
 
 	t.Run("BadInputChangesNothing", func(t *testing.T) {
 		s := newStore(t)
-		ctx := t.Context()
 		long := string(make([]byte, 65))
 		bad := mk("ev2", "a")
 		bad.Body = []byte("{")
 		for name, call := range map[string]func() error{
-			"empty ID": func() error { _, err := s.EnqueueWebhookOnce(ctx, "", t0, nil); return err },
-			"long ID":  func() error { _, err := s.EnqueueWebhookOnce(ctx, long, t0, nil); return err },
+			"empty ID": func() error { _, err := once(t, s, "", t0, nil); return err },
+			"long ID":  func() error { _, err := once(t, s, long, t0, nil); return err },
 			"other event": func() error {
-				_, err := s.EnqueueWebhookOnce(ctx, "ev2", t0, []storage.WebhookDelivery{mk("ev3", "a")})
+				_, err := once(t, s, "ev2", t0, []storage.WebhookDelivery{mk("ev3", "a")})
+				return err
+			},
+			"bad in batch": func() error {
+				_, err := s.EnqueueWebhooksOnce(t.Context(), []storage.WebhookOnceEvent{{ID: "ev2", Deliveries: []storage.WebhookDelivery{mk("ev2", "a")}}, {ID: ""}})
 				return err
 			},
 			"invalid body": func() error {
-				_, err := s.EnqueueWebhookOnce(ctx, "ev2", t0, []storage.WebhookDelivery{bad})
+				_, err := once(t, s, "ev2", t0, []storage.WebhookDelivery{bad})
 				return err
 			},
 		} {
@@ -104,7 +138,7 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 		if got := due(t, s); len(got) != 0 {
 			t.Fatalf("refused calls queued %+v", got)
 		}
-		if first, err := s.EnqueueWebhookOnce(ctx, "ev2", t0.Add(time.Hour), []storage.WebhookDelivery{mk("ev2", "a")}); err != nil || !first {
+		if first, err := once(t, s, "ev2", t0.Add(time.Hour), []storage.WebhookDelivery{mk("ev2", "a")}); err != nil || !first {
 			t.Fatalf("refused calls recorded the ID: first=%v err=%v", first, err)
 		}
 	})
@@ -185,7 +219,7 @@ func RunCatalogAnnounce(t *testing.T, newStore func(t *testing.T) CatalogAnnounc
 			t.Fatalf("outbox = %v", got)
 		}
 		// An event already in the ledger is skipped; the ledger says so.
-		if first, err := s.EnqueueWebhookOnce(ctx, "m1", t0.Add(time.Hour), nil); err != nil || first {
+		if first, err := once(t, s, "m1", t0.Add(time.Hour), nil); err != nil || first {
 			t.Fatalf("m1 not in the ledger: first=%v err=%v", first, err)
 		}
 	})
@@ -210,7 +244,7 @@ func RunCatalogAnnounce(t *testing.T, newStore func(t *testing.T) CatalogAnnounc
 		if got := due(t, s); len(got) != 0 {
 			t.Fatalf("refused calls queued %v", got)
 		}
-		if first, err := s.EnqueueWebhookOnce(ctx, "ok", t0.Add(time.Hour), nil); err != nil || !first {
+		if first, err := once(t, s, "ok", t0.Add(time.Hour), nil); err != nil || !first {
 			t.Fatalf("a refused call recorded its event: first=%v err=%v", first, err)
 		}
 	})
