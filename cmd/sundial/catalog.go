@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sundial-mdm/sundial/api"
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog/poll"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
@@ -214,7 +215,7 @@ func (a *app) holdBack(future *catalog.Catalog) {
 
 // admitDue merges the held-back releases whose posting day has come, and
 // says whether any did.
-func (a *app) admitDue() bool {
+func (a *app) admitDue(ctx context.Context) bool {
 	if a.catState.future == nil {
 		return false
 	}
@@ -223,8 +224,104 @@ func (a *app) admitDue() bool {
 		return false
 	}
 	a.catState.future = later
+	learned := newReleases(a.catalog, due)
 	added, changed := a.catalog.MergeCount(due)
+	a.announceReleases(ctx, learned, "feed")
 	return added+changed > 0
+}
+
+// newReleases lists the releases of c (main and supplemental) that cur
+// does not hold, compared as the catalog keys them.
+func newReleases(cur, c *catalog.Catalog) []catalog.Release {
+	if c == nil {
+		return nil
+	}
+	type key struct {
+		v            catalog.Version
+		extra        string
+		supplemental bool
+	}
+	have := map[key]bool{}
+	for _, list := range [][]catalog.Release{cur.Releases(), cur.Supplementals()} {
+		for _, r := range list {
+			have[key{r.Version, r.VersionExtra, r.Supplemental}] = true
+		}
+	}
+	var out []catalog.Release
+	for _, list := range [][]catalog.Release{c.Releases(), c.Supplementals()} {
+		for _, r := range list {
+			if !have[key{r.Version, r.VersionExtra, r.Supplemental}] {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// announceAdmitted queues catalog.new_release for the releases of the
+// stored feeds that were held back when their feed last changed and whose
+// posting day has come since: admitDue announces those while the leader
+// polls, this catches the ones admitted by a rebuild (a restart, a new
+// leader). The ledger drops those already announced. Leader only.
+func (a *app) announceAdmitted(ctx context.Context) {
+	feeds, err := a.store.CatalogFeeds(ctx)
+	if err != nil {
+		a.log.Error("held-back releases not checked", "err", err)
+		return
+	}
+	polls, err := a.loadPollStates(ctx)
+	if err != nil {
+		a.log.Error("held-back releases not checked", "err", err)
+		return
+	}
+	now := a.clock.Now()
+	for kind, body := range feeds {
+		changed := polls[kind].ChangedAt
+		if changed.IsZero() {
+			continue
+		}
+		fc, err := parseFeed(body)
+		if err != nil {
+			continue // buildCatalog logged it
+		}
+		_, then := fc.WithoutFuture(changed)
+		if then == nil {
+			continue
+		}
+		_, later := fc.WithoutFuture(now)
+		if later == nil {
+			later = &catalog.Catalog{}
+		}
+		a.announceReleases(ctx, newReleases(later, then), "feed")
+	}
+}
+
+// releaseEvents is the catalog.new_release events of releases the catalog
+// is about to learn from source, fanned out for a CatalogAnnounceStore call.
+func (a *app) releaseEvents(ctx context.Context, rels []catalog.Release, source string) ([]storage.WebhookOnceEvent, error) {
+	now := a.clock.Now()
+	evs, err := webhook.ReleaseEvents(rels, source, now)
+	if err != nil {
+		return nil, err
+	}
+	return webhook.OnceEvents(ctx, a.store, evs, now.Add(webhook.ReleaseKeep))
+}
+
+// announceReleases queues catalog.new_release, once per release, for
+// held-back releases the catalog just admitted on their posting day (no
+// stored change goes with it). A failure is logged, not returned.
+func (a *app) announceReleases(ctx context.Context, rels []catalog.Release, source string) {
+	if len(rels) == 0 {
+		return
+	}
+	now := a.clock.Now()
+	evs, err := webhook.ReleaseEvents(rels, source, now)
+	if err == nil {
+		_, err = webhook.EmitOnce(ctx, a.store, evs, now.Add(webhook.ReleaseKeep))
+	}
+	if err != nil {
+		a.log.Error("catalog.new_release webhooks not queued", "releases", len(rels), "err", err)
+	}
 }
 
 // parseFeed recognises a gdmf or SOFA (v2, then v1) body.
@@ -279,7 +376,13 @@ func (a *app) applyFeed(ctx context.Context, actor, rawURL string, body []byte) 
 	}
 	a.catState.mu.Lock()
 	defer a.catState.mu.Unlock()
-	if err := a.store.PutCatalogFeed(ctx, kind, body, a.clock.Now()); err != nil {
+	// The releases new to the catalog are announced in the transaction
+	// that stores the feed.
+	events, err := a.releaseEvents(ctx, newReleases(a.catalog, kept), kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store.PutCatalogFeedAnnounced(ctx, kind, body, a.clock.Now(), events); err != nil {
 		return nil, err
 	}
 	res.New, res.Changed = a.catalog.MergeCount(kept)
@@ -357,7 +460,11 @@ func (s catalogSource) AddRelease(ctx context.Context, actor string, r catalog.R
 	if err != nil {
 		return err
 	}
-	if err := s.a.store.PutManualRelease(ctx, r.Version.String(), b); err != nil {
+	events, err := s.a.releaseEvents(ctx, []catalog.Release{added}, "manual")
+	if err != nil {
+		return err
+	}
+	if err := s.a.store.PutManualReleaseAnnounced(ctx, r.Version.String(), b, events); err != nil {
 		return err
 	}
 	s.a.catState.seen = ""
@@ -488,7 +595,7 @@ func (p pollSink) SaveState(ctx context.Context, kind string, st poll.State) err
 	if kind == "gdmf" && st.Failures == 0 && !st.CheckedAt.IsZero() {
 		p.a.catalog.SetAsOf(st.CheckedAt) // a 304 confirms the data too
 	}
-	if p.a.admitDue() {
+	if p.a.admitDue(ctx) {
 		p.a.sched.CatalogChanged()
 		p.a.log.Info("held-back releases reached their posting day")
 	}
@@ -498,8 +605,10 @@ func (p pollSink) SaveState(ctx context.Context, kind string, st poll.State) err
 
 // startCatalogPoller runs the poller until ctx ends (on the scheduler
 // leader only: one replica fetches for all). The returned channel closes
-// when it has stopped; it is closed at once when polling is off.
+// when it has stopped; it is closed at once when polling is off. First it
+// announces the held-back releases admitted while no leader polled.
 func (a *app) startCatalogPoller(ctx context.Context) <-chan struct{} {
+	a.announceAdmitted(ctx) // also when polling is off: a sync stores feeds too
 	done := make(chan struct{})
 	feeds := a.catalogFeeds()
 	if len(feeds) == 0 {

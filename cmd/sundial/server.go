@@ -84,6 +84,8 @@ type backend interface {
 	scheduler.PauseStore
 	storage.WebhookOutbox
 	storage.WebhookEndpointStore
+	storage.WebhookOnceStore
+	storage.CatalogAnnounceStore
 	scheduler.RingStore
 }
 

@@ -39,12 +39,46 @@ func (a *app) newWebhookWorker(opener webhook.Opener) *webhook.Worker {
 	return w
 }
 
-// runWebhooks drains the outbox until ctx ends; it runs on the scheduler
-// leader only, so one replica delivers at a time.
+// expiringInterval is how often the leader looks for exceptions expiring
+// within webhook.ExpiringWithin; an expiry is announced at most this late.
+const expiringInterval = 5 * time.Minute
+
+// runWebhooks drains the outbox and announces expiring exceptions until
+// ctx ends; it runs on the scheduler leader only, so one replica delivers
+// at a time.
 func (a *app) runWebhooks(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.runExpiring(ctx, expiringInterval)
+	}()
 	a.hooks.Run(ctx, webhookInterval, func(err error) {
 		a.log.Warn("webhook delivery pass failed", "err", err)
 	})
+	<-done
+}
+
+// runExpiring queues exception.expiring for the exceptions expiring within
+// webhook.ExpiringWithin, at once and then every interval until ctx ends.
+// The store's ledger keeps each expiry to one event across checks,
+// restarts and leader changes.
+func (a *app) runExpiring(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := webhook.CheckExpiring(ctx, a.store, a.clock.Now(), webhook.ExpiringWithin)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("expiring exception check failed", "err", err)
+		}
+		if n > 0 {
+			a.log.Info("exceptions expiring soon announced", "exceptions", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func newWebhooksCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
