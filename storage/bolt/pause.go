@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
@@ -41,31 +40,10 @@ func (s *Store) PutPause(ctx context.Context, p scheduler.Pause, audit *schedule
 
 // DeletePause implements scheduler.PauseStore.
 func (s *Store) DeletePause(ctx context.Context, group string, audit *scheduler.AuditEntry) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bMSPause)
-		k := pauseKey(group)
-		if b.Get(k) == nil {
-			return fmt.Errorf("pause of %q: %w", group, storage.ErrNotFound)
-		}
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-		return writeAudit(tx, audit)
-	})
+	return s.deleteAudited(bMSPause, pauseKey(group), fmt.Sprintf("pause of %q", group), audit)
 }
 
 // Pauses implements scheduler.PauseStore.
 func (s *Store) Pauses(ctx context.Context) ([]scheduler.Pause, error) {
-	var out []scheduler.Pause
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bMSPause).ForEach(func(k, v []byte) error {
-			var p scheduler.Pause
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("decode pause: %w", err)
-			}
-			out = append(out, p)
-			return nil
-		})
-	})
-	return out, err
+	return loadJSON[scheduler.Pause](s, bMSPause, "pause")
 }

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
@@ -38,30 +37,10 @@ func (s *Store) PutRingPlan(ctx context.Context, p scheduler.RingPlan, audit *sc
 
 // DeleteRingPlan implements scheduler.RingStore.
 func (s *Store) DeleteRingPlan(ctx context.Context, id string, audit *scheduler.AuditEntry) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bMSRings)
-		if b.Get([]byte(id)) == nil {
-			return fmt.Errorf("ring plan %q: %w", id, storage.ErrNotFound)
-		}
-		if err := b.Delete([]byte(id)); err != nil {
-			return err
-		}
-		return writeAudit(tx, audit)
-	})
+	return s.deleteAudited(bMSRings, []byte(id), fmt.Sprintf("ring plan %q", id), audit)
 }
 
 // RingPlans implements scheduler.RingStore.
 func (s *Store) RingPlans(ctx context.Context) ([]scheduler.RingPlan, error) {
-	var out []scheduler.RingPlan
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bMSRings).ForEach(func(k, v []byte) error {
-			var p scheduler.RingPlan
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("decode ring plan: %w", err)
-			}
-			out = append(out, p)
-			return nil
-		})
-	})
-	return out, err
+	return loadJSON[scheduler.RingPlan](s, bMSRings, "ring plan")
 }
