@@ -14,7 +14,10 @@ import (
 	sundialcerts "github.com/sundial-mdm/sundial/certs"
 )
 
-var oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+var (
+	oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidData       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+)
 
 // Limits on a BER PKI message's shape: a real one nests about a dozen
 // levels and holds a few hundred elements; BER encoders may split the
@@ -71,7 +74,13 @@ func messageCertificates(der []byte) ([]*x509.Certificate, bool) {
 		return nil, false
 	}
 	// version, digestAlgorithms, encapContentInfo, then [0] certificates.
-	if !sd.SkipASN1(cbasn1.INTEGER) || !sd.SkipASN1(cbasn1.SET) || !sd.SkipASN1(cbasn1.SEQUENCE) {
+	// A SCEP message encapsulates id-data; any other content type is left
+	// to pkcs7.Parse, which reads such messages differently (fuzzing found
+	// one where it saw no certificates at all).
+	var encap cryptobyte.String
+	var inner asn1.ObjectIdentifier
+	if !sd.SkipASN1(cbasn1.INTEGER) || !sd.SkipASN1(cbasn1.SET) || !sd.ReadASN1(&encap, cbasn1.SEQUENCE) ||
+		!encap.ReadASN1ObjectIdentifier(&inner) || !inner.Equal(oidData) {
 		return nil, false
 	}
 	var raw cryptobyte.String
