@@ -104,6 +104,12 @@ func signatureOIDMatches(oid asn1.ObjectIdentifier, pub any, h crypto.Hash) bool
 // and public key are read. Whether the rest of it is well formed, and
 // whether it is trusted, is Authority.VerifySigner's business.
 func fastVerifyDetached(der, body []byte) (*Signer, error) {
+	// The fields this path skips (digest algorithms, algorithm parameters,
+	// unsigned attributes) must still have the shape the pkcs7 path
+	// demands, so that the two never disagree; a scan of a few KB.
+	if checkBERShape(der) != nil {
+		return nil, errFastPathDeclined
+	}
 	in := cryptobyte.String(der)
 	var ci, content cryptobyte.String
 	var ct asn1.ObjectIdentifier
