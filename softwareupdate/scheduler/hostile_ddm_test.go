@@ -5,20 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
-	"github.com/sundial-mdm/sundial/enrollment"
 	"github.com/sundial-mdm/sundial/internal/clock"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/ddm"
-	"github.com/sundial-mdm/sundial/mdm/httpmdm"
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/mdm/service"
 	"github.com/sundial-mdm/sundial/softwareupdate"
@@ -113,29 +108,7 @@ func (s *stack) useDeclarative(zones *ddmZones, n *ddmFleet) {
 	s.mgr = scheduler.NewManager(s.store, s.cat, s.clk, s.sched)
 	svc = service.New(s.store, s.clk, s.sealer, append(s.sched.ServiceOptions(), service.WithLogger(log), service.WithNotifier(n),
 		service.WithDeclarative(dm), service.WithCheckinHook(dm))...)
-	devices := httpmdm.New(svc, s.auth, s.clk, httpmdm.WithLogger(log))
-	challenges, err := enrollment.NewSharedChallenge("timeline-challenge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, pk := s.auth.ProfileSigner()
-	profiles, err := enrollment.NewProfileHandler(enrollment.ProfileConfig{PublicURL: s.srv.URL, CACert: s.auth.CA(), AllowAnyTopic: true},
-		enrollment.StaticTopic("com.apple.mgmt.External.timeline"), challenges, profileSigner{pc, pk}, s.clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ra, raKey := s.auth.RA()
-	scep, err := enrollment.NewSCEPHandler(s.auth.CA(), ra, raKey, challenges, s.auth, s.clk, enrollment.WithSCEPLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := mux.NewRouter()
-	r.Handle("/mdm/checkin", devices.Checkin())
-	r.Handle("/mdm/connect", devices.Connect())
-	r.Handle("/mdm/enroll", profiles)
-	r.Handle("/scep", scep)
-	var h http.Handler = r
-	s.h.Store(&h)
+	s.route(svc, log)
 }
 
 type enqueueFunc func(ctx context.Context, ids []string, cmd *mdm.Command) error

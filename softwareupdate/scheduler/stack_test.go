@@ -119,6 +119,14 @@ func (s *stack) start() {
 	s.sched = scheduler.New(store, store, s.cat, s.clk, opts...)
 	s.mgr = scheduler.NewManager(store, s.cat, s.clk, s.sched)
 	svc := service.New(store, s.clk, s.sealer, append(s.sched.ServiceOptions(), service.WithLogger(log))...)
+	s.route(svc, log)
+}
+
+// route serves svc's device endpoints, the enrollment profile and SCEP on
+// the stack's listener.
+func (s *stack) route(svc *service.Service, log *slog.Logger) {
+	t := s.t
+	t.Helper()
 	devices := httpmdm.New(svc, s.auth, s.clk, httpmdm.WithLogger(log))
 	challenges, err := enrollment.NewSharedChallenge("timeline-challenge")
 	if err != nil {
