@@ -134,6 +134,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible("#devices", chromedp.ByQuery),
 		chromedp.SetValue("#search", "console01", chromedp.ByQuery),
 		chromedp.Click(`.filters button[type=submit]`, chromedp.ByQuery),
+		// Only the filtered page renders the value as an attribute (the
+		// old page's rows would otherwise satisfy the wait mid-navigation).
+		chromedp.WaitVisible(`#search[value="console01"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#devices tbody a`, chromedp.ByQuery),
 		shot(t, "devices"),
 		chromedp.Click(`#devices tbody a`, chromedp.ByQuery),
