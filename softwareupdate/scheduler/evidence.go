@@ -320,3 +320,33 @@ func (b *EvidenceBuilder) Day() storage.EvidenceDay {
 	}
 	return d
 }
+
+// DefaultEvidenceDays is the period of an evidence report whose start is
+// not given: the 30 days up to its end.
+const DefaultEvidenceDays = 30
+
+// Report builds the evidence report of q from the stored days. An empty To
+// is the clock's UTC day, an empty From the DefaultEvidenceDays up to To, a
+// zero WithinDays DefaultEvidenceWithinDays. Bad input wraps ErrInvalid.
+func (r *EvidenceRecorder) Report(ctx context.Context, q EvidenceQuery) (*EvidenceReport, error) {
+	now := r.clock.Now().UTC()
+	if q.To == "" {
+		q.To = now.Format(time.DateOnly)
+	}
+	if q.From == "" {
+		if to, err := storage.ParseDay(q.To); err == nil {
+			q.From = to.AddDate(0, 0, 1-DefaultEvidenceDays).Format(time.DateOnly)
+		}
+	}
+	if q.WithinDays == 0 {
+		q.WithinDays = DefaultEvidenceWithinDays
+	}
+	if err := q.Check(now); err != nil {
+		return nil, err
+	}
+	days, err := r.put.EvidenceDays(ctx, q.From, q.To)
+	if err != nil {
+		return nil, fmt.Errorf("load evidence: %w", err)
+	}
+	return BuildEvidenceReport(q, days), nil
+}
