@@ -164,7 +164,7 @@ func TestEvidenceTimeline(t *testing.T) {
 	}
 	// A period in which 15.2 was not posted says so.
 	q = scheduler.EvidenceQuery{From: "2026-03-01", To: "2026-03-25", WithinDays: 14}
-	if rep := scheduler.BuildEvidenceReport(q, days); rep.Summary.Required != 0 || !strings.Contains(rep.Summary.Text, "no release posted") || len(rep.Releases) != 1 || rep.Releases[0].InPeriod {
+	if rep := scheduler.BuildEvidenceReport(q, days); rep.Summary.Required != 0 || !strings.Contains(rep.Summary.Text, "No release posted") || len(rep.Releases) != 1 || rep.Releases[0].InPeriod {
 		t.Errorf("March report = %+v %+v", rep.Summary, rep.Releases)
 	}
 }
@@ -229,4 +229,3 @@ func TestEvidenceQueryCheck(t *testing.T) {
 		t.Errorf("Q4 to today: %v", err)
 	}
 }
-

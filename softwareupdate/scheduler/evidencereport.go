@@ -217,9 +217,9 @@ func BuildEvidenceReport(q EvidenceQuery, days []storage.EvidenceDay) *EvidenceR
 	slices.Reverse(names)
 	switch {
 	case rep.Days == 0:
-		rep.Summary.Text = fmt.Sprintf("no evidence recorded between %s and %s", q.From, q.To)
+		rep.Summary.Text = fmt.Sprintf("No evidence recorded between %s and %s", q.From, q.To)
 	case rep.Summary.Required == 0:
-		rep.Summary.Text = fmt.Sprintf("no release posted between %s and %s was required of any of the %s", q.From, q.To, who)
+		rep.Summary.Text = fmt.Sprintf("No release posted between %s and %s was required of any of the %s", q.From, q.To, who)
 	default:
 		rep.Summary.Text = fmt.Sprintf("%s %% of %s patched within %d days of release between %s and %s (%d of %d; releases %s); %d exceptions in force",
 			formatPercent(rep.Summary.Percent), who, q.WithinDays, q.From, q.To, rep.Summary.Within, rep.Summary.Required,
