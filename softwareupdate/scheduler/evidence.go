@@ -31,6 +31,16 @@ func recordEvidence(st *State, to softwareupdate.Phase, now time.Time) {
 	}
 }
 
+// EvidenceStateReader is a store that reads states for the evidence in
+// pages, decoding only what the evidence needs (the PostgreSQL store's
+// JSON states would otherwise be decoded whole).
+type EvidenceStateReader interface {
+	// EvidenceStates returns up to limit states after `after`, in ID order,
+	// with at least DeviceID, GroupID, Phase, Target, Deadline, NotifiedAt
+	// and the Patched fields set (others may be zero).
+	EvidenceStates(ctx context.Context, after string, limit int) ([]*State, error)
+}
+
 // EvidenceRecorder takes the daily compliance evidence: it reads every
 // update state (not the device records or histories, which the snapshot
 // does not need), the exceptions and the ring plans.
@@ -69,33 +79,46 @@ func (r *EvidenceRecorder) Record(ctx context.Context) (*storage.EvidenceDay, er
 		}
 	}
 	b := NewEvidenceBuilder(now, r.cat, exc, plans)
+	page := r.statePage
+	if er, ok := r.store.(EvidenceStateReader); ok {
+		page = er.EvidenceStates
+	}
 	for after := ""; ; {
-		ids, err := r.store.StateIDs(ctx, after, evidencePage)
-		if err != nil {
-			return nil, fmt.Errorf("list update states: %w", err)
-		}
-		if len(ids) == 0 {
-			break
-		}
-		after = ids[len(ids)-1]
-		sts, err := r.store.States(ctx, ids)
+		sts, err := page(ctx, after, evidencePage)
 		if err != nil {
 			return nil, fmt.Errorf("load update states: %w", err)
 		}
 		for _, st := range sts {
-			if st != nil {
-				b.Add(st)
-			}
+			b.Add(st)
 		}
-		if len(ids) < evidencePage {
+		if len(sts) < evidencePage {
 			break
 		}
+		after = sts[len(sts)-1].DeviceID
 	}
 	d := b.Day()
 	if err := r.put.PutEvidenceDay(ctx, d); err != nil {
 		return nil, fmt.Errorf("store evidence: %w", err)
 	}
 	return &d, nil
+}
+
+// statePage reads a page of states through the StateStore.
+func (r *EvidenceRecorder) statePage(ctx context.Context, after string, limit int) ([]*State, error) {
+	ids, err := r.store.StateIDs(ctx, after, limit)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	sts, err := r.store.States(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range sts {
+		if st == nil { // deleted between the two reads: an empty state, which Add skips
+			sts[i] = &State{DeviceID: ids[i]}
+		}
+	}
+	return sts, nil
 }
 
 // EvidenceBuilder folds update states into a day of evidence. It is pure:

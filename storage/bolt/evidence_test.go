@@ -18,3 +18,14 @@ func TestEvidenceConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestEvidenceStatesConformance(t *testing.T) {
+	storagetest.RunEvidenceStates(t, func(t *testing.T) storagetest.EvidenceStatesStore {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -13,3 +13,10 @@ func TestEvidenceConformance(t *testing.T) {
 		return newTestDB(t).open(t)
 	})
 }
+
+func TestEvidenceStatesConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunEvidenceStates(t, func(t *testing.T) storagetest.EvidenceStatesStore {
+		return newTestDB(t).open(t)
+	})
+}

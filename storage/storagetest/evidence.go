@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sundial-mdm/sundial/softwareupdate"
+	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
 
@@ -113,4 +115,53 @@ func RunEvidence(t *testing.T, newStore func(t *testing.T) storage.EvidenceStore
 			t.Fatalf("kept %d days from %v; want the first dropped", len(got), got[0].Day)
 		}
 	})
+}
+
+// EvidenceStatesStore keeps update states and pages them for the evidence.
+type EvidenceStatesStore interface {
+	scheduler.StateStore
+	scheduler.EvidenceStateReader
+}
+
+// RunEvidenceStates runs the conformance suite of
+// scheduler.EvidenceStateReader: pages in ID order after a key, with the
+// fields the evidence reads equal to the stored state's.
+func RunEvidenceStates(t *testing.T, newStore func(t *testing.T) EvidenceStatesStore) {
+	s := newStore(t)
+	ctx := t.Context()
+	at := time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)
+	full := &scheduler.State{DeviceID: "MAC-B", GroupID: "pilot", Phase: softwareupdate.PhaseCompliant, Target: "15.2",
+		Deadline: at, Reason: "compliant", Facts: scheduler.Facts{OSVersion: "15.2", Enabled: true},
+		PatchedTarget: "15.2", PatchedAt: at.Add(-time.Hour), PatchedNotice: at.Add(-5 * 24 * time.Hour), PatchedDeadline: at}
+	notified := &scheduler.State{DeviceID: "MAC-A", GroupID: "default", Phase: softwareupdate.PhaseNotify, Target: "15.2",
+		Deadline: at, NotifiedAt: at.Add(-2 * 24 * time.Hour), PatchedTarget: "15.1", PatchedAt: at.AddDate(0, -3, 0)}
+	bare := &scheduler.State{DeviceID: "MAC-C", GroupID: "default", Phase: softwareupdate.PhaseUnmanaged}
+	if err := s.Commit(ctx, []scheduler.Commit{{State: full}, {State: notified}, {State: bare}}, at); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.EvidenceStates(ctx, "", 10); err != nil || len(got) != 3 {
+		t.Fatalf("every state: %d, %v", len(got), err)
+	}
+	project := func(st *scheduler.State) scheduler.State {
+		return scheduler.State{DeviceID: st.DeviceID, GroupID: st.GroupID, Phase: st.Phase, Target: st.Target, Deadline: st.Deadline,
+			NotifiedAt: st.NotifiedAt, PatchedTarget: st.PatchedTarget, PatchedAt: st.PatchedAt, PatchedNotice: st.PatchedNotice, PatchedDeadline: st.PatchedDeadline}
+	}
+	var got []scheduler.State
+	for after := ""; ; {
+		page, err := s.EvidenceStates(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range page {
+			got = append(got, project(st))
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].DeviceID
+	}
+	want := []scheduler.State{project(notified), project(full), project(bare)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("pages\n got %+v\nwant %+v", got, want)
+	}
 }
