@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/sundial-mdm/sundial/mdm/mdmtest"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
+	"github.com/sundial-mdm/sundial/storage"
+	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 // TestEvidenceCLIAndAPI: over the real server, `sundial report evidence`
@@ -135,5 +138,36 @@ func TestEvidenceCLIAndAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid"`) || !strings.Contains(string(body), "after to") {
 		t.Errorf("reversed range = %s %s", resp.Status, body)
+	}
+}
+
+// TestEvidenceDue: the leader records a day's evidence when it has none
+// or the stored one is an hour old, so that a restarted or new leader
+// does not retake a fresh snapshot.
+func TestEvidenceDue(t *testing.T) {
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := t.Context()
+	taken := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	if due, err := evidenceDue(ctx, store, taken); err != nil || !due {
+		t.Fatalf("no evidence yet: due %v, %v", due, err)
+	}
+	if err := store.PutEvidenceDay(ctx, storage.EvidenceDay{Day: "2026-12-07", TakenAt: taken, Rows: []storage.EvidenceRow{{}}, Exceptions: []storage.EvidenceException{}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at  time.Time
+		due bool
+	}{
+		{taken.Add(59 * time.Minute), false},
+		{taken.Add(evidenceInterval), true},
+		{time.Date(2026, 12, 8, 0, 5, 0, 0, time.UTC), true}, // a new day
+	} {
+		if due, err := evidenceDue(ctx, store, tc.at); err != nil || due != tc.due {
+			t.Errorf("at %s: due %v, %v; want %v", tc.at, due, err, tc.due)
+		}
 	}
 }
