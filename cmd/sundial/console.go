@@ -36,6 +36,8 @@ func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 		Retrier: a.sched,
 		Agents:  a.store,
 		Days:    a.store,
+		// The leader records the evidence (evidence.go); any replica reads it.
+		Evidence: scheduler.NewEvidenceRecorder(a.store, a.catalog, a.clock, a.store),
 
 		Declarations: a.store,
 		Secure:       !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),

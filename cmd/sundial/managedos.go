@@ -162,7 +162,13 @@ func (a *app) runScheduler(ctx context.Context) {
 			defer close(hooked)
 			a.runWebhooks(ctx)
 		}()
+		evidenced := make(chan struct{})
+		go func() {
+			defer close(evidenced)
+			a.runEvidence(ctx)
+		}()
 		a.sched.Run(ctx)
+		<-evidenced
 		<-hooked
 		<-done
 		<-pruned

@@ -151,6 +151,7 @@ func TestREADMEWalk(t *testing.T) {
 		"rings set":              {"ring plan macos: pilots → default", "max wait 5d"},
 		"rings show":             {"PLAN", "macos", "pilots", "default"},
 		"rings promote":          {"promoted ring default of plan macos"},
+		"report evidence":        {"summary,from,to", "day,group,plan,ring"},
 	}
 	// Commands the README shows twice with different arguments.
 	byLine := map[string][]string{

@@ -54,7 +54,7 @@ func newReportCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 			return printComplianceReport(w, rep)
 		},
 	}
-	report.AddCommand(compliance)
+	report.AddCommand(compliance, newEvidenceCmd(getenv, cf))
 	return report
 }
 

@@ -87,6 +87,7 @@ type backend interface {
 	storage.WebhookOnceStore
 	storage.CatalogAnnounceStore
 	scheduler.RingStore
+	storage.EvidenceStore
 }
 
 var (
@@ -280,6 +281,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
 	adm.RegisterReadiness(admin, scheduler.NewForecaster(reporter, a.ddm, store))
+	adm.RegisterEvidence(admin, scheduler.NewEvidenceRecorder(store, a.catalog, clk, store))
 	a.setupConsole(admin, reporter)
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))

@@ -883,6 +883,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		if d.Phase != st.Phase {
 			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
 				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
+			recordEvidence(st, d.Phase, now)
 			st.Phase, st.PhaseSince = d.Phase, now
 		}
 		st.Reason = d.Reason

@@ -171,6 +171,16 @@ type State struct {
 	// GraceUntil when its offline grace ends (grace.go).
 	OfflineAt  time.Time `json:"offline_at,omitzero"`
 	GraceUntil time.Time `json:"grace_until,omitzero"`
+
+	// Compliance evidence (evidence.go). NotifiedAt is when the Mac was
+	// first told of its current episode's target (notify, countdown or
+	// enforce). PatchedTarget is the last target it was seen to reach,
+	// PatchedAt when, with the notice and deadline it had then.
+	NotifiedAt      time.Time `json:"notified_at,omitzero"`
+	PatchedTarget   string    `json:"patched_target,omitempty"`
+	PatchedAt       time.Time `json:"patched_at,omitzero"`
+	PatchedNotice   time.Time `json:"patched_notice,omitzero"`
+	PatchedDeadline time.Time `json:"patched_deadline,omitzero"`
 }
 
 // ResetEnforcement clears every step field (a new target, path or policy).

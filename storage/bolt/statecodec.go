@@ -22,7 +22,8 @@ import (
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
 // uvarint of flags. Fields added later (Errors, then FailureSource,
-// NotNowCount and NotNowSince, then OfflineAt and GraceUntil) follow NextDue, each group read only when
+// NotNowCount and NotNowSince, then OfflineAt and GraceUntil, then the
+// evidence fields NotifiedAt to PatchedDeadline) follow NextDue, each group read only when
 // present, so older records still decode.
 const stateCodecV1 = 0x01
 
@@ -108,6 +109,11 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.NotNowSince)
 	w.time(st.OfflineAt)
 	w.time(st.GraceUntil)
+	w.time(st.NotifiedAt)
+	w.str(st.PatchedTarget)
+	w.time(st.PatchedAt)
+	w.time(st.PatchedNotice)
+	w.time(st.PatchedDeadline)
 	return w
 }
 
@@ -222,6 +228,13 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	if r.err == nil && len(r.b) > 0 { // absent in records written before the offline grace
 		st.OfflineAt = r.time()
 		st.GraceUntil = r.time()
+	}
+	if r.err == nil && len(r.b) > 0 { // absent in records written before the compliance evidence
+		st.NotifiedAt = r.time()
+		st.PatchedTarget = r.str()
+		st.PatchedAt = r.time()
+		st.PatchedNotice = r.time()
+		st.PatchedDeadline = r.time()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt

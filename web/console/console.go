@@ -120,6 +120,8 @@ type Config struct {
 	// Days records each snapshot's compliance per group and feeds the
 	// chart of compliance over time; without it there is no chart.
 	Days ComplianceDays
+	// Evidence serves the Evidence page; without it the page says so.
+	Evidence EvidenceReporter
 
 	// Secure marks cookies Secure (the server speaks TLS, or sits behind a
 	// TLS-terminating proxy).
@@ -197,6 +199,8 @@ func (c *Console) Register(r *mux.Router) {
 	ui.Handle("/exceptions/{scope}/{id}/clear", c.post(c.clearException, true)).Methods(http.MethodPost)
 	ui.Handle("/catalog", c.page(c.catalogPage)).Methods(http.MethodGet)
 	ui.Handle("/audit", c.page(c.auditPage)).Methods(http.MethodGet)
+	ui.Handle("/evidence", c.page(c.evidencePage)).Methods(http.MethodGet)
+	ui.Handle("/evidence.csv", c.page(c.evidenceCSV)).Methods(http.MethodGet)
 	ui.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "not found", http.StatusNotFound)

@@ -12,7 +12,7 @@ import (
 
 // pageNames are the page templates; each is parsed with layout.html.
 var pageNames = []string{"signin", "error", "overview", "devices", "device", "confirm",
-	"policies", "policy", "exceptions", "catalog", "audit"}
+	"policies", "policy", "exceptions", "catalog", "audit", "evidence"}
 
 var funcs = template.FuncMap{
 	// when formats an instant in a zone; zero instants show as a dash.
@@ -81,6 +81,8 @@ var funcs = template.FuncMap{
 	},
 	"lower":  strings.ToLower,
 	"minus4": func(n int) int { return n - 4 },
+	// days shows seconds as days with one decimal.
+	"days":   func(sec int64) string { return fmt.Sprintf("%.1f", float64(sec)/86400) },
 	"minus8": func(n int) int { return n - 8 },
 	// count reads a per-phase count by the phase's name.
 	"count": func(m map[softwareupdate.Phase]int, p any) int { return m[softwareupdate.Phase(fmt.Sprint(p))] },
