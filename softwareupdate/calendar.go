@@ -224,7 +224,7 @@ func (w *WorkCalendar) working(y int, m time.Month, d int) bool {
 // offline grace. If no working time is found within three years (holidays
 // covering every working day), t is returned unmoved.
 func (w *WorkCalendar) Next(t time.Time, span time.Duration, loc *time.Location) (time.Time, string) {
-	if w == nil || t.IsZero() {
+	if w == nil || t.IsZero() || loc == nil {
 		return t, ""
 	}
 	y, m, d := t.In(loc).Date()

@@ -177,6 +177,7 @@ type config struct {
 	pauses    map[string]*Pause // by group; FleetPause holds every group
 	rings     []*RingPlan       // ring plans (ringplan.go)
 	ringOf    map[string]ringRef
+	calendars map[string]*softwareupdate.WorkCalendar // by group (calendar.go)
 }
 
 func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
@@ -203,6 +204,7 @@ func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
 			c.groupExc[es[i].ID] = &es[i].Exception
 		}
 	}
+	c.calendars = compileCalendars(c.policies, s.log)
 	if err := s.loadPauses(ctx, c); err != nil {
 		return nil, err
 	}
@@ -874,7 +876,13 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	} else if tgt.Status == softwareupdate.StatusRequired && notYetNotified(st) {
 		st.FirstNonCompliant = cfg.ringAnchor(group, st.FirstNonCompliant)
 	}
-	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
+	// A business calendar moves the deadline to working time in the Mac's
+	// zone (calendar.go); so are those after a resume or a ring gate.
+	cal := cfg.calendars[group]
+	deviceLoc, calLoc := s.zonesFor(ctx, pol, cal, st.DeviceID)
+	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, deviceLoc)
+	deadline, moved := softwareupdate.WorkingDeadline(cal, deadline, calLoc)
+	c.History = append(c.History, noteMove(st, deadline, moved, held, tv, now)...)
 	decide := func() softwareupdate.Decision {
 		d := paused(softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline), pause)
 		if held {
@@ -904,7 +912,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
-		held, why := s.offlineGrace(st, pol, dec, deadline, now)
+		held, why := s.offlineGrace(st, pol, dec, deadline, now, cal, calLoc)
 		if why != "" {
 			note(EventResult, why)
 		}

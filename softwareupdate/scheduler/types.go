@@ -171,6 +171,11 @@ type State struct {
 	// GraceUntil when its offline grace ends (grace.go).
 	OfflineAt  time.Time `json:"offline_at,omitzero"`
 	GraceUntil time.Time `json:"grace_until,omitzero"`
+
+	// DeadlineMoved says why and where the business calendar moved
+	// Deadline ("" when it did not): "Sat 2026-12-26 12:00 is a holiday
+	// (Boxing Day) → Mon 2026-12-28 09:00 Europe/Berlin".
+	DeadlineMoved string `json:"deadline_moved,omitempty"`
 }
 
 // ResetEnforcement clears every step field (a new target, path or policy).
@@ -205,6 +210,7 @@ const (
 	EventResult  EventKind = "result"  // the device reported on a step
 	EventFailure EventKind = "failure" // a failure was surfaced
 	EventReset   EventKind = "reset"   // policy, target or path changed
+	EventMoved   EventKind = "moved"   // the business calendar moved the deadline
 )
 
 // Transition is one entry of a device's history: "why is this Mac

@@ -22,7 +22,7 @@ import (
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
 // uvarint of flags. Fields added later (Errors, then FailureSource,
-// NotNowCount and NotNowSince, then OfflineAt and GraceUntil) follow NextDue, each group read only when
+// NotNowCount and NotNowSince, then OfflineAt and GraceUntil, then DeadlineMoved) follow NextDue, each group read only when
 // present, so older records still decode.
 const stateCodecV1 = 0x01
 
@@ -108,6 +108,7 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.NotNowSince)
 	w.time(st.OfflineAt)
 	w.time(st.GraceUntil)
+	w.str(st.DeadlineMoved)
 	return w
 }
 
@@ -222,6 +223,9 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	if r.err == nil && len(r.b) > 0 { // absent in records written before the offline grace
 		st.OfflineAt = r.time()
 		st.GraceUntil = r.time()
+	}
+	if r.err == nil && len(r.b) > 0 { // absent in records written before business calendars
+		st.DeadlineMoved = r.str()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt

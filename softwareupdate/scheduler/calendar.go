@@ -1,0 +1,72 @@
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sundial-mdm/sundial/softwareupdate"
+)
+
+// compileCalendars compiles the business calendar of every policy once per
+// configuration load, so a pass does not parse holidays per Mac. Policies
+// are validated before they are stored; a calendar that does not compile
+// (a policy stored by hand) is logged and ignored.
+func compileCalendars(policies map[string]*PolicyRecord, log *slog.Logger) map[string]*softwareupdate.WorkCalendar {
+	var out map[string]*softwareupdate.WorkCalendar
+	for g, rec := range policies {
+		if rec.Policy.Calendar == nil {
+			continue
+		}
+		w, err := softwareupdate.CompileCalendar(rec.Policy.Calendar)
+		if err != nil {
+			log.Error("business calendar ignored", "group", g, "err", err)
+			continue
+		}
+		if out == nil {
+			out = map[string]*softwareupdate.WorkCalendar{}
+		}
+		out[g] = w
+	}
+	return out
+}
+
+// zonesFor returns the zone a device-local policy's deadline is computed in
+// (the Mac's own zone, nil when the policy is not device-local or the agent
+// has not reported one) and the zone the business calendar is read in: the
+// zone the Mac's agent reported, else the policy's deadline zone. The Mac's
+// zone is read only when one of them needs it.
+func (s *Scheduler) zonesFor(ctx context.Context, p *softwareupdate.Policy, cal *softwareupdate.WorkCalendar, id string) (deviceLoc, calLoc *time.Location) {
+	deviceLocal := p.Mode == softwareupdate.ModeManual && p.TimeZone == softwareupdate.DeviceLocal
+	var mac *time.Location
+	if s.zones != nil && (deviceLocal || cal != nil) {
+		mac = softwareupdate.LoadZone(s.zones.DeviceZone(ctx, id))
+	}
+	if deviceLocal {
+		deviceLoc = mac
+	}
+	if cal != nil {
+		calLoc = mac
+		if calLoc == nil {
+			calLoc = softwareupdate.DeadlineLocation(*p, deviceLoc)
+		}
+	}
+	return deviceLoc, calLoc
+}
+
+// noteMove keeps the calendar's explanation on the state and records it in
+// the history when the moved deadline is new. A Mac held by a ring gate has
+// no deadline yet, so nothing is recorded for it.
+func noteMove(st *State, deadline time.Time, moved string, held bool, target string, now time.Time) []Transition {
+	if held {
+		st.DeadlineMoved = ""
+		return nil
+	}
+	old := st.DeadlineMoved
+	st.DeadlineMoved = moved
+	if moved == "" || (deadline.Equal(st.Deadline) && old == moved) {
+		return nil
+	}
+	return []Transition{{At: now.UTC(), Kind: EventMoved, From: st.Phase, Target: target, Deadline: deadline.UTC(),
+		Reason: "deadline moved by the business calendar: " + moved}}
+}
