@@ -96,7 +96,7 @@ func (c *Calendar) compile(fe *fieldErrors) *WorkCalendar {
 		key, yearly, ok := parseHolidayDate(h.Date)
 		switch {
 		case !ok:
-			fe.add(field+".date", h.Date, ErrMalformed, `"YYYY-MM-DD", or "MM-DD" for every year`)
+			fe.add(field, h.Date, ErrMalformed, `"YYYY-MM-DD", or "MM-DD" for every year`)
 		case yearly:
 			w.yearly[key] = h.Name
 		default:
