@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -34,15 +33,14 @@ func compileCalendars(policies map[string]*PolicyRecord, log *slog.Logger) map[s
 // zonesFor returns the zone a device-local policy's deadline is computed in
 // (the Mac's own zone, nil when the policy is not device-local or the agent
 // has not reported one) and the zone the business calendar is read in: the
-// zone the Mac's agent reported, else the policy's deadline zone. The Mac's
-// zone is read only when one of them needs it.
-func (s *Scheduler) zonesFor(ctx context.Context, p *softwareupdate.Policy, cal *softwareupdate.WorkCalendar, id string) (deviceLoc, calLoc *time.Location) {
-	deviceLocal := p.Mode == softwareupdate.ModeManual && p.TimeZone == softwareupdate.DeviceLocal
+// zone the Mac's agent reported (Facts.TimeZone), else the policy's
+// deadline zone.
+func zonesFor(p *softwareupdate.Policy, cal *softwareupdate.WorkCalendar, zone string) (deviceLoc, calLoc *time.Location) {
 	var mac *time.Location
-	if s.zones != nil && (deviceLocal || cal != nil) {
-		mac = softwareupdate.LoadZone(s.zones.DeviceZone(ctx, id))
+	if zone != "" {
+		mac = softwareupdate.LoadZone(zone)
 	}
-	if deviceLocal {
+	if p.Mode == softwareupdate.ModeManual && p.TimeZone == softwareupdate.DeviceLocal {
 		deviceLoc = mac
 	}
 	if cal != nil {

@@ -735,6 +735,9 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		orig := *st
 		if devs != nil {
 			st.Facts = FactsOf(devs[i])
+			if s.zones != nil {
+				st.Facts.TimeZone = s.zones.DeviceZone(ctx, id)
+			}
 		}
 		var hist []Transition
 		if mut != nil {
@@ -879,7 +882,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	// A business calendar moves the deadline to working time in the Mac's
 	// zone (calendar.go); so are those after a resume or a ring gate.
 	cal := cfg.calendars[group]
-	deviceLoc, calLoc := s.zonesFor(ctx, pol, cal, st.DeviceID)
+	deviceLoc, calLoc := zonesFor(pol, cal, st.Facts.TimeZone)
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, deviceLoc)
 	deadline, moved := softwareupdate.WorkingDeadline(cal, deadline, calLoc)
 	c.History = append(c.History, noteMove(st, deadline, moved, held, tv, now)...)

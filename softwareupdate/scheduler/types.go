@@ -72,6 +72,10 @@ type Facts struct {
 	Bootstrap    bool      `json:"bootstrap_escrowed,omitempty"`
 	Enabled      bool      `json:"enabled,omitempty"`
 	InventoryAt  time.Time `json:"inventory_at,omitzero"`
+	// TimeZone is the IANA zone the Mac's agent last reported (WithZones),
+	// read when the device is touched (the agent API touches it when the
+	// zone changes), so passes need not read the agent store.
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
 // FactsOf extracts Facts from a device record. The inventory's OS version

@@ -22,7 +22,7 @@ import (
 // length + bytes, integers as uvarints (Attempts zig-zag), times as uvarint
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
 // uvarint of flags. Fields added later (Errors, then FailureSource,
-// NotNowCount and NotNowSince, then OfflineAt and GraceUntil, then DeadlineMoved) follow NextDue, each group read only when
+// NotNowCount and NotNowSince, then OfflineAt and GraceUntil, then DeadlineMoved and Facts.TimeZone) follow NextDue, each group read only when
 // present, so older records still decode.
 const stateCodecV1 = 0x01
 
@@ -109,6 +109,7 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.OfflineAt)
 	w.time(st.GraceUntil)
 	w.str(st.DeadlineMoved)
+	w.str(f.TimeZone)
 	return w
 }
 
@@ -226,6 +227,7 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	}
 	if r.err == nil && len(r.b) > 0 { // absent in records written before business calendars
 		st.DeadlineMoved = r.str()
+		f.TimeZone = r.str()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt

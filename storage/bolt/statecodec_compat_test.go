@@ -15,7 +15,7 @@ func TestStateCodecReadsRecordsWithoutLaterFields(t *testing.T) {
 	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "notify", Target: "15.2",
 		NextDue: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)}
 	v := encodeState(st)
-	old := v[:len(v)-6] // "" + 0 + zero time, two zero times (OfflineAt, GraceUntil), "" (DeadlineMoved): one byte each
+	old := v[:len(v)-7] // "" + 0 + zero time, two zero times (OfflineAt, GraceUntil), "" (DeadlineMoved, Facts.TimeZone): one byte each
 	have, err := decodeState("D1", old)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestStateCodecReadsRecordsWithoutOfflineGrace(t *testing.T) {
 	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "enforce", Target: "15.2", FailureSource: "install", NotNowCount: 2,
 		NotNowSince: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)}
 	v := encodeState(st)
-	have, err := decodeState("D1", v[:len(v)-3]) // two zero times and "" (DeadlineMoved): one byte each
+	have, err := decodeState("D1", v[:len(v)-4]) // two zero times and two "" (DeadlineMoved, Facts.TimeZone): one byte each
 	if err != nil {
 		t.Fatal(err)
 	}

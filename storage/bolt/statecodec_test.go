@@ -174,9 +174,9 @@ func TestStateCodecReadsRecordsWithoutErrors(t *testing.T) {
 	st := fillState(t)
 	// Every field written after Errors is zero too: each is one byte.
 	st.Errors, st.FailureSource, st.NotNowCount, st.NotNowSince = 0, "", 0, time.Time{}
-	st.OfflineAt, st.GraceUntil, st.DeadlineMoved = time.Time{}, time.Time{}, ""
+	st.OfflineAt, st.GraceUntil, st.DeadlineMoved, st.Facts.TimeZone = time.Time{}, time.Time{}, "", ""
 	v := encodeState(st)
-	old := v[:len(v)-7] // Errors, FailureSource, NotNowCount, NotNowSince, OfflineAt, GraceUntil, DeadlineMoved
+	old := v[:len(v)-8] // Errors, FailureSource, NotNowCount, NotNowSince, OfflineAt, GraceUntil, DeadlineMoved, Facts.TimeZone
 	got, err := decodeState(st.DeviceID, old)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 )
 
 // testMSPolicyCalendar: a policy's business calendar, the explanation of a
-// moved deadline on the update state, and the history entry that records
+// moved deadline and the Mac's zone on the update state, and the history entry that records
 // the move come back as stored; a policy set again without a calendar
 // has none.
 func testMSPolicyCalendar(t *testing.T, s ManagedOSStore) {
@@ -41,14 +41,15 @@ func testMSPolicyCalendar(t *testing.T, s ManagedOSStore) {
 
 	moved := "Sat 2026-12-26 12:00 is a holiday (Boxing Day) → Mon 2026-12-28 09:00 Europe/Berlin"
 	deadline := time.Date(2026, 12, 28, 8, 0, 0, 0, time.UTC)
-	st := &scheduler.State{DeviceID: "CAL", Phase: softwareupdate.PhasePending, Target: "15.2", Deadline: deadline, DeadlineMoved: moved}
+	st := &scheduler.State{DeviceID: "CAL", Phase: softwareupdate.PhasePending, Target: "15.2", Deadline: deadline, DeadlineMoved: moved,
+		Facts: scheduler.Facts{OSVersion: "15.1", TimeZone: "Europe/Berlin"}}
 	note := scheduler.Transition{At: t0, Kind: scheduler.EventMoved, Target: "15.2", Deadline: deadline, Reason: "deadline moved by the business calendar: " + moved}
 	if err := s.Commit(ctx, []scheduler.Commit{{State: st, History: []scheduler.Transition{note}}}, t0); err != nil {
 		t.Fatal(err)
 	}
 	sts, err := s.States(ctx, []string{"CAL"})
-	if err != nil || sts[0] == nil || sts[0].DeadlineMoved != moved || !sts[0].Deadline.Equal(deadline) {
-		t.Fatalf("stored state = %+v, %v; want deadline moved %q", sts, err, moved)
+	if err != nil || sts[0] == nil || sts[0].DeadlineMoved != moved || !sts[0].Deadline.Equal(deadline) || sts[0].Facts.TimeZone != "Europe/Berlin" {
+		t.Fatalf("stored state = %+v, %v; want deadline moved %q and the Mac's zone", sts, err, moved)
 	}
 	h, err := s.History(ctx, "CAL", 10)
 	if err != nil || len(h) != 1 || h[0].Kind != scheduler.EventMoved || h[0].Reason != note.Reason || !h[0].Deadline.Equal(deadline) {
