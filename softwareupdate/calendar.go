@@ -224,8 +224,17 @@ func (w *WorkCalendar) working(y int, m time.Month, d int) bool {
 // offline grace. If no working time is found within three years (holidays
 // covering every working day), t is returned unmoved.
 func (w *WorkCalendar) Next(t time.Time, span time.Duration, loc *time.Location) (time.Time, string) {
-	if w == nil || t.IsZero() || loc == nil {
+	to, moved := w.next(t, span, loc)
+	if !moved {
 		return t, ""
+	}
+	return to, w.why(t, span, loc)
+}
+
+// next is Next without the explanation: it does not allocate.
+func (w *WorkCalendar) next(t time.Time, span time.Duration, loc *time.Location) (time.Time, bool) {
+	if w == nil || t.IsZero() || loc == nil {
+		return t, false
 	}
 	y, m, d := t.In(loc).Date()
 	for i := range calendarSearchDays {
@@ -239,13 +248,10 @@ func (w *WorkCalendar) Next(t time.Time, span time.Duration, loc *time.Location)
 			c = t
 		}
 		if c.Before(end) && !c.Add(span).After(end) {
-			if c.Equal(t) {
-				return t, ""
-			}
-			return c, w.why(t, span, loc)
+			return c, !c.Equal(t)
 		}
 	}
-	return t, ""
+	return t, false
 }
 
 // why says why t is not working time for a window of span.
@@ -278,6 +284,33 @@ func (w *WorkCalendar) why(t time.Time, span time.Duration, loc *time.Location) 
 // holiday (Boxing Day) → Mon 2026-12-28 09:00 Europe/Berlin".
 func MoveText(why string, to time.Time, loc *time.Location) string {
 	return why + " → " + to.In(loc).Format("Mon 2006-01-02 15:04") + " " + loc.String()
+}
+
+// Move is WorkingDeadline without the explanation (Explain gives it), for
+// callers that evaluate a deadline over and over: it does not allocate.
+func (w *WorkCalendar) Move(deadline time.Time, loc *time.Location) (time.Time, bool) {
+	return w.next(deadline, CountdownWindow, loc)
+}
+
+// Explain is the explanation WorkingDeadline gives for a deadline that Move
+// moved to to.
+func (w *WorkCalendar) Explain(deadline, to time.Time, loc *time.Location) string {
+	return MoveText(w.why(deadline, CountdownWindow, loc), to, loc)
+}
+
+// Explains reports whether text (from Explain) explains moving deadline
+// to to in loc, without allocating: its moment and zone match. The rest of
+// the text depends only on the calendar.
+func Explains(text string, deadline, to time.Time, loc *time.Location) bool {
+	if text == "" || loc == nil {
+		return false
+	}
+	var a, b [32]byte
+	from := deadline.In(loc).AppendFormat(a[:0], "Mon 2006-01-02 15:04")
+	dest := to.In(loc).AppendFormat(b[:0], "Mon 2006-01-02 15:04")
+	zone := loc.String()
+	n := len(text) - len(zone) - 1 - len(dest)
+	return n > len(from) && text[:len(from)] == string(from) && text[n:n+len(dest)] == string(dest) && text[len(text)-len(zone):] == zone
 }
 
 // WorkingDeadline moves a personal deadline (PersonalDeadline) to working

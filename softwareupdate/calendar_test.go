@@ -153,3 +153,43 @@ func TestCalendarValidation(t *testing.T) {
 		t.Errorf("valid calendar: %v", err)
 	}
 }
+
+// The scheduler checks each pass that a stored explanation still fits the
+// move with Move and Explains, which do not allocate.
+func TestMoveAndExplains(t *testing.T) {
+	w := mustCalendar(t, Calendar{Holidays: []Holiday{{Date: "2026-12-26", Name: "Boxing Day"}}})
+	berlin, lisbon := zone(t, "Europe/Berlin"), zone(t, "Europe/Lisbon")
+	from := at(t, "Europe/Berlin", 2026, 12, 26, 12, 0)
+	to, moved := w.Move(from, berlin)
+	text := w.Explain(from, to, berlin)
+	if want := "Sat 2026-12-26 12:00 is a holiday (Boxing Day) → Mon 2026-12-28 09:00 Europe/Berlin"; !moved || text != want {
+		t.Fatalf("Move/Explain = %v %q, want %q", moved, text, want)
+	}
+	if have, why := WorkingDeadline(w, from, berlin); !have.Equal(to) || why != text {
+		t.Errorf("WorkingDeadline = %v %q, want what Move and Explain give", have, why)
+	}
+	for _, tc := range []struct {
+		name     string
+		text     string
+		from, to time.Time
+		loc      *time.Location
+		want     bool
+	}{
+		{"same move", text, from, to, berlin, true},
+		{"other origin", text, from.Add(time.Hour), to, berlin, false},
+		{"other destination", text, from, to.Add(time.Hour), berlin, false},
+		{"other zone", text, from, to, lisbon, false},
+		{"empty", "", from, to, berlin, false},
+		{"short", "x", from, to, berlin, false},
+	} {
+		if have := Explains(tc.text, tc.from, tc.to, tc.loc); have != tc.want {
+			t.Errorf("%s: Explains = %v, want %v", tc.name, have, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		to, _ := w.Move(from, berlin)
+		Explains(text, from, to, berlin)
+	}); n != 0 {
+		t.Errorf("Move + Explains allocate %v times, want 0", n)
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
-
 // The benchmark fleet: 100,000 Macs in three rings (deadlines D0, D0+3d,
 // D0+7d) with a mix of OS versions: 40% on 15.1 (must reach 15.2), 20% on
 // 14.6 (held to 14.6.1), 30% already on 15.2, 10% on hardware the releases

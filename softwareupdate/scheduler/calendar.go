@@ -52,19 +52,28 @@ func zonesFor(p *softwareupdate.Policy, cal *softwareupdate.WorkCalendar, zone s
 	return deviceLoc, calLoc
 }
 
-// noteMove keeps the calendar's explanation on the state and records it in
-// the history when the moved deadline is new. A Mac held by a ring gate has
-// no deadline yet, so nothing is recorded for it.
-func noteMove(st *State, deadline time.Time, moved string, held bool, target string, now time.Time) []Transition {
-	if held {
+// noteMove moves *deadline to working time (cal, read in loc), keeps the
+// explanation on the state and records it in the history when the moved
+// deadline is new. The explanation is built only then: a pass that finds
+// the same move allocates nothing for it. A Mac held by a ring gate has no
+// deadline yet, so nothing is recorded for it.
+func noteMove(st *State, cal *softwareupdate.WorkCalendar, loc *time.Location, deadline *time.Time, held bool, target string, now time.Time) []Transition {
+	from := *deadline
+	to, moved := cal.Move(from, loc)
+	*deadline = to
+	if held || !moved {
 		st.DeadlineMoved = ""
 		return nil
 	}
-	old := st.DeadlineMoved
-	st.DeadlineMoved = moved
-	if moved == "" || (deadline.Equal(st.Deadline) && old == moved) {
+	same := to.Equal(st.Deadline)
+	if same && softwareupdate.Explains(st.DeadlineMoved, from, to, loc) {
 		return nil
 	}
-	return []Transition{{At: now.UTC(), Kind: EventMoved, From: st.Phase, Target: target, Deadline: deadline.UTC(),
-		Reason: "deadline moved by the business calendar: " + moved}}
+	old := st.DeadlineMoved
+	st.DeadlineMoved = cal.Explain(from, to, loc)
+	if same && old == st.DeadlineMoved {
+		return nil
+	}
+	return []Transition{{At: now.UTC(), Kind: EventMoved, From: st.Phase, Target: target, Deadline: to.UTC(),
+		Reason: "deadline moved by the business calendar: " + st.DeadlineMoved}}
 }

@@ -799,6 +799,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		}
 		st.GroupID, st.PolicyRev = group, policyRev
 		st.FirstNonCompliant = time.Time{}
+		st.DeadlineMoved = "" // the calendar may have changed: explain afresh
 		st.ResetEnforcement()
 	}
 	ver, _ := catalog.ParseVersion(st.Facts.OSVersion) // unparsable: unknown, reported not enforced
@@ -884,8 +885,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	cal := cfg.calendars[group]
 	deviceLoc, calLoc := zonesFor(pol, cal, st.Facts.TimeZone)
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, deviceLoc)
-	deadline, moved := softwareupdate.WorkingDeadline(cal, deadline, calLoc)
-	c.History = append(c.History, noteMove(st, deadline, moved, held, tv, now)...)
+	c.History = append(c.History, noteMove(st, cal, calLoc, &deadline, held, tv, now)...)
 	decide := func() softwareupdate.Decision {
 		d := paused(softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline), pause)
 		if held {
