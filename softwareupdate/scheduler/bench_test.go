@@ -21,7 +21,6 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/legacy"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
-	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
@@ -167,7 +166,7 @@ func TestBuildBenchFixture(t *testing.T) {
 	cat := testCatalog(t)
 	opts := []scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{}))}
 	if os.Getenv(calendarEnv) != "" {
-		opts = append(opts, scheduler.WithZones(agentZoneReader{store})) // kept in each state's facts
+		opts = append(opts, scheduler.WithZones(benchZone{})) // kept in each state's facts
 	}
 	sched := scheduler.New(store, store, cat, clk, opts...)
 	mgr := scheduler.NewManager(store, cat, clk, sched)
@@ -227,18 +226,7 @@ func benchEnroll(ctx context.Context, store *bolt.Store, i int) error {
 	}
 	inv := &mdm.Inventory{OSVersion: osv, BuildVersion: "B", ProductName: "Mac14,2", SoftwareUpdateDeviceID: board, IsSupervised: true, IsAppleSilicon: true,
 		SerialNumber: "C02" + id[6:], DeviceName: "Mac " + id, ModelName: "MacBook Air", AvailableDeviceCapacity: 120, DeviceCapacity: 494}
-	if err := store.UpdateInventory(ctx, id, inv, now); err != nil {
-		return err
-	}
-	if os.Getenv(calendarEnv) == "" {
-		return nil
-	}
-	// The calendar fleet's agents have reported their zone: London, on UTC
-	// until 29 March, so every deadline is where it is in UTC.
-	if err := store.PutAgentSecret(ctx, id, "bench-secret-hash", now); err != nil {
-		return err
-	}
-	return store.AppendAgentReport(ctx, id, storage.AgentReport{TimeZone: "Europe/London", ReceivedAt: now}, now)
+	return store.UpdateInventory(ctx, id, inv, now)
 }
 
 // openCopy copies the fixture to a fresh file and opens it with a scheduler
@@ -371,25 +359,22 @@ func BenchmarkPassDue100k(b *testing.B) { benchPass(b, false, benchNow) }
 
 // BenchmarkPassDue100kCalendar: BenchmarkPassDue100k with a business
 // calendar on every policy (benchCalendar); every Mac's agent reported its
-// zone, which the fixture's pass kept in the Mac's facts, so the calendar
-// costs one cached zone lookup and one working-time check per Mac.
+// zone (benchZone), which the fixture's pass kept in the Mac's facts, so
+// the calendar costs one cached zone lookup and one working-time check per
+// Mac.
 func BenchmarkPassDue100kCalendar(b *testing.B) {
-	benchPassOn(b, benchCalendarFixture(b), false, benchNow, func(s *bolt.Store) scheduler.Option {
-		return scheduler.WithZones(agentZoneReader{s})
+	benchPassOn(b, benchCalendarFixture(b), false, benchNow, func(*bolt.Store) scheduler.Option {
+		return scheduler.WithZones(benchZone{})
 	})
 }
 
-// agentZoneReader reads each Mac's zone from the agent store, as
-// cmd/sundial's zones type does.
-type agentZoneReader struct{ s *bolt.Store }
+// benchZone is what every agent of the calendar fleet reported: London, on
+// UTC until 29 March, so every deadline is where it is in UTC. (The
+// server reads the agent store; a pass reads only the zone kept in each
+// state's facts, so the fixture needs no agent records.)
+type benchZone struct{}
 
-func (z agentZoneReader) DeviceZone(ctx context.Context, id string) string {
-	st, err := z.s.AgentState(ctx, id)
-	if err != nil {
-		return ""
-	}
-	return st.TimeZone
-}
+func (benchZone) DeviceZone(context.Context, string) string { return "Europe/London" }
 
 // BenchmarkSweep100k: one pass re-evaluating all 100k devices from their
 // device records (what a catalog or policy change triggers) at D0+1h.
