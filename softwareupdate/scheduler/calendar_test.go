@@ -328,12 +328,14 @@ func TestCalendarResumeAndRingGate(t *testing.T) {
 }
 
 // TestWhatIfExplainsCalendarMove: the what-if of a policy with a business
-// calendar gives each Mac its moved deadline and says why.
+// calendar gives each Mac its moved deadline, in its own zone where its
+// agent reported one, and says why.
 func TestWhatIfExplainsCalendarMove(t *testing.T) {
 	now := time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)
 	in := []scheduler.WhatIfInput{
 		{DeviceID: "old", Facts: scheduler.Facts{OSVersion: "15.1", BoardID: "J413AP", Supervised: true, InventoryAt: now}},
 		{DeviceID: "new", Facts: scheduler.Facts{OSVersion: "15.2", BoardID: "J413AP", Supervised: true, InventoryAt: now}},
+		{DeviceID: "tokyo", Facts: scheduler.Facts{OSVersion: "15.1", BoardID: "J413AP", Supervised: true, InventoryAt: now, TimeZone: "Asia/Tokyo"}},
 	}
 	p := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-12-26", TimeOfDay: "12:00",
 		TimeZone: "Europe/Berlin", Calendar: &softwareupdate.Calendar{Holidays: []softwareupdate.Holiday{{Date: "12-26", Name: "Boxing Day"}}}}
@@ -342,7 +344,11 @@ func TestWhatIfExplainsCalendarMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "Sat 2026-12-26 12:00 is a holiday (Boxing Day) → Mon 2026-12-28 09:00 Europe/Berlin"
-	if res.MovedByCalendar != 1 || res.Rows[1].DeviceID != "old" || res.Rows[1].DeadlineMoved != want ||
+	if tk := res.Rows[2]; tk.DeviceID != "tokyo" || !tk.Deadline.Equal(time.Date(2026, 12, 28, 0, 0, 0, 0, time.UTC)) ||
+		tk.DeadlineMoved != "Sat 2026-12-26 20:00 is a holiday (Boxing Day) → Mon 2026-12-28 09:00 Asia/Tokyo" {
+		t.Errorf("what-if of the Tokyo Mac: %+v", tk)
+	}
+	if res.MovedByCalendar != 2 || res.Rows[1].DeviceID != "old" || res.Rows[1].DeadlineMoved != want ||
 		!res.Rows[1].Deadline.Equal(time.Date(2026, 12, 28, 8, 0, 0, 0, time.UTC)) || res.Rows[0].DeadlineMoved != "" {
 		t.Errorf("what-if: moved %d, rows %+v; want old moved: %q", res.MovedByCalendar, res.Rows, want)
 	}

@@ -881,7 +881,8 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		st.FirstNonCompliant = cfg.ringAnchor(group, st.FirstNonCompliant)
 	}
 	// A business calendar moves the deadline to working time in the Mac's
-	// zone (calendar.go); so are those after a resume or a ring gate.
+	// zone (calendar.go); deadlines anchored afresh by a resume or an open
+	// ring gate (above) go through here too.
 	cal := cfg.calendars[group]
 	deviceLoc, calLoc := zonesFor(pol, cal, st.Facts.TimeZone)
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, deviceLoc)

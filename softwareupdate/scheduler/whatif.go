@@ -63,8 +63,7 @@ type WhatIfRow struct {
 	MajorUpgrade bool                 `json:"major_upgrade,omitempty"`
 	Deadline     time.Time            `json:"deadline,omitzero"`
 	// DeadlineMoved says why and where the business calendar moved the
-	// deadline, read in the policy's zone (the what-if does not know the
-	// Macs' own zones).
+	// deadline, read in the Mac's zone as the scheduler does.
 	DeadlineMoved string `json:"deadline_moved,omitempty"`
 	Forced        bool   `json:"forced_within_24h,omitempty"`
 }
@@ -92,7 +91,6 @@ func WhatIf(now time.Time, cat *catalog.Catalog, group string, p softwareupdate.
 	if err != nil {
 		return nil, err
 	}
-	calLoc := softwareupdate.DeadlineLocation(p, nil)
 	res := &WhatIfResult{GroupID: group, Policy: p, Now: now, At: at,
 		Current: map[softwareupdate.Phase]int{}, Tomorrow: map[softwareupdate.Phase]int{}, ByTarget: map[string]int{}, Rows: []WhatIfRow{}}
 	for _, x := range in {
@@ -112,7 +110,8 @@ func WhatIf(now time.Time, cat *catalog.Catalog, group string, p softwareupdate.
 				first = at
 			}
 		}
-		deadline := softwareupdate.PersonalDeadline(p, tgt, first, x.Exception, nil)
+		deviceLoc, calLoc := zonesFor(&p, cal, x.Facts.TimeZone)
+		deadline := softwareupdate.PersonalDeadline(p, tgt, first, x.Exception, deviceLoc)
 		deadline, moved := softwareupdate.WorkingDeadline(cal, deadline, calLoc)
 		dec := softwareupdate.Decide(at, softwareupdate.DeviceState{Target: tgt, Exception: x.Exception, Ineligible: ineligibility(&x.Facts)}, deadline)
 		cur := x.Current
@@ -216,6 +215,7 @@ func (r *Reporter) WhatIf(ctx context.Context, group string, p softwareupdate.Po
 			}
 			if st := states[i]; st != nil {
 				x.Current = st.Phase
+				x.Facts.TimeZone = st.Facts.TimeZone // the agent's, kept by the scheduler
 			}
 			in = append(in, x)
 		}
