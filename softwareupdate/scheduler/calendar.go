@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -76,4 +77,14 @@ func noteMove(st *State, cal *softwareupdate.WorkCalendar, loc *time.Location, d
 	}
 	return []Transition{{At: now.UTC(), Kind: EventMoved, From: st.Phase, Target: target, Deadline: to.UTC(),
 		Reason: "deadline moved by the business calendar: " + st.DeadlineMoved}}
+}
+
+// agentZone is the zone a Mac's agent reported, kept in its facts: an IANA
+// name (at most 64 bytes, as the agent API accepts), "" for anything else.
+func agentZone(ctx context.Context, z ZoneReader, id string) string {
+	name := z.DeviceZone(ctx, id)
+	if len(name) > 64 || softwareupdate.LoadZone(name) == nil {
+		return ""
+	}
+	return name
 }

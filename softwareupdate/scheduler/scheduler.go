@@ -736,7 +736,7 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		if devs != nil {
 			st.Facts = FactsOf(devs[i])
 			if s.zones != nil {
-				st.Facts.TimeZone = s.zones.DeviceZone(ctx, id)
+				st.Facts.TimeZone = agentZone(ctx, s.zones, id)
 			}
 		}
 		var hist []Transition
