@@ -193,3 +193,31 @@ func TestMoveAndExplains(t *testing.T) {
 		t.Errorf("Move + Explains allocate %v times, want 0", n)
 	}
 }
+
+// BenchmarkCalendarMove: what a scheduler pass adds per Mac with a business
+// calendar: Move, and for a moved deadline Explains on the stored text.
+func BenchmarkCalendarMove(b *testing.B) {
+	c := Calendar{Holidays: []Holiday{{Date: "2026-12-24"}, {Date: "12-25", Name: "Christmas Day"}, {Date: "12-26", Name: "Boxing Day"}}}
+	w, err := CompileCalendar(&c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	loc := zone(b, "Europe/Berlin")
+	for _, bc := range []struct {
+		name string
+		d    time.Time
+	}{
+		{"in-hours", at(b, "Europe/Berlin", 2026, 12, 8, 12, 0)},
+		{"holiday", at(b, "Europe/Berlin", 2026, 12, 26, 12, 0)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			to, _ := w.Move(bc.d, loc)
+			text := w.Explain(bc.d, to, loc)
+			for b.Loop() {
+				if to, moved := w.Move(bc.d, loc); moved {
+					Explains(text, bc.d, to, loc)
+				}
+			}
+		})
+	}
+}
