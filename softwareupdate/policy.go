@@ -141,6 +141,9 @@ type Policy struct {
 	// Assistant until it updates (macOS 14+), "off" lets it enroll first.
 	// Empty means required for manual policies and off otherwise.
 	SetupMinimum string `json:"setup_minimum,omitempty"`
+	// Calendar, when set, moves deadlines that fall outside working time
+	// to the next working time in the Mac's zone (calendar.go).
+	Calendar *Calendar `json:"calendar,omitempty"`
 }
 
 // SetupMinimumRequired reports whether ADE Macs below the target wait at
@@ -292,6 +295,13 @@ func (p *Policy) Validate(now time.Time, cat *catalog.Catalog) error {
 		if u, err := url.Parse(p.DetailsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(p.DetailsURL) > 2048 {
 			fe.add("details_url", p.DetailsURL, ErrMalformed, "an absolute http(s) URL")
 		}
+	}
+
+	if p.Calendar != nil {
+		if p.Mode == ModeUnmanaged {
+			fe.add("calendar", "", ErrNotApplicable, "an unmanaged policy has no deadlines to move")
+		}
+		p.Calendar.compile(fe)
 	}
 
 	if p.FallbackTimeZone != "" && !(p.Mode == ModeManual && p.TimeZone == DeviceLocal) {

@@ -122,6 +122,7 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(w, "majors:    %v\nnotice:    %d days\nring:      +%d days\n", p.AllowMajorUpgrades, p.NoticeDays(), p.RingOffsetDays)
+			fmt.Fprint(w, calendarLines(p.Calendar))
 			return nil
 		},
 	}
@@ -131,7 +132,9 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 		Example: `  sundial policy set default --mode manual --version 15.4 --date 2026-12-15 --time 17:00 --tz Europe/Berlin
   sundial policy set pilots --mode automatic --delay 1w --time 09:00 --tz America/New_York
   sundial policy set field --mode manual --version 15.4 --date 2026-12-15 --time 12:00 --tz device-local --fallback-tz Europe/Berlin
-  sundial policy set lab --mode unmanaged`,
+  sundial policy set lab --mode unmanaged
+  sundial policy set office --mode manual --version 15.4 --date 2026-12-26 --time 12:00 --tz Europe/Berlin \
+      --working-days mon-fri --working-hours 09:00-17:00 --holidays "2026-12-24=Christmas Eve,12-25=Christmas Day" --holidays-ics holidays.ics`,
 		Args: cobra.ExactArgs(1),
 	}
 	setP := policyFlags(set)
@@ -195,6 +198,7 @@ func newPolicyCmd(getenv func(string) string, cf *clientFlags) *cobra.Command {
 		tw.Flush()
 		fmt.Fprintf(w, "forced to install within 24 h: %d\ncrossing a major version:      %d\ncannot take the target:        %d\n",
 			res.ForcedWithin24h, res.MajorUpgrades, res.Unsupported)
+		fmt.Fprint(w, whatIfMoves(res))
 		return nil
 	}
 	policy.AddCommand(show, set, whatIf)
@@ -240,6 +244,9 @@ func newDevicesShowCmd(getenv func(string) string, cf *clientFlags) *cobra.Comma
 						policyZone = rec.Policy.TimeZone
 					}
 					fmt.Fprintf(w, "deadline:  %s\n", zonesLine(st.Deadline, policyZone, rep.DeviceTimeZone))
+					if st.DeadlineMoved != "" {
+						fmt.Fprintf(w, "moved:     %s (business calendar)\n", st.DeadlineMoved)
+					}
 				}
 				if st.Path != "" {
 					fmt.Fprintf(w, "path:      %s\n", st.Path)
@@ -531,6 +538,7 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 	f.StringVar(&p.DetailsURL, "details-url", "", "page shown to users about the update")
 	f.StringVar(&p.SetupMinimum, "setup-minimum", "", "ADE Macs below the target wait at Setup Assistant until they update: required or off (default: required for manual policies)")
 	f.BoolVar(&p.AllowUnknownVersion, "allow-unknown-version", false, "manual: accept a --version the release catalog does not know")
+	setCalendar := calendarFlags(cmd)
 	for flag, field := range map[string]string{"mode": "mode", "delay": "delay_days", "version": "minimum_version", "date": "date",
 		"time": "time_of_day", "tz": "time_zone", "allow-major": "allow_major_upgrades", "notice": "minimum_notice_days",
 		"ring": "ring_offset_days", "details-url": "details_url", "allow-unknown-version": "allow_unknown_version", "fallback-tz": "fallback_time_zone", "setup-minimum": "setup_minimum", "offline-grace-hours": "offline_grace_hours"} {
@@ -548,6 +556,9 @@ func policyFlags(cmd *cobra.Command) func() (softwareupdate.Policy, error) {
 				return out, usageError{fmt.Errorf("--delay: %w", err)}
 			}
 			out.DelayDays = n
+		}
+		if err := setCalendar(&out); err != nil {
+			return out, err
 		}
 		return out, nil
 	}

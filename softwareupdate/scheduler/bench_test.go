@@ -43,14 +43,41 @@ var (
 	benchDir  string
 	benchPath string
 	benchErr  error
+
+	// The calendar fixture (BenchmarkPassDue100kCalendar), built on demand.
+	benchCalOnce sync.Once
+	benchCalDir  string
+	benchCalPath string
+	benchCalErr  error
 )
 
-const fixtureEnv = "SUNDIAL_SCHEDULER_BENCH_FIXTURE"
+const (
+	fixtureEnv = "SUNDIAL_SCHEDULER_BENCH_FIXTURE"
+	// calendarEnv asks TestBuildBenchFixture for the fleet whose policies
+	// have a business calendar (benchCalendar).
+	calendarEnv = "SUNDIAL_SCHEDULER_BENCH_CALENDAR"
+)
+
+// benchCalendar is the business calendar of the calendar fixture's
+// policies: Monday to Friday 08:00-18:00 with a year of holidays. Ring 1's
+// deadline (Monday 2026-03-23 17:00) is a holiday and moves to Tuesday
+// 08:00, so a third of the fleet carries a moved deadline; rings 0 and 2
+// (Fridays 17:00) stay, so the pass at benchNow changes the same Macs as
+// the plain fixture's: ring 0 enters enforce, ring 1 notify.
+var benchCalendar = &softwareupdate.Calendar{WorkingDays: "mon-fri", WorkingHours: "08:00-18:00", Holidays: []softwareupdate.Holiday{
+	{Date: "01-01", Name: "New Year's Day"}, {Date: "2026-03-23", Name: "Bench holiday"}, {Date: "2026-04-03", Name: "Good Friday"},
+	{Date: "2026-04-06", Name: "Easter Monday"}, {Date: "05-01", Name: "Labour Day"}, {Date: "2026-05-14", Name: "Ascension Day"},
+	{Date: "2026-05-25", Name: "Whit Monday"}, {Date: "10-03", Name: "Unity Day"}, {Date: "12-24", Name: "Christmas Eve"},
+	{Date: "12-25", Name: "Christmas Day"}, {Date: "12-26", Name: "Boxing Day"}, {Date: "12-31", Name: "New Year's Eve"},
+}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if benchDir != "" {
 		os.RemoveAll(benchDir)
+	}
+	if benchCalDir != "" {
+		os.RemoveAll(benchCalDir)
 	}
 	os.Exit(code)
 }
@@ -76,6 +103,27 @@ func benchFixture(b *testing.B) string {
 		b.Fatal(benchErr)
 	}
 	return benchPath
+}
+
+// benchCalendarFixture builds the fleet with calendars, as benchFixture
+// does the plain one.
+func benchCalendarFixture(b *testing.B) string {
+	benchCalOnce.Do(func() {
+		if benchCalDir, benchCalErr = os.MkdirTemp("", "sundial-scheduler-bench-cal-"); benchCalErr != nil {
+			return
+		}
+		benchCalPath = filepath.Join(benchCalDir, "fleet.db")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBuildBenchFixture$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), fixtureEnv+"="+benchCalPath, calendarEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			benchCalErr = fmt.Errorf("build calendar fixture: %v\n%s", err, out)
+		}
+	})
+	if benchCalErr != nil {
+		b.Fatal(benchCalErr)
+	}
+	return benchCalPath
 }
 
 // TestBuildBenchFixture builds the benchmark fleet when asked to by
@@ -116,7 +164,11 @@ func TestBuildBenchFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat := testCatalog(t)
-	sched := scheduler.New(store, store, cat, clk, scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})))
+	opts := []scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{}))}
+	if os.Getenv(calendarEnv) != "" {
+		opts = append(opts, scheduler.WithZones(benchZone{})) // kept in each state's facts
+	}
+	sched := scheduler.New(store, store, cat, clk, opts...)
 	mgr := scheduler.NewManager(store, cat, clk, sched)
 	for ring, g := range []string{scheduler.DefaultGroupID, "broad", "late"} {
 		if g != scheduler.DefaultGroupID {
@@ -124,8 +176,12 @@ func TestBuildBenchFixture(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := mgr.SetPolicy(ctx, "bench", g, softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2",
-			Date: benchD0.Format(time.DateOnly), TimeOfDay: "17:00", TimeZone: "UTC", RingOffsetDays: []int{0, 3, 7}[ring]}); err != nil {
+		pol := softwareupdate.Policy{Mode: softwareupdate.ModeManual, MinimumVersion: "15.2",
+			Date: benchD0.Format(time.DateOnly), TimeOfDay: "17:00", TimeZone: "UTC", RingOffsetDays: []int{0, 3, 7}[ring]}
+		if os.Getenv(calendarEnv) != "" {
+			pol.Calendar = benchCalendar
+		}
+		if _, err := mgr.SetPolicy(ctx, "bench", g, pol); err != nil {
 			t.Fatal(err)
 		}
 		if ring == 0 {
@@ -151,16 +207,16 @@ func benchID(i int) string { return fmt.Sprintf("BENCH-%08d", i) }
 func benchEnroll(ctx context.Context, store *bolt.Store, i int) error {
 	id := benchID(i)
 	now := benchSetup.Add(-24 * time.Hour)
-	os, board := "15.1", "J413AP"
+	osv, board := "15.1", "J413AP"
 	switch i % 10 {
 	case 4, 5:
-		os = "14.6"
+		osv = "14.6"
 	case 6, 7, 8:
-		os = "15.2"
+		osv = "15.2"
 	case 9:
 		board = "J152FAP"
 	}
-	auth := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.Authenticate, Topic: "t", OSVersion: os, ProductName: "Mac14,2"}
+	auth := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, MessageType: mdm.Authenticate, Topic: "t", OSVersion: osv, ProductName: "Mac14,2"}
 	if err := store.Authenticate(ctx, id, auth, "cert-"+id, now); err != nil {
 		return err
 	}
@@ -168,14 +224,15 @@ func benchEnroll(ctx context.Context, store *bolt.Store, i int) error {
 	if _, err := store.TokenUpdate(ctx, id, tok, nil, now); err != nil {
 		return err
 	}
-	inv := &mdm.Inventory{OSVersion: os, BuildVersion: "B", ProductName: "Mac14,2", SoftwareUpdateDeviceID: board, IsSupervised: true, IsAppleSilicon: true,
+	inv := &mdm.Inventory{OSVersion: osv, BuildVersion: "B", ProductName: "Mac14,2", SoftwareUpdateDeviceID: board, IsSupervised: true, IsAppleSilicon: true,
 		SerialNumber: "C02" + id[6:], DeviceName: "Mac " + id, ModelName: "MacBook Air", AvailableDeviceCapacity: 120, DeviceCapacity: 494}
 	return store.UpdateInventory(ctx, id, inv, now)
 }
 
 // openCopy copies the fixture to a fresh file and opens it with a scheduler
 // at benchNow.
-func openCopy(b *testing.B, src string, now time.Time) (*bolt.Store, *scheduler.Scheduler) {
+// extra, when not nil, gives more scheduler options for the opened store.
+func openCopy(b *testing.B, src string, now time.Time, extra ...func(*bolt.Store) scheduler.Option) (*bolt.Store, *scheduler.Scheduler) {
 	b.Helper()
 	dst := filepath.Join(b.TempDir(), "fleet.db")
 	in, err := os.Open(src)
@@ -196,8 +253,11 @@ func openCopy(b *testing.B, src string, now time.Time) (*bolt.Store, *scheduler.
 		b.Fatal(err)
 	}
 	batch, _ := strconv.Atoi(os.Getenv("SUNDIAL_SCHEDULER_BENCH_BATCH"))
-	sched := scheduler.New(store, store, testCatalog(b), clock.NewFake(now),
-		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(batch))
+	opts := []scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(batch)}
+	for _, x := range extra {
+		opts = append(opts, x(store))
+	}
+	sched := scheduler.New(store, store, testCatalog(b), clock.NewFake(now), opts...)
 	return store, sched
 }
 
@@ -253,8 +313,9 @@ func readRSS() (anon, file float64) {
 	return anon, file
 }
 
-func benchPass(b *testing.B, sweep bool, now time.Time) {
-	src := benchFixture(b)
+func benchPass(b *testing.B, sweep bool, now time.Time) { benchPassOn(b, benchFixture(b), sweep, now) }
+
+func benchPassOn(b *testing.B, src string, sweep bool, now time.Time, extra ...func(*bolt.Store) scheduler.Option) {
 	// Return the heap of an earlier benchmark in this process to the OS,
 	// so that its resident pages do not count in this one's peak.
 	debug.FreeOSMemory()
@@ -263,7 +324,7 @@ func benchPass(b *testing.B, sweep bool, now time.Time) {
 	var anon, file float64
 	for b.Loop() {
 		b.StopTimer()
-		store, sched := openCopy(b, src, now)
+		store, sched := openCopy(b, src, now, extra...)
 		if sweep {
 			sched.CatalogChanged()
 		}
@@ -295,6 +356,25 @@ func benchPass(b *testing.B, sweep bool, now time.Time) {
 // BenchmarkPassDue100k: one pass at D0+1h over the 100k fleet: ring 0
 // enters enforce (forced installs), ring 1 enters notify (downloads).
 func BenchmarkPassDue100k(b *testing.B) { benchPass(b, false, benchNow) }
+
+// BenchmarkPassDue100kCalendar: BenchmarkPassDue100k with a business
+// calendar on every policy (benchCalendar); every Mac's agent reported its
+// zone (benchZone), which the fixture's pass kept in the Mac's facts, so
+// the calendar costs one cached zone lookup and one working-time check per
+// Mac.
+func BenchmarkPassDue100kCalendar(b *testing.B) {
+	benchPassOn(b, benchCalendarFixture(b), false, benchNow, func(*bolt.Store) scheduler.Option {
+		return scheduler.WithZones(benchZone{})
+	})
+}
+
+// benchZone is what every agent of the calendar fleet reported: London, on
+// UTC until 29 March, so every deadline is where it is in UTC. (The
+// server reads the agent store; a pass reads only the zone kept in each
+// state's facts, so the fixture needs no agent records.)
+type benchZone struct{}
+
+func (benchZone) DeviceZone(context.Context, string) string { return "Europe/London" }
 
 // BenchmarkSweep100k: one pass re-evaluating all 100k devices from their
 // device records (what a catalog or policy change triggers) at D0+1h.

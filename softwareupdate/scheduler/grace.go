@@ -46,7 +46,9 @@ func offlineAtDeadline(st *State, deadline time.Time) bool {
 // when the grace starts or the Mac is first found away, what to record in
 // its history.
 // A policy's OfflineGraceHours, when set, replaces the server's grace.
-func (s *Scheduler) offlineGrace(st *State, pol *softwareupdate.Policy, dec softwareupdate.Decision, deadline, now time.Time) (softwareupdate.Decision, string) {
+// A business calendar moves the grace's end to working time in loc.
+func (s *Scheduler) offlineGrace(st *State, pol *softwareupdate.Policy, dec softwareupdate.Decision, deadline, now time.Time,
+	cal *softwareupdate.WorkCalendar, loc *time.Location) (softwareupdate.Decision, string) {
 	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || (s.grace < 0 && pol.OfflineGraceHours == 0) {
 		st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
 		return dec, ""
@@ -71,7 +73,11 @@ func (s *Scheduler) offlineGrace(st *State, pol *softwareupdate.Policy, dec soft
 			break // still away: nothing answered since (a step sent when it was found away included)
 		}
 		st.GraceUntil = now.Add(grace)
-		why = "back after its deadline: offline grace until " + st.GraceUntil.Format(time.RFC3339) + ", then the forced install"
+		moved := ""
+		if until, w := cal.Next(st.GraceUntil, 0, loc); w != "" {
+			st.GraceUntil, moved = until, " (moved to working time: "+softwareupdate.MoveText(w, until, loc)+")"
+		}
+		why = "back after its deadline: offline grace until " + st.GraceUntil.Format(time.RFC3339) + moved + ", then the forced install"
 	case !now.Before(st.GraceUntil):
 		return dec, ""
 	}

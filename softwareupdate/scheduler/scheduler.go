@@ -177,6 +177,7 @@ type config struct {
 	pauses    map[string]*Pause // by group; FleetPause holds every group
 	rings     []*RingPlan       // ring plans (ringplan.go)
 	ringOf    map[string]ringRef
+	calendars map[string]*softwareupdate.WorkCalendar // by group (calendar.go)
 }
 
 func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
@@ -203,6 +204,7 @@ func (s *Scheduler) loadConfig(ctx context.Context) (*config, error) {
 			c.groupExc[es[i].ID] = &es[i].Exception
 		}
 	}
+	c.calendars = compileCalendars(c.policies, s.log)
 	if err := s.loadPauses(ctx, c); err != nil {
 		return nil, err
 	}
@@ -733,6 +735,9 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		orig := *st
 		if devs != nil {
 			st.Facts = FactsOf(devs[i])
+			if s.zones != nil {
+				st.Facts.TimeZone = agentZone(ctx, s.zones, id)
+			}
 		}
 		var hist []Transition
 		if mut != nil {
@@ -794,6 +799,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		}
 		st.GroupID, st.PolicyRev = group, policyRev
 		st.FirstNonCompliant = time.Time{}
+		st.DeadlineMoved = "" // the calendar may have changed: explain afresh
 		st.ResetEnforcement()
 	}
 	ver, _ := catalog.ParseVersion(st.Facts.OSVersion) // unparsable: unknown, reported not enforced
@@ -874,7 +880,13 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	} else if tgt.Status == softwareupdate.StatusRequired && notYetNotified(st) {
 		st.FirstNonCompliant = cfg.ringAnchor(group, st.FirstNonCompliant)
 	}
-	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, s.deviceLocation(ctx, pol, st.DeviceID))
+	// A business calendar moves the deadline to working time in the Mac's
+	// zone (calendar.go); deadlines anchored afresh by a resume or an open
+	// ring gate (above) go through here too.
+	cal := cfg.calendars[group]
+	deviceLoc, calLoc := zonesFor(pol, cal, st.Facts.TimeZone)
+	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, deviceLoc)
+	c.History = append(c.History, noteMove(st, cal, calLoc, &deadline, held, tv, now)...)
 	decide := func() softwareupdate.Decision {
 		d := paused(softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline), pause)
 		if held {
@@ -905,7 +917,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
 		failure, stepCmd := st.Failure, st.StepCommand
-		held, why := s.offlineGrace(st, pol, dec, deadline, now)
+		held, why := s.offlineGrace(st, pol, dec, deadline, now, cal, calLoc)
 		if why != "" {
 			note(EventResult, why)
 		}

@@ -72,6 +72,10 @@ type Facts struct {
 	Bootstrap    bool      `json:"bootstrap_escrowed,omitempty"`
 	Enabled      bool      `json:"enabled,omitempty"`
 	InventoryAt  time.Time `json:"inventory_at,omitzero"`
+	// TimeZone is the IANA zone the Mac's agent last reported (WithZones),
+	// read when the device is touched (the agent API touches it when the
+	// zone changes), so passes need not read the agent store.
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
 // FactsOf extracts Facts from a device record. The inventory's OS version
@@ -181,6 +185,11 @@ type State struct {
 	PatchedAt       time.Time `json:"patched_at,omitzero"`
 	PatchedNotice   time.Time `json:"patched_notice,omitzero"`
 	PatchedDeadline time.Time `json:"patched_deadline,omitzero"`
+
+	// DeadlineMoved says why and where the business calendar moved
+	// Deadline ("" when it did not): "Sat 2026-12-26 12:00 is a holiday
+	// (Boxing Day) → Mon 2026-12-28 09:00 Europe/Berlin".
+	DeadlineMoved string `json:"deadline_moved,omitempty"`
 }
 
 // ResetEnforcement clears every step field (a new target, path or policy).
@@ -215,6 +224,7 @@ const (
 	EventResult  EventKind = "result"  // the device reported on a step
 	EventFailure EventKind = "failure" // a failure was surfaced
 	EventReset   EventKind = "reset"   // policy, target or path changed
+	EventMoved   EventKind = "moved"   // the business calendar moved the deadline
 )
 
 // Transition is one entry of a device's history: "why is this Mac

@@ -40,6 +40,9 @@ type WhatIfResult struct {
 	MajorUpgrades int `json:"major_upgrades"`
 	// Unsupported counts Macs whose hardware cannot take the target.
 	Unsupported int `json:"unsupported"`
+	// MovedByCalendar counts Macs whose deadline the policy's business
+	// calendar moves to working time (each row says why).
+	MovedByCalendar int `json:"moved_by_calendar"`
 	// ByTarget counts Macs that would have to update, per target version.
 	ByTarget map[string]int `json:"by_target"`
 	// FirstDeadline and LastDeadline bound the personal deadlines.
@@ -59,7 +62,10 @@ type WhatIfRow struct {
 	Target       string               `json:"target,omitempty"`
 	MajorUpgrade bool                 `json:"major_upgrade,omitempty"`
 	Deadline     time.Time            `json:"deadline,omitzero"`
-	Forced       bool                 `json:"forced_within_24h,omitempty"`
+	// DeadlineMoved says why and where the business calendar moved the
+	// deadline, read in the Mac's zone as the scheduler does.
+	DeadlineMoved string `json:"deadline_moved,omitempty"`
+	Forced        bool   `json:"forced_within_24h,omitempty"`
 }
 
 // WhatIfInput is one Mac of the group for WhatIf.
@@ -81,6 +87,10 @@ func WhatIf(now time.Time, cat *catalog.Catalog, group string, p softwareupdate.
 	}
 	now = now.UTC()
 	at := now.Add(WhatIfHorizon)
+	cal, err := softwareupdate.CompileCalendar(p.Calendar) // validated above
+	if err != nil {
+		return nil, err
+	}
 	res := &WhatIfResult{GroupID: group, Policy: p, Now: now, At: at,
 		Current: map[softwareupdate.Phase]int{}, Tomorrow: map[softwareupdate.Phase]int{}, ByTarget: map[string]int{}, Rows: []WhatIfRow{}}
 	for _, x := range in {
@@ -100,14 +110,21 @@ func WhatIf(now time.Time, cat *catalog.Catalog, group string, p softwareupdate.
 				first = at
 			}
 		}
-		deadline := softwareupdate.PersonalDeadline(p, tgt, first, x.Exception, nil)
+		deviceLoc, calLoc := zonesFor(&p, cal, x.Facts.TimeZone)
+		deadline := softwareupdate.PersonalDeadline(p, tgt, first, x.Exception, deviceLoc)
+		deadline, moved := softwareupdate.WorkingDeadline(cal, deadline, calLoc)
 		dec := softwareupdate.Decide(at, softwareupdate.DeviceState{Target: tgt, Exception: x.Exception, Ineligible: ineligibility(&x.Facts)}, deadline)
 		cur := x.Current
 		if cur == "" {
 			cur = PhaseUnevaluated
 		}
 		row := WhatIfRow{DeviceID: x.DeviceID, OSVersion: x.Facts.OSVersion, CurrentPhase: cur, Phase: dec.Phase, Reason: dec.Reason,
-			MajorUpgrade: tgt.MajorUpgrade, Deadline: utc(dec.Deadline)}
+			MajorUpgrade: tgt.MajorUpgrade, Deadline: utc(dec.Deadline), DeadlineMoved: moved}
+		if moved != "" && !dec.Deadline.IsZero() {
+			res.MovedByCalendar++
+		} else {
+			row.DeadlineMoved = ""
+		}
 		if !tgt.Version.IsZero() {
 			row.Target = tgt.Version.String()
 		}
@@ -198,6 +215,7 @@ func (r *Reporter) WhatIf(ctx context.Context, group string, p softwareupdate.Po
 			}
 			if st := states[i]; st != nil {
 				x.Current = st.Phase
+				x.Facts.TimeZone = st.Facts.TimeZone // the agent's, kept by the scheduler
 			}
 			in = append(in, x)
 		}

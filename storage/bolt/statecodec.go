@@ -23,7 +23,8 @@ import (
 // (0 = zero time, else zig-zag unix nanoseconds + 1), and the booleans as one
 // uvarint of flags. Fields added later (Errors, then FailureSource,
 // NotNowCount and NotNowSince, then OfflineAt and GraceUntil, then the
-// evidence fields NotifiedAt to PatchedDeadline) follow NextDue, each group read only when
+// evidence fields NotifiedAt to PatchedDeadline, then DeadlineMoved and
+// Facts.TimeZone) follow NextDue, each group read only when
 // present, so older records still decode.
 const stateCodecV1 = 0x01
 
@@ -114,6 +115,8 @@ func encodeState(st *scheduler.State) []byte {
 	w.time(st.PatchedAt)
 	w.time(st.PatchedNotice)
 	w.time(st.PatchedDeadline)
+	w.str(st.DeadlineMoved)
+	w.str(f.TimeZone)
 	return w
 }
 
@@ -235,6 +238,10 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 		st.PatchedAt = r.time()
 		st.PatchedNotice = r.time()
 		st.PatchedDeadline = r.time()
+	}
+	if r.err == nil && len(r.b) > 0 { // absent in records written before business calendars
+		st.DeadlineMoved = r.str()
+		f.TimeZone = r.str()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errStateCorrupt

@@ -15,7 +15,7 @@ func TestStateCodecReadsRecordsWithoutLaterFields(t *testing.T) {
 	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "notify", Target: "15.2",
 		NextDue: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)}
 	v := encodeState(st)
-	old := v[:len(v)-10] // "" + 0 + zero time, two zero times (OfflineAt, GraceUntil), the 5 evidence fields: one byte each
+	old := v[:len(v)-12] // "" + 0 + zero time, two zero times (OfflineAt, GraceUntil), the 5 evidence fields, "" (DeadlineMoved, Facts.TimeZone): one byte each
 	have, err := decodeState("D1", old)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestStateCodecReadsRecordsWithoutOfflineGrace(t *testing.T) {
 	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "enforce", Target: "15.2", FailureSource: "install", NotNowCount: 2,
 		NotNowSince: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)}
 	v := encodeState(st)
-	have, err := decodeState("D1", v[:len(v)-7]) // two zero times and the 5 evidence fields: one byte each
+	have, err := decodeState("D1", v[:len(v)-9]) // two zero times, the 5 evidence fields and two "" (DeadlineMoved, Facts.TimeZone): one byte each
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestStateCodecReadsRecordsWithoutEvidence(t *testing.T) {
 	st := &scheduler.State{DeviceID: "D1", Rev: 3, Phase: "compliant", Target: "15.2",
 		GraceUntil: time.Date(2026, 3, 21, 13, 0, 0, 0, time.UTC)}
 	v := encodeState(st)
-	have, err := decodeState("D1", v[:len(v)-5]) // four zero times and an empty string: one byte each
+	have, err := decodeState("D1", v[:len(v)-7]) // the 5 evidence fields and two "" (DeadlineMoved, Facts.TimeZone): one byte each
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,10 +174,10 @@ func TestStateCodecReadsRecordsWithoutErrors(t *testing.T) {
 	st := fillState(t)
 	// Every field written after Errors is zero too: each is one byte.
 	st.Errors, st.FailureSource, st.NotNowCount, st.NotNowSince = 0, "", 0, time.Time{}
-	st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
+	st.OfflineAt, st.GraceUntil, st.DeadlineMoved, st.Facts.TimeZone = time.Time{}, time.Time{}, "", ""
 	st.NotifiedAt, st.PatchedTarget, st.PatchedAt, st.PatchedNotice, st.PatchedDeadline = time.Time{}, "", time.Time{}, time.Time{}, time.Time{}
 	v := encodeState(st)
-	old := v[:len(v)-11] // Errors, FailureSource, NotNowCount, NotNowSince, OfflineAt, GraceUntil and the 5 evidence fields
+	old := v[:len(v)-13] // Errors, FailureSource, NotNowCount, NotNowSince, OfflineAt, GraceUntil, the 5 evidence fields, DeadlineMoved, Facts.TimeZone
 	got, err := decodeState(st.DeviceID, old)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ func RunManagedOS(t *testing.T, newStore func(t *testing.T) ManagedOSStore) {
 	}{
 		{"Groups", testMSGroups},
 		{"Policies", testMSPolicies},
+		{"PolicyCalendar", testMSPolicyCalendar},
 		{"Exceptions", testMSExceptions},
 		{"CommitAndDueIndex", testMSCommit},
 		{"CommitConflict", testMSConflict},

@@ -400,6 +400,7 @@ func policyFromForm(f url.Values) (softwareupdate.Policy, error) {
 		DetailsURL:          strings.TrimSpace(f.Get("details_url")),
 		Path:                softwareupdate.EnforcementPath(f.Get("path")),
 		AllowUnknownVersion: f.Get("allow_unknown_version") == "true",
+		Calendar:            calendarFromForm(f),
 	}
 	for name, dst := range map[string]*int{"delay_days": &p.DelayDays, "minimum_notice_days": &p.MinimumNoticeDays, "ring_offset_days": &p.RingOffsetDays} {
 		v := strings.TrimSpace(f.Get(name))

@@ -86,6 +86,9 @@ var funcs = template.FuncMap{
 	"minus8": func(n int) int { return n - 8 },
 	// count reads a per-phase count by the phase's name.
 	"count": func(m map[softwareupdate.Phase]int, p any) int { return m[softwareupdate.Phase(fmt.Sprint(p))] },
+	// Business calendar (calendar.go).
+	"holidayLines": holidayLines,
+	"movedReasons": movedReasons,
 }
 
 func parsePages() map[string]*template.Template {
