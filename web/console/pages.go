@@ -401,8 +401,11 @@ func policyFromForm(f url.Values) (softwareupdate.Policy, error) {
 		Path:                softwareupdate.EnforcementPath(f.Get("path")),
 		AllowUnknownVersion: f.Get("allow_unknown_version") == "true",
 		Calendar:            calendarFromForm(f),
+		FallbackTimeZone:    strings.TrimSpace(f.Get("fallback_time_zone")),
+		SetupMinimum:        strings.TrimSpace(f.Get("setup_minimum")),
 	}
-	for name, dst := range map[string]*int{"delay_days": &p.DelayDays, "minimum_notice_days": &p.MinimumNoticeDays, "ring_offset_days": &p.RingOffsetDays} {
+	for name, dst := range map[string]*int{"delay_days": &p.DelayDays, "minimum_notice_days": &p.MinimumNoticeDays,
+		"ring_offset_days": &p.RingOffsetDays, "offline_grace_hours": &p.OfflineGraceHours} {
 		v := strings.TrimSpace(f.Get(name))
 		if v == "" {
 			continue
