@@ -185,6 +185,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
 		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
 		scheduler.WithPauseStore(store), scheduler.WithRingStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
+		scheduler.WithGateObserver(webhook.GateObserver(store, log)),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched

@@ -163,6 +163,7 @@ func (s *Scheduler) refreshGates(ctx context.Context, now time.Time) error {
 	}
 	s.gates = ringGates{at: now, held: held, status: status}
 	s.gatesFP = cfg.fingerprint()
+	s.observeGates(ctx, now, cfg, status)
 	return nil
 }
 

@@ -84,6 +84,8 @@ type Scheduler struct {
 
 	// observe is told about every pass Run makes (WithPassObserver).
 	observe PassObserver
+	// gateObserver is told about every ring-gate evaluation (gateobserver.go).
+	gateObserver GateObserver
 }
 
 // Option configures a Scheduler.
