@@ -85,6 +85,7 @@ type backend interface {
 	storage.WebhookOutbox
 	storage.WebhookEndpointStore
 	storage.WebhookOnceStore
+	storage.ForecastMarkStore
 	storage.CatalogAnnounceStore
 	scheduler.RingStore
 }
@@ -131,6 +132,8 @@ type app struct {
 	lease     leaseOverrides
 	dep       *abm.Connector
 	hooks     *webhook.Worker
+	// forecaster is the readiness forecast (API, leader check, console).
+	forecaster *scheduler.Forecaster
 }
 
 // newApp opens the data directory and wires every part.
@@ -280,7 +283,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
-	adm.RegisterReadiness(admin, scheduler.NewForecaster(reporter, a.ddm, store))
+	a.forecaster = scheduler.NewForecaster(reporter, a.ddm, store)
+	adm.RegisterReadiness(admin, a.forecaster)
 	a.setupConsole(admin, reporter)
 	// The fleet gauges share the console's snapshot of the fleet.
 	a.registry.MustRegister(fleetmetrics.NewFleet(a.console, a.manager, a.catalog, clk, log, fleetmetrics.DefaultMaxAge))
