@@ -36,10 +36,10 @@ type ForecastData struct {
 	Note     string   `json:"note,omitempty"`
 }
 
-// ReadinessSource forecasts the Macs whose deadline is within days
-// (scheduler.Forecaster).
+// ReadinessSource forecasts the Macs whose deadline is within days, one
+// at a time (scheduler.Forecaster).
 type ReadinessSource interface {
-	Readiness(ctx context.Context, group string, days int) (*scheduler.ReadinessReport, error)
+	EachForecast(ctx context.Context, group string, days int, fn func(*scheduler.MacReadiness) error) error
 }
 
 // ForecastStore is what CheckReadiness reads and writes.
@@ -103,10 +103,6 @@ func forecastID(typ, device, to string, since time.Time) string {
 // needing attention. Marks and events are written in one transaction.
 // It returns how many Macs changed forecast.
 func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, now time.Time) (int, error) {
-	rep, err := src.Readiness(ctx, "", ReadinessWindowDays)
-	if err != nil {
-		return 0, err
-	}
 	list, err := s.ForecastMarks(ctx)
 	if err != nil {
 		return 0, err
@@ -127,8 +123,7 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 		events = append(events, e)
 		return nil
 	}
-	for i := range rep.Macs {
-		m := &rep.Macs[i]
+	err = src.EachForecast(ctx, "", ReadinessWindowDays, func(m *scheduler.MacReadiness) error {
 		old := marks[m.DeviceID]
 		delete(marks, m.DeviceID)
 		d := ForecastData{DeviceID: m.DeviceID, SerialNumber: m.SerialNumber, GroupID: m.GroupID, Target: m.Target,
@@ -140,16 +135,14 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 		if m.Forecast == scheduler.ForecastOnTime {
 			if old != nil {
 				drop = append(drop, m.DeviceID)
-				if err := announce(TypeDeviceReady, since, d); err != nil {
-					return 0, err
-				}
+				return announce(TypeDeviceReady, since, d)
 			}
-			continue
+			return nil
 		}
 		causes := clip(Causes(m))
 		changed := old == nil || old.Forecast != string(m.Forecast)
 		if !changed && slices.Equal(old.Causes, causes) && old.Deadline.Equal(m.Deadline) && old.GroupID == m.GroupID && old.Target == m.Target {
-			continue
+			return nil
 		}
 		mark := storage.ForecastMark{DeviceID: m.DeviceID, GroupID: m.GroupID, Forecast: string(m.Forecast), Causes: causes,
 			Reasons: d.Reasons, Target: m.Target, Deadline: m.Deadline, Since: now}
@@ -158,10 +151,12 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 		}
 		put = append(put, mark)
 		if changed {
-			if err := announce(TypeDeviceAtRisk, since, d); err != nil {
-				return 0, err
-			}
+			return announce(TypeDeviceAtRisk, since, d)
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	for id, old := range marks {
 		drop = append(drop, id)
