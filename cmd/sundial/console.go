@@ -37,6 +37,10 @@ func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 		Agents:  a.store,
 		Days:    a.store,
 
+		Forecasts: a.store,
+		Rollouts:  a.manager,
+		Gates:     a.sched,
+
 		Declarations: a.store,
 		Secure:       !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
 	})

@@ -86,6 +86,10 @@ type ReadinessInput struct {
 	Agent *storage.AgentState
 }
 
+// Forecastable reports whether the readiness forecast covers a Mac in
+// phase p (one that has yet to reach its target).
+func Forecastable(p softwareupdate.Phase) bool { return forecastable(p) }
+
 // forecastable phases are those of a Mac that has yet to reach its target.
 func forecastable(p softwareupdate.Phase) bool {
 	switch p {

@@ -29,6 +29,9 @@ type Snapshot struct {
 	// Days is the compliance per group of the last ChartDays days (this
 	// one included), when the console keeps them.
 	Days []storage.ComplianceDay
+	// Marks are the Macs the leader's readiness check last found at risk
+	// or failing (re-read at most every forecastRefresh).
+	Marks []storage.ForecastMark
 
 	mu    sync.Mutex
 	order map[string][]int32 // row indices sorted by a key, built on first use
