@@ -152,7 +152,9 @@ func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark
 	for c, n := range causes {
 		f.Reasons = append(f.Reasons, ReasonCount{Cause: c, Count: n})
 	}
-	slices.SortFunc(f.Reasons, func(a, b ReasonCount) int { return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Cause, b.Cause)) })
+	slices.SortFunc(f.Reasons, func(a, b ReasonCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Cause, b.Cause))
+	})
 	f.Reasons = f.Reasons[:min(topReasons, len(f.Reasons))]
 	return f
 }
