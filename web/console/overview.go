@@ -219,7 +219,7 @@ func (c *Console) buildSnapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	snap := &Snapshot{Report: rep, Groups: groups, Policies: policies}
-	if snap.Marks, err = c.snapshotMarks(ctx, rep.GeneratedAt); err != nil {
+	if err := c.withForecast(ctx, snap); err != nil {
 		return nil, err
 	}
 	if c.cfg.Days != nil {

@@ -122,23 +122,32 @@ func inWindow(row *scheduler.ReportRow, until time.Time) bool {
 }
 
 // BuildForecast summarises the forecast of the snapshot's report from the
-// leader's marks. It is pure.
-func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark) *ForecastSummary {
+// leader's marks, and lists the Macs at risk or failing, worst first (at
+// most limit of them, and how many there are). It is pure, and runs once
+// per snapshot, not per view.
+func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark, limit int) (*ForecastSummary, []ReadinessRow, int) {
 	until := rep.GeneratedAt.Add(ForecastWindowDays * 24 * time.Hour)
 	f := &ForecastSummary{Days: ForecastWindowDays}
-	window := 0
-	covered := map[string]bool{}
-	for i := range rep.Rows {
-		if inWindow(&rep.Rows[i], until) {
-			window++
-			covered[rep.Rows[i].DeviceID] = true
-		}
+	byID := make(map[string]int, len(marks))
+	for i := range marks {
+		byID[marks[i].DeviceID] = i
 	}
+	window := 0
 	causes := map[string]int{}
-	for _, m := range marks {
-		if !covered[m.DeviceID] {
-			continue // since the leader's check: compliant, exempt or out of the window
+	var rows []ReadinessRow
+	for i := range rep.Rows {
+		row := &rep.Rows[i]
+		if !inWindow(row, until) {
+			continue
 		}
+		window++
+		// A mark of a Mac no longer in the window is left out: compliant,
+		// exempt or moved out since the leader's check.
+		j, ok := byID[row.DeviceID]
+		if !ok {
+			continue
+		}
+		m := &marks[j]
 		if m.Forecast == string(scheduler.ForecastWillFail) {
 			f.WillFail++
 		} else {
@@ -147,6 +156,7 @@ func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark
 		for _, c := range m.Causes {
 			causes[c]++
 		}
+		rows = append(rows, ReadinessRow{Mark: *m, Serial: row.SerialNumber, Name: row.DeviceName})
 	}
 	f.OnTime = max(0, window-f.AtRisk-f.WillFail)
 	for c, n := range causes {
@@ -156,7 +166,29 @@ func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Cause, b.Cause))
 	})
 	f.Reasons = f.Reasons[:min(topReasons, len(f.Reasons))]
-	return f
+	rank := func(f string) int {
+		if f == string(scheduler.ForecastWillFail) {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(rows, func(a, b ReadinessRow) int {
+		return cmp.Or(cmp.Compare(rank(a.Mark.Forecast), rank(b.Mark.Forecast)), a.Mark.Deadline.Compare(b.Mark.Deadline),
+			cmp.Compare(a.Mark.DeviceID, b.Mark.DeviceID))
+	})
+	total := len(rows)
+	return f, rows[:min(limit, len(rows))], total
+}
+
+// withForecast adds the forecast to a snapshot being built, from the
+// marks read at most forecastRefresh ago (nothing without a source).
+func (c *Console) withForecast(ctx context.Context, snap *Snapshot) error {
+	marks, err := c.snapshotMarks(ctx, snap.Report.GeneratedAt)
+	if err != nil || c.cfg.Forecasts == nil {
+		return err
+	}
+	snap.Forecast, snap.AtRisk, snap.AtRiskTotal = BuildForecast(snap.Report, marks, readinessRows)
+	return nil
 }
 
 // BuildRingRows joins the plans with the last gate evaluation, as `sundial
@@ -211,10 +243,7 @@ func gateText(g scheduler.RingGate) string {
 
 // rollout builds the overview's rollout section from the snapshot.
 func (c *Console) rollout(ctx context.Context, snap *Snapshot) (*Rollout, error) {
-	ro := &Rollout{}
-	if c.cfg.Forecasts != nil {
-		ro.Forecast = BuildForecast(snap.Report, snap.Marks)
-	}
+	ro := &Rollout{Forecast: snap.Forecast}
 	if c.cfg.Rollouts != nil {
 		pauses, err := c.cfg.Rollouts.Pauses(ctx)
 		if err != nil {
@@ -255,32 +284,9 @@ func (c *Console) readinessPage(w http.ResponseWriter, r *http.Request, ss *sess
 	if err != nil {
 		return "", nil, err
 	}
-	until := snap.Report.GeneratedAt.Add(ForecastWindowDays * 24 * time.Hour)
-	rows := map[string]*scheduler.ReportRow{}
-	for i := range snap.Report.Rows {
-		if inWindow(&snap.Report.Rows[i], until) {
-			rows[snap.Report.Rows[i].DeviceID] = &snap.Report.Rows[i]
-		}
+	d := &ReadinessData{Summary: snap.Forecast, Rows: snap.AtRisk, Total: snap.AtRiskTotal, Limit: readinessRows}
+	if d.Summary == nil {
+		d.Summary = &ForecastSummary{Days: ForecastWindowDays}
 	}
-	d := &ReadinessData{Summary: BuildForecast(snap.Report, snap.Marks), Limit: readinessRows}
-	for _, m := range snap.Marks {
-		row := rows[m.DeviceID]
-		if row == nil {
-			continue
-		}
-		d.Total++
-		d.Rows = append(d.Rows, ReadinessRow{Mark: m, Serial: row.SerialNumber, Name: row.DeviceName})
-	}
-	rank := func(f string) int {
-		if f == string(scheduler.ForecastWillFail) {
-			return 0
-		}
-		return 1
-	}
-	slices.SortFunc(d.Rows, func(a, b ReadinessRow) int {
-		return cmp.Or(cmp.Compare(rank(a.Mark.Forecast), rank(b.Mark.Forecast)), a.Mark.Deadline.Compare(b.Mark.Deadline),
-			cmp.Compare(a.Mark.DeviceID, b.Mark.DeviceID))
-	})
-	d.Rows = d.Rows[:min(readinessRows, len(d.Rows))]
 	return "readiness", &view{Title: "Readiness forecast", Nav: "overview", Data: d}, nil
 }
