@@ -282,3 +282,38 @@ func BenchmarkReadinessPage100k(b *testing.B) {
 	f := getFleet(b)
 	f.loop(b, "/ui/readiness")
 }
+
+// BenchmarkForecastSummary100k is what the readiness forecast adds to a
+// snapshot rebuild: "marks" re-reads the leader's marks (at most every
+// forecastRefresh) and summarises them, "summary" only summarises (every
+// rebuild). Every Mac of the window is marked (no agents): the worst case.
+func BenchmarkForecastSummary100k(b *testing.B) {
+	f := getFleet(b)
+	ctx := context.Background()
+	snap, err := f.c.snaps.get(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	marks, err := f.store.ForecastMarks(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, read bool) {
+		start := cpuTime()
+		n := 0
+		for b.Loop() {
+			ms := marks
+			if read {
+				if ms, err = f.store.ForecastMarks(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			BuildForecast(snap.Report, ms, readinessRows)
+			n++
+		}
+		b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(n), "cpu-ms/op")
+		b.ReportMetric(float64(len(marks)), "marks")
+	}
+	b.Run("marks", func(b *testing.B) { run(b, true) })
+	b.Run("summary", func(b *testing.B) { run(b, false) })
+}
