@@ -86,6 +86,7 @@ type backend interface {
 	storage.WebhookEndpointStore
 	storage.WebhookOnceStore
 	storage.ForecastMarkStore
+	scheduler.GroupPhaseStore
 	storage.CatalogAnnounceStore
 	scheduler.RingStore
 }
@@ -188,7 +189,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
 		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
 		scheduler.WithPauseStore(store), scheduler.WithRingStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
-		scheduler.WithGateObserver(webhook.GateObserver(store, log)),
+		scheduler.WithGateObserver(webhook.GateObserver(store, log)), scheduler.WithGroupPhases(store),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched

@@ -86,6 +86,8 @@ type Scheduler struct {
 	observe PassObserver
 	// gateObserver is told about every ring-gate evaluation (gateobserver.go).
 	gateObserver GateObserver
+	// groupPhases is where the gates' tally reads, if not store (groupphases.go).
+	groupPhases GroupPhaseStore
 }
 
 // Option configures a Scheduler.
