@@ -57,7 +57,7 @@ func groupPhase(id string, v []byte) (scheduler.GroupPhase, error) {
 	r.uint() // flags
 	r.uint() // rev
 	gp.GroupID = r.str()
-	r.uint() // policy rev
+	r.uint()      // policy rev
 	for range 4 { // OS version, build, board ID, model
 		r.str()
 	}
