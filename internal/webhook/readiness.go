@@ -87,8 +87,9 @@ func clip(list []string) []string {
 }
 
 // forecastID names a forecast change: the Mac, the new forecast and when
-// the old one began, so two leaders reading the same mark name the same
-// event and the outbox keeps one.
+// the old one began (for a Mac without a mark, the check's time), so two
+// leaders reading the same mark name the same event and the outbox keeps
+// one, and a Mac that turns at risk a second time gets a new ID.
 func forecastID(typ, device, to string, since time.Time) string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", device, to, since.UnixNano()))
 	return typ + ":" + hex.EncodeToString(sum[:16])
@@ -128,7 +129,7 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 		delete(marks, m.DeviceID)
 		d := ForecastData{DeviceID: m.DeviceID, SerialNumber: m.SerialNumber, GroupID: m.GroupID, Target: m.Target,
 			Deadline: m.Deadline, Forecast: string(m.Forecast), Reasons: clip(m.Reasons)}
-		var since time.Time
+		since := now
 		if old != nil {
 			d.From, since = old.Forecast, old.Since
 		}

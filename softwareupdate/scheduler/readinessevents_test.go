@@ -129,6 +129,24 @@ func TestReadinessEventsTurnAndRecover(t *testing.T) {
 	if len(got) != 1 || got[0].DeviceID != "mac" || got[0].Forecast != string(scheduler.ForecastOnTime) || got[0].From != string(scheduler.ForecastAtRisk) {
 		t.Fatalf("after recovering: %+v, want one device.ready for mac", got)
 	}
+	// Its disk fills again: a new device.at_risk, under a new event ID
+	// (receivers dedupe on the ID), then ready again.
+	u.setInventory("mac", low)
+	check()
+	u.setInventory("mac", inv)
+	check()
+	if got := forecastEvents(); len(got) != 2 || got[0].Forecast != string(scheduler.ForecastAtRisk) || got[1].Forecast != string(scheduler.ForecastOnTime) {
+		t.Fatalf("at risk a second time: %+v", got)
+	}
+	ids := map[string]bool{}
+	for _, e := range hooks.events {
+		if e.Type == webhook.TypeDeviceAtRisk || e.Type == webhook.TypeDeviceReady {
+			if ids[e.ID] {
+				t.Fatalf("event ID %s used twice", e.ID)
+			}
+			ids[e.ID] = true
+		}
+	}
 
 	// other turns at risk (its disk fills), then updates: it leaves the
 	// forecast and is announced ready.
