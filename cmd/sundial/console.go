@@ -39,6 +39,10 @@ func (a *app) setupConsole(r *mux.Router, reporter *scheduler.Reporter) {
 		// The leader records the evidence (evidence.go); any replica reads it.
 		Evidence: scheduler.NewEvidenceRecorder(a.store, a.catalog, a.clock, a.store),
 
+		Forecasts: a.store,
+		Rollouts:  a.manager,
+		Gates:     a.sched,
+
 		Declarations: a.store,
 		Secure:       !a.cfg.NoTLS || strings.HasPrefix(a.cfg.PublicURL, "https://"),
 	})

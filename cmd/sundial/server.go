@@ -85,6 +85,8 @@ type backend interface {
 	storage.WebhookOutbox
 	storage.WebhookEndpointStore
 	storage.WebhookOnceStore
+	storage.ForecastMarkStore
+	scheduler.GroupPhaseStore
 	storage.CatalogAnnounceStore
 	scheduler.RingStore
 	storage.EvidenceStore
@@ -132,6 +134,8 @@ type app struct {
 	lease     leaseOverrides
 	dep       *abm.Connector
 	hooks     *webhook.Worker
+	// forecaster is the readiness forecast (API, leader check, console).
+	forecaster *scheduler.Forecaster
 }
 
 // newApp opens the data directory and wires every part.
@@ -186,6 +190,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	a.sched = scheduler.New(mdmMet.SchedulerStore(store), store, a.catalog, clk,
 		scheduler.WithLogger(log), scheduler.WithNotifier(notifier), scheduler.WithZones(z), scheduler.WithPassObserver(a.schedMet.Pass),
 		scheduler.WithPauseStore(store), scheduler.WithRingStore(store), scheduler.WithOfflineGrace(cfg.OfflineGrace),
+		scheduler.WithGateObserver(webhook.GateObserver(store, log)), scheduler.WithGroupPhases(store),
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
 		scheduler.WithEnforcer(softwareupdate.PathDeclarative, declarative.New(a.ddm, z, log)))
 	observer.Sched = a.sched
@@ -280,7 +285,8 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
-	adm.RegisterReadiness(admin, scheduler.NewForecaster(reporter, a.ddm, store))
+	a.forecaster = scheduler.NewForecaster(reporter, a.ddm, store)
+	adm.RegisterReadiness(admin, a.forecaster)
 	adm.RegisterEvidence(admin, scheduler.NewEvidenceRecorder(store, a.catalog, clk, store))
 	a.setupConsole(admin, reporter)
 	// The fleet gauges share the console's snapshot of the fleet.

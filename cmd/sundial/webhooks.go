@@ -52,10 +52,16 @@ func (a *app) runWebhooks(ctx context.Context) {
 		defer close(done)
 		a.runExpiring(ctx, expiringInterval)
 	}()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		a.runReadinessWatch(ctx, readinessInterval)
+	}()
 	a.hooks.Run(ctx, webhookInterval, func(err error) {
 		a.log.Warn("webhook delivery pass failed", "err", err)
 	})
 	<-done
+	<-watched
 }
 
 // runExpiring queues exception.expiring for the exceptions expiring within

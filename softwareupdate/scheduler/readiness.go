@@ -86,6 +86,10 @@ type ReadinessInput struct {
 	Agent *storage.AgentState
 }
 
+// Forecastable reports whether the readiness forecast covers a Mac in
+// phase p (one that has yet to reach its target).
+func Forecastable(p softwareupdate.Phase) bool { return forecastable(p) }
+
 // forecastable phases are those of a Mac that has yet to reach its target.
 func forecastable(p softwareupdate.Phase) bool {
 	switch p {
@@ -226,19 +230,41 @@ func (fc *Forecaster) Readiness(ctx context.Context, group string, days int) (*R
 		return nil, fmt.Errorf("%w: group %q", ErrInvalid, truncate(group))
 	}
 	now := fc.r.clock.Now().UTC()
+	rep := &ReadinessReport{GeneratedAt: now, Until: now.Add(time.Duration(days) * 24 * time.Hour), Group: group,
+		Counts: map[Forecast]int{}, Macs: []MacReadiness{}}
+	err := fc.EachForecast(ctx, group, days, func(m *MacReadiness) error {
+		rep.Counts[m.Forecast]++
+		rep.Macs = append(rep.Macs, *m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	order := map[Forecast]int{ForecastWillFail: 0, ForecastAtRisk: 1, ForecastOnTime: 2}
+	slices.SortStableFunc(rep.Macs, func(a, b MacReadiness) int {
+		return cmp.Or(cmp.Compare(order[a.Forecast], order[b.Forecast]), a.Deadline.Compare(b.Deadline), cmp.Compare(a.DeviceID, b.DeviceID))
+	})
+	return rep, nil
+}
+
+// EachForecast calls fn with the forecast of every non-compliant Mac (of
+// group, "" for all) whose deadline is within days of now or has passed,
+// page by page in device order, keeping none: the leader's periodic check
+// (webhook.CheckReadiness) walks the fleet without holding its forecasts.
+func (fc *Forecaster) EachForecast(ctx context.Context, group string, days int, fn func(*MacReadiness) error) error {
+	now := fc.r.clock.Now().UTC()
 	until := now.Add(time.Duration(days) * 24 * time.Hour)
 	unconfirmed := map[string]bool{}
 	if fc.decls != nil {
 		ids, err := fc.decls.Unconfirmed(ctx, until.Add(time.Hour))
 		if err != nil {
-			return nil, fmt.Errorf("load unconfirmed declarations: %w", err)
+			return fmt.Errorf("load unconfirmed declarations: %w", err)
 		}
 		for _, id := range ids {
 			unconfirmed[id] = true
 		}
 	}
-	rep := &ReadinessReport{GeneratedAt: now, Until: until, Group: group, Counts: map[Forecast]int{}, Macs: []MacReadiness{}}
-	err := fc.r.eachPage(ctx, func(devs []*mdm.Device, ids []string) error {
+	return fc.r.eachPage(ctx, func(devs []*mdm.Device, ids []string) error {
 		states, err := fc.r.store.States(ctx, ids)
 		if err != nil {
 			return fmt.Errorf("load update states: %w", err)
@@ -267,17 +293,10 @@ func (fc *Forecaster) Readiness(ctx context.Context, group string, days int) (*R
 				}
 			}
 			m := ForecastMac(now, x)
-			rep.Counts[m.Forecast]++
-			rep.Macs = append(rep.Macs, m)
+			if err := fn(&m); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	order := map[Forecast]int{ForecastWillFail: 0, ForecastAtRisk: 1, ForecastOnTime: 2}
-	slices.SortStableFunc(rep.Macs, func(a, b MacReadiness) int {
-		return cmp.Or(cmp.Compare(order[a.Forecast], order[b.Forecast]), a.Deadline.Compare(b.Deadline), cmp.Compare(a.DeviceID, b.DeviceID))
-	})
-	return rep, nil
 }

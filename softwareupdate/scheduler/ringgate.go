@@ -70,6 +70,12 @@ func (s *Scheduler) tallyRings(ctx context.Context, cfg *config) (map[string]*Ri
 			}
 		}
 	}
+	if gp := s.groupPhaseStore(); gp != nil {
+		if err := s.tallyPhases(ctx, gp, out); err != nil {
+			return nil, fmt.Errorf("list groups and phases: %w", err)
+		}
+		return out, nil
+	}
 	for after := ""; ; {
 		ids, err := s.store.StateIDs(ctx, after, s.batch)
 		if err != nil {
@@ -163,6 +169,7 @@ func (s *Scheduler) refreshGates(ctx context.Context, now time.Time) error {
 	}
 	s.gates = ringGates{at: now, held: held, status: status}
 	s.gatesFP = cfg.fingerprint()
+	s.observeGates(ctx, now, cfg, status)
 	return nil
 }
 

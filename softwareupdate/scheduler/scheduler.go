@@ -84,6 +84,10 @@ type Scheduler struct {
 
 	// observe is told about every pass Run makes (WithPassObserver).
 	observe PassObserver
+	// gateObserver is told about every ring-gate evaluation (gateobserver.go).
+	gateObserver GateObserver
+	// groupPhases is where the gates' tally reads, if not store (groupphases.go).
+	groupPhases GroupPhaseStore
 }
 
 // Option configures a Scheduler.

@@ -2,10 +2,12 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
@@ -25,8 +27,13 @@ func pauseKey(group string) []byte {
 	return []byte(group)
 }
 
-// PutPause implements scheduler.PauseStore.
+// PutPause implements scheduler.PauseStore; rollout.paused goes to the
+// outbox in the same transaction.
 func (s *Store) PutPause(ctx context.Context, p scheduler.Pause, audit *scheduler.AuditEntry) error {
+	ev, err := webhook.PausedEvent(&p)
+	if err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		if p.GroupID != scheduler.FleetPause && !groupExists(tx, p.GroupID) {
 			return fmt.Errorf("group %s: %w", p.GroupID, storage.ErrNotFound)
@@ -34,13 +41,43 @@ func (s *Store) PutPause(ctx context.Context, p scheduler.Pause, audit *schedule
 		if err := putJSON(tx.Bucket(bMSPause), pauseKey(p.GroupID), p); err != nil {
 			return err
 		}
+		if err := enqueueEventsTx(tx, []webhook.Event{ev}); err != nil {
+			return err
+		}
 		return writeAudit(tx, audit)
 	})
 }
 
-// DeletePause implements scheduler.PauseStore.
+// DeletePause implements scheduler.PauseStore; rollout.resumed, naming the
+// pause that ends and the audit entry's actor, goes to the outbox in the
+// same transaction.
 func (s *Store) DeletePause(ctx context.Context, group string, audit *scheduler.AuditEntry) error {
-	return s.deleteAudited(bMSPause, pauseKey(group), fmt.Sprintf("pause of %q", group), audit)
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bMSPause)
+		v := b.Get(pauseKey(group))
+		if v == nil {
+			return fmt.Errorf("pause of %q: %w", group, storage.ErrNotFound)
+		}
+		var old scheduler.Pause
+		if err := json.Unmarshal(v, &old); err != nil {
+			return fmt.Errorf("decode pause of %q: %w", group, err)
+		}
+		actor, at := "", old.At
+		if audit != nil {
+			actor, at = audit.Actor, audit.At
+		}
+		ev, err := webhook.ResumedEvent(&old, actor, at)
+		if err != nil {
+			return err
+		}
+		if err := b.Delete(pauseKey(group)); err != nil {
+			return err
+		}
+		if err := enqueueEventsTx(tx, []webhook.Event{ev}); err != nil {
+			return err
+		}
+		return writeAudit(tx, audit)
+	})
 }
 
 // Pauses implements scheduler.PauseStore.

@@ -17,3 +17,14 @@ func TestPausesConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestWebhookPauseConformance(t *testing.T) {
+	storagetest.RunWebhookPause(t, func(t *testing.T) storagetest.WebhookPauseStore {
+		s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

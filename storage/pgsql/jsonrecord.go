@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
 )
@@ -23,6 +24,12 @@ type jsonTable struct {
 // put stores v under key with its audit entry, in one transaction, after
 // locking each of groups (ErrNotFound if one does not exist).
 func (t jsonTable) put(ctx context.Context, s *Store, key string, v any, groups []string, audit *scheduler.AuditEntry) error {
+	return t.putEvents(ctx, s, key, v, groups, audit, nil)
+}
+
+// putEvents is put that also queues events for the webhook endpoints in
+// the same transaction.
+func (t jsonTable) putEvents(ctx context.Context, s *Store, key string, v any, groups []string, audit *scheduler.AuditEntry, events []webhook.Event) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", t.what, err)
@@ -41,6 +48,9 @@ func (t jsonTable) put(ctx context.Context, s *Store, key string, v any, groups 
 			ON CONFLICT (`+t.key+`) DO UPDATE SET record = EXCLUDED.record`, key, string(raw)); err != nil {
 			return err
 		}
+		if err := enqueueEventsTx(ctx, tx, events); err != nil {
+			return err
+		}
 		return writeAudit(ctx, tx, audit)
 	})
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -51,13 +61,29 @@ func (t jsonTable) put(ctx context.Context, s *Store, key string, v any, groups 
 
 // delete removes key's record with its audit entry (ErrNotFound if none).
 func (t jsonTable) delete(ctx context.Context, s *Store, key string, audit *scheduler.AuditEntry) error {
+	return t.deleteEvents(ctx, s, key, audit, nil)
+}
+
+// deleteEvents is delete that also queues the events that events derives
+// from the removed record, in the same transaction.
+func (t jsonTable) deleteEvents(ctx context.Context, s *Store, key string, audit *scheduler.AuditEntry, events func(old []byte) ([]webhook.Event, error)) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM `+t.table+` WHERE `+t.key+` = $1`, key)
+		var old []byte
+		err := tx.QueryRow(ctx, `DELETE FROM `+t.table+` WHERE `+t.key+` = $1 RETURNING record`, key).Scan(&old)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%s %q: %w", t.what, key, storage.ErrNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("%s %q: %w", t.what, key, storage.ErrNotFound)
+		if events != nil {
+			evs, err := events(old)
+			if err != nil {
+				return err
+			}
+			if err := enqueueEventsTx(ctx, tx, evs); err != nil {
+				return err
+			}
 		}
 		return writeAudit(ctx, tx, audit)
 	})

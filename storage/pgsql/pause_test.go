@@ -12,3 +12,10 @@ func TestPausesConformance(t *testing.T) {
 		return newTestDB(t).open(t)
 	})
 }
+
+func TestWebhookPauseConformance(t *testing.T) {
+	testDSN(t)
+	storagetest.RunWebhookPause(t, func(t *testing.T) storagetest.WebhookPauseStore {
+		return newTestDB(t).open(t)
+	})
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/sundial-mdm/sundial/internal/clock"
+	"github.com/sundial-mdm/sundial/internal/webhook"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/softwareupdate"
 	"github.com/sundial-mdm/sundial/softwareupdate/catalog"
@@ -137,8 +138,19 @@ func buildFleet(dir string, n int) (*benchFleet, error) {
 	if _, err := sched.RunOnce(ctx); err != nil {
 		return nil, err
 	}
-	c := New(Config{Auth: allAdmin{}, Reports: scheduler.NewReporter(store, store, cat, clk),
-		Devices: store, Manager: mgr, Catalog: cat, Clock: clk})
+	// The rollout section's sources: a ring plan over the three groups (not
+	// evaluated: the scheduler does not run again) and the leader's
+	// readiness marks, every Mac without an agent being at risk.
+	if err := store.PutRingPlan(ctx, scheduler.RingPlan{ID: "macos", Groups: []string{scheduler.DefaultGroupID, "broad", "late"}}, nil); err != nil {
+		return nil, err
+	}
+	reporter := scheduler.NewReporter(store, store, cat, clk)
+	if _, err := webhook.CheckReadiness(ctx, store, scheduler.NewForecaster(reporter, nil, store), clk.Now()); err != nil {
+		return nil, err
+	}
+	c := New(Config{Auth: allAdmin{}, Reports: reporter,
+		Devices: store, Manager: mgr, Catalog: cat, Clock: clk,
+		Forecasts: store, Rollouts: mgr, Gates: sched})
 	r := mux.NewRouter()
 	c.Register(r)
 	tok, _ := c.sessions.create(Principal{Name: "bench", Role: RoleAdmin, KeyHash: "x"}, time.UTC, benchNow)
@@ -261,4 +273,47 @@ func BenchmarkDeviceListFiltered100k(b *testing.B) {
 func BenchmarkDeviceSearch100k(b *testing.B) {
 	f := getFleet(b)
 	f.loop(b, "/ui/devices?search="+fmt.Sprintf("C02%08d", f.n-7))
+}
+
+// BenchmarkReadinessPage100k renders the list of Macs at risk (every Mac
+// of the window lacks an agent: tens of thousands of marks, the first 500
+// listed).
+func BenchmarkReadinessPage100k(b *testing.B) {
+	f := getFleet(b)
+	f.loop(b, "/ui/readiness")
+}
+
+// BenchmarkForecastSummary100k is what the readiness forecast adds to a
+// snapshot rebuild: "marks" re-reads the leader's marks (at most every
+// forecastRefresh) and summarises them, "summary" only summarises (every
+// rebuild). Every Mac of the window is marked (no agents): the worst case.
+func BenchmarkForecastSummary100k(b *testing.B) {
+	f := getFleet(b)
+	ctx := context.Background()
+	snap, err := f.c.snaps.get(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	marks, err := f.store.ForecastMarks(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, read bool) {
+		start := cpuTime()
+		n := 0
+		for b.Loop() {
+			ms := marks
+			if read {
+				if ms, err = f.store.ForecastMarks(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			BuildForecast(snap.Report, ms, readinessRows)
+			n++
+		}
+		b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(n), "cpu-ms/op")
+		b.ReportMetric(float64(len(marks)), "marks")
+	}
+	b.Run("marks", func(b *testing.B) { run(b, true) })
+	b.Run("summary", func(b *testing.B) { run(b, false) })
 }

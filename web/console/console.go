@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -122,6 +123,11 @@ type Config struct {
 	Days ComplianceDays
 	// Evidence serves the Evidence page; without it the page says so.
 	Evidence EvidenceReporter
+	// Forecasts, Rollouts and Gates feed the overview's readiness
+	// forecast, pauses and ring gates (rollout.go); each may be nil.
+	Forecasts ForecastMarks
+	Rollouts  Rollouts
+	Gates     GateStatuses
 
 	// Secure marks cookies Secure (the server speaks TLS, or sits behind a
 	// TLS-terminating proxy).
@@ -139,6 +145,8 @@ type Console struct {
 	log      *slog.Logger
 	sessions *sessions
 	snaps    *snapshots
+	fcMu     sync.Mutex
+	fc       forecastCache
 	pages    map[string]*template.Template
 	static   http.Handler
 }
@@ -186,6 +194,7 @@ func (c *Console) Register(r *mux.Router) {
 
 	ui.Handle("/", c.page(c.overview)).Methods(http.MethodGet)
 	ui.Handle("/devices", c.page(c.devicesPage)).Methods(http.MethodGet)
+	ui.Handle("/readiness", c.page(c.readinessPage)).Methods(http.MethodGet)
 	ui.Handle("/devices/{id}", c.page(c.devicePage)).Methods(http.MethodGet)
 	ui.Handle("/devices/{id}/confirm", c.page(c.confirmPage)).Methods(http.MethodGet)
 	ui.Handle("/devices/{id}/push", c.post(c.pushDevice, true)).Methods(http.MethodPost)

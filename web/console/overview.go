@@ -52,6 +52,8 @@ type Overview struct {
 	// History charts compliance per group over the last ChartDays days
 	// (nil without stored days).
 	History *LineChart
+	// Rollout is the pauses, readiness forecast and ring gates (rollout.go).
+	Rollout *Rollout
 }
 
 // Tally is the compliance of one group or ring.
@@ -217,6 +219,9 @@ func (c *Console) buildSnapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	snap := &Snapshot{Report: rep, Groups: groups, Policies: policies}
+	if err := c.withForecast(ctx, snap); err != nil {
+		return nil, err
+	}
 	if c.cfg.Days != nil {
 		if snap.Days, err = c.recordDay(ctx, snap); err != nil {
 			return nil, err
@@ -250,5 +255,8 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, ss *session) 
 	}
 	o := BuildOverview(snap.Report.GeneratedAt, snap.Report, snap.Groups, snap.Policies, c.cfg.Catalog.Releases()).
 		withHistory(snap.Days, snap.Report.GeneratedAt)
+	if o.Rollout, err = c.rollout(r.Context(), snap); err != nil {
+		return "", nil, err
+	}
 	return "overview", &view{Title: "Fleet overview", Nav: "overview", Data: o}, nil
 }

@@ -29,6 +29,12 @@ type Snapshot struct {
 	// Days is the compliance per group of the last ChartDays days (this
 	// one included), when the console keeps them.
 	Days []storage.ComplianceDay
+	// Forecast summarises the leader's last readiness check over this
+	// snapshot; AtRisk lists its Macs at risk or failing, worst first (the
+	// first readinessRows of AtRiskTotal). Nil without a forecast source.
+	Forecast    *ForecastSummary
+	AtRisk      []ReadinessRow
+	AtRiskTotal int
 
 	mu    sync.Mutex
 	order map[string][]int32 // row indices sorted by a key, built on first use

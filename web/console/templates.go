@@ -12,7 +12,10 @@ import (
 
 // pageNames are the page templates; each is parsed with layout.html.
 var pageNames = []string{"signin", "error", "overview", "devices", "device", "confirm",
-	"policies", "policy", "exceptions", "catalog", "audit", "evidence"}
+	"policies", "policy", "exceptions", "catalog", "audit", "evidence", "readiness"}
+
+// partials are parsed with every page: sections pages share.
+var partials = []string{"templates/rollout.html"}
 
 var funcs = template.FuncMap{
 	// when formats an instant in a zone; zero instants show as a dash.
@@ -95,7 +98,8 @@ func parsePages() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	for _, name := range pageNames {
 		t := template.New("layout").Funcs(funcs)
-		out[name] = template.Must(t.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+		files := append([]string{"templates/layout.html", "templates/" + name + ".html"}, partials...)
+		out[name] = template.Must(t.ParseFS(templateFS, files...))
 	}
 	return out
 }
