@@ -56,6 +56,9 @@ func TestConsoleEvidenceInBrowser(t *testing.T) {
 	browse(t, ctx, "pilot",
 		chromedp.SetValue(`#evidence-form input[name=group]`, "pilot", chromedp.ByQuery),
 		chromedp.Click(`#evidence-form button[type=submit]`, chromedp.ByQuery),
+		// Only the filtered page renders the group as an attribute (the old
+		// page's summary would otherwise satisfy the wait mid-navigation).
+		chromedp.WaitVisible(`#evidence-form input[name=group][value="pilot"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#evidence-summary`, chromedp.ByQuery),
 		chromedp.Poll(`document.querySelector("#evidence-summary").textContent.includes("group pilot") ||
 			document.querySelector("#evidence-summary").textContent.includes("No release")`, nil),
