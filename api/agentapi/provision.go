@@ -51,6 +51,7 @@ type Provisioner struct {
 	log       *slog.Logger
 	serverURL string
 	caPEM     string
+	tmpl      *profileTemplate // nil: every profile through the encoder
 }
 
 // NewProvisioner returns a Provisioner. caPEM may be empty (system roots).
@@ -61,7 +62,10 @@ func NewProvisioner(store SecretStore, enq Enqueuer, clk Clock, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM}
+	// A template that cannot be built (a placeholder inside serverURL or
+	// caPEM) only costs speed: profiles then go through the encoder.
+	tmpl, _ := newProfileTemplate(serverURL, caPEM)
+	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM, tmpl: tmpl}
 }
 
 // Checkin implements the MDM service's check-in hook: a device channel
@@ -89,7 +93,7 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 		return err
 	}
 	secret := hex.EncodeToString(b)
-	profile, err := p.profile(Settings{ServerURL: p.serverURL, EnrollmentID: id, Secret: secret, CACertificate: p.caPEM})
+	profile, err := p.profile(id, secret)
 	if err != nil {
 		return err
 	}
@@ -107,31 +111,16 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	return nil
 }
 
-// profile builds the settings profile (a configuration profile with one
-// payload of the agent's preference domain).
-func (p *Provisioner) profile(s Settings) ([]byte, error) {
-	inner := map[string]any{
-		"PayloadType":        PreferenceDomain,
-		"PayloadVersion":     1,
-		"PayloadIdentifier":  PreferenceDomain + ".settings.payload",
-		"PayloadUUID":        mdm.NewUUID(),
-		"PayloadDisplayName": "Sundial agent settings",
-		"ServerURL":          s.ServerURL,
-		"EnrollmentID":       s.EnrollmentID,
-		"Secret":             s.Secret,
+// profile builds the settings profile for one device: from the
+// Provisioner's template when the values allow, else with the encoder.
+func (p *Provisioner) profile(id, secret string) ([]byte, error) {
+	outer, inner := mdm.NewUUID(), mdm.NewUUID()
+	if p.tmpl != nil {
+		if doc, ok := p.tmpl.fill(outer, inner, id, secret); ok {
+			return doc, nil
+		}
 	}
-	if s.CACertificate != "" {
-		inner["CACertificate"] = s.CACertificate
-	}
-	return plist.MarshalIndent(map[string]any{
-		"PayloadType":        "Configuration",
-		"PayloadVersion":     1,
-		"PayloadIdentifier":  PreferenceDomain + ".settings",
-		"PayloadUUID":        mdm.NewUUID(),
-		"PayloadDisplayName": "Sundial agent settings",
-		"PayloadScope":       "System",
-		"PayloadContent":     []any{inner},
-	}, "\t")
+	return renderProfile(Settings{ServerURL: p.serverURL, EnrollmentID: id, Secret: secret, CACertificate: p.caPEM}, outer, inner)
 }
 
 // ParseSettings reads the agent settings from a managed-preferences plist
