@@ -51,7 +51,8 @@ type Provisioner struct {
 	log       *slog.Logger
 	serverURL string
 	caPEM     string
-	tmpl      *profileTemplate // nil: every profile through the encoder
+	tmpl      *profileTemplate         // nil: every profile through the encoder
+	cmdTmpl   *mdm.DataCommandTemplate // nil: every command through the encoder
 }
 
 // NewProvisioner returns a Provisioner. caPEM may be empty (system roots).
@@ -65,7 +66,8 @@ func NewProvisioner(store SecretStore, enq Enqueuer, clk Clock, log *slog.Logger
 	// A template that cannot be built (a placeholder inside serverURL or
 	// caPEM) only costs speed: profiles then go through the encoder.
 	tmpl, _ := newProfileTemplate(serverURL, caPEM)
-	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM, tmpl: tmpl}
+	cmdTmpl, _ := mdm.NewDataCommandTemplate("InstallProfile", "Payload")
+	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM, tmpl: tmpl, cmdTmpl: cmdTmpl}
 }
 
 // Checkin implements the MDM service's check-in hook: a device channel
@@ -97,7 +99,7 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	cmd, err := mdm.NewCommand("InstallProfile", map[string]any{"Payload": profile})
+	cmd, err := p.installProfile(profile)
 	if err != nil {
 		return err
 	}
@@ -121,6 +123,14 @@ func (p *Provisioner) profile(id, secret string) ([]byte, error) {
 		}
 	}
 	return renderProfile(Settings{ServerURL: p.serverURL, EnrollmentID: id, Secret: secret, CACertificate: p.caPEM}, outer, inner)
+}
+
+// installProfile returns an InstallProfile command carrying profile.
+func (p *Provisioner) installProfile(profile []byte) (*mdm.Command, error) {
+	if p.cmdTmpl != nil {
+		return p.cmdTmpl.New(profile), nil
+	}
+	return mdm.NewCommand("InstallProfile", map[string]any{"Payload": profile})
 }
 
 // ParseSettings reads the agent settings from a managed-preferences plist
