@@ -51,6 +51,8 @@ type Provisioner struct {
 	log       *slog.Logger
 	serverURL string
 	caPEM     string
+	tmpl      *profileTemplate         // nil: every profile through the encoder
+	cmdTmpl   *mdm.DataCommandTemplate // nil: every command through the encoder
 }
 
 // NewProvisioner returns a Provisioner. caPEM may be empty (system roots).
@@ -61,7 +63,11 @@ func NewProvisioner(store SecretStore, enq Enqueuer, clk Clock, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM}
+	// A template that cannot be built (a placeholder inside serverURL or
+	// caPEM) only costs speed: profiles then go through the encoder.
+	tmpl, _ := newProfileTemplate(serverURL, caPEM)
+	cmdTmpl, _ := mdm.NewDataCommandTemplate("InstallProfile", "Payload")
+	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM, tmpl: tmpl, cmdTmpl: cmdTmpl}
 }
 
 // Checkin implements the MDM service's check-in hook: a device channel
@@ -89,11 +95,11 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 		return err
 	}
 	secret := hex.EncodeToString(b)
-	profile, err := p.profile(Settings{ServerURL: p.serverURL, EnrollmentID: id, Secret: secret, CACertificate: p.caPEM})
+	profile, err := p.profile(id, secret)
 	if err != nil {
 		return err
 	}
-	cmd, err := mdm.NewCommand("InstallProfile", map[string]any{"Payload": profile})
+	cmd, err := p.installProfile(profile)
 	if err != nil {
 		return err
 	}
@@ -107,31 +113,24 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	return nil
 }
 
-// profile builds the settings profile (a configuration profile with one
-// payload of the agent's preference domain).
-func (p *Provisioner) profile(s Settings) ([]byte, error) {
-	inner := map[string]any{
-		"PayloadType":        PreferenceDomain,
-		"PayloadVersion":     1,
-		"PayloadIdentifier":  PreferenceDomain + ".settings.payload",
-		"PayloadUUID":        mdm.NewUUID(),
-		"PayloadDisplayName": "Sundial agent settings",
-		"ServerURL":          s.ServerURL,
-		"EnrollmentID":       s.EnrollmentID,
-		"Secret":             s.Secret,
+// profile builds the settings profile for one device: from the
+// Provisioner's template when the values allow, else with the encoder.
+func (p *Provisioner) profile(id, secret string) ([]byte, error) {
+	outer, inner := mdm.NewUUID(), mdm.NewUUID()
+	if p.tmpl != nil {
+		if doc, ok := p.tmpl.fill(outer, inner, id, secret); ok {
+			return doc, nil
+		}
 	}
-	if s.CACertificate != "" {
-		inner["CACertificate"] = s.CACertificate
+	return renderProfile(Settings{ServerURL: p.serverURL, EnrollmentID: id, Secret: secret, CACertificate: p.caPEM}, outer, inner)
+}
+
+// installProfile returns an InstallProfile command carrying profile.
+func (p *Provisioner) installProfile(profile []byte) (*mdm.Command, error) {
+	if p.cmdTmpl != nil {
+		return p.cmdTmpl.New(profile), nil
 	}
-	return plist.MarshalIndent(map[string]any{
-		"PayloadType":        "Configuration",
-		"PayloadVersion":     1,
-		"PayloadIdentifier":  PreferenceDomain + ".settings",
-		"PayloadUUID":        mdm.NewUUID(),
-		"PayloadDisplayName": "Sundial agent settings",
-		"PayloadScope":       "System",
-		"PayloadContent":     []any{inner},
-	}, "\t")
+	return mdm.NewCommand("InstallProfile", map[string]any{"Payload": profile})
 }
 
 // ParseSettings reads the agent settings from a managed-preferences plist

@@ -22,6 +22,15 @@ var ErrInvalid = errors.New("invalid enforcement")
 // errNoChange aborts an UpdateDDM that would write nothing new.
 var errNoChange = errors.New("no change")
 
+// unchanged reports whether noChange holds for the enrollment's record as
+// a read transaction sees it, so that the caller can skip UpdateDDM and its
+// write lock (most enrolments and scheduler steps change nothing). A read
+// error answers false: the update then runs and reports it.
+func (s *Service) unchanged(ctx context.Context, id string, noChange func(*Record) bool) bool {
+	r, err := s.store.DDMRecord(ctx, id)
+	return err == nil && noChange(r)
+}
+
 // Enqueuer queues a command for enrollments and pushes them
 // ((*service.Service).Enqueue).
 type Enqueuer interface {
@@ -409,8 +418,12 @@ func (s *Service) SetEnforcement(ctx context.Context, id string, e Enforcement) 
 func (s *Service) RemoveEnforcement(ctx context.Context, id string) (removed bool, err error) {
 	now := s.clock.Now()
 	var tokens SyncTokens
+	noEnforcement := func(r *Record) bool { return r.Enforcement == nil }
+	if s.unchanged(ctx, id, noEnforcement) {
+		return false, nil
+	}
 	err = s.store.UpdateDDM(ctx, id, func(r *Record) ([]Event, error) {
-		if r.Enforcement == nil {
+		if noEnforcement(r) {
 			return nil, errNoChange
 		}
 		r.Enforcement = nil
@@ -513,8 +526,12 @@ func (s *Service) Checkin(ctx context.Context, id string, msg *mdm.CheckinMessag
 	}
 	switch msg.MessageType {
 	case mdm.Authenticate:
+		nothingToReset := func(r *Record) bool { return r.Enforcement == nil && len(r.Status.Declarations) == 0 }
+		if s.unchanged(ctx, id, nothingToReset) {
+			return
+		}
 		err := s.store.UpdateDDM(ctx, id, func(r *Record) ([]Event, error) {
-			if r.Enforcement == nil && len(r.Status.Declarations) == 0 {
+			if nothingToReset(r) {
 				return nil, errNoChange
 			}
 			r.NeedsSync = r.Enforcement != nil
