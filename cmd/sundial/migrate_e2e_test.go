@@ -52,6 +52,18 @@ func TestServerCarriesOnAfterMigration(t *testing.T) {
 	if _, err := ts.admin.Enqueue(t.Context(), mac.UDID, cmd.Raw); err != nil {
 		t.Fatal(err)
 	}
+	// A webhook endpoint (its secret sealed) with a test event pending: the
+	// receiver is down until after the migration.
+	recv := newHookReceiver(t)
+	hook, err := ts.admin.AddWebhook(t.Context(), "ops", recv.srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.set(hook.Secret, false)
+	pending, err := ts.admin.TestWebhook(t.Context(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts.stop()
 
 	src, err := bolt.Open(dir+"/"+dbFile, nil)
@@ -102,6 +114,32 @@ func TestServerCarriesOnAfterMigration(t *testing.T) {
 	}
 	if p, err := ts2.admin.Policy(t.Context(), scheduler.DefaultGroupID); err != nil || p.Policy.MinimumVersion != rel.Version.String() {
 		t.Errorf("policy after migration = %+v, %v", p, err)
+	}
+	// The endpoint came across, and its secret still opens with the same
+	// seal.key: the event pending before the migration and a new one both
+	// arrive signed with the secret shown when it was added. The pending
+	// one may wait for its retry (the first retry is 10 s after a failure).
+	if hs, err := ts2.admin.Webhooks(t.Context()); err != nil || len(hs) != 1 || hs[0].ID != "ops" || hs[0].URL != recv.srv.URL {
+		t.Fatalf("webhooks after migration = %+v, %v", hs, err)
+	}
+	recv.set(hook.Secret, true)
+	fresh, err := ts2.admin.TestWebhook(t.Context(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		n, bad := recv.count([]string{pending, fresh})
+		if len(bad) != 0 {
+			t.Fatalf("receiver refused deliveries after migration: %v", bad)
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the pending and new webhook events arrived after migration", n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -23,8 +23,12 @@ func newStorageCmd(getenv func(string) string) *cobra.Command {
 		Use:   "migrate --from bolt:PATH --to pgsql:DSN",
 		Short: "Copy an installation from a bbolt file into an empty PostgreSQL database, then verify counts per kind",
 		Long: `migrate copies devices, identities, command queues and results, push and agent
-state, declarations, groups, policies, exceptions, update states and the
-audit log, in one PostgreSQL transaction. Stop the Sundial server first (the
+state, declarations, groups, policies, exceptions, update states, the audit
+log, the release catalog, enrollment guards, the Apple Business Manager data,
+rollout pauses, ring plans, webhook endpoints, pending deliveries and the
+once-ledger, compliance and evidence days and forecast marks (sealed secrets
+stay sealed; docs/operations.md lists what is not copied), in one
+PostgreSQL transaction. Stop the Sundial server first (the
 bbolt file is locked while it runs) and start no replica on the target
 until the migration has finished. The target must be empty.`,
 		Args: cobra.NoArgs,

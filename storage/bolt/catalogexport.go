@@ -20,10 +20,16 @@ var catalogBuckets = map[string][]byte{
 	record.ADEDevices:       bADEDevices,
 	record.ADECursors:       bADECursors,
 	record.DEPServers:       bDEPServers,
+	// The rollout's and the reports' JSON records, as stored.
+	record.RolloutPauses: bMSPause,
+	record.RingPlans:     bMSRings,
+	record.EvidenceDays:  bEvidence,
+	record.ForecastMarks: bForecastMark,
 }
 
 // ExportCatalog calls fn for every record of one of record.RawKinds (the
-// catalog's, the enrollment guards, the ABM data), in key order.
+// catalog's, the enrollment guards, the ABM data, the rollout's and the
+// reports' JSON records), in key order.
 func (s *Store) ExportCatalog(ctx context.Context, kind string, fn func(record.CatalogItem) error) error {
 	b, ok := catalogBuckets[kind]
 	if !ok {

@@ -80,6 +80,9 @@ func (s *Store) Counts(ctx context.Context) (record.Counts, error) {
 		c[record.ADEDevices] = keys(bADEDevices)
 		c[record.ADECursors] = keys(bADECursors)
 		c[record.DEPServers] = keys(bDEPServers)
+		countRollout(c, keys)
+		// Counted below record by record: present even when none.
+		c[record.PushStates], c[record.NotNowCommands], c[record.AgentEvents] = 0, 0, 0
 		err := tx.Bucket(bPush).ForEach(func(k, v []byte) error {
 			var st mdm.PushState
 			if err := json.Unmarshal(v, &st); err != nil {

@@ -86,6 +86,7 @@ func TestExport(t *testing.T) {
 	}))
 	must(s.ApplyADEPage(ctx, storage.ADEPage{Server: "abm", Cursor: "c1", Upsert: []storage.ADEDevice{{Serial: "S1"}}}, t0))
 	must(s.PutDEPServer(ctx, &storage.DEPServer{Name: "abm", SealedKey: []byte("sealed\x00key"), SealedTokens: []byte("sealed-tokens")}))
+	putRolloutKinds(t, s, t0)
 	counts, err := s.Counts(ctx)
 	must(err)
 	got := record.Counts{}
@@ -155,6 +156,7 @@ func TestExport(t *testing.T) {
 	if c := raw[record.ADECursors]; len(c) != 1 || c[0].Key != "abm" || string(c[0].Value) != "c1" {
 		t.Errorf("abm cursors export = %+v", c)
 	}
+	exportRolloutKinds(t, s, t0, got, ddms, raw)
 	if err := s.ExportCatalog(ctx, "bogus", func(record.CatalogItem) error { return nil }); err == nil {
 		t.Error("ExportCatalog of an unknown kind succeeded")
 	}

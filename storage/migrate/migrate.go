@@ -8,7 +8,12 @@
 // state and the releases added by hand; the enrollment guards (bound
 // certificate expiry, re-enrollment approvals, binding history); and the
 // Apple Business Manager data (ABM devices, sync cursors, DEP servers with
-// their keys and tokens still sealed).
+// their keys and tokens still sealed); the rollout pauses and ring plans
+// (their rings' start and promotions); the webhook endpoints (secrets still
+// sealed), pending deliveries and the ledger of events emitted once; the
+// daily compliance and evidence days; the forecast marks; and each
+// declarative record's status items. Leases, the indexes bbolt rebuilds
+// and bbolt's own meta data are not copied (docs/operations.md).
 //
 // Records keep their IDs, sequence numbers and timestamps (PostgreSQL
 // timestamptz columns keep microseconds; times stored in JSON keep
@@ -22,6 +27,7 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,6 +66,10 @@ type Source interface {
 	ExportHistory(ctx context.Context, fn func(record.HistoryEntry) error) error
 	ExportAudit(ctx context.Context, fn func(scheduler.AuditEntry) error) error
 	ExportCatalog(ctx context.Context, kind string, fn func(record.CatalogItem) error) error
+	ExportComplianceDays(ctx context.Context, fn func(storage.ComplianceDay) error) error
+	ExportWebhookEndpoints(ctx context.Context, fn func(storage.WebhookEndpoint) error) error
+	ExportWebhookOutbox(ctx context.Context, fn func(storage.WebhookDelivery) error) error
+	ExportWebhookOnce(ctx context.Context, fn func(record.OnceEntry) error) error
 }
 
 // Target is the installation copied to (*pgsql.Store).
@@ -157,6 +167,7 @@ func Run(ctx context.Context, from Source, to Target, progress Progress) (Report
 			func() error {
 				return copyKind(ctx, record.DDMRecords, src, copied, progress, from.ExportDDM, im.DDM, func(r record.DDM) {
 					copied[record.DDMEvents] += len(r.History)
+					copied[record.DDMItems] += ddmItems(r.Record)
 				})
 			},
 			func() error {
@@ -190,6 +201,21 @@ func Run(ctx context.Context, from Source, to Target, progress Progress) (Report
 				return copyKind(ctx, kind, src, copied, progress, export, load, nil)
 			})
 		}
+		steps = append(steps,
+			func() error {
+				return copyKind(ctx, record.ComplianceDays, src, copied, progress, from.ExportComplianceDays, im.ComplianceDays, nil)
+			},
+			// Endpoints before the deliveries addressed to them.
+			func() error {
+				return copyKind(ctx, record.WebhookEndpoints, src, copied, progress, from.ExportWebhookEndpoints, im.WebhookEndpoints, nil)
+			},
+			func() error {
+				return copyKind(ctx, record.WebhookOutbox, src, copied, progress, from.ExportWebhookOutbox, im.WebhookOutbox, nil)
+			},
+			func() error {
+				return copyKind(ctx, record.WebhookOnce, src, copied, progress, from.ExportWebhookOnce, im.WebhookOnce, nil)
+			},
+		)
 		for _, step := range steps {
 			if err := step(); err != nil {
 				return err
@@ -209,6 +235,24 @@ func Run(ctx context.Context, from Source, to Target, progress Progress) (Report
 		return report, fmt.Errorf("migrate: %w", err)
 	}
 	return report, nil
+}
+
+// ddmItems is how many status items a declarative record carries, for the
+// count of DDM items copied (-1 if the record is unreadable, which the
+// import refuses anyway).
+func ddmItems(rec json.RawMessage) int {
+	if rec == nil {
+		return 0
+	}
+	var r struct {
+		Status struct {
+			Items map[string]json.RawMessage `json:"items"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(rec, &r); err != nil {
+		return -1
+	}
+	return len(r.Status.Items)
 }
 
 // compare builds the report of every kind in record.Kinds.

@@ -88,6 +88,7 @@ type backend interface {
 	storage.DEPServerStore
 	ddm.Store
 	scheduler.Store
+	rolloutBackend
 }
 
 // fixture fills a store through its public API the way a running server
@@ -303,6 +304,7 @@ func populate(t *testing.T, s backend) *fixture {
 	must(t, s.SetADEAssignResults(ctx, map[string]string{"ABM-abm-main-1": "SUCCESS", "ABM-abm-lab-2": "NOT_ACCESSIBLE"}, at(22*time.Hour)))
 	must(t, s.SetADEGroup(ctx, "ABM-abm-lab-1", "lab", at(22*time.Hour)))
 	must(t, s.MarkADEEnrolled(ctx, "ABM-abm-main-1", "MAC-01", at(23*time.Hour)))
+	populateRollout(t, s)
 	return f
 }
 
@@ -436,6 +438,7 @@ func compareAll(t *testing.T, f *fixture, b, p backend) {
 		same(t, "abm cursor of "+srv, read(t, func() (string, error) { return p.ADECursor(ctx, srv) }), read(t, func() (string, error) { return b.ADECursor(ctx, srv) }))
 	}
 	same(t, "dep servers", read(t, func() ([]storage.DEPServer, error) { return p.DEPServers(ctx) }), read(t, func() ([]storage.DEPServer, error) { return b.DEPServers(ctx) }))
+	compareRollout(t, b, p)
 }
 
 func TestRun(t *testing.T) {
@@ -520,6 +523,7 @@ func TestRun(t *testing.T) {
 		must(t, err)
 		must(t, s.Commit(ctx, []scheduler.Commit{{State: sts[0], History: []scheduler.Transition{{At: at(32 * time.Hour), Kind: scheduler.EventReset, Reason: "later"}}}}, at(32*time.Hour)))
 	}
+	carryOnRollout(t, b, p)
 	recs := read(t, func() ([]*mdm.CommandRecord, error) { return p.Commands(ctx, "MAC-00") })
 	if l := recs[len(recs)-1]; l.UUID != next.UUID || l.Seq <= recs[len(recs)-2].Seq {
 		t.Errorf("a new command is not queued last on pgsql: %+v", l)
@@ -574,6 +578,14 @@ var errExport = errors.New("disk on fire")
 
 func (failing) ExportAgents(context.Context, func(record.Agent) error) error { return errExport }
 
+// failingLast fails exporting the last kind copied, the once-ledger, after
+// every other kind was copied.
+type failingLast struct{ *bolt.Store }
+
+func (failingLast) ExportWebhookOnce(context.Context, func(record.OnceEntry) error) error {
+	return errExport
+}
+
 func TestRunLeavesTargetEmptyOnFailure(t *testing.T) {
 	b := newBolt(t)
 	populate(t, b)
@@ -584,6 +596,8 @@ func TestRunLeavesTargetEmptyOnFailure(t *testing.T) {
 	}{
 		{"count mismatch", lying{b, record.QueuedCommands}, ErrCountMismatch},
 		{"export error", failing{b}, errExport},
+		{"count mismatch of ddm items", lying{b, record.DDMItems}, ErrCountMismatch},
+		{"export error of the last kind", failingLast{b}, errExport},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -592,8 +606,8 @@ func TestRunLeavesTargetEmptyOnFailure(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
-			if tc.want == ErrCountMismatch && (len(rep.Differences) != 1 || rep.Differences[0] == "") {
-				t.Errorf("differences = %q, want one about %s", rep.Differences, record.QueuedCommands)
+			if l, ok := tc.src.(lying); ok && (len(rep.Differences) != 1 || !strings.HasPrefix(rep.Differences[0], l.kind+":")) {
+				t.Errorf("differences = %q, want one about %s", rep.Differences, l.kind)
 			}
 			c, err := p.Counts(t.Context())
 			must(t, err)

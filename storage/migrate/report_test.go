@@ -1,14 +1,17 @@
 package migrate
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/storage"
 	"github.com/sundial-mdm/sundial/storage/bolt"
 	"github.com/sundial-mdm/sundial/storage/migrate/record"
 )
@@ -62,11 +65,18 @@ func TestCompare(t *testing.T) {
 // BenchmarkRun migrates 1,000 devices with 10 commands each (half of them
 // finished) and reports records per second.
 func BenchmarkRun(b *testing.B) {
+	src, _ := benchSource(b)
+	benchRun(b, src)
+}
+
+// benchSource is BenchmarkRun's bbolt store: 1,000 devices with 10
+// commands each, half of them finished.
+func benchSource(b *testing.B) (*bolt.Store, []string) {
 	src, err := bolt.Open(filepath.Join(b.TempDir(), "sundial.db"), &bolt.Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer src.Close()
+	b.Cleanup(func() { src.Close() })
 	ctx := b.Context()
 	const devices, perDevice = 1000, 10
 	// bbolt batches concurrent writes: populate from many goroutines.
@@ -113,6 +123,12 @@ func BenchmarkRun(b *testing.B) {
 		}
 		return nil
 	})
+	return src, ids
+}
+
+// benchRun migrates src into a new schema per iteration.
+func benchRun(b *testing.B, src *bolt.Store) {
+	ctx := b.Context()
 	var records int
 	for b.Loop() {
 		b.StopTimer()
@@ -128,4 +144,45 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkRunRollout is BenchmarkRun plus the per-device and per-day
+// records of the rollout and reporting features at their bounds: a
+// forecast mark and a pending webhook delivery per device, a year of
+// compliance rows for 10 groups and of evidence days.
+func BenchmarkRunRollout(b *testing.B) {
+	src, ids := benchSource(b)
+	ctx := b.Context()
+	if err := src.PutWebhookEndpoint(ctx, storage.WebhookEndpoint{ID: "ep", URL: "https://hooks.example.com", Secret: []byte("sealed"), Created: t0}); err != nil {
+		b.Fatal(err)
+	}
+	marks := make([]storage.ForecastMark, len(ids))
+	ds := make([]storage.WebhookDelivery, len(ids))
+	for i, id := range ids {
+		marks[i] = storage.ForecastMark{DeviceID: id, GroupID: "pilot", Forecast: "at risk", Causes: []string{"free-space"},
+			Reasons: []string{"8 GB free, 20 GB needed"}, Target: "15.4", Deadline: t0.Add(240 * time.Hour), Since: t0}
+		ds[i] = storage.WebhookDelivery{EventID: fmt.Sprintf("evt-%04d", i), Endpoint: "ep", Type: "device.at_risk", Created: t0,
+			Body: json.RawMessage(`{"device":"` + id + `","forecast":"at risk"}`), NextAt: t0}
+	}
+	if err := src.UpdateForecastMarks(ctx, marks, nil, ds); err != nil {
+		b.Fatal(err)
+	}
+	for d := range 365 {
+		day := t0.AddDate(0, 0, d)
+		rows := make([]storage.ComplianceDay, 10)
+		for g := range rows {
+			rows[g] = storage.ComplianceDay{Day: day.Format(time.DateOnly), GroupID: fmt.Sprintf("group-%02d", g), Devices: 100, Managed: 90, Compliant: 80}
+		}
+		if err := src.PutComplianceDay(ctx, day.Format(time.DateOnly), rows); err != nil {
+			b.Fatal(err)
+		}
+		ev := storage.EvidenceDay{Day: day.Format(time.DateOnly), TakenAt: day, Rows: []storage.EvidenceRow{{Managed: 900, Compliant: 800}}}
+		for g := range 10 {
+			ev.Rows = append(ev.Rows, storage.EvidenceRow{GroupID: fmt.Sprintf("group-%02d", g), Managed: 90, Compliant: 80})
+		}
+		if err := src.PutEvidenceDay(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchRun(b, src)
 }

@@ -47,7 +47,16 @@ const countsSQL = `SELECT
 	(SELECT count(*) FROM enrollment_guards),
 	(SELECT count(*) FROM ade_devices),
 	(SELECT count(*) FROM ade_cursors),
-	(SELECT count(*) FROM dep_servers)`
+	(SELECT count(*) FROM dep_servers),
+	(SELECT count(*) FROM ddm_items),
+	(SELECT count(*) FROM ms_pauses),
+	(SELECT count(*) FROM ms_ring_plans),
+	(SELECT count(*) FROM evidence_days),
+	(SELECT count(*) FROM forecast_marks),
+	(SELECT count(*) FROM compliance_days),
+	(SELECT count(*) FROM webhook_endpoints),
+	(SELECT count(*) FROM webhook_outbox),
+	(SELECT count(*) FROM webhook_once)`
 
 var countKinds = []string{
 	record.Devices, record.CertBindings, record.LastSeen, record.PushStates,
@@ -57,6 +66,8 @@ var countKinds = []string{
 	record.UpdateStates, record.UpdateHistory, record.AuditLog,
 	record.CatalogFeeds, record.CatalogPolls, record.ManualReleases,
 	record.EnrollmentGuards, record.ADEDevices, record.ADECursors, record.DEPServers,
+	record.DDMItems, record.RolloutPauses, record.RingPlans, record.EvidenceDays, record.ForecastMarks,
+	record.ComplianceDays, record.WebhookEndpoints, record.WebhookOutbox, record.WebhookOnce,
 }
 
 func counts(ctx context.Context, q querier) (record.Counts, error) {

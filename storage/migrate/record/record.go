@@ -45,24 +45,41 @@ const (
 	ADEDevices       = "ade_devices"       // serial -> storage.ADEDevice JSON
 	ADECursors       = "ade_cursors"       // ABM server name -> DEP sync cursor
 	DEPServers       = "dep_servers"       // ABM server name -> storage.DEPServer JSON (secrets sealed)
+	// Raw kinds of the rollout and reporting features (JSON values alike
+	// in both backends).
+	RolloutPauses  = "rollout_pauses"  // group ID ("\x00": the fleet) -> scheduler.Pause JSON
+	RingPlans      = "ring_plans"      // plan ID -> scheduler.RingPlan JSON, its promotions included
+	EvidenceDays   = "evidence_days"   // YYYY-MM-DD -> storage.EvidenceDay JSON
+	ForecastMarks  = "forecast_marks"  // device ID -> storage.ForecastMark JSON
+	DDMItems       = "ddm_items"       // status items of DDM records (counted, copied with them)
+	ComplianceDays = "compliance_days" // storage.ComplianceDay
+	// Webhooks: endpoints (secrets still sealed), pending deliveries and
+	// the ledger of events emitted once.
+	WebhookEndpoints = "webhook_endpoints" // storage.WebhookEndpoint
+	WebhookOutbox    = "webhook_outbox"    // storage.WebhookDelivery
+	WebhookOnce      = "webhook_once"      // OnceEntry
 )
 
 // Kinds lists every kind in copy order.
 var Kinds = []string{
 	Devices, CertBindings, LastSeen, PushStates,
 	Commands, QueuedCommands, NotNowCommands,
-	APIKeys, Challenges, Agents, AgentEvents, DDMRecords, DDMEvents,
+	APIKeys, Challenges, Agents, AgentEvents, DDMRecords, DDMEvents, DDMItems,
 	Groups, Memberships, Policies, Exceptions, UpdateStates, UpdateHistory, AuditLog,
 	CatalogFeeds, CatalogPolls, ManualReleases,
 	EnrollmentGuards, ADEDevices, ADECursors, DEPServers,
+	RolloutPauses, RingPlans, EvidenceDays, ForecastMarks,
+	ComplianceDays, WebhookEndpoints, WebhookOutbox, WebhookOnce,
 }
 
 // RawKinds are the kinds copied as CatalogItem records, key and stored
 // value, in copy order.
-var RawKinds = []string{CatalogFeeds, CatalogPolls, ManualReleases, EnrollmentGuards, ADEDevices, ADECursors, DEPServers}
+var RawKinds = []string{CatalogFeeds, CatalogPolls, ManualReleases, EnrollmentGuards, ADEDevices, ADECursors, DEPServers,
+	RolloutPauses, RingPlans, EvidenceDays, ForecastMarks}
 
 // CatalogItem is one record of a raw kind (see RawKinds), as stored: the
-// release catalog's, the enrollment guards and the ABM data.
+// release catalog's, the enrollment guards, the ABM data, the rollout
+// pauses and ring plans, the evidence days and the forecast marks.
 type CatalogItem struct {
 	Key   string
 	Value []byte
@@ -127,4 +144,11 @@ type HistoryEntry struct {
 	DeviceID   string
 	Seq        uint64
 	Transition scheduler.Transition
+}
+
+// OnceEntry is one event ID in the ledger of webhook events emitted once,
+// and until when it is kept.
+type OnceEntry struct {
+	EventID   string
+	KeepUntil time.Time
 }
