@@ -23,6 +23,9 @@ import (
 // magnitude faster than deflate at its fastest level, for output about a
 // fifth larger (docs/benchmarks.md, "Scheduler").
 const (
+	// blobRaw prefixes a body kept as it is whose first byte is a marker,
+	// so that it never reads as compressed (plists never start with one).
+	blobRaw     = 0x00
 	blobDeflate = 0x01
 	blobS2      = 0x02
 	// blobMinSize: smaller bodies (an Idle-sized command) are kept as they
@@ -37,16 +40,24 @@ var inflaters = sync.Pool{New: func() any { return flate.NewReader(nil) }}
 // packBlob returns the stored form of a plist body.
 func packBlob(b []byte) []byte {
 	if len(b) < blobMinSize {
-		return b
+		return keepBlob(b)
 	}
 	out := make([]byte, 1+s2.MaxEncodedLen(len(b)))
 	out[0] = blobS2
 	enc := s2.Encode(out[1:], b)
 	if 1+len(enc) >= len(b) {
-		return b
+		return keepBlob(b)
 	}
 	// Copy out of the worst-case buffer so the stored value does not pin it.
 	return append(make([]byte, 0, 1+len(enc)), out[:1+len(enc)]...)
+}
+
+// keepBlob returns the stored form of b kept as it is.
+func keepBlob(b []byte) []byte {
+	if len(b) > 0 && b[0] <= blobS2 {
+		return append([]byte{blobRaw}, b...)
+	}
+	return b
 }
 
 // unpackBlob returns a copy of the body stored as v.
@@ -73,6 +84,8 @@ func unpackBlob(v []byte) ([]byte, error) {
 		return out, nil
 	case blobDeflate:
 		return inflate(v[1:])
+	case blobRaw:
+		return clone(v[1:]), nil
 	default:
 		return clone(v), nil
 	}
