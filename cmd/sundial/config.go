@@ -105,7 +105,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CatalogSOFAURL, "catalog-sofa-url", poll.SOFAURL, "the SOFA macOS feed the catalog polls; empty: do not poll it")
 	fs.StringSliceVar(&c.ADESkipSetup, "ade-skip-setup", nil, "Setup Assistant panes ADE profiles skip (Apple's keys, comma-separated, e.g. Siri,Privacy)")
 	fs.StringVar(&c.DEPCA, "dep-ca", "", "extra CA certificates (PEM) to trust for the DEP API, e.g. `sundial depmock`'s")
-	fs.DurationVar(&c.OfflineGrace, "offline-grace", scheduler.DefaultOfflineGrace, "how long a Mac offline at its deadline has after its first check-in before the forced install (legacy path); at most 72h; 0: none")
+	fs.DurationVar(&c.OfflineGrace, "offline-grace", scheduler.DefaultOfflineGrace, "how long a Mac offline at its deadline has after its first check-in before the forced install (legacy path) or its fresh enforcement declaration (declarative path, if it never fetched its own); at most 72h; 0: none")
 	fs.DurationVar(&c.DEPSyncInterval, "dep-sync-interval", 5*time.Minute, "how often the scheduler leader syncs devices from Apple Business Manager")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long graceful shutdown waits for requests")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often last-seen times are written")

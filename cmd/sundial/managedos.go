@@ -77,7 +77,7 @@ func (p planner) Plan(ctx context.Context, id string) (agent.Plan, error) {
 		return plan, nil
 	}
 	plan.Managed = true
-	plan.TargetVersion, plan.TargetBuild, plan.Deadline = st.Target, st.TargetBuild, st.Deadline
+	plan.TargetVersion, plan.TargetBuild, plan.Deadline = st.Target, st.TargetBuild, st.AgentDeadline() // the grace's end in an offline grace
 	if plan.Path != agent.PathDeclarative {
 		plan.Path = agent.PathLegacy
 	}

@@ -168,10 +168,32 @@ func (s *Service) Declarative(ctx context.Context, id, endpoint string, data []b
 		if !ok {
 			return nil, fmt.Errorf("%w: no %s declaration %q", service.ErrNotFound, kind, ident)
 		}
+		if ident == IDEnforcement && rec.Enforcement != nil && rec.Enforcement.FetchedAt.IsZero() {
+			s.noteFetched(ctx, id)
+		}
 		s.log.DebugContext(ctx, "declaration served", "enrollment_id", id, "declaration", ident)
 		return json.Marshal(d)
 	default:
 		return nil, fmt.Errorf("%w: unknown declarative management endpoint %q", service.ErrNotFound, truncate(endpoint))
+	}
+}
+
+// noteFetched records the first fetch of the device's enforcement
+// declaration (EnforcementState.FetchedAt): one write per enforcement, so
+// the scheduler can tell a Mac that holds its declaration from one that
+// never fetched it (the offline grace). A failure is logged: the
+// declaration is served all the same.
+func (s *Service) noteFetched(ctx context.Context, id string) {
+	now := s.clock.Now()
+	err := s.store.UpdateDDM(ctx, id, func(r *Record) ([]Event, error) {
+		if r.Enforcement == nil || !r.Enforcement.FetchedAt.IsZero() {
+			return nil, errNoChange
+		}
+		r.Enforcement.FetchedAt = now
+		return nil, nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		s.log.ErrorContext(ctx, "declaration fetch not recorded", "enrollment_id", id, "err", err)
 	}
 }
 
@@ -384,6 +406,9 @@ func (s *Service) SetEnforcement(ctx context.Context, id string, e Enforcement) 
 			return nil, errNoChange
 		}
 		ne := &EnforcementState{Payload: p, Deadline: e.Deadline, Zone: e.Location.String(), ServerToken: decl.ServerToken, SetAt: now}
+		if old != nil {
+			ne.FetchedAt = old.FetchedAt // the Mac still holds the version it fetched
+		}
 		if old != nil && old.ServerToken == decl.ServerToken {
 			ne.SetAt, ne.Confirmed, ne.ConfirmedAt, ne.Failure = old.SetAt, old.Confirmed, old.ConfirmedAt, old.Failure
 		}
@@ -537,6 +562,7 @@ func (s *Service) Checkin(ctx context.Context, id string, msg *mdm.CheckinMessag
 			r.NeedsSync = r.Enforcement != nil
 			if r.Enforcement != nil {
 				r.Enforcement.Confirmed, r.Enforcement.ConfirmedAt, r.Enforcement.Failure = false, time.Time{}, nil
+				r.Enforcement.FetchedAt = time.Time{}
 			}
 			r.Status.Declarations = nil
 			delete(r.Status.Items, ItemDeclarations)

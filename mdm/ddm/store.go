@@ -65,6 +65,10 @@ type EnforcementState struct {
 	// Failure is set while the device reports the current declaration
 	// inactive or invalid.
 	Failure *DeclarationStatus `json:"failure,omitempty"`
+	// FetchedAt is when the device first fetched an enforcement
+	// declaration of this enforcement (any content since it was set): from
+	// then on macOS holds one and enforces it on its own clock.
+	FetchedAt time.Time `json:"fetched_at,omitzero"`
 }
 
 // DeviceStatus is the merged state of every status report of a device.

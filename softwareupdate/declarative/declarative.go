@@ -47,9 +47,10 @@ const (
 
 // Enforcer implements scheduler.Enforcer for the declarative path.
 type Enforcer struct {
-	ddm   DDM
-	zones Zones
-	log   *slog.Logger
+	ddm     DDM
+	records Records // nil: the offline grace never withdraws (offline.go)
+	zones   Zones
+	log     *slog.Logger
 }
 
 // New returns the declarative enforcer.
@@ -60,7 +61,8 @@ func New(d DDM, zones Zones, log *slog.Logger) *Enforcer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Enforcer{ddm: d, zones: zones, log: log}
+	records, _ := d.(Records)
+	return &Enforcer{ddm: d, records: records, zones: zones, log: log}
 }
 
 var (
@@ -128,8 +130,12 @@ func (e *Enforcer) Retire(ctx context.Context, st *scheduler.State, now time.Tim
 
 // HandleResult implements scheduler.Enforcer: the DeclarativeManagement
 // command's acknowledgement carries nothing to fold in; status reports
-// arrive through Observer.
+// arrive through Observer. An answer to the inventory WithdrawOffline
+// queued (NotNow too: the Mac is there) ends the wait for the Mac.
 func (e *Enforcer) HandleResult(ctx context.Context, st *scheduler.State, res scheduler.Result, now time.Time) ([]scheduler.Transition, error) {
+	if st.Awaiting != "" && res.CommandUUID != "" && res.CommandUUID == st.StepCommand {
+		st.Awaiting = ""
+	}
 	return nil, nil
 }
 

@@ -49,16 +49,13 @@ func offlineAtDeadline(st *State, deadline time.Time) bool {
 // A business calendar moves the grace's end to working time in loc.
 func (s *Scheduler) offlineGrace(st *State, pol *softwareupdate.Policy, dec softwareupdate.Decision, deadline, now time.Time,
 	cal *softwareupdate.WorkCalendar, loc *time.Location) (softwareupdate.Decision, string) {
-	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || (s.grace < 0 && pol.OfflineGraceHours == 0) {
+	if st.Path == softwareupdate.PathDeclarative {
+		return dec, "" // declarativeGrace (ddmgrace.go)
+	}
+	grace, on := s.graceFor(pol)
+	if dec.Phase != softwareupdate.PhaseEnforce || st.Path != softwareupdate.PathLegacy || !on {
 		st.OfflineAt, st.GraceUntil = time.Time{}, time.Time{}
 		return dec, ""
-	}
-	grace := s.grace
-	switch {
-	case pol.OfflineGraceHours > 0:
-		grace = time.Duration(pol.OfflineGraceHours) * time.Hour
-	case grace == 0:
-		grace = DefaultOfflineGrace
 	}
 	why := ""
 	switch {

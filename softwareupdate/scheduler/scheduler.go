@@ -905,7 +905,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		st.Reason = d.Reason
 		return d
 	}
-	wasPaused := st.Phase == softwareupdate.PhasePaused
+	wasPaused, prevPhase := st.Phase == softwareupdate.PhasePaused, st.Phase
 	dec := decide()
 	st.Deadline = utc(deadline)
 	if held && dec.Phase == softwareupdate.PhasePending {
@@ -925,7 +925,19 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		if why != "" {
 			note(EventResult, why)
 		}
-		act, err := e.Step(ctx, st, Input{Target: tgt, Decision: held, Now: now, Policy: pol})
+		// On the declarative path the offline grace may withdraw the
+		// declaration instead of a step, or give the grace's deadline.
+		var act Action
+		var skip bool
+		var err error
+		if path == softwareupdate.PathDeclarative {
+			held, act, skip, err = s.declarativeGrace(ctx, st, pol, dec, prevPhase, now, cal, calLoc)
+		}
+		if err == nil && !skip {
+			var step Action
+			step, err = e.Step(ctx, st, Input{Target: tgt, Decision: held, Now: now, Policy: pol})
+			act.Commands, act.Events = append(act.Commands, step.Commands...), append(act.Events, step.Events...)
+		}
 		if st.StepCommand != stepCmd {
 			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
 		}

@@ -77,6 +77,7 @@ func testDDMRoundTrip(t *testing.T, s ddm.Store) {
 			Reports: 1, LastReport: t0.Add(2 * time.Minute),
 		},
 	}
+	want.Enforcement.FetchedAt = t0.Add(90 * time.Second)
 	ev := ddm.Event{At: t0.Add(2 * time.Minute), Items: []string{ddm.ItemOSVersion}, Current: want.Status.Current, Enforcement: "pending"}
 	err := s.UpdateDDM(ctx, "MAC-1", func(r *ddm.Record) ([]ddm.Event, error) {
 		*r = want
