@@ -127,6 +127,20 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 	err = src.EachForecast(ctx, "", ReadinessWindowDays, func(m *scheduler.MacReadiness) error {
 		old := marks[m.DeviceID]
 		delete(marks, m.DeviceID)
+		if m.Forecast == scheduler.ForecastOnTime && old == nil {
+			return nil
+		}
+		// Most Macs at risk stay so from check to check: compare before
+		// building the event's data, which only a change needs.
+		var causes []string
+		changed := old == nil || old.Forecast != string(m.Forecast)
+		if m.Forecast != scheduler.ForecastOnTime {
+			causes = clip(Causes(m))
+			if !changed && slices.Equal(old.Causes, causes) && old.Deadline.Equal(m.Deadline) && old.GroupID == m.GroupID &&
+				old.Target == m.Target {
+				return nil
+			}
+		}
 		d := ForecastData{DeviceID: m.DeviceID, SerialNumber: m.SerialNumber, GroupID: m.GroupID, Target: m.Target,
 			Deadline: m.Deadline, Forecast: string(m.Forecast), Reasons: clip(m.Reasons)}
 		since := now
@@ -134,16 +148,8 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 			d.From, since = old.Forecast, old.Since
 		}
 		if m.Forecast == scheduler.ForecastOnTime {
-			if old != nil {
-				drop = append(drop, m.DeviceID)
-				return announce(TypeDeviceReady, since, d)
-			}
-			return nil
-		}
-		causes := clip(Causes(m))
-		changed := old == nil || old.Forecast != string(m.Forecast)
-		if !changed && slices.Equal(old.Causes, causes) && old.Deadline.Equal(m.Deadline) && old.GroupID == m.GroupID && old.Target == m.Target {
-			return nil
+			drop = append(drop, m.DeviceID)
+			return announce(TypeDeviceReady, since, d)
 		}
 		mark := storage.ForecastMark{DeviceID: m.DeviceID, GroupID: m.GroupID, Forecast: string(m.Forecast), Causes: causes,
 			Reasons: d.Reasons, Target: m.Target, Deadline: m.Deadline, Since: now}
