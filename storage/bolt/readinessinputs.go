@@ -68,8 +68,11 @@ func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, un
 				continue
 			}
 			var d readinessDevice
-			if err := json.Unmarshal(dv, &d); err != nil {
-				return fmt.Errorf("decode device %s: %w", k, err)
+			if !scanReadinessDevice(dv, &d) {
+				d = readinessDevice{}
+				if err := json.Unmarshal(dv, &d); err != nil {
+					return fmt.Errorf("decode device %s: %w", k, err)
+				}
 			}
 			if d.ParentID != "" {
 				continue
