@@ -56,6 +56,9 @@ func Causes(m *scheduler.MacReadiness) []string {
 	var out []string
 	for _, c := range m.Checks {
 		if !c.OK {
+			if out == nil { // one allocation for the usual few causes
+				out = make([]string, 0, len(m.Checks)+1)
+			}
 			out = append(out, c.Name)
 		}
 	}
@@ -68,8 +71,13 @@ func Causes(m *scheduler.MacReadiness) []string {
 	return out
 }
 
-// clip bounds a mark's list to the store's limits, cutting at a rune.
+// clip bounds a mark's list to the store's limits, cutting at a rune. A
+// list within them is returned as is (the forecast's lists are its own).
 func clip(list []string) []string {
+	if !slices.ContainsFunc(list, func(s string) bool { return len(s) > storage.MaxForecastText || !utf8.ValidString(s) }) &&
+		len(list) <= storage.MaxForecastItems {
+		return list
+	}
 	if len(list) > storage.MaxForecastItems {
 		list = list[:storage.MaxForecastItems]
 	}

@@ -271,8 +271,11 @@ func (fc *Forecaster) EachForecast(ctx context.Context, group string, days int, 
 		}
 	}
 	if fc.inputs != nil {
+		// One MacReadiness for every Mac: fn keeps none (each forecast's
+		// slices are its own).
+		var m MacReadiness
 		return fc.eachInput(ctx, group, until, unconfirmed, func(x *ReadinessInput) error {
-			m := ForecastMac(now, *x)
+			m = ForecastMac(now, *x)
 			return fn(&m)
 		})
 	}

@@ -12,7 +12,7 @@ import (
 // ReadinessRow is what the readiness forecast reads of one Mac besides its
 // state: the few device, membership and agent fields ForecastMac uses.
 type ReadinessRow struct {
-	State *State
+	State State
 	// GroupID is the Mac's group membership (DefaultGroupID without one).
 	GroupID string
 	// SerialNumber is the serial from Authenticate, InventorySerial the
@@ -36,8 +36,9 @@ type ReadinessInputStore interface {
 	// phase is Forecastable, whose deadline is zero or not after until,
 	// and whose device enrollment exists and is a Mac's device channel
 	// (no parent, no ':' in its ID). next is the last ID examined when
-	// the page is full, "" when no state is left.
-	ReadinessInputs(ctx context.Context, after string, limit int, until time.Time) (rows []ReadinessRow, next string, err error)
+	// the page is full, "" when no state is left. The rows are appended
+	// to buf[:0]: passing the last page's rows back reuses their memory.
+	ReadinessInputs(ctx context.Context, after string, limit int, until time.Time, buf []ReadinessRow) (rows []ReadinessRow, next string, err error)
 }
 
 // ForecasterOption configures a Forecaster.
@@ -59,8 +60,13 @@ func (fc *Forecaster) eachInput(ctx context.Context, group string, until time.Ti
 		d mdm.Device
 		a storage.AgentState
 	)
+	var rows []ReadinessRow
 	for after := ""; ; {
-		rows, next, err := fc.inputs.ReadinessInputs(ctx, after, reportPage, until)
+		var next string
+		var err error
+		// Each page reuses the last one's rows: a State is large, and the
+		// forecast keeps none of it.
+		rows, next, err = fc.inputs.ReadinessInputs(ctx, after, reportPage, until, rows)
 		if err != nil {
 			return fmt.Errorf("load readiness inputs: %w", err)
 		}
@@ -71,7 +77,7 @@ func (fc *Forecaster) eachInput(ctx context.Context, group string, until time.Ti
 			}
 			d = mdm.Device{ID: r.State.DeviceID, SerialNumber: r.SerialNumber, LastSeen: r.LastSeen}
 			d.Inventory.SerialNumber, d.Inventory.AvailableDeviceCapacity = r.InventorySerial, r.FreeGB
-			x := ReadinessInput{Device: &d, GroupID: r.GroupID, State: r.State, DeclarationUnconfirmed: unconfirmed[d.ID]}
+			x := ReadinessInput{Device: &d, GroupID: r.GroupID, State: &r.State, DeclarationUnconfirmed: unconfirmed[d.ID]}
 			// Without an agent store every Mac counts as without agent,
 			// as on the per-Mac path.
 			if fc.agents != nil && !r.AgentReportAt.IsZero() {

@@ -29,13 +29,17 @@ type readinessDevice struct {
 // walk of the states in one read transaction, the phase read before the
 // rest of a state is decoded, and the device, membership, last check-in
 // and agent looked up by key in the same transaction.
-func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, until time.Time) ([]scheduler.ReadinessRow, string, error) {
+func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, until time.Time,
+	buf []scheduler.ReadinessRow) ([]scheduler.ReadinessRow, string, error) {
 	var (
-		out  []scheduler.ReadinessRow
+		out  = buf[:0]
 		next string
 	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		devices, seen, members, agents := tx.Bucket(bDevices), tx.Bucket(bSeen), tx.Bucket(bMSMember), tx.Bucket(bAgent)
+		// One cursor per bucket for the whole page: a Bucket.Get makes a
+		// new cursor each time (four per Mac).
+		devices, seen, members, agents := tx.Bucket(bDevices).Cursor(), tx.Bucket(bSeen).Cursor(), tx.Bucket(bMSMember).Cursor(),
+			tx.Bucket(bAgent).Cursor()
 		c := tx.Bucket(bMSState).Cursor()
 		k, v := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
@@ -56,15 +60,23 @@ func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, un
 			if !scheduler.Forecastable(gp.Phase) || bytes.IndexByte(k, ':') >= 0 {
 				continue
 			}
-			dv := devices.Get(k)
+			dv := seekGet(devices, k)
 			if dv == nil {
 				continue
 			}
-			st, err := decodeState(last, v)
-			if err != nil {
+			// Decode into the next row of out (reused from the last page).
+			if len(out) < cap(out) {
+				out = out[:len(out)+1]
+			} else {
+				out = append(out, scheduler.ReadinessRow{})
+			}
+			row := &out[len(out)-1]
+			*row = scheduler.ReadinessRow{}
+			if err := decodeStateInto(&row.State, last, v); err != nil {
 				return err
 			}
-			if !st.Deadline.IsZero() && st.Deadline.After(until) {
+			if st := &row.State; !st.Deadline.IsZero() && st.Deadline.After(until) {
+				out = out[:len(out)-1]
 				continue
 			}
 			var d readinessDevice
@@ -75,14 +87,16 @@ func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, un
 				}
 			}
 			if d.ParentID != "" {
+				out = out[:len(out)-1]
 				continue
 			}
-			row := scheduler.ReadinessRow{State: st, GroupID: scheduler.DefaultGroupID, SerialNumber: d.SerialNumber,
-				InventorySerial: d.Inventory.SerialNumber, FreeGB: d.Inventory.AvailableDeviceCapacity, LastSeen: fromNanos(seen.Get(k))}
-			if g := members.Get(k); g != nil {
+			row.GroupID, row.SerialNumber, row.InventorySerial, row.FreeGB = scheduler.DefaultGroupID, d.SerialNumber,
+				d.Inventory.SerialNumber, d.Inventory.AvailableDeviceCapacity
+			row.LastSeen, row.AgentReportAt = fromNanos(seekGet(seen, k)), time.Time{}
+			if g := seekGet(members, k); g != nil {
 				row.GroupID = string(g)
 			}
-			if av := agents.Get(k); av != nil {
+			if av := seekGet(agents, k); av != nil {
 				var a struct {
 					LastReportAt time.Time `json:"last_report_at"`
 				}
@@ -91,9 +105,17 @@ func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, un
 				}
 				row.AgentReportAt = a.LastReportAt
 			}
-			out = append(out, row)
 		}
 		return nil
 	})
 	return out, next, err
+}
+
+// seekGet is Bucket.Get through a cursor that is reused for every key.
+func seekGet(c *bbolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }

@@ -30,13 +30,14 @@ WHERE s.device_id > $1 ORDER BY s.device_id LIMIT $2`
 // ReadinessInputs implements scheduler.ReadinessInputStore: one query per
 // page; a state is decoded only when its phase is forecastable, and only
 // the inventory's serial number and free space are decoded.
-func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, until time.Time) ([]scheduler.ReadinessRow, string, error) {
+func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, until time.Time,
+	buf []scheduler.ReadinessRow) ([]scheduler.ReadinessRow, string, error) {
 	rows, err := s.pool.Query(ctx, readinessInputsSQL, after, limitArg(limit))
 	if err != nil {
 		return nil, "", fmt.Errorf("list readiness inputs: %w", err)
 	}
 	var (
-		out  []scheduler.ReadinessRow
+		out  = buf[:0]
 		n    int
 		last string
 	)
@@ -56,8 +57,7 @@ func (s *Store) ReadinessInputs(ctx context.Context, after string, limit int, un
 		if !hasDevice || parent != "" || strings.Contains(id, ":") || !scheduler.Forecastable(softwareupdate.Phase(phase)) {
 			return nil
 		}
-		r.State = new(scheduler.State)
-		if err := json.Unmarshal(raw, r.State); err != nil {
+		if err := json.Unmarshal(raw, &r.State); err != nil {
 			return fmt.Errorf("decode update state %s: %w", id, err)
 		}
 		if !r.State.Deadline.IsZero() && r.State.Deadline.After(until) {

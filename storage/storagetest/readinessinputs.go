@@ -33,7 +33,7 @@ func RunReadinessInputs(t *testing.T, newStore func(t *testing.T) ReadinessInput
 	ctx := context.Background()
 	now := t0.Add(24 * time.Hour)
 	until := now.Add(7 * 24 * time.Hour)
-	if rows, next, err := s.ReadinessInputs(ctx, "", 10, until); err != nil || len(rows) != 0 || next != "" {
+	if rows, next, err := s.ReadinessInputs(ctx, "", 10, until, nil); err != nil || len(rows) != 0 || next != "" {
 		t.Fatalf("empty store: %+v %q %v", rows, next, err)
 	}
 	ids := []string{"RI-A", "RI-B", "RI-C", "RI-D", "RI-E", "RI-F", "RI-G", "RI-H"}
@@ -97,10 +97,14 @@ func RunReadinessInputs(t *testing.T, newStore func(t *testing.T) ReadinessInput
 	if err := s.Commit(ctx, commits, now); err != nil {
 		t.Fatal(err)
 	}
-	var got []scheduler.ReadinessRow
+	// Each page reuses the last one's rows, as the forecaster does: no
+	// field of an earlier row may leak into a later one.
+	var got, rows []scheduler.ReadinessRow
 	pages := 0
 	for after := ""; ; pages++ {
-		rows, next, err := s.ReadinessInputs(ctx, after, 3, until)
+		var next string
+		var err error
+		rows, next, err = s.ReadinessInputs(ctx, after, 3, until, rows)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +145,7 @@ func RunReadinessInputs(t *testing.T, newStore func(t *testing.T) ReadinessInput
 	}
 	for i, id := range want {
 		d := devs[id]
-		w := scheduler.ReadinessRow{State: states[i], GroupID: groups[i], SerialNumber: d.SerialNumber,
+		w := scheduler.ReadinessRow{State: *states[i], GroupID: groups[i], SerialNumber: d.SerialNumber,
 			InventorySerial: d.Inventory.SerialNumber, FreeGB: d.Inventory.AvailableDeviceCapacity, LastSeen: d.LastSeen}
 		switch a, err := s.AgentState(ctx, id); {
 		case errors.Is(err, storage.ErrNotFound):
@@ -151,10 +155,10 @@ func RunReadinessInputs(t *testing.T, newStore func(t *testing.T) ReadinessInput
 			w.AgentReportAt = a.LastReportAt
 		}
 		g := got[i]
-		if g.State == nil || !reflect.DeepEqual(*g.State, *w.State) {
+		if !reflect.DeepEqual(g.State, w.State) {
 			t.Errorf("row %d state = %+v, want %+v", i, g.State, w.State)
 		}
-		g.State, w.State = nil, nil
+		g.State, w.State = scheduler.State{}, scheduler.State{}
 		if !g.LastSeen.Equal(w.LastSeen) || !g.AgentReportAt.Equal(w.AgentReportAt) {
 			t.Errorf("row %d %s: last seen %v agent %v, want %v %v", i, id, g.LastSeen, g.AgentReportAt, w.LastSeen, w.AgentReportAt)
 		}
