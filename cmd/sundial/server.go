@@ -90,6 +90,7 @@ type backend interface {
 	storage.CatalogAnnounceStore
 	scheduler.RingStore
 	storage.EvidenceStore
+	scheduler.ReadinessInputStore
 }
 
 var (
@@ -285,7 +286,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	adm.Register(admin)
 	reporter := scheduler.NewReporter(store, store, a.catalog, clk)
 	adm.RegisterReports(admin, reporter)
-	a.forecaster = scheduler.NewForecaster(reporter, a.ddm, store)
+	a.forecaster = scheduler.NewForecaster(reporter, a.ddm, store, scheduler.WithReadinessInputs(store))
 	adm.RegisterReadiness(admin, a.forecaster)
 	adm.RegisterEvidence(admin, scheduler.NewEvidenceRecorder(store, a.catalog, clk, store))
 	a.setupConsole(admin, reporter)

@@ -56,6 +56,9 @@ func Causes(m *scheduler.MacReadiness) []string {
 	var out []string
 	for _, c := range m.Checks {
 		if !c.OK {
+			if out == nil { // one allocation for the usual few causes
+				out = make([]string, 0, len(m.Checks)+1)
+			}
 			out = append(out, c.Name)
 		}
 	}
@@ -68,8 +71,13 @@ func Causes(m *scheduler.MacReadiness) []string {
 	return out
 }
 
-// clip bounds a mark's list to the store's limits, cutting at a rune.
+// clip bounds a mark's list to the store's limits, cutting at a rune. A
+// list within them is returned as is (the forecast's lists are its own).
 func clip(list []string) []string {
+	if !slices.ContainsFunc(list, func(s string) bool { return len(s) > storage.MaxForecastText || !utf8.ValidString(s) }) &&
+		len(list) <= storage.MaxForecastItems {
+		return list
+	}
 	if len(list) > storage.MaxForecastItems {
 		list = list[:storage.MaxForecastItems]
 	}
@@ -127,6 +135,20 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 	err = src.EachForecast(ctx, "", ReadinessWindowDays, func(m *scheduler.MacReadiness) error {
 		old := marks[m.DeviceID]
 		delete(marks, m.DeviceID)
+		if m.Forecast == scheduler.ForecastOnTime && old == nil {
+			return nil
+		}
+		// Most Macs at risk stay so from check to check: compare before
+		// building the event's data, which only a change needs.
+		var causes []string
+		changed := old == nil || old.Forecast != string(m.Forecast)
+		if m.Forecast != scheduler.ForecastOnTime {
+			causes = clip(Causes(m))
+			if !changed && slices.Equal(old.Causes, causes) && old.Deadline.Equal(m.Deadline) && old.GroupID == m.GroupID &&
+				old.Target == m.Target {
+				return nil
+			}
+		}
 		d := ForecastData{DeviceID: m.DeviceID, SerialNumber: m.SerialNumber, GroupID: m.GroupID, Target: m.Target,
 			Deadline: m.Deadline, Forecast: string(m.Forecast), Reasons: clip(m.Reasons)}
 		since := now
@@ -134,16 +156,8 @@ func CheckReadiness(ctx context.Context, s ForecastStore, src ReadinessSource, n
 			d.From, since = old.Forecast, old.Since
 		}
 		if m.Forecast == scheduler.ForecastOnTime {
-			if old != nil {
-				drop = append(drop, m.DeviceID)
-				return announce(TypeDeviceReady, since, d)
-			}
-			return nil
-		}
-		causes := clip(Causes(m))
-		changed := old == nil || old.Forecast != string(m.Forecast)
-		if !changed && slices.Equal(old.Causes, causes) && old.Deadline.Equal(m.Deadline) && old.GroupID == m.GroupID && old.Target == m.Target {
-			return nil
+			drop = append(drop, m.DeviceID)
+			return announce(TypeDeviceReady, since, d)
 		}
 		mark := storage.ForecastMark{DeviceID: m.DeviceID, GroupID: m.GroupID, Forecast: string(m.Forecast), Causes: causes,
 			Reasons: d.Reasons, Target: m.Target, Deadline: m.Deadline, Since: now}

@@ -127,7 +127,7 @@ func BenchmarkReadinessCheck100k(b *testing.B) {
 	ctx := context.Background()
 	forecaster := func(store *bolt.Store) *scheduler.Forecaster {
 		clk := clock.NewFake(benchNow)
-		return scheduler.NewForecaster(scheduler.NewReporter(store, store, testCatalog(b), clk), nil, store)
+		return scheduler.NewForecaster(scheduler.NewReporter(store, store, testCatalog(b), clk), nil, store, scheduler.WithReadinessInputs(store))
 	}
 	prepare := func(b *testing.B) *bolt.Store {
 		store := copyFixture(b, src)
@@ -148,13 +148,16 @@ func BenchmarkReadinessCheck100k(b *testing.B) {
 		debug.FreeOSMemory()
 		var n int
 		var anon float64
+		var cpu time.Duration
 		for b.Loop() {
 			b.StopTimer()
 			store := prepare(b)
 			fc := forecaster(store)
 			rss := startRSS()
 			b.StartTimer()
+			start := cpuTime()
 			n = run(b, store, fc)
+			cpu += cpuTime() - start
 			b.StopTimer()
 			rss.Stop()
 			anon = max(anon, rss.maxAnon)
@@ -163,6 +166,7 @@ func BenchmarkReadinessCheck100k(b *testing.B) {
 		}
 		b.ReportMetric(float64(n), "announced")
 		b.ReportMetric(anon/1e6, "peak-RSS-anon-MB")
+		b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 	})
 	b.Run("steady", func(b *testing.B) {
 		store := prepare(b)
@@ -172,11 +176,14 @@ func BenchmarkReadinessCheck100k(b *testing.B) {
 		debug.FreeOSMemory()
 		rss := startRSS()
 		var n int
+		start := cpuTime()
 		for b.Loop() {
 			n = run(b, store, fc)
 		}
+		cpu := cpuTime() - start
 		rss.Stop()
 		b.ReportMetric(float64(n), "announced")
 		b.ReportMetric(rss.maxAnon/1e6, "peak-RSS-anon-MB")
+		b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 	})
 }

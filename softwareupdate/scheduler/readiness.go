@@ -105,7 +105,8 @@ func ForecastMac(now time.Time, x ReadinessInput) MacReadiness {
 	st, d := x.State, x.Device
 	f := st.Facts
 	m := MacReadiness{DeviceID: st.DeviceID, SerialNumber: cmp.Or(d.Inventory.SerialNumber, d.SerialNumber), GroupID: x.GroupID,
-		Phase: st.Phase, Target: st.Target, Deadline: st.Deadline, Forecast: ForecastOnTime}
+		Phase: st.Phase, Target: st.Target, Deadline: st.Deadline, Forecast: ForecastOnTime,
+		Checks: make([]ReadinessCheck, 0, 7)} // at most 7 checks: one allocation
 	worst := func(fc Forecast, reason string) {
 		if fc == ForecastWillFail || m.Forecast == ForecastOnTime {
 			m.Forecast = fc
@@ -213,11 +214,16 @@ type Forecaster struct {
 	r      *Reporter
 	decls  DeclarationConfirmations // nil: declarations not checked
 	agents AgentStates              // nil: every Mac counts as without agent
+	inputs ReadinessInputStore      // nil: devices, states and agents read apart
 }
 
 // NewForecaster returns a Forecaster over r's stores; decls and agents may be nil.
-func NewForecaster(r *Reporter, decls DeclarationConfirmations, agents AgentStates) *Forecaster {
-	return &Forecaster{r: r, decls: decls, agents: agents}
+func NewForecaster(r *Reporter, decls DeclarationConfirmations, agents AgentStates, opts ...ForecasterOption) *Forecaster {
+	fc := &Forecaster{r: r, decls: decls, agents: agents}
+	for _, o := range opts {
+		o(fc)
+	}
+	return fc
 }
 
 // Readiness forecasts every non-compliant Mac (of group, "" for all) whose
@@ -263,6 +269,15 @@ func (fc *Forecaster) EachForecast(ctx context.Context, group string, days int, 
 		for _, id := range ids {
 			unconfirmed[id] = true
 		}
+	}
+	if fc.inputs != nil {
+		// One MacReadiness for every Mac: fn keeps none (each forecast's
+		// slices are its own).
+		var m MacReadiness
+		return fc.eachInput(ctx, group, until, unconfirmed, func(x *ReadinessInput) error {
+			m = ForecastMac(now, *x)
+			return fn(&m)
+		})
 	}
 	return fc.r.eachPage(ctx, func(devs []*mdm.Device, ids []string) error {
 		states, err := fc.r.store.States(ctx, ids)

@@ -19,7 +19,12 @@ var _ storage.ForecastMarkStore = (*Store)(nil)
 
 // ForecastMarks implements storage.ForecastMarkStore.
 func (s *Store) ForecastMarks(ctx context.Context) ([]storage.ForecastMark, error) {
-	return loadJSON[storage.ForecastMark](s, bForecastMark, "forecast mark")
+	var out []storage.ForecastMark
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		out, err = forecastMarks(tx)
+		return err
+	})
+	return out, err
 }
 
 // UpdateForecastMarks implements storage.ForecastMarkStore.

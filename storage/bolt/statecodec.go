@@ -177,14 +177,24 @@ func (r *stateReader) time() time.Time {
 // decodeState reads a stored update state of device id.
 func decodeState(id string, v []byte) (*scheduler.State, error) {
 	st := new(scheduler.State)
+	if err := decodeStateInto(st, id, v); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// decodeStateInto is decodeState into st, which it zeroes first, for a
+// caller that reuses one State for many (ReadinessInputs).
+func decodeStateInto(st *scheduler.State, id string, v []byte) error {
+	*st = scheduler.State{}
 	if len(v) > 0 && v[0] == '{' {
 		if err := json.Unmarshal(v, st); err != nil {
-			return nil, fmt.Errorf("decode update state %s: %w", id, err)
+			return fmt.Errorf("decode update state %s: %w", id, err)
 		}
-		return st, nil
+		return nil
 	}
 	if len(v) == 0 || v[0] != stateCodecV1 {
-		return nil, fmt.Errorf("decode update state %s: %w: unknown encoding", id, errStateCorrupt)
+		return fmt.Errorf("decode update state %s: %w: unknown encoding", id, errStateCorrupt)
 	}
 	r := &stateReader{b: v[1:]}
 	f := &st.Facts
@@ -247,7 +257,7 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 		r.err = errStateCorrupt
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("decode update state %s: %w", id, r.err)
+		return fmt.Errorf("decode update state %s: %w", id, r.err)
 	}
 	f.Supervised = flags&flagSupervised != 0
 	f.AppleSilicon = flags&flagAppleSilicon != 0
@@ -256,5 +266,5 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 	st.MajorUpgrade = flags&flagMajorUpgrade != 0
 	st.Downloaded = flags&flagDownloaded != 0
 	st.RequiresBootstrap = flags&flagRequiresBootstrap != 0
-	return st, nil
+	return nil
 }

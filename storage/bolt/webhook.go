@@ -1,8 +1,10 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -44,12 +46,21 @@ func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDeliver
 // any already stored.
 func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte) error {
 	b := tx.Bucket(bWebhookOut)
+	// Put in key order: bbolt inserts into an in-memory node, so hashed
+	// event IDs in arrival order move half the node on every put (11 s for
+	// 70,000 device.at_risk; docs/benchmarks.md). The sort is stable, so a
+	// pair queued twice still keeps its first delivery.
+	keys := make([][]byte, len(ds))
+	order := make([]int, len(ds))
 	for i := range ds {
-		k := webhookKey(ds[i].EventID, ds[i].Endpoint)
-		if b.Get(k) != nil {
+		keys[i], order[i] = webhookKey(ds[i].EventID, ds[i].Endpoint), i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	for _, i := range order {
+		if b.Get(keys[i]) != nil {
 			continue
 		}
-		if err := b.Put(k, vals[i]); err != nil {
+		if err := b.Put(keys[i], vals[i]); err != nil {
 			return err
 		}
 	}

@@ -145,7 +145,7 @@ func buildFleet(dir string, n int) (*benchFleet, error) {
 		return nil, err
 	}
 	reporter := scheduler.NewReporter(store, store, cat, clk)
-	if _, err := webhook.CheckReadiness(ctx, store, scheduler.NewForecaster(reporter, nil, store), clk.Now()); err != nil {
+	if _, err := webhook.CheckReadiness(ctx, store, scheduler.NewForecaster(reporter, nil, store, scheduler.WithReadinessInputs(store)), clk.Now()); err != nil {
 		return nil, err
 	}
 	c := New(Config{Auth: allAdmin{}, Reports: reporter,

@@ -134,7 +134,11 @@ func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark
 	}
 	window := 0
 	causes := map[string]int{}
-	var rows []ReadinessRow
+	// The Macs listed are sorted as a mark and report row index each, and
+	// only the first limit copied out: tens of thousands of marks may be
+	// at risk, and a page shows a few hundred.
+	type hit struct{ mark, row int }
+	var hits []hit
 	for i := range rep.Rows {
 		row := &rep.Rows[i]
 		if !inWindow(row, until) {
@@ -156,7 +160,7 @@ func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark
 		for _, c := range m.Causes {
 			causes[c]++
 		}
-		rows = append(rows, ReadinessRow{Mark: *m, Serial: row.SerialNumber, Name: row.DeviceName})
+		hits = append(hits, hit{j, i})
 	}
 	f.OnTime = max(0, window-f.AtRisk-f.WillFail)
 	for c, n := range causes {
@@ -172,12 +176,17 @@ func BuildForecast(rep *scheduler.ComplianceReport, marks []storage.ForecastMark
 		}
 		return 1
 	}
-	slices.SortFunc(rows, func(a, b ReadinessRow) int {
-		return cmp.Or(cmp.Compare(rank(a.Mark.Forecast), rank(b.Mark.Forecast)), a.Mark.Deadline.Compare(b.Mark.Deadline),
-			cmp.Compare(a.Mark.DeviceID, b.Mark.DeviceID))
+	slices.SortFunc(hits, func(x, y hit) int {
+		a, b := &marks[x.mark], &marks[y.mark]
+		return cmp.Or(cmp.Compare(rank(a.Forecast), rank(b.Forecast)), a.Deadline.Compare(b.Deadline),
+			cmp.Compare(a.DeviceID, b.DeviceID))
 	})
-	total := len(rows)
-	return f, rows[:min(limit, len(rows))], total
+	var rows []ReadinessRow
+	for _, h := range hits[:min(limit, len(hits))] {
+		row := &rep.Rows[h.row]
+		rows = append(rows, ReadinessRow{Mark: marks[h.mark], Serial: row.SerialNumber, Name: row.DeviceName})
+	}
+	return f, rows, len(hits)
 }
 
 // withForecast adds the forecast to a snapshot being built, from the
