@@ -52,6 +52,15 @@ func TestRingsCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The gate counts a Mac in the group of its last evaluation: wait until
+	// both were evaluated in their new groups, so the plan's first tally
+	// sees one Mac in each.
+	for g, mac := range macs {
+		waitFor(t, func() bool {
+			rep, err := ts.admin.DeviceUpdate(ctx, mac.UDID, 0)
+			return err == nil && rep.State != nil && rep.State.GroupID == g
+		})
+	}
 
 	for _, bad := range [][]string{
 		{"rings", "set", "macos"}, // no groups
