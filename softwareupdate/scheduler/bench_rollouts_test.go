@@ -52,7 +52,7 @@ func copyFixture(b *testing.B, src string) *bolt.Store {
 // would add an outbox write per phase change, with or without rings. One pass an hour after the fixture's
 // own (nothing due) records the held ring and re-evaluates the fleet for
 // it, as a leader that has been running would have done.
-func rolloutFixture(b *testing.B, src string) (*bolt.Store, *scheduler.Scheduler, *clock.Fake) {
+func rolloutFixture(b *testing.B, src string, opts ...scheduler.Option) (*bolt.Store, *scheduler.Scheduler, *clock.Fake) {
 	b.Helper()
 	ctx := context.Background()
 	store := copyFixture(b, src)
@@ -62,9 +62,9 @@ func rolloutFixture(b *testing.B, src string) (*bolt.Store, *scheduler.Scheduler
 	if err := store.PutRingPlan(ctx, plan, nil); err != nil {
 		b.Fatal(err)
 	}
-	sched := scheduler.New(store, store, testCatalog(b), clk,
+	sched := scheduler.New(store, store, testCatalog(b), clk, append([]scheduler.Option{
 		scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})),
-		scheduler.WithGateObserver(webhook.GateObserver(store, slog.New(slog.DiscardHandler))))
+		scheduler.WithGateObserver(webhook.GateObserver(store, slog.New(slog.DiscardHandler)))}, opts...)...)
 	if _, err := sched.RunOnce(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -80,15 +80,23 @@ func rolloutFixture(b *testing.B, src string) (*bolt.Store, *scheduler.Scheduler
 // events to the once-ledger), the pause store read (no pause), and the
 // offline grace at its default. Ring 0 enters enforce and ring 1 notify,
 // as in BenchmarkPassDue100k; late is held.
-func BenchmarkPassDue100kRollouts(b *testing.B) {
-	src := benchFixture(b)
+func BenchmarkPassDue100kRollouts(b *testing.B) { benchRolloutPass(b, benchFixture(b)) }
+
+// BenchmarkPassDue100kRolloutsCalendar is BenchmarkPassDue100kRollouts on
+// the calendar fleet (BenchmarkPassDue100kCalendar): rings and business
+// calendars in the same pass.
+func BenchmarkPassDue100kRolloutsCalendar(b *testing.B) {
+	benchRolloutPass(b, benchCalendarFixture(b), scheduler.WithZones(benchZone{}))
+}
+
+func benchRolloutPass(b *testing.B, src string, opts ...scheduler.Option) {
 	debug.FreeOSMemory()
 	var last scheduler.Stats
 	var alloc uint64
 	var anon, file float64
 	for b.Loop() {
 		b.StopTimer()
-		store, sched, clk := rolloutFixture(b, src)
+		store, sched, clk := rolloutFixture(b, src, opts...)
 		clk.Set(benchNow)
 		debug.FreeOSMemory()
 		var ms0, ms1 runtime.MemStats
