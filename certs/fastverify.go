@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 
@@ -200,7 +199,7 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	if signerRaw == nil {
 		return nil, errFastPathDeclined
 	}
-	pub, err := x509.ParsePKIXPublicKey(signerSPKI)
+	pub, err := parsePublicKey(signerSPKI)
 	if err != nil || !signatureOIDMatches(sigOID, pub, h) {
 		return nil, errFastPathDeclined
 	}
