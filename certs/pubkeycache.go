@@ -16,10 +16,11 @@ var pubKeys = struct {
 	m map[string]any
 }{m: map[string]any{}}
 
-// pubKeyCacheSize bounds the cache under 1 MB (RSA-2048 keys with their
-// SPKI bytes took ~400 bytes each, by runtime.MemStats). A Mac's requests come in bursts (an enrolment's five
-// check-ins, a result and the Idle after it), which is what the cache
-// serves; holding every Mac's key would keep ~4 MB live per 10,000 Macs.
+// pubKeyCacheSize bounds the cache under 1 MB (an RSA-2048 key with its
+// SPKI bytes took ~400 bytes, by runtime.MemStats). A Mac's requests come
+// in bursts (an enrolment's check-ins, a result and the Idle after it),
+// which is what the cache serves; holding every Mac's key would keep ~4 MB
+// live per 10,000 Macs.
 const pubKeyCacheSize = 1024
 
 // parsePublicKey returns x509.ParsePKIXPublicKey(spki), from the cache when
