@@ -96,6 +96,7 @@ type Server struct {
 	members   GroupMembers
 	bulkLimit int // 0: MaxBulkEnqueue
 	audits    auditLog
+	audEnq    AuditedEnqueuer // enqueue and audit in one transaction (enqaudit.go)
 	guards    EnrollmentGuards
 	zones     DeviceZoner
 	retrier   Retrier
@@ -447,11 +448,19 @@ func (s *Server) enqueueCommand(r *http.Request) (any, int, error) {
 	if err := CheckCommand(cmd, r.URL.Query().Get("raw") == "true"); err != nil {
 		return nil, 0, &Error{Code: CodeInvalid, Message: err.Error()}
 	}
-	if err := s.enq.Enqueue(r.Context(), []string{id}, cmd); err != nil {
+	audited, err := s.enqueueAudited(r, id, cmd)
+	if err != nil {
 		return nil, 0, err
 	}
+	if !audited {
+		if err := s.enq.Enqueue(r.Context(), []string{id}, cmd); err != nil {
+			return nil, 0, err
+		}
+	}
 	s.log.Info("command enqueued", "enrollment_id", id, "command_uuid", cmd.UUID, "request_type", cmd.RequestType)
-	// The payload is left out: commands can carry secrets.
-	s.audit(r, "command.enqueue", id, nil, EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType})
+	if !audited {
+		// The payload is left out: commands can carry secrets.
+		s.audit(r, "command.enqueue", id, nil, EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType})
+	}
 	return EnqueueResult{CommandUUID: cmd.UUID, RequestType: cmd.RequestType}, http.StatusCreated, nil
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 
@@ -30,35 +29,38 @@ import (
 
 var errFastPathDeclined = errors.New("fast path declined")
 
+// The OIDs the fast path knows, as the contents of their DER encoding:
+// compared in place, an OID costs no allocation (decoding one allocates a
+// slice).
 var (
-	oidSHA1          = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
-	oidSHA256        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
-	oidSHA384        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
-	oidSHA512        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
-	oidRSA           = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	oidRSASHA1       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
-	oidRSASHA256     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
-	oidRSASHA384     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
-	oidRSASHA512     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
-	oidECPublicKey   = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidECDSASHA1     = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}
-	oidECDSASHA256   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
-	oidECDSASHA384   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
-	oidECDSASHA512   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
-	oidSignedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
-	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
-	oidMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	oidSHA1          = oidBytes(1, 3, 14, 3, 2, 26)
+	oidSHA256        = oidBytes(2, 16, 840, 1, 101, 3, 4, 2, 1)
+	oidSHA384        = oidBytes(2, 16, 840, 1, 101, 3, 4, 2, 2)
+	oidSHA512        = oidBytes(2, 16, 840, 1, 101, 3, 4, 2, 3)
+	oidRSA           = oidBytes(1, 2, 840, 113549, 1, 1, 1)
+	oidRSASHA1       = oidBytes(1, 2, 840, 113549, 1, 1, 5)
+	oidRSASHA256     = oidBytes(1, 2, 840, 113549, 1, 1, 11)
+	oidRSASHA384     = oidBytes(1, 2, 840, 113549, 1, 1, 12)
+	oidRSASHA512     = oidBytes(1, 2, 840, 113549, 1, 1, 13)
+	oidECPublicKey   = oidBytes(1, 2, 840, 10045, 2, 1)
+	oidECDSASHA1     = oidBytes(1, 2, 840, 10045, 4, 1)
+	oidECDSASHA256   = oidBytes(1, 2, 840, 10045, 4, 3, 2)
+	oidECDSASHA384   = oidBytes(1, 2, 840, 10045, 4, 3, 3)
+	oidECDSASHA512   = oidBytes(1, 2, 840, 10045, 4, 3, 4)
+	oidSignedData    = oidBytes(1, 2, 840, 113549, 1, 7, 2)
+	oidData          = oidBytes(1, 2, 840, 113549, 1, 7, 1)
+	oidMessageDigest = oidBytes(1, 2, 840, 113549, 1, 9, 4)
 )
 
-func hashForDigestOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+func hashForDigestOID(oid []byte) (crypto.Hash, bool) {
 	switch {
-	case oid.Equal(oidSHA1):
+	case bytes.Equal(oid, oidSHA1):
 		return crypto.SHA1, true
-	case oid.Equal(oidSHA256):
+	case bytes.Equal(oid, oidSHA256):
 		return crypto.SHA256, true
-	case oid.Equal(oidSHA384):
+	case bytes.Equal(oid, oidSHA384):
 		return crypto.SHA384, true
-	case oid.Equal(oidSHA512):
+	case bytes.Equal(oid, oidSHA512):
 		return crypto.SHA512, true
 	}
 	return 0, false
@@ -66,32 +68,32 @@ func hashForDigestOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 
 // signatureOIDMatches reports whether the signer's signatureAlgorithm is
 // consistent with the key type and digest.
-func signatureOIDMatches(oid asn1.ObjectIdentifier, pub any, h crypto.Hash) bool {
+func signatureOIDMatches(oid []byte, pub any, h crypto.Hash) bool {
 	switch pub.(type) {
 	case *rsa.PublicKey:
 		switch {
-		case oid.Equal(oidRSA):
+		case bytes.Equal(oid, oidRSA):
 			return true
-		case oid.Equal(oidRSASHA1):
+		case bytes.Equal(oid, oidRSASHA1):
 			return h == crypto.SHA1
-		case oid.Equal(oidRSASHA256):
+		case bytes.Equal(oid, oidRSASHA256):
 			return h == crypto.SHA256
-		case oid.Equal(oidRSASHA384):
+		case bytes.Equal(oid, oidRSASHA384):
 			return h == crypto.SHA384
-		case oid.Equal(oidRSASHA512):
+		case bytes.Equal(oid, oidRSASHA512):
 			return h == crypto.SHA512
 		}
 	case *ecdsa.PublicKey:
 		switch {
-		case oid.Equal(oidECPublicKey):
+		case bytes.Equal(oid, oidECPublicKey):
 			return true
-		case oid.Equal(oidECDSASHA1):
+		case bytes.Equal(oid, oidECDSASHA1):
 			return h == crypto.SHA1
-		case oid.Equal(oidECDSASHA256):
+		case bytes.Equal(oid, oidECDSASHA256):
 			return h == crypto.SHA256
-		case oid.Equal(oidECDSASHA384):
+		case bytes.Equal(oid, oidECDSASHA384):
 			return h == crypto.SHA384
-		case oid.Equal(oidECDSASHA512):
+		case bytes.Equal(oid, oidECDSASHA512):
 			return h == crypto.SHA512
 		}
 	}
@@ -112,9 +114,9 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	}
 	in := cryptobyte.String(der)
 	var ci, content cryptobyte.String
-	var ct asn1.ObjectIdentifier
+	var ct []byte
 	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() ||
-		!ci.ReadASN1ObjectIdentifier(&ct) || !ct.Equal(oidSignedData) ||
+		!readOID(&ci, &ct) || !bytes.Equal(ct, oidSignedData) ||
 		!ci.ReadASN1(&content, cbasn1.Tag(0).Constructed().ContextSpecific()) || !ci.Empty() {
 		return nil, errFastPathDeclined
 	}
@@ -131,8 +133,8 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 		return nil, errFastPathDeclined
 	}
 	// Detached: the encapsulated content is id-data with no eContent.
-	var eType asn1.ObjectIdentifier
-	if !encap.ReadASN1ObjectIdentifier(&eType) || !eType.Equal(oidData) || !encap.Empty() {
+	var eType []byte
+	if !readOID(&encap, &eType) || !bytes.Equal(eType, oidData) || !encap.Empty() {
 		return nil, errFastPathDeclined
 	}
 	// No CRLs ([1]) expected; then the signer infos end the structure.
@@ -150,16 +152,16 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	var serialBytes cryptobyte.String
 	var signedAttrsFull cryptobyte.String
 	var signature []byte
-	var digestOID, sigOID asn1.ObjectIdentifier
+	var digestOID, sigOID []byte
 	if !si.ReadASN1Integer(&siVersion) ||
 		!si.ReadASN1(&ias, cbasn1.SEQUENCE) ||
 		!ias.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
 		!ias.ReadASN1(&serialBytes, cbasn1.INTEGER) || !ias.Empty() ||
 		!si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) ||
-		!digestAlg.ReadASN1ObjectIdentifier(&digestOID) ||
+		!readOID(&digestAlg, &digestOID) ||
 		!si.ReadASN1Element(&signedAttrsFull, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
 		!si.ReadASN1(&sigAlg, cbasn1.SEQUENCE) ||
-		!sigAlg.ReadASN1ObjectIdentifier(&sigOID) ||
+		!readOID(&sigAlg, &sigOID) ||
 		!si.ReadASN1Bytes(&signature, cbasn1.OCTET_STRING) {
 		return nil, errFastPathDeclined
 	}
@@ -200,7 +202,7 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	if signerRaw == nil {
 		return nil, errFastPathDeclined
 	}
-	pub, err := x509.ParsePKIXPublicKey(signerSPKI)
+	pub, err := parsePublicKey(signerSPKI)
 	if err != nil || !signatureOIDMatches(sigOID, pub, h) {
 		return nil, errFastPathDeclined
 	}
@@ -214,13 +216,13 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	var messageDigest []byte
 	for !attrSet.Empty() {
 		var attr, values cryptobyte.String
-		var typ asn1.ObjectIdentifier
+		var typ []byte
 		if !attrSet.ReadASN1(&attr, cbasn1.SEQUENCE) ||
-			!attr.ReadASN1ObjectIdentifier(&typ) ||
+			!readOID(&attr, &typ) ||
 			!attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
 			return nil, errFastPathDeclined
 		}
-		if !typ.Equal(oidMessageDigest) {
+		if !bytes.Equal(typ, oidMessageDigest) {
 			continue
 		}
 		if messageDigest != nil || !values.ReadASN1Bytes(&messageDigest, cbasn1.OCTET_STRING) || !values.Empty() {
@@ -293,4 +295,46 @@ func positiveSerial(b []byte) []byte {
 		return nil
 	}
 	return b
+}
+
+// oidBytes returns the contents of the DER encoding of an OBJECT IDENTIFIER.
+func oidBytes(ids ...int) []byte {
+	der, err := asn1.Marshal(asn1.ObjectIdentifier(ids))
+	if err != nil {
+		panic(err)
+	}
+	in := cryptobyte.String(der)
+	var out cryptobyte.String
+	if !in.ReadASN1(&out, cbasn1.OBJECT_IDENTIFIER) {
+		panic("certs: bad OID")
+	}
+	return out
+}
+
+// readOID reads an OBJECT IDENTIFIER's contents without decoding them. It
+// accepts exactly what cryptobyte's ReadASN1ObjectIdentifier accepts, so
+// the fast path declines the same malformed OIDs it declined before.
+func readOID(s *cryptobyte.String, out *[]byte) bool {
+	var v cryptobyte.String
+	if !s.ReadASN1(&v, cbasn1.OBJECT_IDENTIFIER) || len(v) == 0 {
+		return false
+	}
+	// Each subidentifier: base 128, minimal (no leading 0x80), at most
+	// five bytes and below 2^31, as cryptobyte's readBase128Int.
+	ret, i := 0, 0
+	for _, b := range v {
+		if i == 5 || ret >= 1<<(31-7) || (i == 0 && b == 0x80) {
+			return false
+		}
+		ret = ret<<7 | int(b&0x7f)
+		i++
+		if b&0x80 == 0 {
+			ret, i = 0, 0
+		}
+	}
+	if i != 0 {
+		return false // truncated
+	}
+	*out = v
+	return true
 }

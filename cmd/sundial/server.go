@@ -278,6 +278,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 		WithDEP(depAdmin{a.dep, store, clk, log}).
 		WithWebhooks(store, sealer, clk.Now).
 		WithRingStatuses(a.sched)
+	adm.WithAuditedEnqueue(auditedEnqueue{mdmMet.Store(store), notifier, clk.Now})
 	a.hooks = a.newWebhookWorker(sealer)
 	if b, ok := store.(api.BackupWriter); ok { // bbolt; PostgreSQL has its own tools
 		adm.WithBackup(b)

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -103,7 +102,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 		return
 	}
 	defer h.inflight.release(booked)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, booked))
+	body, err := readBody(w, r, booked)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
