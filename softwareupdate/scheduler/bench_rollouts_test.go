@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -90,38 +89,12 @@ func BenchmarkPassDue100kRolloutsCalendar(b *testing.B) {
 }
 
 func benchRolloutPass(b *testing.B, src string, opts ...scheduler.Option) {
-	debug.FreeOSMemory()
-	var last scheduler.Stats
-	var alloc uint64
-	var anon, file float64
-	for b.Loop() {
-		b.StopTimer()
+	measurePasses(b, func() (*bolt.Store, *scheduler.Scheduler) {
 		store, sched, clk := rolloutFixture(b, src, opts...)
 		clk.Set(benchNow)
 		debug.FreeOSMemory()
-		var ms0, ms1 runtime.MemStats
-		runtime.ReadMemStats(&ms0)
-		rss := startRSS()
-		b.StartTimer()
-		st, err := sched.RunOnce(context.Background())
-		b.StopTimer()
-		rss.Stop()
-		if err != nil {
-			b.Fatal(err)
-		}
-		runtime.ReadMemStats(&ms1)
-		alloc = ms1.TotalAlloc - ms0.TotalAlloc
-		anon, file = max(anon, rss.maxAnon), max(file, rss.maxFile)
-		last = st
-		store.Close()
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(last.Evaluated), "devices")
-	b.ReportMetric(float64(last.Changed), "changed")
-	b.ReportMetric(float64(last.Commands), "commands")
-	b.ReportMetric(float64(alloc)/1e6, "alloc-MB/pass")
-	b.ReportMetric(anon/1e6, "peak-RSS-anon-MB")
-	b.ReportMetric(file/1e6, "peak-RSS-file-MB")
+		return store, sched
+	})
 }
 
 // BenchmarkReadinessCheck100k is the leader's readiness check

@@ -316,6 +316,19 @@ func readRSS() (anon, file float64) {
 func benchPass(b *testing.B, sweep bool, now time.Time) { benchPassOn(b, benchFixture(b), sweep, now) }
 
 func benchPassOn(b *testing.B, src string, sweep bool, now time.Time, extra ...func(*bolt.Store) scheduler.Option) {
+	measurePasses(b, func() (*bolt.Store, *scheduler.Scheduler) {
+		store, sched := openCopy(b, src, now, extra...)
+		if sweep {
+			sched.CatalogChanged()
+		}
+		return store, sched
+	})
+}
+
+// measurePasses times one RunOnce per iteration on the store and scheduler
+// open returns (outside the timer), and reports the last pass's counts,
+// its allocations and the peak resident memory.
+func measurePasses(b *testing.B, open func() (*bolt.Store, *scheduler.Scheduler)) {
 	// Return the heap of an earlier benchmark in this process to the OS,
 	// so that its resident pages do not count in this one's peak.
 	debug.FreeOSMemory()
@@ -324,10 +337,7 @@ func benchPassOn(b *testing.B, src string, sweep bool, now time.Time, extra ...f
 	var anon, file float64
 	for b.Loop() {
 		b.StopTimer()
-		store, sched := openCopy(b, src, now, extra...)
-		if sweep {
-			sched.CatalogChanged()
-		}
+		store, sched := open()
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
 		rss := startRSS()
