@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,24 +233,7 @@ func benchEnroll(ctx context.Context, store *bolt.Store, i int) error {
 // extra, when not nil, gives more scheduler options for the opened store.
 func openCopy(b *testing.B, src string, now time.Time, extra ...func(*bolt.Store) scheduler.Option) (*bolt.Store, *scheduler.Scheduler) {
 	b.Helper()
-	dst := filepath.Join(b.TempDir(), "fleet.db")
-	in, err := os.Open(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		b.Fatal(err)
-	}
-	out.Close()
-	store, err := bolt.Open(dst, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := copyFixture(b, src)
 	batch, _ := strconv.Atoi(os.Getenv("SUNDIAL_SCHEDULER_BENCH_BATCH"))
 	opts := []scheduler.Option{scheduler.WithEnforcer(softwareupdate.PathLegacy, legacy.New(legacy.Config{})), scheduler.WithBatchSize(batch)}
 	for _, x := range extra {
