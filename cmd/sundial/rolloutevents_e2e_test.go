@@ -72,6 +72,12 @@ func testRolloutWebhooks(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return len(pauses.received("")) == 2 && len(all.received(webhook.TypeRingHeld+":")) == 1 })
+	// Delivery is at least once: stop only when the worker has recorded
+	// every answer, so that the restart below must not send anything again.
+	waitFor(t, func() bool {
+		due, err := ts.app.store.DueWebhooks(ctx, time.Now().Add(24*time.Hour), 10)
+		return err == nil && len(due) == 0
+	})
 	ts.stop()
 
 	ts = startTestServerWith(t, dir, adjust)
