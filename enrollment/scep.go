@@ -19,6 +19,8 @@ import (
 
 	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
+
+	"github.com/sundial-mdm/sundial/certs"
 )
 
 func init() {
@@ -64,7 +66,7 @@ var SCEPCapabilities = []string{"POSTPKIOperation", "SHA-256", "AES", "SCEPStand
 // The SCEP handler has already verified the CSR signature, the key and the
 // challenge; the issuer decides the subject, validity and extensions.
 type IdentityIssuer interface {
-	IssueIdentity(csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error)
+	IssueCheckedIdentity(csr *certs.CheckedCSR, now time.Time) (*x509.Certificate, error)
 }
 
 // SCEPHandler answers SCEP requests on [PathSCEP]: GetCACaps, GetCACert and
@@ -264,8 +266,8 @@ func (h *SCEPHandler) pkiOperation(w http.ResponseWriter, r *http.Request, der [
 		h.fail(ctx, w, log, msg, scep.BadRequest, "cannot decrypt request or parse csr")
 		return
 	}
-	csr := msg.CSRReqMessage.CSR
-	if err := checkCSR(csr); err != nil {
+	csr, err := checkCSR(msg.CSRReqMessage.CSR)
+	if err != nil {
 		h.fail(ctx, w, log, msg, scep.BadRequest, err.Error())
 		return
 	}
@@ -312,24 +314,26 @@ func writePKI(w http.ResponseWriter, der []byte) {
 	_, _ = w.Write(der)
 }
 
-// checkCSR checks the request's key strength, then its self-signature.
-func checkCSR(csr *x509.CertificateRequest) error {
+// checkCSR checks the request's key strength, then its self-signature
+// (certs.CheckCSR, whose result the issuer takes without verifying again).
+func checkCSR(csr *x509.CertificateRequest) (*certs.CheckedCSR, error) {
 	switch pub := csr.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if n := pub.N.BitLen(); n < MinRSAKeyBits || n > MaxRSAKeyBits {
-			return fmt.Errorf("rsa key of %d bits, want %d to %d", n, MinRSAKeyBits, MaxRSAKeyBits)
+			return nil, fmt.Errorf("rsa key of %d bits, want %d to %d", n, MinRSAKeyBits, MaxRSAKeyBits)
 		}
 	case *ecdsa.PublicKey:
 		if pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384() && pub.Curve != elliptic.P521() {
-			return errors.New("unsupported ecdsa curve")
+			return nil, errors.New("unsupported ecdsa curve")
 		}
 	default:
-		return fmt.Errorf("unsupported key type %T", csr.PublicKey)
+		return nil, fmt.Errorf("unsupported key type %T", csr.PublicKey)
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return errors.New("csr signature does not verify")
+	checked, err := certs.CheckCSR(csr)
+	if err != nil {
+		return nil, errors.New("csr signature does not verify")
 	}
-	return nil
+	return checked, nil
 }
 
 // safeLogValue trims a client-supplied string for logging.

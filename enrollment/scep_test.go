@@ -632,7 +632,7 @@ func TestCheckCSRKeys(t *testing.T) {
 		{"no key", &x509.CertificateRequest{}, "unsupported key type"},
 	}
 	for _, tt := range tests {
-		err := checkCSR(tt.csr)
+		_, err := checkCSR(tt.csr)
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("%s: checkCSR = %v, want nil", tt.name, err)
