@@ -203,7 +203,7 @@ func (h *SCEPHandler) badRequest(w http.ResponseWriter, r *http.Request, err err
 // the base64 "message" query parameter of a GET.
 func readPKIMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSCEPMessageSize))
+		body, err := readAllSized(http.MaxBytesReader(w, r.Body, MaxSCEPMessageSize), r.ContentLength)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -233,6 +233,32 @@ func readPKIMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, errors.New("empty message")
 	}
 	return msg, nil
+}
+
+// readAllSized is io.ReadAll into a buffer sized for the declared length
+// (negative when unknown), so a body of the declared size is read into one
+// allocation instead of a growing series. A wrong declaration only costs
+// growth as in io.ReadAll; the reader must bound the body.
+func readAllSized(r io.Reader, declared int64) ([]byte, error) {
+	size := 512
+	if declared > 0 {
+		// One spare byte so that reading the end needs no growth.
+		size = int(min(declared, MaxSCEPMessageSize)) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // pkiOperation handles one PKCSReq: decrypt, check, issue, reply.
