@@ -84,7 +84,12 @@ type SCEPHandler struct {
 	boundIssuer BoundIdentityIssuer
 	logger      *slog.Logger
 
-	caCertBody []byte // GetCACert answer
+	// GetCACaps and GetCACert answers, with their Content-Length, built
+	// once: devices ask for both at every enrolment.
+	capsBody   string
+	capsLen    string
+	caCertBody []byte
+	caCertLen  string
 	caCertType string
 }
 
@@ -138,6 +143,9 @@ func NewSCEPHandler(ca, ra *x509.Certificate, raKey crypto.Signer, challenges Ch
 		}
 		h.caCertBody, h.caCertType = deg, ContentTypeCARACert
 	}
+	h.caCertLen = strconv.Itoa(len(h.caCertBody))
+	h.capsBody = strings.Join(SCEPCapabilities, "\n") + "\n"
+	h.capsLen = strconv.Itoa(len(h.capsBody))
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -170,13 +178,12 @@ func (h *SCEPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("scep_operation", safeLogValue(op)), slog.String("method", r.Method))
 	switch {
 	case op == "GetCACaps" && r.Method == http.MethodGet:
-		body := strings.Join(SCEPCapabilities, "\n") + "\n"
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, _ = io.WriteString(w, body)
+		w.Header().Set("Content-Length", h.capsLen)
+		_, _ = io.WriteString(w, h.capsBody)
 	case op == "GetCACert" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", h.caCertType)
-		w.Header().Set("Content-Length", strconv.Itoa(len(h.caCertBody)))
+		w.Header().Set("Content-Length", h.caCertLen)
 		_, _ = w.Write(h.caCertBody)
 	case op == "PKIOperation":
 		msg, err := readPKIMessage(w, r)
