@@ -40,6 +40,16 @@ func ValidUDID(udid string) bool {
 // certificate names udid in a subject alternative name URI, so whoever later
 // sees the certificate (Authenticate) knows which device it was issued for.
 func (a *Authority) IssueBoundIdentity(csr *x509.CertificateRequest, udid string, now time.Time) (*x509.Certificate, error) {
+	checked, err := CheckCSR(csr)
+	if err != nil {
+		return nil, fmt.Errorf("issue bound identity: %w", err)
+	}
+	return a.IssueCheckedBoundIdentity(checked, udid, now)
+}
+
+// IssueCheckedBoundIdentity is IssueBoundIdentity for a request CheckCSR
+// has already accepted.
+func (a *Authority) IssueCheckedBoundIdentity(csr *CheckedCSR, udid string, now time.Time) (*x509.Certificate, error) {
 	if !ValidUDID(udid) {
 		return nil, errors.New("issue bound identity: invalid udid")
 	}

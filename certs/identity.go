@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -24,39 +25,71 @@ const (
 	maxRSABits = 8192
 )
 
+// CheckedCSR is a certificate request whose key and self-signature
+// CheckCSR has accepted, so that issuing from it does not verify the
+// signature a second time. Only CheckCSR makes one.
+type CheckedCSR struct {
+	csr        *x509.CertificateRequest
+	pub        crypto.PublicKey
+	rawSubject []byte
+}
+
+// CheckCSR checks a certificate request for a device identity: its key must
+// be RSA (2048 to 8192 bits) or ECDSA (P-256, P-384, P-521), checked first
+// so that no oversized key is ever used, and its self-signature must
+// verify.
+func CheckCSR(csr *x509.CertificateRequest) (*CheckedCSR, error) {
+	if csr == nil {
+		return nil, errors.New("nil certificate request")
+	}
+	if err := checkIdentityKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	return &CheckedCSR{csr: csr, pub: csr.PublicKey, rawSubject: csr.RawSubject}, nil
+}
+
+// Request returns the checked request. Callers must not modify it.
+func (c *CheckedCSR) Request() *x509.CertificateRequest { return c.csr }
+
 // IssueIdentity issues a device identity certificate for csr, signed by the
 // CA: random 128-bit serial, the CSR's subject (byte for byte), client
-// authentication, the DeviceIdentityPolicy, valid from shortly before now for the configured
-// validity (default one year, never past the CA). The CSR signature must
-// verify and the key must be RSA (2048 to 8192 bits) or ECDSA (P-256,
-// P-384, P-521). Extensions requested in the CSR are ignored.
+// authentication, the DeviceIdentityPolicy, valid from shortly before now
+// for the configured validity (default one year, never past the CA). The
+// CSR must pass CheckCSR. Extensions requested in the CSR are ignored.
 func (a *Authority) IssueIdentity(csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error) {
+	checked, err := CheckCSR(csr)
+	if err != nil {
+		return nil, fmt.Errorf("issue identity: %w", err)
+	}
+	return a.issueIdentity(checked, now, nil)
+}
+
+// IssueCheckedIdentity is IssueIdentity for a request CheckCSR has already
+// accepted.
+func (a *Authority) IssueCheckedIdentity(csr *CheckedCSR, now time.Time) (*x509.Certificate, error) {
 	return a.issueIdentity(csr, now, nil)
 }
 
-// issueIdentity is IssueIdentity with server-chosen subject alternative
-// name URIs.
-func (a *Authority) issueIdentity(csr *x509.CertificateRequest, now time.Time, uris []*url.URL) (*x509.Certificate, error) {
+// issueIdentity is IssueCheckedIdentity with server-chosen subject
+// alternative name URIs.
+func (a *Authority) issueIdentity(csr *CheckedCSR, now time.Time, uris []*url.URL) (*x509.Certificate, error) {
 	if csr == nil {
 		return nil, errors.New("issue identity: nil certificate request")
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("issue identity: certificate request signature: %w", err)
-	}
-	if err := checkIdentityKey(csr.PublicKey); err != nil {
-		return nil, fmt.Errorf("issue identity: %w", err)
 	}
 	if err := checkValidity(a.ca, now); err != nil {
 		return nil, fmt.Errorf("issue identity: CA certificate %w", err)
 	}
 	tmpl := &x509.Certificate{
-		RawSubject:  csr.RawSubject,
+		RawSubject:  csr.rawSubject,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		URIs:        uris,
 		Policies:    []x509.OID{DeviceIdentityPolicy},
 	}
-	cert, err := a.issue(tmpl, csr.PublicKey, now, now.Add(a.identityValidity))
+	cert, err := a.issue(tmpl, csr.pub, now, now.Add(a.identityValidity))
 	if err != nil {
 		return nil, fmt.Errorf("issue identity: %w", err)
 	}

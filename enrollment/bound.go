@@ -93,7 +93,7 @@ type BoundChallengeVerifier interface {
 
 // BoundIdentityIssuer issues an identity valid only for udid.
 type BoundIdentityIssuer interface {
-	IssueBoundIdentity(csr *x509.CertificateRequest, udid string, now time.Time) (*x509.Certificate, error)
+	IssueCheckedBoundIdentity(csr *certs.CheckedCSR, udid string, now time.Time) (*x509.Certificate, error)
 }
 
 // WithBoundChallenges makes the SCEP handler accept challenges bound to a
@@ -111,19 +111,19 @@ func WithBoundChallenges(v BoundChallengeVerifier, issuer BoundIdentityIssuer) S
 // verifyAndIssue checks the challenge of a request and issues its identity:
 // through the bound verifier for a bound challenge (when configured), else
 // through the handler's verifier. ok is false for a refused challenge.
-func (h *SCEPHandler) verifyAndIssue(ctx context.Context, challenge string, csr *x509.CertificateRequest, now time.Time) (cert *x509.Certificate, ok bool, err error) {
+func (h *SCEPHandler) verifyAndIssue(ctx context.Context, challenge string, csr *certs.CheckedCSR, now time.Time) (cert *x509.Certificate, ok bool, err error) {
 	if _, isBound := boundUDID(challenge); isBound && h.bound != nil {
 		udid, ok, err := h.bound.VerifyBoundChallenge(ctx, challenge, now)
 		if err != nil || !ok {
 			return nil, false, err
 		}
-		cert, err := h.boundIssuer.IssueBoundIdentity(csr, udid, now)
+		cert, err := h.boundIssuer.IssueCheckedBoundIdentity(csr, udid, now)
 		return cert, err == nil, err
 	}
 	ok, err = h.challenges.VerifyChallenge(ctx, challenge, now)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	cert, err = h.issuer.IssueIdentity(csr, now)
+	cert, err = h.issuer.IssueCheckedIdentity(csr, now)
 	return cert, err == nil, err
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
 	"github.com/smallstep/scep/x509util"
+
+	"github.com/sundial-mdm/sundial/certs"
 )
 
 // fixedClock is a Clock that always says t.
@@ -169,7 +171,8 @@ type countingIssuer struct {
 	issued atomic.Int64
 }
 
-func (i *countingIssuer) IssueIdentity(csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error) {
+func (i *countingIssuer) IssueCheckedIdentity(checked *certs.CheckedCSR, now time.Time) (*x509.Certificate, error) {
+	csr := checked.Request()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(i.issued.Load() + 1000),
 		Subject:      csr.Subject,

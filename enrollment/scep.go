@@ -19,6 +19,8 @@ import (
 
 	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
+
+	"github.com/sundial-mdm/sundial/certs"
 )
 
 func init() {
@@ -64,7 +66,7 @@ var SCEPCapabilities = []string{"POSTPKIOperation", "SHA-256", "AES", "SCEPStand
 // The SCEP handler has already verified the CSR signature, the key and the
 // challenge; the issuer decides the subject, validity and extensions.
 type IdentityIssuer interface {
-	IssueIdentity(csr *x509.CertificateRequest, now time.Time) (*x509.Certificate, error)
+	IssueCheckedIdentity(csr *certs.CheckedCSR, now time.Time) (*x509.Certificate, error)
 }
 
 // SCEPHandler answers SCEP requests on [PathSCEP]: GetCACaps, GetCACert and
@@ -82,7 +84,12 @@ type SCEPHandler struct {
 	boundIssuer BoundIdentityIssuer
 	logger      *slog.Logger
 
-	caCertBody []byte // GetCACert answer
+	// GetCACaps and GetCACert answers, with their Content-Length, built
+	// once: devices ask for both at every enrolment.
+	capsBody   string
+	capsLen    string
+	caCertBody []byte
+	caCertLen  string
 	caCertType string
 }
 
@@ -136,6 +143,9 @@ func NewSCEPHandler(ca, ra *x509.Certificate, raKey crypto.Signer, challenges Ch
 		}
 		h.caCertBody, h.caCertType = deg, ContentTypeCARACert
 	}
+	h.caCertLen = strconv.Itoa(len(h.caCertBody))
+	h.capsBody = strings.Join(SCEPCapabilities, "\n") + "\n"
+	h.capsLen = strconv.Itoa(len(h.capsBody))
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -168,13 +178,12 @@ func (h *SCEPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("scep_operation", safeLogValue(op)), slog.String("method", r.Method))
 	switch {
 	case op == "GetCACaps" && r.Method == http.MethodGet:
-		body := strings.Join(SCEPCapabilities, "\n") + "\n"
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, _ = io.WriteString(w, body)
+		w.Header().Set("Content-Length", h.capsLen)
+		_, _ = io.WriteString(w, h.capsBody)
 	case op == "GetCACert" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", h.caCertType)
-		w.Header().Set("Content-Length", strconv.Itoa(len(h.caCertBody)))
+		w.Header().Set("Content-Length", h.caCertLen)
 		_, _ = w.Write(h.caCertBody)
 	case op == "PKIOperation":
 		msg, err := readPKIMessage(w, r)
@@ -201,7 +210,7 @@ func (h *SCEPHandler) badRequest(w http.ResponseWriter, r *http.Request, err err
 // the base64 "message" query parameter of a GET.
 func readPKIMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSCEPMessageSize))
+		body, err := readAllSized(http.MaxBytesReader(w, r.Body, MaxSCEPMessageSize), r.ContentLength)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -231,6 +240,32 @@ func readPKIMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, errors.New("empty message")
 	}
 	return msg, nil
+}
+
+// readAllSized is io.ReadAll into a buffer sized for the declared length
+// (negative when unknown), so a body of the declared size is read into one
+// allocation instead of a growing series. A wrong declaration only costs
+// growth as in io.ReadAll; the reader must bound the body.
+func readAllSized(r io.Reader, declared int64) ([]byte, error) {
+	size := 512
+	if declared > 0 {
+		// One spare byte so that reading the end needs no growth.
+		size = int(min(declared, MaxSCEPMessageSize)) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // pkiOperation handles one PKCSReq: decrypt, check, issue, reply.
@@ -264,8 +299,8 @@ func (h *SCEPHandler) pkiOperation(w http.ResponseWriter, r *http.Request, der [
 		h.fail(ctx, w, log, msg, scep.BadRequest, "cannot decrypt request or parse csr")
 		return
 	}
-	csr := msg.CSRReqMessage.CSR
-	if err := checkCSR(csr); err != nil {
+	csr, err := checkCSR(msg.CSRReqMessage.CSR)
+	if err != nil {
 		h.fail(ctx, w, log, msg, scep.BadRequest, err.Error())
 		return
 	}
@@ -312,24 +347,26 @@ func writePKI(w http.ResponseWriter, der []byte) {
 	_, _ = w.Write(der)
 }
 
-// checkCSR checks the request's key strength, then its self-signature.
-func checkCSR(csr *x509.CertificateRequest) error {
+// checkCSR checks the request's key strength, then its self-signature
+// (certs.CheckCSR, whose result the issuer takes without verifying again).
+func checkCSR(csr *x509.CertificateRequest) (*certs.CheckedCSR, error) {
 	switch pub := csr.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if n := pub.N.BitLen(); n < MinRSAKeyBits || n > MaxRSAKeyBits {
-			return fmt.Errorf("rsa key of %d bits, want %d to %d", n, MinRSAKeyBits, MaxRSAKeyBits)
+			return nil, fmt.Errorf("rsa key of %d bits, want %d to %d", n, MinRSAKeyBits, MaxRSAKeyBits)
 		}
 	case *ecdsa.PublicKey:
 		if pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384() && pub.Curve != elliptic.P521() {
-			return errors.New("unsupported ecdsa curve")
+			return nil, errors.New("unsupported ecdsa curve")
 		}
 	default:
-		return fmt.Errorf("unsupported key type %T", csr.PublicKey)
+		return nil, fmt.Errorf("unsupported key type %T", csr.PublicKey)
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return errors.New("csr signature does not verify")
+	checked, err := certs.CheckCSR(csr)
+	if err != nil {
+		return nil, errors.New("csr signature does not verify")
 	}
-	return nil
+	return checked, nil
 }
 
 // safeLogValue trims a client-supplied string for logging.

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,6 +170,12 @@ func TestSCEPGetCACaps(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("Content-Type = %q, want text/plain", ct)
 	}
+	if want := strings.Join(SCEPCapabilities, "\n") + "\n"; string(body) != want {
+		t.Errorf("GetCACaps = %q, want %q", body, want)
+	}
+	if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+		t.Errorf("Content-Length = %s for %d bytes", cl, len(body))
+	}
 	caps := strings.Fields(string(body))
 	for _, want := range []string{"POSTPKIOperation", "SHA-256", "AES", "SCEPStandard"} {
 		found := false
@@ -195,9 +202,12 @@ func TestSCEPGetCACert(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newSCEPFixture(t, tt.pki, mustShared(t, "c"))
-			resp, _ := f.get(t, "operation=GetCACert")
+			resp, body := f.get(t, "operation=GetCACert")
 			if ct := resp.Header.Get("Content-Type"); ct != tt.wantType {
 				t.Errorf("Content-Type = %q, want %q", ct, tt.wantType)
+			}
+			if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+				t.Errorf("Content-Length = %s for %d bytes", cl, len(body))
 			}
 			certs := f.caCerts(t)
 			if len(certs) != tt.wantN {
@@ -632,7 +642,7 @@ func TestCheckCSRKeys(t *testing.T) {
 		{"no key", &x509.CertificateRequest{}, "unsupported key type"},
 	}
 	for _, tt := range tests {
-		err := checkCSR(tt.csr)
+		_, err := checkCSR(tt.csr)
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("%s: checkCSR = %v, want nil", tt.name, err)
@@ -655,6 +665,22 @@ func BenchmarkSCEPPathologicalBER(b *testing.B) {
 		fx.h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusBadRequest {
 			b.Fatal(rec.Code)
+		}
+	}
+}
+
+// BenchmarkSCEPGetCA measures the two GETs a device makes before its
+// PKIOperation: GetCACaps and GetCACert.
+func BenchmarkSCEPGetCA(b *testing.B) {
+	fx := newSCEPFixture(b, newECDSAPKI(b), mustShared(b, "bench"))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, op := range []string{"GetCACaps", "GetCACert"} {
+			rec := httptest.NewRecorder()
+			fx.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathSCEP+"?operation="+op, nil))
+			if rec.Code != http.StatusOK {
+				b.Fatal(rec.Code)
+			}
 		}
 	}
 }
