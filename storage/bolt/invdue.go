@@ -64,6 +64,9 @@ func indexInventory(tx *bbolt.Tx, id string, was, want []byte) error {
 		return nil
 	}
 	due := tx.Bucket(bInvDue)
+	// New entries are keyed by the time of the write, so nearly always
+	// past the last key: split full pages, as in the command buckets.
+	due.FillPercent = appendFill
 	if was != nil {
 		k := make([]byte, 0, len(was)+len(id))
 		if err := due.Delete(append(append(k, was...), id...)); err != nil {
