@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -62,7 +63,15 @@ func (s *Store) authenticate(tx *bbolt.Tx, id string, msg *mdm.CheckinMessage, c
 		return storage.ErrCertInUse
 	}
 	d, err := getDevice(tx, id)
-	if err != nil {
+	var was []byte
+	if err == nil {
+		was = invKey(d)
+	} else {
+		if !errors.Is(err, storage.ErrNotFound) {
+			// An undecodable record is replaced: its index entry, if
+			// any, is found by a scan of the index.
+			was = scanInventoryKey(tx, id)
+		}
 		d = &mdm.Device{ID: id}
 		if tx.Bucket(bMSState).Get([]byte(id)) == nil {
 			// The scheduler's sweep finds it here until its first
@@ -72,7 +81,6 @@ func (s *Store) authenticate(tx *bbolt.Tx, id string, msg *mdm.CheckinMessage, c
 			}
 		}
 	}
-	was := invKey(d)
 	if d.CertHash != "" && d.CertHash != certHash {
 		if err := certs.Delete([]byte(d.CertHash)); err != nil {
 			return err

@@ -80,6 +80,19 @@ func indexInventory(tx *bbolt.Tx, id string, was, want []byte) error {
 	return due.Put(append(append(k, want...), id...), nil)
 }
 
+// scanInventoryKey returns the requested-at key under which the index holds
+// id, or nil, by reading the whole index: only for a record that cannot be
+// decoded, whose invKey is unknown.
+func scanInventoryKey(tx *bbolt.Tx, id string) []byte {
+	c := tx.Bucket(bInvDue).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) > 8 && string(k[8:]) == id {
+			return clone(k[:8])
+		}
+	}
+	return nil
+}
+
 // inventoryDue lists up to limit (0: all) indexed IDs requested before
 // `before`, longest waiting first.
 func inventoryDue(tx *bbolt.Tx, before time.Time, limit int) []string {

@@ -234,3 +234,33 @@ func TestInventoryIndexRandomWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestInventoryIndexUndecodableRecord: Authenticate replaces a device record
+// that cannot be decoded, and its old index entry goes with it.
+func TestInventoryIndexUndecodableRecord(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		for _, d := range []*mdm.Device{{ID: "A", Enabled: true}, {ID: "BAD", Enabled: true, InventoryRequestedAt: t0}} {
+			if err := putDevice(tx, d, nil); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bDevices).Put([]byte("BAD"), []byte("{not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "BAD"}}
+	if err := s.Authenticate(context.Background(), "BAD", msg, "cert", t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.InventoryDue(context.Background(), t0.Add(time.Hour), 0); !slices.Equal(got, []string{"A"}) {
+		t.Fatalf("InventoryDue = %v; want [A]", got)
+	}
+	checkInventoryIndex(t, s)
+}
