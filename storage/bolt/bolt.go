@@ -70,7 +70,9 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	   nothing to migrate, but an older binary would not look there
 //	7  declarative status items one key each (ddmitems; ddmitems.go),
 //	   moved out of the ddm records at open
-const schemaVersion = 7
+//	8  the inventory index without its reverse index invat, dropped at
+//	   open (invdue.go)
+const schemaVersion = 8
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -177,6 +179,11 @@ func Open(path string, opts *Options) (_ *Store, err error) {
 		if got < 7 {
 			if err := migrateDDMItems(tx); err != nil {
 				return fmt.Errorf("upgrade to schema 7: %w", err)
+			}
+		}
+		if got < 8 {
+			if err := migrateToV8(tx); err != nil {
+				return fmt.Errorf("upgrade to schema 8: %w", err)
 			}
 		}
 		// After a crash the log may hold finished commands: index them

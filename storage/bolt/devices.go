@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -26,7 +27,10 @@ func getDevice(tx *bbolt.Tx, id string) (*mdm.Device, error) {
 	return d, nil
 }
 
-func putDevice(tx *bbolt.Tx, d *mdm.Device) error {
+// putDevice writes d. was is the invKey of the record it replaces (nil for
+// a new device), taken before d was changed, so that the inventory index
+// follows without a second read of the old record.
+func putDevice(tx *bbolt.Tx, d *mdm.Device, was []byte) error {
 	lastSeen, lastPush := d.LastSeen, d.LastPush
 	d.LastSeen, d.LastPush = time.Time{}, mdm.PushState{} // kept in their own buckets
 	v, err := json.Marshal(d)
@@ -34,7 +38,7 @@ func putDevice(tx *bbolt.Tx, d *mdm.Device) error {
 	if err != nil {
 		return fmt.Errorf("encode device %s: %w", d.ID, err)
 	}
-	if err := indexInventory(tx, d); err != nil {
+	if err := indexInventory(tx, d.ID, was, invKey(d)); err != nil {
 		return fmt.Errorf("index device %s: %w", d.ID, err)
 	}
 	return tx.Bucket(bDevices).Put([]byte(d.ID), v)
@@ -59,7 +63,15 @@ func (s *Store) authenticate(tx *bbolt.Tx, id string, msg *mdm.CheckinMessage, c
 		return storage.ErrCertInUse
 	}
 	d, err := getDevice(tx, id)
-	if err != nil {
+	var was []byte
+	if err == nil {
+		was = invKey(d)
+	} else {
+		if !errors.Is(err, storage.ErrNotFound) {
+			// An undecodable record is replaced: its index entry, if
+			// any, is found by a scan of the index.
+			was = scanInventoryKey(tx, id)
+		}
 		d = &mdm.Device{ID: id}
 		if tx.Bucket(bMSState).Get([]byte(id)) == nil {
 			// The scheduler's sweep finds it here until its first
@@ -102,7 +114,7 @@ func (s *Store) authenticate(tx *bbolt.Tx, id string, msg *mdm.CheckinMessage, c
 	if err := s.clearQueue(tx, id, now); err != nil {
 		return err
 	}
-	return putDevice(tx, d)
+	return putDevice(tx, d, was)
 }
 
 // TokenUpdate implements storage.CheckinStore.
@@ -121,6 +133,7 @@ func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMess
 			}
 			d = &mdm.Device{ID: id, ParentID: pid, UDID: msg.UDID, Topic: msg.Topic, AuthenticatedAt: now}
 		}
+		was := invKey(d)
 		if !d.Enabled && d.EnrolledAt.IsZero() {
 			first = true
 			d.EnrolledAt = now
@@ -137,12 +150,12 @@ func (s *Store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMess
 			if onFirst.RequestType == "DeviceInformation" {
 				d.InventoryRequestedAt = now
 			}
-			if err := putDevice(tx, d); err != nil {
+			if err := putDevice(tx, d, was); err != nil {
 				return err
 			}
 			return s.enqueue(tx, []string{id}, onFirst, now)
 		}
-		return putDevice(tx, d)
+		return putDevice(tx, d, was)
 	})
 	return first, err
 }
@@ -163,9 +176,10 @@ func (s *Store) CheckOut(ctx context.Context, id string, now time.Time) error {
 			if err != nil {
 				return err
 			}
+			was := invKey(d)
 			d.Enabled = false
 			d.CheckedOutAt = now
-			if err := putDevice(tx, d); err != nil {
+			if err := putDevice(tx, d, was); err != nil {
 				return err
 			}
 		}
@@ -180,9 +194,10 @@ func (s *Store) SetBootstrapToken(ctx context.Context, id string, sealed []byte,
 		if err != nil {
 			return err
 		}
+		was := invKey(d)
 		d.BootstrapToken = clone(sealed)
 		d.BootstrapAt = now
-		return putDevice(tx, d)
+		return putDevice(tx, d, was)
 	})
 }
 
@@ -256,6 +271,7 @@ func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Invento
 		if err != nil {
 			return err
 		}
+		was := invKey(d)
 		d.Inventory = inv.Merge(d.Inventory)
 		d.InventoryAt = now
 		if d.Inventory.OSVersion != "" {
@@ -264,7 +280,7 @@ func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Invento
 		if d.Inventory.SerialNumber != "" {
 			d.SerialNumber = d.Inventory.SerialNumber
 		}
-		return putDevice(tx, d)
+		return putDevice(tx, d, was)
 	})
 }
 
@@ -312,8 +328,9 @@ func (s *Store) MarkInventoryRequested(ctx context.Context, ids []string, now ti
 			if err != nil {
 				return err
 			}
+			was := invKey(d)
 			d.InventoryRequestedAt = now
-			if err := putDevice(tx, d); err != nil {
+			if err := putDevice(tx, d, was); err != nil {
 				return err
 			}
 		}

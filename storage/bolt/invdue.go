@@ -19,13 +19,16 @@ import (
 // check (every flush interval, 5 s by default).
 //
 //	invdue  <requested-at key><id> (empty)
-//	invat   <id>                   <requested-at key>: what invdue holds for id
+//
+// A device's entry is found from its record (invKey), which every writer has
+// read in the same transaction; schemas 5 to 7 also kept a reverse index,
+// invat (<id> -> <requested-at key>), dropped at open since schema 8.
 var (
 	bInvDue = []byte("invdue")
-	bInvAt  = []byte("invat")
+	bInvAt  = []byte("invat") // schemas 5-7 only
 )
 
-func init() { allBuckets = append(allBuckets, bInvDue, bInvAt) }
+func init() { allBuckets = append(allBuckets, bInvDue) }
 
 // invTime is the 8-byte big-endian key of a request time: nanoseconds since
 // 1970, with never (the zero time) and anything before 1970 as 0, so those
@@ -42,37 +45,52 @@ func invTime(t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), n)
 }
 
-// indexInventory brings the inventory index in line with d, which is being
-// written: a device enrollment that is enabled is indexed under its
+// invKey is the requested-at key under which d is indexed, or nil if it is
+// not: a device enrollment that is enabled is indexed under its
 // InventoryRequestedAt; anything else (a user channel, a checked-out Mac)
 // is not.
-func indexInventory(tx *bbolt.Tx, d *mdm.Device) error {
-	return setInventoryKey(tx, d.ID, d.Enabled && d.ParentID == "", d.InventoryRequestedAt)
-}
-
-func setInventoryKey(tx *bbolt.Tx, id string, indexed bool, requested time.Time) error {
-	at, due := tx.Bucket(bInvAt), tx.Bucket(bInvDue)
-	k := []byte(id)
-	old := at.Get(k)
-	var want []byte
-	if indexed {
-		want = invTime(requested)
-	}
-	if bytes.Equal(old, want) {
+func invKey(d *mdm.Device) []byte {
+	if d == nil || !d.Enabled || d.ParentID != "" {
 		return nil
 	}
-	if old != nil {
-		if err := due.Delete(append(clone(old), k...)); err != nil {
+	return invTime(d.InventoryRequestedAt)
+}
+
+// indexInventory moves id's entry in the inventory index from was (the
+// invKey of the record being replaced, nil if none or not indexed) to
+// want. It writes nothing when they are equal.
+func indexInventory(tx *bbolt.Tx, id string, was, want []byte) error {
+	if bytes.Equal(was, want) {
+		return nil
+	}
+	due := tx.Bucket(bInvDue)
+	// New entries are keyed by the time of the write, so nearly always
+	// past the last key: split full pages, as in the command buckets.
+	due.FillPercent = appendFill
+	if was != nil {
+		k := make([]byte, 0, len(was)+len(id))
+		if err := due.Delete(append(append(k, was...), id...)); err != nil {
 			return err
 		}
-		if want == nil {
-			return at.Delete(k)
+	}
+	if want == nil {
+		return nil
+	}
+	k := make([]byte, 0, len(want)+len(id))
+	return due.Put(append(append(k, want...), id...), nil)
+}
+
+// scanInventoryKey returns the requested-at key under which the index holds
+// id, or nil, by reading the whole index: only for a record that cannot be
+// decoded, whose invKey is unknown.
+func scanInventoryKey(tx *bbolt.Tx, id string) []byte {
+	c := tx.Bucket(bInvDue).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) > 8 && string(k[8:]) == id {
+			return clone(k[:8])
 		}
 	}
-	if err := due.Put(append(want, k...), nil); err != nil {
-		return err
-	}
-	return at.Put(k, want[:8])
+	return nil
 }
 
 // inventoryDue lists up to limit (0: all) indexed IDs requested before
@@ -94,9 +112,8 @@ func inventoryDue(tx *bbolt.Tx, before time.Time, limit int) []string {
 // decodes only the three fields the index needs.
 func migrateToV5(tx *bbolt.Tx) error {
 	type entry struct {
-		id        string
-		indexed   bool
-		requested time.Time
+		id  string
+		key []byte
 	}
 	var entries []entry
 	err := tx.Bucket(bDevices).ForEach(func(k, v []byte) error {
@@ -108,16 +125,26 @@ func migrateToV5(tx *bbolt.Tx) error {
 		if err := json.Unmarshal(v, &d); err != nil {
 			return fmt.Errorf("decode device %s: %w", k, err)
 		}
-		entries = append(entries, entry{string(k), d.Enabled && d.ParentID == "", d.InventoryRequestedAt})
+		key := invKey(&mdm.Device{ParentID: d.ParentID, Enabled: d.Enabled, InventoryRequestedAt: d.InventoryRequestedAt})
+		entries = append(entries, entry{string(k), key})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if err := setInventoryKey(tx, e.id, e.indexed, e.requested); err != nil {
+		if err := indexInventory(tx, e.id, nil, e.key); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// migrateToV8 drops invat, the reverse index of schemas 5 to 7: writers
+// find a device's old entry from its record.
+func migrateToV8(tx *bbolt.Tx) error {
+	if tx.Bucket(bInvAt) == nil {
+		return nil
+	}
+	return tx.DeleteBucket(bInvAt)
 }

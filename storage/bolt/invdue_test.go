@@ -2,6 +2,9 @@ package bolt
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -10,6 +13,8 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/sundial-mdm/sundial/mdm"
+	"github.com/sundial-mdm/sundial/mdm/push"
+	"github.com/sundial-mdm/sundial/storage"
 )
 
 // TestUpgradeToSchema5 opens a file laid out by schema 4 (device records,
@@ -31,17 +36,12 @@ func TestUpgradeToSchema5(t *testing.T) {
 	}
 	s = rewriteAsSchema(t, s, 4, func(tx *bbolt.Tx) error {
 		for _, d := range devs {
-			if err := putDevice(tx, d); err != nil {
+			if err := putDevice(tx, d, nil); err != nil {
 				return err
 			}
 		}
 		// Schema 4 had no index.
-		for _, b := range [][]byte{bInvDue, bInvAt} {
-			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.DeleteBucket(bInvDue)
 	})
 	ctx := context.Background()
 	got, err := s.InventoryDue(ctx, t0.Add(-time.Hour), 0)
@@ -87,13 +87,10 @@ func checkInventoryIndex(t *testing.T, s *Store) {
 			if w, ok := want[id]; !ok || w != at {
 				t.Errorf("index holds %s at %x; want %x (indexed %v)", id, at, w, ok)
 			}
-			if got := string(tx.Bucket(bInvAt).Get([]byte(id))); got != at {
-				t.Errorf("invat[%s] = %x, invdue holds %x", id, got, at)
-			}
 			return nil
 		})
-		if n != len(want) || tx.Bucket(bInvAt).Stats().KeyN != len(want) {
-			t.Errorf("index holds %d (invat %d) entries, want %d", n, tx.Bucket(bInvAt).Stats().KeyN, len(want))
+		if n != len(want) {
+			t.Errorf("index holds %d entries, want %d", n, len(want))
 		}
 		return nil
 	})
@@ -115,4 +112,155 @@ func TestInvTime(t *testing.T) {
 	if !(string(a) < string(b) && string(b) < string(far)) {
 		t.Errorf("keys out of order: %x %x %x", a, b, far)
 	}
+}
+
+// TestUpgradeToSchema8 opens a schema 7 file, which kept the reverse index
+// invat: the bucket is dropped at open, and the index still answers and
+// follows later writes.
+func TestUpgradeToSchema8(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sundial.db")
+	s, err := Open(path, &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	devs := []*mdm.Device{
+		{ID: "OLD", Enabled: true, InventoryRequestedAt: t0.Add(-48 * time.Hour)},
+		{ID: "RECENT", Enabled: true, InventoryRequestedAt: t0},
+	}
+	s = rewriteAsSchema(t, s, 7, func(tx *bbolt.Tx) error {
+		at, err := tx.CreateBucket(bInvAt)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			if err := putDevice(tx, d, nil); err != nil {
+				return err
+			}
+			if err := at.Put([]byte(d.ID), invKey(d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bInvAt) != nil {
+			t.Error("invat kept after upgrade to schema 8")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got, err := s.InventoryDue(ctx, t0.Add(-time.Hour), 0); err != nil || !slices.Equal(got, []string{"OLD"}) {
+		t.Fatalf("InventoryDue after upgrade = %v, %v; want [OLD]", got, err)
+	}
+	if err := s.MarkInventoryRequested(ctx, []string{"OLD"}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.InventoryDue(ctx, t0.Add(30*time.Minute), 0); !slices.Equal(got, []string{"RECENT"}) {
+		t.Fatalf("InventoryDue after mark = %v; want [RECENT]", got)
+	}
+	checkInventoryIndex(t, s)
+}
+
+// TestInventoryIndexRandomWrites drives random sequences of every writer of
+// device records and checks after each step that the index equals one
+// rebuilt from the records.
+func TestInventoryIndexRandomWrites(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := []string{"D1", "D2", "D3", "D4"}
+	now := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	devInfo, err := mdm.NewCommand("DeviceInformation", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 400 {
+		now = now.Add(time.Duration(rng.IntN(3)) * time.Second) // some steps share a time
+		id := ids[rng.IntN(len(ids))]
+		msg := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, Topic: "t",
+			Token: []byte("token"), PushMagic: "magic"}
+		var op string
+		switch rng.IntN(9) {
+		case 0:
+			op = "Authenticate"
+			err = s.Authenticate(ctx, id, msg, "cert-"+id, now)
+		case 1:
+			op = "TokenUpdate"
+			var onFirst *mdm.Command
+			if rng.IntN(2) == 0 {
+				cmd := *devInfo
+				cmd.UUID = fmt.Sprintf("devinfo-%d", step)
+				onFirst = &cmd
+			}
+			_, err = s.TokenUpdate(ctx, id, msg, onFirst, now)
+		case 2:
+			op = "TokenUpdate (user)"
+			umsg := *msg
+			umsg.UserID = "user"
+			_, err = s.TokenUpdate(ctx, id+":user", &umsg, nil, now)
+		case 3:
+			op = "CheckOut"
+			err = s.CheckOut(ctx, id, now)
+		case 4:
+			op = "MarkInventoryRequested"
+			err = s.MarkInventoryRequested(ctx, []string{id}, now)
+		case 5:
+			op = "SetBootstrapToken"
+			err = s.SetBootstrapToken(ctx, id, []byte("sealed"), now)
+		case 6:
+			op = "UpdateInventory"
+			err = s.UpdateInventory(ctx, id, &mdm.Inventory{OSVersion: "15.1"}, now)
+		case 7:
+			op = "RecordPushes"
+			err = s.RecordPushes(ctx, []push.Record{{EnrollmentID: id, At: now, Outcome: push.OutcomeBadToken}})
+		case 8:
+			op = "Authenticate (other cert)"
+			err = s.Authenticate(ctx, id, msg, fmt.Sprintf("cert-%s-%d", id, step), now)
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists) {
+			t.Fatalf("step %d: %s %s: %v", step, op, id, err)
+		}
+		checkInventoryIndex(t, s)
+		if t.Failed() {
+			t.Fatalf("step %d: index out of line after %s %s", step, op, id)
+		}
+	}
+}
+
+// TestInventoryIndexUndecodableRecord: Authenticate replaces a device record
+// that cannot be decoded, and its old index entry goes with it.
+func TestInventoryIndexUndecodableRecord(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		for _, d := range []*mdm.Device{{ID: "A", Enabled: true}, {ID: "BAD", Enabled: true, InventoryRequestedAt: t0}} {
+			if err := putDevice(tx, d, nil); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bDevices).Put([]byte("BAD"), []byte("{not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "BAD"}}
+	if err := s.Authenticate(context.Background(), "BAD", msg, "cert", t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.InventoryDue(context.Background(), t0.Add(time.Hour), 0); !slices.Equal(got, []string{"A"}) {
+		t.Fatalf("InventoryDue = %v; want [A]", got)
+	}
+	checkInventoryIndex(t, s)
 }

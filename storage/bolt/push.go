@@ -121,8 +121,9 @@ func (s *Store) RecordPushes(ctx context.Context, recs []push.Record) error {
 				if err != nil {
 					return err
 				}
+				was := invKey(d)
 				d.TokenInvalid = true
-				if err := putDevice(tx, d); err != nil {
+				if err := putDevice(tx, d, was); err != nil {
 					return err
 				}
 			}
