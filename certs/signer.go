@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Signer is the certificate a device request presented, as its DER and
@@ -36,6 +39,55 @@ func (s *Signer) Certificate() (*x509.Certificate, error) {
 		s.cert = c
 	}
 	return s.cert, nil
+}
+
+// NotAfter returns when the certificate expires. Call it on a Signer that
+// VerifySigner accepted: a certificate it did not parse (its chain check
+// was cached) is byte for byte one that parsed before, so only the
+// validity is read from the DER; anything that reading declines is parsed
+// in full.
+func (s *Signer) NotAfter() (time.Time, error) {
+	if s.cert == nil {
+		if t, ok := notAfterOf(s.Raw); ok {
+			return t, nil
+		}
+	}
+	cert, err := s.Certificate()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return cert.NotAfter, nil
+}
+
+// notAfterOf reads a DER certificate's notAfter as crypto/x509 does
+// (UTCTime or GeneralizedTime), without parsing the rest.
+func notAfterOf(raw []byte) (time.Time, bool) {
+	in := cryptobyte.String(raw)
+	var cert, tbs, validity cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !in.Empty() ||
+		!cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || // version
+		!tbs.SkipASN1(cbasn1.INTEGER) || // serial number
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // signature algorithm
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // issuer
+		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) {
+		return time.Time{}, false
+	}
+	var notBefore, notAfter time.Time
+	if !readX509Time(&validity, &notBefore) || !readX509Time(&validity, &notAfter) || !validity.Empty() {
+		return time.Time{}, false
+	}
+	return notAfter, true
+}
+
+func readX509Time(s *cryptobyte.String, t *time.Time) bool {
+	switch {
+	case s.PeekASN1Tag(cbasn1.UTCTime):
+		return s.ReadASN1UTCTime(t)
+	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
+		return s.ReadASN1GeneralizedTime(t)
+	}
+	return false
 }
 
 // Hash is hex(Sum), the key that binds an identity certificate to an

@@ -125,14 +125,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 			return
 		}
 		if msg.MessageType == mdm.Authenticate {
-			// The binding records when the certificate expires (parsed
-			// here only: VerifySigner may have answered from its cache).
-			cert, err := signer.Certificate()
+			// The binding records when the certificate expires.
+			notAfter, err := signer.NotAfter()
 			if err != nil {
 				h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
 				return
 			}
-			who.NotAfter = cert.NotAfter
+			who.NotAfter = notAfter
 		}
 		resp, err := h.svc.Checkin(ctx, who, msg)
 		if err != nil {
