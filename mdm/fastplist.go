@@ -307,10 +307,29 @@ func fastReport(body []byte) (*Report, bool) {
 		if v.kind != fastString {
 			return false
 		}
-		*f = string(v.text)
+		*f = knownString(v.text)
 		return true
 	})
 	return r, ok
+}
+
+// knownStrings are the values of the enumerated fields a device sends on
+// every request (Status, MessageType).
+var knownStrings = []string{
+	string(Idle), string(Acknowledged), string(Error), string(NotNow), string(CommandFormatError),
+	string(Authenticate), string(TokenUpdate), string(DeclarativeManagement), string(CheckOut),
+	string(UserAuthenticate), string(SetBootstrapToken), string(GetBootstrapToken),
+}
+
+// knownString is string(b), without an allocation when b is one of
+// knownStrings.
+func knownString(b []byte) string {
+	for _, k := range knownStrings {
+		if string(b) == k {
+			return k
+		}
+	}
+	return string(b)
 }
 
 // stringField returns the string field of r named key, as the library
@@ -353,7 +372,7 @@ func fastCheckin(body []byte) (*CheckinMessage, bool) {
 			if v.kind != fastString {
 				return false
 			}
-			*f = string(v.text)
+			*f = knownString(v.text)
 			return true
 		}
 		if f := m.bytesField(key); f != nil {
