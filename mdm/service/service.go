@@ -352,8 +352,12 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 		if r.Status == mdm.Error || r.Status == mdm.CommandFormatError {
 			level = slog.LevelWarn
 		}
-		s.log.Log(ctx, level, "command report", "enrollment_id", id, "command_uuid", r.CommandUUID,
-			"request_type", rt, "status", string(r.Status), "error_chain", r.ErrorChain)
+		// Checked first: the arguments would be boxed for every report,
+		// though successes are logged only at Debug.
+		if s.log.Enabled(ctx, level) {
+			s.log.Log(ctx, level, "command report", "enrollment_id", id, "command_uuid", r.CommandUUID,
+				"request_type", rt, "status", string(r.Status), "error_chain", r.ErrorChain)
+		}
 		if rt == "DeviceInformation" && r.Status == mdm.Acknowledged {
 			if err := s.storeInventory(ctx, id, raw, now); err != nil {
 				s.log.Warn("inventory not stored", "enrollment_id", id, "err", err)
