@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -19,6 +20,11 @@ type Signer struct {
 	Raw  []byte
 	Sum  [sha256.Size]byte
 	cert *x509.Certificate
+
+	// bound is BoundUDID(Raw) when boundKnown: VerifySigner sets it from
+	// its cache.
+	bound      string
+	boundKnown bool
 }
 
 // SignerOf wraps a parsed certificate.
@@ -39,6 +45,27 @@ func (s *Signer) Certificate() (*x509.Certificate, error) {
 		s.cert = c
 	}
 	return s.cert, nil
+}
+
+// BoundUDID is BoundUDID(s.Raw), without parsing the certificate when
+// VerifySigner answered from its cache or it is parsed already.
+func (s *Signer) BoundUDID() (string, error) {
+	switch {
+	case s.boundKnown:
+		return s.bound, nil
+	case s.cert != nil:
+		return boundUDIDOfParsed(s.cert), nil
+	}
+	return BoundUDID(s.Raw)
+}
+
+// boundUDIDOfParsed is BoundUDID(cert.Raw) for a certificate parsed from
+// cert.Raw.
+func boundUDIDOfParsed(cert *x509.Certificate) string {
+	if !bytes.Contains(cert.Raw, boundUDIDMarker) {
+		return ""
+	}
+	return BoundUDIDOf(cert)
 }
 
 // NotAfter returns when the certificate expires. Call it on a Signer that
@@ -101,7 +128,8 @@ func (a *Authority) VerifySigner(s *Signer, now time.Time) error {
 	if s == nil {
 		return fmt.Errorf("%w: no certificate", ErrUntrusted)
 	}
-	if a.cache.hit(s.Sum, now) {
+	if w, ok := a.cache.lookup(s.Sum, now); ok {
+		s.bound, s.boundKnown = w.bound, true
 		return nil
 	}
 	cert, err := s.Certificate()

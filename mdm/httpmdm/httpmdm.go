@@ -193,7 +193,7 @@ func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, *cer
 	}
 	// An identity issued for Automated Device Enrollment names the one
 	// UDID it may enroll (certs.IssueBoundIdentity).
-	bound, err := certs.BoundUDID(signer.Raw)
+	bound, err := signer.BoundUDID()
 	if err != nil {
 		return service.Identity{}, nil, err
 	}
