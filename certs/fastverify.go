@@ -29,6 +29,9 @@ import (
 
 var errFastPathDeclined = errors.New("fast path declined")
 
+// setTag is the DER tag of a universal SET.
+var setTag = [1]byte{0x31}
+
 // The OIDs the fast path knows, as the contents of their DER encoding:
 // compared in place, an OID costs no allocation (decoding one allocates a
 // slice).
@@ -234,17 +237,18 @@ func fastVerifyDetached(der, body []byte) (*Signer, error) {
 	}
 	hh := h.New()
 	hh.Write(body)
-	if subtle.ConstantTimeCompare(hh.Sum(nil), messageDigest) != 1 {
+	sum := hh.Sum(nil)
+	if subtle.ConstantTimeCompare(sum, messageDigest) != 1 {
 		return nil, errFastPathDeclined
 	}
 
 	// The signature covers the DER of the attributes as a SET: the same
-	// bytes with the [0] IMPLICIT tag replaced by the universal SET tag.
-	signed := bytes.Clone(signedAttrsFull)
-	signed[0] = 0x31
+	// bytes with the [0] IMPLICIT tag replaced by the universal SET tag,
+	// hashed as that tag and then the rest (the DER is not copied).
 	hh.Reset()
-	hh.Write(signed)
-	digest := hh.Sum(nil)
+	hh.Write(setTag[:])
+	hh.Write(signedAttrsFull[1:])
+	digest := hh.Sum(sum[:0])
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		if rsa.VerifyPKCS1v15(pub, h, digest, signature) != nil {

@@ -151,7 +151,7 @@ func (a *Authority) trustWindow(cert *x509.Certificate) window {
 	if a.ca.NotAfter.Before(na) {
 		na = a.ca.NotAfter
 	}
-	return window{notBefore: nb, notAfter: na}
+	return window{notBefore: nb, notAfter: na, bound: boundUDIDOfParsed(cert)}
 }
 
 // VerifyChain checks that cert chains to one of roots at now, allows
@@ -189,8 +189,13 @@ func HashCert(cert *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// window is the time range during which a cached verification holds.
-type window struct{ notBefore, notAfter time.Time }
+// window is the time range during which a cached verification holds,
+// with the certificate's bound UDID (BoundUDID), so that a cached signer
+// need not be parsed for it.
+type window struct {
+	notBefore, notAfter time.Time
+	bound               string
+}
 
 // verifyCache remembers successful verifications. It is bounded; when full
 // an arbitrary entry is evicted.
@@ -205,22 +210,28 @@ func newVerifyCache(size int) *verifyCache {
 }
 
 func (c *verifyCache) hit(key [sha256.Size]byte, now time.Time) bool {
+	_, ok := c.lookup(key, now)
+	return ok
+}
+
+// lookup returns the cached window of key when it holds at now.
+func (c *verifyCache) lookup(key [sha256.Size]byte, now time.Time) (window, bool) {
 	if c.max == 0 {
-		return false
+		return window{}, false
 	}
 	c.mu.RLock()
 	w, ok := c.m[key]
 	c.mu.RUnlock()
 	if !ok {
-		return false
+		return window{}, false
 	}
 	if now.Before(w.notBefore) || now.After(w.notAfter) {
 		c.mu.Lock()
 		delete(c.m, key)
 		c.mu.Unlock()
-		return false
+		return window{}, false
 	}
-	return true
+	return w, true
 }
 
 func (c *verifyCache) add(key [sha256.Size]byte, w window) {

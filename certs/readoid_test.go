@@ -47,3 +47,22 @@ func FuzzReadOID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIsSignedDataOID: the in-place check says SignedData only when
+// encoding/asn1 decodes the same bytes to the SignedData OID, so
+// peekContentType answers as it does without the check.
+func FuzzIsSignedDataOID(f *testing.F) {
+	f.Add(append([]byte{0x06, byte(len(oidSignedData))}, oidSignedData...))
+	f.Add(append([]byte{0x06, byte(len(oidData))}, oidData...))
+	f.Add(append([]byte{0x06, 0x81, byte(len(oidSignedData))}, oidSignedData...))
+	f.Add([]byte{0x06, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !isSignedDataOID(b) {
+			return
+		}
+		oid, err := decodeOID(b)
+		if err != nil || !oid.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}) {
+			t.Fatalf("% x: in place SignedData, encoding/asn1 %v, %v", b, oid, err)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/asn1"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // ErrBadSignature is wrapped by every error VerifyMdmSignature returns.
@@ -153,8 +156,23 @@ func peekContentType(der []byte) (asn1.ObjectIdentifier, error) {
 	if i >= len(der) {
 		return nil, errors.New("truncated")
 	}
+	if isSignedDataOID(der[i:]) {
+		return pkcs7.OIDSignedData, nil
+	}
+	return decodeOID(der[i:])
+}
+
+// isSignedDataOID reports whether b starts with the DER OID of SignedData,
+// compared in place: decoding an OID allocates, and it is on every request.
+func isSignedDataOID(b []byte) bool {
+	in, v := cryptobyte.String(b), cryptobyte.String(nil)
+	return in.ReadASN1(&v, cbasn1.OBJECT_IDENTIFIER) && bytes.Equal(v, oidSignedData)
+}
+
+// decodeOID decodes the OBJECT IDENTIFIER b starts with.
+func decodeOID(b []byte) (asn1.ObjectIdentifier, error) {
 	var oid asn1.ObjectIdentifier
-	if _, err := asn1.Unmarshal(der[i:], &oid); err != nil {
+	if _, err := asn1.Unmarshal(b, &oid); err != nil {
 		return nil, errors.New("does not start with a content type OID")
 	}
 	return oid, nil

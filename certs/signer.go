@@ -1,11 +1,15 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Signer is the certificate a device request presented, as its DER and
@@ -16,6 +20,11 @@ type Signer struct {
 	Raw  []byte
 	Sum  [sha256.Size]byte
 	cert *x509.Certificate
+
+	// bound is BoundUDID(Raw) when boundKnown: VerifySigner sets it from
+	// its cache.
+	bound      string
+	boundKnown bool
 }
 
 // SignerOf wraps a parsed certificate.
@@ -38,6 +47,76 @@ func (s *Signer) Certificate() (*x509.Certificate, error) {
 	return s.cert, nil
 }
 
+// BoundUDID is BoundUDID(s.Raw), without parsing the certificate when
+// VerifySigner answered from its cache or it is parsed already.
+func (s *Signer) BoundUDID() (string, error) {
+	switch {
+	case s.boundKnown:
+		return s.bound, nil
+	case s.cert != nil:
+		return boundUDIDOfParsed(s.cert), nil
+	}
+	return BoundUDID(s.Raw)
+}
+
+// boundUDIDOfParsed is BoundUDID(cert.Raw) for a certificate parsed from
+// cert.Raw.
+func boundUDIDOfParsed(cert *x509.Certificate) string {
+	if !bytes.Contains(cert.Raw, boundUDIDMarker) {
+		return ""
+	}
+	return BoundUDIDOf(cert)
+}
+
+// NotAfter returns when the certificate expires. Call it on a Signer that
+// VerifySigner accepted: a certificate it did not parse (its chain check
+// was cached) is byte for byte one that parsed before, so only the
+// validity is read from the DER; anything that reading declines is parsed
+// in full.
+func (s *Signer) NotAfter() (time.Time, error) {
+	if s.cert == nil {
+		if t, ok := notAfterOf(s.Raw); ok {
+			return t, nil
+		}
+	}
+	cert, err := s.Certificate()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return cert.NotAfter, nil
+}
+
+// notAfterOf reads a DER certificate's notAfter as crypto/x509 does
+// (UTCTime or GeneralizedTime), without parsing the rest.
+func notAfterOf(raw []byte) (time.Time, bool) {
+	in := cryptobyte.String(raw)
+	var cert, tbs, validity cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !in.Empty() ||
+		!cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) || // version
+		!tbs.SkipASN1(cbasn1.INTEGER) || // serial number
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // signature algorithm
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || // issuer
+		!tbs.ReadASN1(&validity, cbasn1.SEQUENCE) {
+		return time.Time{}, false
+	}
+	var notBefore, notAfter time.Time
+	if !readX509Time(&validity, &notBefore) || !readX509Time(&validity, &notAfter) || !validity.Empty() {
+		return time.Time{}, false
+	}
+	return notAfter, true
+}
+
+func readX509Time(s *cryptobyte.String, t *time.Time) bool {
+	switch {
+	case s.PeekASN1Tag(cbasn1.UTCTime):
+		return s.ReadASN1UTCTime(t)
+	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
+		return s.ReadASN1GeneralizedTime(t)
+	}
+	return false
+}
+
 // Hash is hex(Sum), the key that binds an identity certificate to an
 // enrollment (HashCert of the certificate).
 func (s *Signer) Hash() string { return hex.EncodeToString(s.Sum[:]) }
@@ -49,7 +128,8 @@ func (a *Authority) VerifySigner(s *Signer, now time.Time) error {
 	if s == nil {
 		return fmt.Errorf("%w: no certificate", ErrUntrusted)
 	}
-	if a.cache.hit(s.Sum, now) {
+	if w, ok := a.cache.lookup(s.Sum, now); ok {
+		s.bound, s.boundKnown = w.bound, true
 		return nil
 	}
 	cert, err := s.Certificate()

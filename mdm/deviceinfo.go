@@ -72,6 +72,17 @@ func (inv *Inventory) Merge(old Inventory) Inventory {
 	return out
 }
 
+// inventoryBits maps each data field's name (the plist key the library
+// matches it by) to its bit in InventoryKeys.
+var inventoryBits = func() map[string]int {
+	t := reflect.TypeFor[Inventory]()
+	m := make(map[string]int, len(inventoryFields))
+	for bit, i := range inventoryFields {
+		m[t.Field(i).Name] = bit
+	}
+	return m
+}()
+
 // inventoryWire is Inventory with a pointer per field, built once by
 // reflection: decoding into it tells which keys the answer carried in the
 // same pass (a plain struct cannot tell a missing IsSupervised from false).
@@ -88,6 +99,15 @@ var inventoryWire = func() reflect.Type {
 // DecodeDeviceInformation extracts the inventory from an acknowledged
 // DeviceInformation report body, with Reported set to the keys present.
 func DecodeDeviceInformation(body []byte) (*Inventory, error) {
+	if inv, ok := fastDeviceInformation(body); ok {
+		return inv, nil
+	}
+	return libraryDeviceInformation(body)
+}
+
+// libraryDeviceInformation is DecodeDeviceInformation through the plist
+// library, for what the fast path declines.
+func libraryDeviceInformation(body []byte) (*Inventory, error) {
 	w := reflect.New(inventoryWire)
 	if err := decodeXMLPlist("DeviceInformation response", body, w.Interface()); err != nil {
 		return nil, err

@@ -1,6 +1,10 @@
 package mdm
 
-import "testing"
+import (
+	"fmt"
+	"reflect"
+	"testing"
+)
 
 func TestInventoryMerge(t *testing.T) {
 	old := Inventory{OSVersion: "14.6", BuildVersion: "23G80", SerialNumber: "SER1", IsSupervised: true, IsAppleSilicon: true}
@@ -79,4 +83,82 @@ func BenchmarkDecodeDeviceInformation(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestFastDeviceInformationAgrees: Mac answers take the fast path and
+// decode as the library decodes them; forms the fast path does not know
+// decline and still get the library's verdict.
+func TestFastDeviceInformationAgrees(t *testing.T) {
+	head := appleHead + "<key>CommandUUID</key><string>c</string><key>Status</key><string>Acknowledged</string><key>UDID</key><string>U</string>"
+	accepted := map[string][]byte{
+		"full":    fullDeviceInformation,
+		"minimal": readTestdata(t, "DeviceInformation.Acknowledged.minimal.macos.plist"),
+		"empty":   []byte(head + "<key>QueryResponses</key><dict></dict>" + appleTail),
+		"absent":  []byte(head + appleTail),
+		"false and repeated": []byte(head + "<key>QueryResponses</key><dict><key>IsSupervised</key><false/>" +
+			"<key>OSVersion</key><string>14.0</string><key>OSVersion</key><string>14.1</string>" +
+			"<key>DeviceCapacity</key><real> 1e3 </real><key>Reported</key><string>x</string></dict>" + appleTail),
+	}
+	for name, body := range accepted {
+		fast, ok := fastDeviceInformation(body)
+		if !ok {
+			t.Errorf("%s: fast path declined", name)
+			continue
+		}
+		lib, err := libraryDeviceInformation(body)
+		if err != nil || *fast != *lib {
+			t.Errorf("%s: fast = %+v, library = %+v, %v", name, *fast, lib, err)
+		}
+	}
+	declined := map[string]string{
+		"integer capacity":         "<key>QueryResponses</key><dict><key>DeviceCapacity</key><integer>1</integer></dict>",
+		"string bool":              "<key>QueryResponses</key><dict><key>IsSupervised</key><string>yes</string></dict>",
+		"real version":             "<key>QueryResponses</key><dict><key>OSVersion</key><real>14</real></dict>",
+		"responses not a dict":     "<key>QueryResponses</key><string>x</string>",
+		"repeated responses":       "<key>QueryResponses</key><dict></dict><key>QueryResponses</key><dict></dict>",
+		"bad value of unknown key": "<key>QueryResponses</key><dict><key>X</key><integer>x</integer></dict>",
+	}
+	for name, v := range declined {
+		if inv, ok := fastDeviceInformation([]byte(head + v + appleTail)); ok {
+			t.Errorf("%s: fast path accepted: %+v", name, *inv)
+		}
+	}
+}
+
+// TestFastDeviceInformationKnowsEveryField: the fast path sets every data
+// field of Inventory, so a field added later cannot be silently dropped.
+func TestFastDeviceInformationKnowsEveryField(t *testing.T) {
+	rt := reflect.TypeFor[Inventory]()
+	for bit, i := range inventoryFields {
+		name := rt.Field(i).Name
+		var inv Inventory
+		if inv.field([]byte(name)) == nil {
+			t.Errorf("%s: no fast path field", name)
+		}
+		if inventoryBits[name] != bit {
+			t.Errorf("%s: bit %d, want %d", name, inventoryBits[name], bit)
+		}
+	}
+}
+
+// FuzzFastDeviceInformationAgrees: whenever the fast path accepts a body,
+// the library decodes it to the same Inventory.
+func FuzzFastDeviceInformationAgrees(f *testing.F) {
+	f.Add(fullDeviceInformation)
+	f.Add(readTestdata(f, "DeviceInformation.Acknowledged.minimal.macos.plist"))
+	f.Add([]byte(appleHead + "<key>QueryResponses</key><dict><key>IsSupervised</key><false/><key>DeviceCapacity</key><real>NaN</real></dict>" + appleTail))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := fastDeviceInformation(body)
+		if !ok {
+			return
+		}
+		lib, err := libraryDeviceInformation(body)
+		if err != nil {
+			t.Fatalf("fast path accepted what the library refuses (%v)", err)
+		}
+		// Compared as text: a NaN capacity is not equal to itself.
+		if have, want := fmt.Sprintf("%+v", *fast), fmt.Sprintf("%+v", *lib); have != want {
+			t.Fatalf("fast path = %s, library = %s", have, want)
+		}
+	})
 }

@@ -98,15 +98,19 @@ func fastPlistDict(body []byte, set func(key []byte, v fastValue) bool) bool {
 // fastDictEntries calls set for each entry of a dict's inner bytes (a
 // fastDict value's text).
 func fastDictEntries(inner []byte, set func(key []byte, v fastValue) bool) bool {
-	p := fastParser{b: append(inner[:len(inner):len(inner)], "</dict>"...)}
-	return p.entries("</dict>", set) && len(p.b) == 0
+	p := fastParser{b: inner}
+	return p.entries("", set)
 }
 
-// entries reads key and value pairs up to and including closing.
+// entries reads key and value pairs up to and including closing, or to
+// the end of the input when closing is empty.
 func (p *fastParser) entries(closing string, set func(key []byte, v fastValue) bool) bool {
 	for {
 		p.space()
-		if p.lit([]byte(closing)) {
+		if closing == "" && len(p.b) == 0 {
+			return true
+		}
+		if closing != "" && p.lit([]byte(closing)) {
 			return true
 		}
 		key, ok := p.element("key")
@@ -303,10 +307,29 @@ func fastReport(body []byte) (*Report, bool) {
 		if v.kind != fastString {
 			return false
 		}
-		*f = string(v.text)
+		*f = knownString(v.text)
 		return true
 	})
 	return r, ok
+}
+
+// knownStrings are the values of the enumerated fields a device sends on
+// every request (Status, MessageType).
+var knownStrings = []string{
+	string(Idle), string(Acknowledged), string(Error), string(NotNow), string(CommandFormatError),
+	string(Authenticate), string(TokenUpdate), string(DeclarativeManagement), string(CheckOut),
+	string(UserAuthenticate), string(SetBootstrapToken), string(GetBootstrapToken),
+}
+
+// knownString is string(b), without an allocation when b is one of
+// knownStrings.
+func knownString(b []byte) string {
+	for _, k := range knownStrings {
+		if string(b) == k {
+			return k
+		}
+	}
+	return string(b)
 }
 
 // stringField returns the string field of r named key, as the library
@@ -349,7 +372,7 @@ func fastCheckin(body []byte) (*CheckinMessage, bool) {
 			if v.kind != fastString {
 				return false
 			}
-			*f = string(v.text)
+			*f = knownString(v.text)
 			return true
 		}
 		if f := m.bytesField(key); f != nil {
@@ -457,4 +480,99 @@ func fastCommand(body []byte) (commandEnvelope, bool) {
 		return true
 	})
 	return env, ok
+}
+
+// fastDeviceInformation decodes the inventory of a DeviceInformation
+// answer in the canonical form, as DecodeDeviceInformation does through
+// the library.
+func fastDeviceInformation(body []byte) (*Inventory, bool) {
+	inv := new(Inventory)
+	seen := false
+	ok := fastPlistDict(body, func(key []byte, v fastValue) bool {
+		if string(key) != "QueryResponses" {
+			return true
+		}
+		// The library keeps only the last of repeated keys.
+		if v.kind != fastDict || seen {
+			return false
+		}
+		seen = true
+		return fastDictEntries(v.text, inv.setFast)
+	})
+	if !ok {
+		return nil, false
+	}
+	if inv.Reported == 0 {
+		inv.Reported = noInventoryKeys
+	}
+	return inv, true
+}
+
+// setFast sets the field named key from v and marks it reported. Keys
+// Inventory lacks are ignored; a value of another type declines.
+func (inv *Inventory) setFast(key []byte, v fastValue) bool {
+	bit, ok := inventoryBits[string(key)]
+	if !ok {
+		return true
+	}
+	switch f := inv.field(key).(type) {
+	case *string:
+		if v.kind != fastString {
+			return false
+		}
+		*f = string(v.text)
+	case *bool:
+		if v.kind != fastTrue && v.kind != fastFalse {
+			return false
+		}
+		*f = v.kind == fastTrue
+	case *float64:
+		if v.kind != fastReal {
+			return false
+		}
+		x, err := strconv.ParseFloat(strings.TrimSpace(string(v.text)), 64)
+		if err != nil {
+			return false
+		}
+		*f = x
+	default:
+		return false
+	}
+	inv.Reported |= 1 << bit
+	return true
+}
+
+// field returns a pointer to the data field of inv named key, or nil.
+func (inv *Inventory) field(key []byte) any {
+	switch string(key) {
+	case "OSVersion":
+		return &inv.OSVersion
+	case "BuildVersion":
+		return &inv.BuildVersion
+	case "SupplementalBuildVersion":
+		return &inv.SupplementalBuildVersion
+	case "SupplementalOSVersionExtra":
+		return &inv.SupplementalOSVersionExtra
+	case "ProductName":
+		return &inv.ProductName
+	case "Model":
+		return &inv.Model
+	case "ModelName":
+		return &inv.ModelName
+	case "DeviceName":
+		return &inv.DeviceName
+	case "SerialNumber":
+		return &inv.SerialNumber
+	case "IsSupervised":
+		return &inv.IsSupervised
+	case "IsAppleSilicon":
+		return &inv.IsAppleSilicon
+	case "AvailableDeviceCapacity":
+		return &inv.AvailableDeviceCapacity
+	case "DeviceCapacity":
+		return &inv.DeviceCapacity
+	case "SoftwareUpdateDeviceID":
+		return &inv.SoftwareUpdateDeviceID
+	}
+	return nil
 }

@@ -357,3 +357,23 @@ func forEachPlistField(rt reflect.Type, fn func(name string, f reflect.StructFie
 		fn(name, f)
 	}
 }
+
+// TestKnownString: every known value decodes to itself without an
+// allocation, and anything else is copied.
+func TestKnownString(t *testing.T) {
+	for _, k := range knownStrings {
+		b := []byte(k)
+		if have := knownString(b); have != k {
+			t.Errorf("knownString(%q) = %q", k, have)
+		}
+		if n := testing.AllocsPerRun(10, func() { knownString(b) }); n != 0 {
+			t.Errorf("knownString(%q): %v allocations", k, n)
+		}
+	}
+	b := []byte("Idl")
+	s := knownString(b)
+	b[0] = 'X'
+	if s != "Idl" {
+		t.Errorf("knownString of an unknown value shares its bytes: %q", s)
+	}
+}

@@ -10,7 +10,13 @@ var sealedPrefix = []byte("sundial-sealed:")
 
 // SealedRaw is the stored form of a command body sealed as `sealed`.
 func SealedRaw(sealed []byte) []byte {
-	return append(bytes.Clone(sealedPrefix), sealed...)
+	return append(SealedRawPrefix(len(sealed)), sealed...)
+}
+
+// SealedRawPrefix returns the start of a stored sealed body with room for
+// n more bytes: append the sealed bytes to it to get SealedRaw's result.
+func SealedRawPrefix(n int) []byte {
+	return append(make([]byte, 0, len(sealedPrefix)+n), sealedPrefix...)
 }
 
 // SealedPart returns the sealed bytes of a stored command body, and false

@@ -3,6 +3,7 @@ package seal
 import (
 	"crypto/rand"
 	"errors"
+	"slices"
 )
 
 // versionBound marks a value sealed with associated data (SealFor): the
@@ -13,12 +14,22 @@ const versionBound byte = 2
 
 // SealFor encrypts plaintext bound to ad: version byte, nonce, ciphertext.
 func (s *Sealer) SealFor(plaintext, ad []byte) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
+	return s.AppendSealFor(nil, plaintext, ad)
+}
+
+// AppendSealFor appends what SealFor returns to dst, growing it once, so a
+// caller that stores the value behind a prefix does not copy it again.
+func (s *Sealer) AppendSealFor(dst, plaintext, ad []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	dst = slices.Grow(dst, 1+n+len(plaintext)+s.aead.Overhead())
+	dst = append(dst, versionBound)
+	start := len(dst)
+	dst = dst[:start+n]
+	nonce := dst[start:]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	out := append([]byte{versionBound}, nonce...)
-	return s.aead.Seal(out, nonce, plaintext, boundAD(ad)), nil
+	return s.aead.Seal(dst, nonce, plaintext, boundAD(ad)), nil
 }
 
 // OpenFor decrypts what SealFor produced with the same ad. A value sealed

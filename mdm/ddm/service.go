@@ -171,7 +171,9 @@ func (s *Service) Declarative(ctx context.Context, id, endpoint string, data []b
 		if ident == IDEnforcement && rec.Enforcement != nil && rec.Enforcement.FetchedAt.IsZero() {
 			s.noteFetched(ctx, id)
 		}
-		s.log.DebugContext(ctx, "declaration served", "enrollment_id", id, "declaration", ident)
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.DebugContext(ctx, "declaration served", "enrollment_id", id, "declaration", ident)
+		}
 		return json.Marshal(d)
 	default:
 		return nil, fmt.Errorf("%w: unknown declarative management endpoint %q", service.ErrNotFound, truncate(endpoint))
@@ -253,21 +255,25 @@ func (s *Service) status(ctx context.Context, id string, data []byte) error {
 		}
 		return fmt.Errorf("store status report: %w", err)
 	}
-	log := s.log.With("enrollment_id", id)
-	log.DebugContext(ctx, "status report stored", "full", rep.FullReport, "items", len(rep.Items))
+	// The enrollment is an argument of each record rather than Logger.With,
+	// which would format it for every report, most of which log nothing.
+	log := s.log
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.DebugContext(ctx, "status report stored", "enrollment_id", id, "full", rep.FullReport, "items", len(rep.Items))
+	}
 	if dropped > 0 {
-		log.WarnContext(ctx, "status items dropped: the device's status record is over its bounds", "dropped", dropped)
+		log.WarnContext(ctx, "status items dropped: the device's status record is over its bounds", "enrollment_id", id, "dropped", dropped)
 	}
 	if u.State != prevState {
 		switch u.State {
 		case StateFailed:
-			log.WarnContext(ctx, "enforcement declaration refused by the device", "reasons", reasonCodes(u.Reasons))
+			log.WarnContext(ctx, "enforcement declaration refused by the device", "enrollment_id", id, "reasons", reasonCodes(u.Reasons))
 		case StateConfirmed:
-			log.InfoContext(ctx, "enforcement declaration confirmed", "target", u.Enforcement.Payload.TargetOSVersion)
+			log.InfoContext(ctx, "enforcement declaration confirmed", "enrollment_id", id, "target", u.Enforcement.Payload.TargetOSVersion)
 		}
 	}
 	if u.InstallFailed {
-		log.WarnContext(ctx, "software update failed", "install_state", u.Current.InstallState,
+		log.WarnContext(ctx, "software update failed", "enrollment_id", id, "install_state", u.Current.InstallState,
 			"failure_reason", u.Current.FailureReason.Reason, "failures", u.Current.FailureReason.Count)
 	}
 	for _, o := range s.observers {

@@ -125,14 +125,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, checkin bool) {
 			return
 		}
 		if msg.MessageType == mdm.Authenticate {
-			// The binding records when the certificate expires (parsed
-			// here only: VerifySigner may have answered from its cache).
-			cert, err := signer.Certificate()
+			// The binding records when the certificate expires.
+			notAfter, err := signer.NotAfter()
 			if err != nil {
 				h.fail(w, r, http.StatusUnauthorized, "device identity refused", err)
 				return
 			}
-			who.NotAfter = cert.NotAfter
+			who.NotAfter = notAfter
 		}
 		resp, err := h.svc.Checkin(ctx, who, msg)
 		if err != nil {
@@ -194,7 +193,7 @@ func (h *Handler) identify(r *http.Request, body []byte) (service.Identity, *cer
 	}
 	// An identity issued for Automated Device Enrollment names the one
 	// UDID it may enroll (certs.IssueBoundIdentity).
-	bound, err := certs.BoundUDID(signer.Raw)
+	bound, err := signer.BoundUDID()
 	if err != nil {
 		return service.Identity{}, nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -40,7 +39,7 @@ func WithRebindWindow(d time.Duration) Option { return func(s *Service) { s.rebi
 // successful bind, or ErrUnauthorized (after recording the refusal) when
 // the enrollment's certificate is valid, in use and nothing proves the new
 // one belongs to the same Mac: that is an enrollment hijack attempt.
-func (s *Service) rebindCheck(ctx context.Context, id string, who Identity, now time.Time, log *slog.Logger) (*mdm.EnrollmentEvent, bool, error) {
+func (s *Service) rebindCheck(ctx context.Context, id string, who Identity, now time.Time, log checkinLog) (*mdm.EnrollmentEvent, bool, error) {
 	prev, err := s.store.Device(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return &mdm.EnrollmentEvent{Kind: mdm.EventBound, At: now, NewCert: who.CertHash}, false, nil

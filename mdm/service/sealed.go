@@ -19,14 +19,35 @@ func commandAD(uuid string) []byte { return []byte("command:" + uuid) }
 // API, nor a backup, nor an export shows it, and is opened only to be sent
 // to the device.
 func (s *Service) EnqueueSealed(ctx context.Context, ids []string, cmd *mdm.Command) error {
-	sealed, err := s.sealer.SealFor(cmd.Raw, commandAD(cmd.UUID))
+	var raw []byte
+	var err error
+	if as, ok := s.sealer.(appendSealer); ok {
+		raw, err = as.AppendSealFor(mdm.SealedRawPrefix(sealOverhead+len(cmd.Raw)), cmd.Raw, commandAD(cmd.UUID))
+	} else {
+		var sealed []byte
+		if sealed, err = s.sealer.SealFor(cmd.Raw, commandAD(cmd.UUID)); err == nil {
+			raw = mdm.SealedRaw(sealed)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("seal command %s: %w", cmd.UUID, err)
 	}
 	stored := *cmd
-	stored.Raw = mdm.SealedRaw(sealed)
+	stored.Raw = raw
 	return s.Enqueue(ctx, ids, &stored)
 }
+
+// appendSealer is a Sealer that can append the sealed value to the stored
+// body's prefix, which saves copying a command body (an agent settings
+// profile, some KB) once more per enrolment.
+type appendSealer interface {
+	AppendSealFor(dst, plaintext, ad []byte) ([]byte, error)
+}
+
+// sealOverhead is room for a sealed value's header and tag (AES-GCM: a
+// version byte, a 12-byte nonce, a 16-byte tag); a sealer that needs more
+// grows the buffer itself.
+const sealOverhead = 1 + 12 + 16
 
 // unseal opens the body of a sealed command about to be sent.
 func (s *Service) unseal(cmd *mdm.Command) (*mdm.Command, error) {

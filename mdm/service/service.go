@@ -185,7 +185,7 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 		return nil, err
 	}
 	now := s.clock.Now()
-	log := s.log.With("enrollment_id", id, "request_type", string(msg.MessageType))
+	log := checkinLog{l: s.log, id: id, typ: msg.MessageType}
 	if msg.MessageType == mdm.Authenticate {
 		if msg.UserChannel() {
 			return nil, fmt.Errorf("%w: Authenticate on the user channel", ErrGone)
@@ -295,6 +295,28 @@ func (s *Service) Checkin(ctx context.Context, who Identity, msg *mdm.CheckinMes
 	return resp, nil
 }
 
+// checkinLog logs for one check-in with its enrollment and message type.
+// Logger.With would format those on every check-in, though most write no
+// record; here they are added only to records the handler will write.
+type checkinLog struct {
+	l   *slog.Logger
+	id  string
+	typ mdm.MessageType
+}
+
+func (c checkinLog) log(level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if !c.l.Enabled(ctx, level) {
+		return
+	}
+	c.l.With("enrollment_id", c.id, "request_type", string(c.typ)).Log(ctx, level, msg, args...)
+}
+
+func (c checkinLog) Debug(msg string, args ...any) { c.log(slog.LevelDebug, msg, args...) }
+func (c checkinLog) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg, args...) }
+func (c checkinLog) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args...) }
+func (c checkinLog) Error(msg string, args ...any) { c.log(slog.LevelError, msg, args...) }
+
 func (s *Service) runHooks(ctx context.Context, id string, msg *mdm.CheckinMessage) {
 	for _, h := range s.hooks {
 		h.Checkin(ctx, id, msg)
@@ -330,8 +352,12 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 		if r.Status == mdm.Error || r.Status == mdm.CommandFormatError {
 			level = slog.LevelWarn
 		}
-		s.log.Log(ctx, level, "command report", "enrollment_id", id, "command_uuid", r.CommandUUID,
-			"request_type", rt, "status", string(r.Status), "error_chain", r.ErrorChain)
+		// Checked first: the arguments would be boxed for every report,
+		// though successes are logged only at Debug.
+		if s.log.Enabled(ctx, level) {
+			s.log.Log(ctx, level, "command report", "enrollment_id", id, "command_uuid", r.CommandUUID,
+				"request_type", rt, "status", string(r.Status), "error_chain", r.ErrorChain)
+		}
 		if rt == "DeviceInformation" && r.Status == mdm.Acknowledged {
 			if err := s.storeInventory(ctx, id, raw, now); err != nil {
 				s.log.Warn("inventory not stored", "enrollment_id", id, "err", err)
