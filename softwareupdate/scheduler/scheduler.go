@@ -76,6 +76,9 @@ type Scheduler struct {
 
 	evMu    sync.Mutex
 	touched map[string]struct{}
+	// awaiting holds the devices without state whose first evaluation
+	// waits for their first inventory, with when it began (FirstInventoryWait).
+	awaiting map[string]time.Time
 	// running is set while Run runs passes here (the leader): only then
 	// is a touched device sure to be evaluated soon.
 	running atomic.Bool
@@ -131,6 +134,14 @@ func WithTick(d time.Duration) Option {
 // Command results and Start Now are evaluated at once, without it.
 const DefaultSettle = 250 * time.Millisecond
 
+// FirstInventoryWait is how long the first evaluation of a Mac without
+// state waits for its first inventory (the DeviceInformation queued at
+// enrolment, whose result touches it again). Evaluated before, its state
+// would be written from the Authenticate facts and rewritten moments
+// later; a Mac without inventory gets no update step, so the wait delays
+// no action. After it the Mac is evaluated with the facts it has.
+const FirstInventoryWait = time.Minute
+
 // New returns a Scheduler. store, devices, cat and clk are required.
 func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opts ...Option) *Scheduler {
 	if store == nil || devices == nil || cat == nil || clk == nil {
@@ -143,6 +154,7 @@ func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opt
 		batch:     DefaultBatchSize,
 		tick:      time.Minute,
 		touched:   map[string]struct{}{},
+		awaiting:  map[string]time.Time{},
 		wake:      make(chan struct{}, 1),
 	}
 	for _, o := range opts {
@@ -459,6 +471,11 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 	s.evMu.Lock()
 	sweep, touched := s.sweep, s.touched
 	s.sweep, s.touched = false, map[string]struct{}{}
+	for id, since := range s.awaiting {
+		if now.Sub(since) >= FirstInventoryWait {
+			touched[id] = struct{}{}
+		}
+	}
 	s.evMu.Unlock()
 
 	requeue := func() {
@@ -522,6 +539,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 			for _, id := range ids[:n] {
 				d, err := s.devices.Device(ctx, id)
 				if errors.Is(err, storage.ErrNotFound) {
+					s.evMu.Lock()
+					delete(s.awaiting, id)
+					s.evMu.Unlock()
 					continue
 				}
 				if err != nil {
@@ -734,6 +754,9 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 			if devs == nil {
 				continue // a due entry without state: nothing to do
 			}
+			if mut == nil && s.awaitInventory(devs[i], now) {
+				continue
+			}
 			st = &State{DeviceID: id}
 		}
 		orig := *st
@@ -768,6 +791,23 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		commits = append(commits, c)
 	}
 	return commits, nil
+}
+
+// awaitInventory reports whether the first evaluation of d (which has no
+// state) waits for its first inventory, noting when the wait began; see
+// FirstInventoryWait.
+func (s *Scheduler) awaitInventory(d *mdm.Device, now time.Time) bool {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	since, ok := s.awaiting[d.ID]
+	if d.InventoryAt.IsZero() && (!ok || now.Sub(since) < FirstInventoryWait) {
+		if !ok {
+			s.awaiting[d.ID] = now
+		}
+		return true
+	}
+	delete(s.awaiting, d.ID)
+	return false
 }
 
 // pathFor chooses the enforcement path of a device.
