@@ -748,6 +748,7 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		return nil, fmt.Errorf("load group membership: %w", err)
 	}
 	var commits []Commit
+	var fresh []State // the chunk's new states, allocated together
 	for i, id := range ids {
 		st := states[i]
 		if st == nil {
@@ -757,7 +758,11 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 			if mut == nil && s.awaitInventory(devs[i], now) {
 				continue
 			}
-			st = &State{DeviceID: id}
+			if len(fresh) == 0 {
+				fresh = make([]State, countNil(states[i:]))
+			}
+			st, fresh = &fresh[0], fresh[1:]
+			st.DeviceID = id
 		}
 		orig := *st
 		if devs != nil {
@@ -782,7 +787,9 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		if err != nil {
 			return nil, fmt.Errorf("device %s: %w", id, err)
 		}
-		c.History = append(hist, c.History...)
+		if len(hist) > 0 {
+			c.History = append(hist, c.History...)
+		}
 		if *st == orig && len(c.Commands) == 0 && len(c.History) == 0 {
 			continue
 		}
@@ -791,6 +798,16 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		commits = append(commits, c)
 	}
 	return commits, nil
+}
+
+func countNil(states []*State) int {
+	n := 0
+	for _, st := range states {
+		if st == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // awaitInventory reports whether the first evaluation of d (which has no
