@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -69,6 +70,7 @@ func TestEnrolmentWritesOnce(t *testing.T) {
 				Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
 				t.Fatal(err)
 			}
+			u.pass() // the policy's sweep
 		}
 		enrolSteps(t, u, "MAC-1")
 		commits, devices := rec.counts()
@@ -212,4 +214,69 @@ func BenchmarkEnrolmentPasses(b *testing.B) {
 	}
 	_, devices := rec.counts()
 	b.ReportMetric(float64(devices)/float64(n), "states/Mac")
+}
+
+// TestRunWakesAfterInventoryWait: Run evaluates a Mac that never answers
+// its first DeviceInformation once FirstInventoryWait is over, without
+// another event or its tick.
+func TestRunWakesAfterInventoryWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+		if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+			Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+			t.Fatal(err)
+		}
+		stop := u.runLoop(ctx)
+		defer stop()
+		synctest.Wait()
+		tok := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "QUIET"}, MessageType: mdm.TokenUpdate, Topic: "t", Token: []byte("token"), PushMagic: "magic"}
+		auth := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "QUIET"}, MessageType: mdm.Authenticate, Topic: "t", OSVersion: "15.1"}
+		if err := u.store.Authenticate(ctx, "QUIET", auth, "cert-QUIET", u.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.store.TokenUpdate(ctx, "QUIET", tok, nil, u.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		u.sched.Checkin(ctx, "QUIET", tok)
+		time.Sleep(2 * scheduler.DefaultSettle)
+		synctest.Wait()
+		if sts, err := u.store.States(ctx, []string{"QUIET"}); err != nil || sts[0] != nil {
+			t.Fatalf("state before the inventory wait is over: %+v %v", sts[0], err)
+		}
+		u.clk.Advance(scheduler.FirstInventoryWait)
+		time.Sleep(scheduler.FirstInventoryWait)
+		synctest.Wait()
+		if st := u.state("QUIET"); st.Phase != softwareupdate.PhasePending {
+			t.Errorf("after the wait: phase %s, want pending", st.Phase)
+		}
+	})
+}
+
+// TestSweepEvaluatesAwaitingMac: a full re-evaluation (a policy change)
+// evaluates every Mac at once, one waiting for its first inventory too.
+func TestSweepEvaluatesAwaitingMac(t *testing.T) {
+	ctx := t.Context()
+	u := newUnit(t, utcAt(2026, 3, 2, 9, 0))
+	scheduler.SetLeader(u.sched, true)
+	auth := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: "QUIET"}, MessageType: mdm.Authenticate, Topic: "t", OSVersion: "15.1"}
+	if err := u.store.Authenticate(ctx, "QUIET", auth, "cert-QUIET", u.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	u.sched.Checkin(ctx, "QUIET", auth)
+	u.pass()
+	if scheduler.Awaiting(u.sched) != 1 {
+		t.Fatalf("%d Macs awaiting their inventory, want 1", scheduler.Awaiting(u.sched))
+	}
+	if _, err := u.mgr.SetPolicy(ctx, "admin", scheduler.DefaultGroupID, softwareupdate.Policy{
+		Mode: softwareupdate.ModeManual, MinimumVersion: "15.2", Date: "2026-03-20", TimeOfDay: "17:00", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	u.pass()
+	if st := u.state("QUIET"); st.Phase != softwareupdate.PhasePending {
+		t.Errorf("after the sweep: phase %s, want pending", st.Phase)
+	}
+	if n := scheduler.Awaiting(u.sched); n != 0 {
+		t.Errorf("%d Macs still awaiting their inventory, want 0", n)
+	}
 }
