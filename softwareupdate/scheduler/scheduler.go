@@ -76,6 +76,9 @@ type Scheduler struct {
 
 	evMu    sync.Mutex
 	touched map[string]struct{}
+	// awaiting holds the devices without state whose first evaluation
+	// waits for their first inventory, with when it began (FirstInventoryWait).
+	awaiting map[string]time.Time
 	// running is set while Run runs passes here (the leader): only then
 	// is a touched device sure to be evaluated soon.
 	running atomic.Bool
@@ -131,6 +134,16 @@ func WithTick(d time.Duration) Option {
 // Command results and Start Now are evaluated at once, without it.
 const DefaultSettle = 250 * time.Millisecond
 
+// FirstInventoryWait is how long the first evaluation of a Mac without
+// state waits for its first inventory (the DeviceInformation queued at
+// enrolment, which a Mac answers in the session right after its
+// TokenUpdate; the result touches it again). Evaluated before, its state
+// would be written from the Authenticate facts and rewritten moments
+// later; a Mac without inventory gets no update step, so the wait delays
+// no action. After it (Run wakes for it) the Mac is evaluated with the
+// facts it has.
+const FirstInventoryWait = 3 * time.Second
+
 // New returns a Scheduler. store, devices, cat and clk are required.
 func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opts ...Option) *Scheduler {
 	if store == nil || devices == nil || cat == nil || clk == nil {
@@ -143,6 +156,7 @@ func New(store Store, devices DeviceReader, cat *catalog.Catalog, clk Clock, opt
 		batch:     DefaultBatchSize,
 		tick:      time.Minute,
 		touched:   map[string]struct{}{},
+		awaiting:  map[string]time.Time{},
 		wake:      make(chan struct{}, 1),
 	}
 	for _, o := range opts {
@@ -407,7 +421,7 @@ func (s *Scheduler) evaluateOne(ctx context.Context, id string, mut mutator) (*S
 	now := s.clock.Now()
 	var out *State
 	for try := 0; ; try++ {
-		commits, err := s.evaluateChunk(ctx, []string{id}, []*mdm.Device{dev}, mut, now)
+		commits, err := s.evaluateChunk(ctx, []string{id}, []*mdm.Device{dev}, mut, false, now)
 		if err != nil {
 			return nil, err
 		}
@@ -459,6 +473,11 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 	s.evMu.Lock()
 	sweep, touched := s.sweep, s.touched
 	s.sweep, s.touched = false, map[string]struct{}{}
+	for id, since := range s.awaiting {
+		if now.Sub(since) >= FirstInventoryWait {
+			touched[id] = struct{}{}
+		}
+	}
 	s.evMu.Unlock()
 
 	requeue := func() {
@@ -522,6 +541,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 			for _, id := range ids[:n] {
 				d, err := s.devices.Device(ctx, id)
 				if errors.Is(err, storage.ErrNotFound) {
+					s.evMu.Lock()
+					delete(s.awaiting, id)
+					s.evMu.Unlock()
 					continue
 				}
 				if err != nil {
@@ -536,7 +558,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Stats, error) {
 				}
 				devs = append(devs, d)
 			}
-			if err := s.runChunk(ctx, nil, devs, now, &st); err != nil {
+			if err := s.runChunk(ctx, nil, devs, !sweep, now, &st); err != nil {
 				requeue()
 				return st, err
 			}
@@ -607,7 +629,7 @@ func (s *Scheduler) pipeline(ctx context.Context, next func() ([]string, []*mdm.
 			}
 			var commits []Commit
 			if err == nil {
-				commits, err = s.evaluateChunk(ctx, ids, devs, nil, now)
+				commits, err = s.evaluateChunk(ctx, ids, devs, nil, false, now)
 			}
 			if p, ok := s.store.(CommitPreparer); ok && err == nil {
 				p.PrepareCommits(commits)
@@ -643,8 +665,9 @@ func (s *Scheduler) pipeline(ctx context.Context, next func() ([]string, []*mdm.
 }
 
 // runChunk evaluates and commits one chunk: ids (stored facts) or devs
-// (fresh device records).
-func (s *Scheduler) runChunk(ctx context.Context, ids []string, devs []*mdm.Device, now time.Time, st *Stats) error {
+// (fresh device records). wait lets devices without state wait for their
+// first inventory (awaitInventory).
+func (s *Scheduler) runChunk(ctx context.Context, ids []string, devs []*mdm.Device, wait bool, now time.Time, st *Stats) error {
 	if devs != nil {
 		ids = make([]string, 0, len(devs))
 		kept := devs[:0:0]
@@ -658,7 +681,7 @@ func (s *Scheduler) runChunk(ctx context.Context, ids []string, devs []*mdm.Devi
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	commits, err := s.evaluateChunk(ctx, ids, devs, nil, now)
+	commits, err := s.evaluateChunk(ctx, ids, devs, nil, wait, now)
 	if err != nil {
 		return err
 	}
@@ -709,9 +732,10 @@ func (s *Scheduler) commit(ctx context.Context, commits []Commit, now time.Time)
 }
 
 // evaluateChunk loads the states of ids and evaluates each; devs (aligned
-// with ids) refreshes facts when given. It returns the commits of states
-// that changed. s.mu must be held.
-func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm.Device, mut mutator, now time.Time) ([]Commit, error) {
+// with ids) refreshes facts when given. With wait, a device without state
+// and without inventory waits for it (awaitInventory) instead. It returns
+// the commits of states that changed. s.mu must be held.
+func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm.Device, mut mutator, wait bool, now time.Time) ([]Commit, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -727,14 +751,25 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 	if err != nil {
 		return nil, fmt.Errorf("load group membership: %w", err)
 	}
+	if devs != nil {
+		s.dropAwaiting(ids, states, !wait)
+	}
 	var commits []Commit
+	var fresh []State // the chunk's new states, allocated together
 	for i, id := range ids {
 		st := states[i]
 		if st == nil {
 			if devs == nil {
 				continue // a due entry without state: nothing to do
 			}
-			st = &State{DeviceID: id}
+			if wait && s.awaitInventory(devs[i], now) {
+				continue
+			}
+			if len(fresh) == 0 {
+				fresh = make([]State, countNil(states[i:]))
+			}
+			st, fresh = &fresh[0], fresh[1:]
+			st.DeviceID = id
 		}
 		orig := *st
 		if devs != nil {
@@ -759,7 +794,9 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		if err != nil {
 			return nil, fmt.Errorf("device %s: %w", id, err)
 		}
-		c.History = append(hist, c.History...)
+		if len(hist) > 0 {
+			c.History = append(hist, c.History...)
+		}
 		if *st == orig && len(c.Commands) == 0 && len(c.History) == 0 {
 			continue
 		}
@@ -768,6 +805,66 @@ func (s *Scheduler) evaluateChunk(ctx context.Context, ids []string, devs []*mdm
 		commits = append(commits, c)
 	}
 	return commits, nil
+}
+
+func countNil(states []*State) int {
+	n := 0
+	for _, st := range states {
+		if st == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// awaitInventory reports whether the first evaluation of d (which has no
+// state) waits for its first inventory, noting when the wait began; see
+// FirstInventoryWait.
+func (s *Scheduler) awaitInventory(d *mdm.Device, now time.Time) bool {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	since, ok := s.awaiting[d.ID]
+	if d.InventoryAt.IsZero() && (!ok || now.Sub(since) < FirstInventoryWait) {
+		if !ok {
+			s.awaiting[d.ID] = now
+		}
+		return true
+	}
+	delete(s.awaiting, d.ID)
+	return false
+}
+
+// dropAwaiting ends the wait for inventory of the devices that have a
+// state (or of all ids): they are evaluated now.
+func (s *Scheduler) dropAwaiting(ids []string, states []*State, all bool) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if len(s.awaiting) == 0 {
+		return
+	}
+	for i, id := range ids {
+		if all || states[i] != nil {
+			delete(s.awaiting, id)
+		}
+	}
+}
+
+// awaitDue reports how long until the first wait for an inventory ends
+// (false: no Mac waits), at least DefaultSettle so that a failing pass
+// cannot make Run spin.
+func (s *Scheduler) awaitDue(now time.Time) (time.Duration, bool) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	var first time.Time
+	for _, since := range s.awaiting {
+		if first.IsZero() || since.Before(first) {
+			first = since
+		}
+	}
+	if first.IsZero() {
+		return 0, false
+	}
+	return max(first.Add(FirstInventoryWait).Sub(now), DefaultSettle), true
 }
 
 // pathFor chooses the enforcement path of a device.
@@ -1012,10 +1109,15 @@ func (s *Scheduler) Run(ctx context.Context) {
 		} else if st.Changed > 0 {
 			s.log.Debug("scheduler pass", "evaluated", st.Evaluated, "changed", st.Changed, "commands", st.Commands)
 		}
+		var awaited <-chan time.Time
+		if d, ok := s.awaitDue(s.clock.Now()); ok {
+			awaited = time.After(d)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-awaited:
 		case <-s.wake:
 			select {
 			case <-ctx.Done():
