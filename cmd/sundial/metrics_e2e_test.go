@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape reads /metrics and returns the value of every series by its
@@ -78,18 +79,28 @@ func TestFleetMetrics(t *testing.T) {
 		t.Errorf("DeviceInformation acknowledged = %v, want at least 1", m[`sundial_commands_reported_total{request_type="DeviceInformation",status="Acknowledged"}`])
 	}
 	// Every command queued, by the service or a scheduler pass, is counted.
+	// A pass may queue a command between the scrape and the listing (a Mac
+	// that never answered its inventory is evaluated a few seconds after
+	// enrolling), so compare until both are read with nothing queued between.
 	var queued, listed float64
-	for name, v := range m {
-		if strings.HasPrefix(name, "sundial_commands_queued_total{") {
-			queued += v
+	count := func() {
+		queued, listed = 0, 0
+		for name, v := range scrape(t, ts) {
+			if strings.HasPrefix(name, "sundial_commands_queued_total{") {
+				queued += v
+			}
+		}
+		for _, mac := range f.macs {
+			cmds, err := ts.admin.Commands(t.Context(), mac.UDID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed += float64(len(cmds))
 		}
 	}
-	for _, mac := range f.macs {
-		cmds, err := ts.admin.Commands(t.Context(), mac.UDID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed += float64(len(cmds))
+	deadline := time.Now().Add(10 * time.Second)
+	for count(); queued != listed && time.Now().Before(deadline); count() {
+		time.Sleep(50 * time.Millisecond)
 	}
 	if queued != listed {
 		t.Errorf("commands queued counted %v, the devices have %v", queued, listed)
