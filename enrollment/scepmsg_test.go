@@ -68,6 +68,23 @@ func sameKeys(keys []crypto.PublicKey, certs []*x509.Certificate) bool {
 	return true
 }
 
+// keysCover reports whether every certificate's key is among keys.
+func keysCover(keys []crypto.PublicKey, certs []*x509.Certificate) bool {
+	for _, c := range certs {
+		found := false
+		for _, k := range keys {
+			if eq, ok := k.(interface{ Equal(crypto.PublicKey) bool }); ok && eq.Equal(c.PublicKey) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 // TestMessageKeys: a DER request is read in place and yields the keys of
 // the certificates pkcs7.Parse yields; BER and garbage are left to pkcs7.Parse; an
 // oversized signer key is refused on both paths.
@@ -135,7 +152,8 @@ func TestSCEPOversizedSignerKey(t *testing.T) {
 }
 
 // FuzzMessageKeys: whenever the in-place reader accepts a message that
-// pkcs7.Parse also accepts, it yields the keys of pkcs7's certificates.
+// pkcs7.Parse also accepts, it has read the key of every certificate
+// pkcs7 yields.
 func FuzzMessageKeys(f *testing.F) {
 	pki := newECDSAPKI(f)
 	device := newSCEPDevice(f, testRSAKey(f, 1))
@@ -155,8 +173,13 @@ func FuzzMessageKeys(f *testing.F) {
 		if err != nil {
 			return // the message is malformed after its certificates: ParsePKIMessage refuses it
 		}
-		if !sameKeys(keys, p7.Certificates) {
-			t.Errorf("in place: %d keys, pkcs7.Parse: %d certificates, or their keys differ", len(keys), len(p7.Certificates))
+		// The size guard must have seen every key pkcs7 will verify with.
+		// The reverse need not hold: fuzzing found a message whose
+		// certificates pkcs7.Parse drops; a key checked in vain only makes
+		// the guard stricter, and without a certificate the signature
+		// check that follows fails.
+		if !keysCover(keys, p7.Certificates) {
+			t.Errorf("in place: %d keys, pkcs7.Parse: %d certificates, some key not among those read in place", len(keys), len(p7.Certificates))
 		}
 	})
 }
