@@ -13,15 +13,20 @@ import (
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 )
 
-// movedNotes returns the history entries that record a calendar move.
-func movedNotes(h []scheduler.Transition) []string {
+// historyReasons returns the reasons of the history entries keep accepts.
+func historyReasons(h []scheduler.Transition, keep func(scheduler.Transition) bool) []string {
 	var out []string
 	for _, x := range h {
-		if x.Kind == scheduler.EventMoved {
+		if keep(x) {
 			out = append(out, x.Reason)
 		}
 	}
 	return out
+}
+
+// movedNotes returns the history entries that record a calendar move.
+func movedNotes(h []scheduler.Transition) []string {
+	return historyReasons(h, func(x scheduler.Transition) bool { return x.Kind == scheduler.EventMoved })
 }
 
 // TestCalendarHolidayOfflineTimeline (issue 23, "a holiday on the deadline

@@ -165,13 +165,9 @@ func (f *graceFleet) enforcement(name string) *ddm.EnforcementState {
 
 // graceNotes returns the history entries about the offline grace.
 func graceNotes(h []scheduler.Transition) []string {
-	var out []string
-	for _, x := range h {
-		if strings.Contains(x.Reason, "offline at its deadline") || strings.Contains(x.Reason, "back after its deadline") {
-			out = append(out, x.Reason)
-		}
-	}
-	return out
+	return historyReasons(h, func(x scheduler.Transition) bool {
+		return strings.Contains(x.Reason, "offline at its deadline") || strings.Contains(x.Reason, "back after its deadline")
+	})
 }
 
 // TestDeclarativeOfflineGraceTimeline (issue 23 item 4, declarative path),

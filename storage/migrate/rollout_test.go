@@ -8,20 +8,12 @@ import (
 	"github.com/sundial-mdm/sundial/mdm/ddm"
 	"github.com/sundial-mdm/sundial/softwareupdate/scheduler"
 	"github.com/sundial-mdm/sundial/storage"
+	"github.com/sundial-mdm/sundial/storage/storagetest"
 )
 
 // rolloutBackend is what the rollout, webhook and reporting features
 // store, read back through both stores' public APIs.
-type rolloutBackend interface {
-	scheduler.PauseStore
-	scheduler.RingStore
-	storage.WebhookOutbox
-	storage.WebhookEndpointStore
-	storage.WebhookOnceStore
-	storage.ComplianceDayStore
-	storage.EvidenceStore
-	storage.ForecastMarkStore
-}
+type rolloutBackend = storagetest.RolloutStores
 
 // far is after every time of the fixture: every delivery is due by then.
 var far = at(24 * 365 * time.Hour)

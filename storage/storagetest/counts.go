@@ -18,6 +18,12 @@ import (
 type CountsStore interface {
 	Counts(ctx context.Context) (record.Counts, error)
 	scheduler.GroupStore
+	RolloutStores
+	ddm.Store
+}
+
+// RolloutStores are the stores of the rollout, webhook and reporting kinds.
+type RolloutStores interface {
 	scheduler.PauseStore
 	scheduler.RingStore
 	storage.WebhookOutbox
@@ -26,7 +32,6 @@ type CountsStore interface {
 	storage.ComplianceDayStore
 	storage.EvidenceStore
 	storage.ForecastMarkStore
-	ddm.Store
 }
 
 // RunCounts checks that a backend counts every kind of record.Kinds, and
