@@ -1,0 +1,48 @@
+package pgsql
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sundial-mdm/sundial/mdm"
+)
+
+// TestReportInventoryRollback: when the inventory of a DeviceInformation
+// answer cannot be merged (the stored one does not decode), the report is
+// not recorded either: the command stays queued and the row is as it was.
+func TestReportInventoryRollback(t *testing.T) {
+	db := newTestDB(t)
+	s := db.open(t)
+	ctx := context.Background()
+	enroll(t, s, "DEV-1")
+	di, err := mdm.NewCommand("DeviceInformation", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, []string{"DEV-1"}, di, t0); err != nil {
+		t.Fatal(err)
+	}
+	db.exec(t, `UPDATE devices SET inventory = '"not an inventory"'::jsonb WHERE id = 'DEV-1'`)
+
+	inv := &mdm.Inventory{OSVersion: "15.2", Reported: 1}
+	if _, _, _, err := s.StoreReportInventoryAndNext(ctx, "DEV-1", report("DEV-1", di.UUID, mdm.Acknowledged), []byte("<plist/>"), inv, t0); err == nil {
+		t.Fatal("StoreReportInventoryAndNext with an undecodable stored inventory: no error")
+	}
+	rec, err := s.Command(ctx, "DEV-1", di.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != mdm.StatusQueued || len(rec.Result) != 0 || len(rec.History) != 1 {
+		t.Errorf("command after the failed report: status %s, result %q, %d history entries; want still queued", rec.Status, rec.Result, len(rec.History))
+	}
+	if pending, err := s.HasPending(ctx, "DEV-1"); err != nil || !pending {
+		t.Errorf("HasPending = %v, %v; want the command still queued", pending, err)
+	}
+	var stored, osv string
+	if err := s.pool.QueryRow(ctx, `SELECT inventory::text, coalesce(os_version, '') FROM devices WHERE id = 'DEV-1'`).Scan(&stored, &osv); err != nil {
+		t.Fatal(err)
+	}
+	if stored != `"not an inventory"` || osv == "15.2" {
+		t.Errorf("device row after the failed report: inventory %s, os_version %q", stored, osv)
+	}
+}
