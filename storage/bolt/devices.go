@@ -277,6 +277,11 @@ func mergeInventory(tx *bbolt.Tx, id string, inv *mdm.Inventory, now time.Time) 
 	if err != nil {
 		return err
 	}
+	return applyInventory(tx, d, inv, now)
+}
+
+// applyInventory is mergeInventory on the record d, read in tx.
+func applyInventory(tx *bbolt.Tx, d *mdm.Device, inv *mdm.Inventory, now time.Time) error {
 	was := invKey(d)
 	d.Inventory = inv.Merge(d.Inventory)
 	d.InventoryAt = now

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -340,11 +339,14 @@ func (s *Store) storeReportAndNext(id string, r *mdm.Report, raw []byte, inv *md
 			return err
 		}
 		if inv != nil && rt == "DeviceInformation" && r.Status == mdm.Acknowledged {
-			switch err := mergeInventory(tx, id, inv, now); {
-			case err == nil:
+			// A device record that is missing or does not decode keeps
+			// the report alone, as a separate inventory write did: the
+			// service then tries the inventory on its own and logs why.
+			if d, err := getDevice(tx, id); err == nil {
+				if err := applyInventory(tx, d, inv, now); err != nil {
+					return err
+				}
 				stored = true
-			case !errors.Is(err, storage.ErrNotFound): // no device record: the report alone
-				return err
 			}
 		}
 		cmd, _, err = next(tx, id, true)

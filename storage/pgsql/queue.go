@@ -278,13 +278,15 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 		}
 
 		b = pgx.Batch{}
-		update := found && reported == "DeviceInformation"
-		if update {
-			merged, js, err := mergeInventory(id, old, inv)
-			if err != nil {
-				return err
+		update := false
+		if found && reported == "DeviceInformation" {
+			// A stored inventory that does not decode keeps the report
+			// alone, as a separate inventory write did: the service then
+			// tries the inventory on its own and logs why.
+			if merged, js, err := mergeInventory(id, old, inv); err == nil {
+				update = true
+				b.Queue(updateInventorySQL, id, js, ts(now), merged.OSVersion, merged.BuildVersion, merged.SerialNumber)
 			}
-			b.Queue(updateInventorySQL, id, js, ts(now), merged.OSVersion, merged.BuildVersion, merged.SerialNumber)
 		}
 		b.Queue(nextFreshSQL, id)
 		br = tx.SendBatch(ctx, &b)

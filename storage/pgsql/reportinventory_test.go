@@ -7,10 +7,11 @@ import (
 	"github.com/sundial-mdm/sundial/mdm"
 )
 
-// TestReportInventoryRollback: when the inventory of a DeviceInformation
-// answer cannot be merged (the stored one does not decode), the report is
-// not recorded either: the command stays queued and the row is as it was.
-func TestReportInventoryRollback(t *testing.T) {
+// TestReportInventoryUndecodableDevice: when the inventory of a
+// DeviceInformation answer cannot be merged (the stored one does not
+// decode), the report is still recorded, so the Mac's queue moves on, and
+// the row's inventory is left as it was.
+func TestReportInventoryUndecodableDevice(t *testing.T) {
 	db := newTestDB(t)
 	s := db.open(t)
 	ctx := context.Background()
@@ -25,24 +26,25 @@ func TestReportInventoryRollback(t *testing.T) {
 	db.exec(t, `UPDATE devices SET inventory = '"not an inventory"'::jsonb WHERE id = 'DEV-1'`)
 
 	inv := &mdm.Inventory{OSVersion: "15.2", Reported: 1}
-	if _, _, _, err := s.StoreReportInventoryAndNext(ctx, "DEV-1", report("DEV-1", di.UUID, mdm.Acknowledged), []byte("<plist/>"), inv, t0); err == nil {
-		t.Fatal("StoreReportInventoryAndNext with an undecodable stored inventory: no error")
+	_, kept, _, err := s.StoreReportInventoryAndNext(ctx, "DEV-1", report("DEV-1", di.UUID, mdm.Acknowledged), []byte("<plist/>"), inv, t0)
+	if err != nil || kept {
+		t.Fatalf("StoreReportInventoryAndNext with an undecodable stored inventory = stored %v, %v; want the report alone", kept, err)
 	}
 	rec, err := s.Command(ctx, "DEV-1", di.UUID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != mdm.StatusQueued || len(rec.Result) != 0 || len(rec.History) != 1 {
-		t.Errorf("command after the failed report: status %s, result %q, %d history entries; want still queued", rec.Status, rec.Result, len(rec.History))
+	if rec.Status != string(mdm.Acknowledged) || string(rec.Result) != "<plist/>" {
+		t.Errorf("command after the report: status %s, result %q; want Acknowledged with the result", rec.Status, rec.Result)
 	}
-	if pending, err := s.HasPending(ctx, "DEV-1"); err != nil || !pending {
-		t.Errorf("HasPending = %v, %v; want the command still queued", pending, err)
+	if pending, err := s.HasPending(ctx, "DEV-1"); err != nil || pending {
+		t.Errorf("HasPending = %v, %v; want the queue empty", pending, err)
 	}
 	var stored, osv string
 	if err := s.pool.QueryRow(ctx, `SELECT inventory::text, coalesce(os_version, '') FROM devices WHERE id = 'DEV-1'`).Scan(&stored, &osv); err != nil {
 		t.Fatal(err)
 	}
 	if stored != `"not an inventory"` || osv == "15.2" {
-		t.Errorf("device row after the failed report: inventory %s, os_version %q", stored, osv)
+		t.Errorf("device row after the report: inventory %s, os_version %q", stored, osv)
 	}
 }
