@@ -74,6 +74,14 @@ type CommandQueue interface {
 	// reportedType is the RequestType of the command the report concerned
 	// ("" when nothing was recorded).
 	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (reportedType string, next *mdm.Command, err error)
+	// StoreReportInventoryAndNext is StoreReportAndNext that also stores
+	// inv (if not nil) when r acknowledges a DeviceInformation command:
+	// merged into the device record as UpdateInventory does, in the same
+	// transaction as the report. inv on a report of another command, or of
+	// an unknown one, changes no device record. invStored reports whether
+	// inv was stored (false also when id's device record is missing or
+	// does not decode; the report is still recorded).
+	StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (reportedType string, invStored bool, next *mdm.Command, err error)
 	// Command returns one command record.
 	Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error)
 	// Commands lists an enrollment's commands in queue order.

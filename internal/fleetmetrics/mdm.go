@@ -79,12 +79,12 @@ func (s *store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMess
 	return first, err
 }
 
-func (s *store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error) {
-	rt, next, err := s.Store.StoreReportAndNext(ctx, id, r, raw, now)
+func (s *store) StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	rt, stored, next, err := s.Store.StoreReportInventoryAndNext(ctx, id, r, raw, inv, now)
 	if err == nil && rt != "" {
 		s.m.reported.WithLabelValues(s.m.reqTypes.label(rt), statusLabel(r.Status)).Inc()
 	}
-	return rt, next, err
+	return rt, stored, next, err
 }
 
 func statusLabel(s mdm.Status) string {

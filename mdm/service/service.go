@@ -5,6 +5,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ type Store interface {
 	storage.EnrollmentGuardStore
 	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
 	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (bool, error)
-	StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error)
+	StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error)
 	Device(ctx context.Context, id string) (*mdm.Device, error)
 	UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error
 	TouchLastSeen(ctx context.Context, seen map[string]time.Time) error
@@ -340,7 +341,17 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 	}
 	now := s.clock.Now()
 	s.touch(id, now)
-	rt, next, err := s.store.StoreReportAndNext(ctx, id, r, raw, now)
+	// An acknowledged body with QueryResponses may answer DeviceInformation:
+	// its inventory is decoded first and stored with the report in one
+	// transaction (the store keeps it only for a DeviceInformation command).
+	var (
+		inv    *mdm.Inventory
+		invErr error
+	)
+	if r.Status == mdm.Acknowledged && bytes.Contains(raw, queryResponses) {
+		inv, invErr = mdm.DecodeDeviceInformation(raw)
+	}
+	rt, invStored, next, err := s.store.StoreReportInventoryAndNext(ctx, id, r, raw, inv, now)
 	if err != nil {
 		return nil, fmt.Errorf("store report: %w", err)
 	}
@@ -359,8 +370,17 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 				"request_type", rt, "status", string(r.Status), "error_chain", r.ErrorChain)
 		}
 		if rt == "DeviceInformation" && r.Status == mdm.Acknowledged {
-			if err := s.storeInventory(ctx, id, raw, now); err != nil {
-				s.log.Warn("inventory not stored", "enrollment_id", id, "err", err)
+			switch {
+			case invStored:
+				s.log.Info("inventory updated", "enrollment_id", id, "os_version", inv.OSVersion, "build", inv.BuildVersion)
+			case invErr != nil:
+				s.log.Warn("inventory not stored", "enrollment_id", id, "err", invErr)
+			default:
+				// Not decoded (no QueryResponses) or not kept (no device
+				// record): the separate write says why.
+				if err := s.storeInventory(ctx, id, raw, now); err != nil {
+					s.log.Warn("inventory not stored", "enrollment_id", id, "err", err)
+				}
 			}
 		}
 		for _, h := range s.results[rt] {
@@ -372,6 +392,12 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 	return next, nil
 }
 
+// queryResponses is the key of a DeviceInformation answer's inventory.
+var queryResponses = []byte("QueryResponses")
+
+// storeInventory decodes and stores an inventory in its own transaction,
+// for a DeviceInformation answer that StoreReportInventoryAndNext did not
+// store.
 func (s *Service) storeInventory(ctx context.Context, id string, raw []byte, now time.Time) error {
 	inv, err := mdm.DecodeDeviceInformation(raw)
 	if err != nil {

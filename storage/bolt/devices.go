@@ -266,22 +266,32 @@ func (s *Store) Devices(ctx context.Context, after string, limit int) ([]*mdm.De
 // UpdateInventory implements storage.DeviceStore. An answer that reports
 // only some keys is merged into the stored inventory (mdm.Inventory.Merge).
 func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error {
-	return s.db.Batch(func(tx *bbolt.Tx) error {
-		d, err := getDevice(tx, id)
-		if err != nil {
-			return err
-		}
-		was := invKey(d)
-		d.Inventory = inv.Merge(d.Inventory)
-		d.InventoryAt = now
-		if d.Inventory.OSVersion != "" {
-			d.OSVersion, d.BuildVersion = d.Inventory.OSVersion, d.Inventory.BuildVersion
-		}
-		if d.Inventory.SerialNumber != "" {
-			d.SerialNumber = d.Inventory.SerialNumber
-		}
-		return putDevice(tx, d, was)
-	})
+	return s.db.Batch(func(tx *bbolt.Tx) error { return mergeInventory(tx, id, inv, now) })
+}
+
+// mergeInventory merges inv into id's device record (mdm.Inventory.Merge),
+// takes the OS version and serial number from it, and re-indexes the
+// record.
+func mergeInventory(tx *bbolt.Tx, id string, inv *mdm.Inventory, now time.Time) error {
+	d, err := getDevice(tx, id)
+	if err != nil {
+		return err
+	}
+	return applyInventory(tx, d, inv, now)
+}
+
+// applyInventory is mergeInventory on the record d, read in tx.
+func applyInventory(tx *bbolt.Tx, d *mdm.Device, inv *mdm.Inventory, now time.Time) error {
+	was := invKey(d)
+	d.Inventory = inv.Merge(d.Inventory)
+	d.InventoryAt = now
+	if d.Inventory.OSVersion != "" {
+		d.OSVersion, d.BuildVersion = d.Inventory.OSVersion, d.Inventory.BuildVersion
+	}
+	if d.Inventory.SerialNumber != "" {
+		d.SerialNumber = d.Inventory.SerialNumber
+	}
+	return putDevice(tx, d, was)
 }
 
 // TouchLastSeen implements storage.DeviceStore. Unknown IDs are skipped.

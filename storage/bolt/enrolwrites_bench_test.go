@@ -14,7 +14,8 @@ import (
 // the server makes them, on a file that already holds 10,000 enrolled
 // Macs (so that the dense buckets span many pages, as in the load test):
 // Authenticate, TokenUpdate queueing DeviceInformation, the agent secret
-// and settings profile, and the DeviceInformation result, 10 ms apart.
+// and settings profile, and the DeviceInformation result with its
+// inventory (one transaction), 10 ms apart.
 // pages/op is what bbolt wrote (dirty pages) per enrolment.
 func BenchmarkEnrolmentWrites(b *testing.B) {
 	s, err := Open(filepath.Join(b.TempDir(), "sundial.db"), &Options{NoSync: true})
@@ -53,12 +54,10 @@ func BenchmarkEnrolmentWrites(b *testing.B) {
 		if err := s.Enqueue(ctx, []string{id}, &cmd, now); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.UpdateInventory(ctx, id, &mdm.Inventory{OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "C02" + id[:8]}, now); err != nil {
-			b.Fatal(err)
-		}
+		inv := &mdm.Inventory{OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "C02" + id[:8]}
 		r := &mdm.Report{Enrollment: msg.Enrollment, Status: mdm.Acknowledged, CommandUUID: devInfo.UUID, RequestType: "DeviceInformation"}
-		if _, _, err := s.StoreReportAndNext(ctx, id, r, []byte("<plist/>"), now); err != nil {
-			b.Fatal(err)
+		if _, stored, _, err := s.StoreReportInventoryAndNext(ctx, id, r, []byte("<plist/>"), inv, now); err != nil || !stored {
+			b.Fatal(stored, err)
 		}
 	}
 	const fleet = 10000

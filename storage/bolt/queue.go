@@ -309,19 +309,50 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 		})
 		return "", cmd, err
 	}
+	rt, _, cmd, err := s.storeReportAndNext(id, r, raw, nil, now)
+	return rt, cmd, err
+}
+
+// StoreReportInventoryAndNext implements storage.CommandQueue. The
+// report, the inventory and the next command share one write transaction.
+func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	if r.Status == mdm.Idle {
+		rt, cmd, err := s.StoreReportAndNext(ctx, id, r, raw, now)
+		return rt, false, cmd, err
+	}
+	return s.storeReportAndNext(id, r, raw, inv, now)
+}
+
+// storeReportAndNext records a report other than Idle and, for an
+// acknowledged DeviceInformation command, merges inv (if not nil) into the
+// device record, then finds the next command: one Batch for all three.
+func (s *Store) storeReportAndNext(id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
 	var (
-		cmd *mdm.Command
-		rt  string
+		cmd    *mdm.Command
+		rt     string
+		stored bool
 	)
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		var err error
+		stored = false // Batch may run this again on its own
 		if rt, err = s.storeReport(tx, id, r, raw, now); err != nil {
 			return err
+		}
+		if inv != nil && rt == "DeviceInformation" && r.Status == mdm.Acknowledged {
+			// A device record that is missing or does not decode keeps
+			// the report alone, as a separate inventory write did: the
+			// service then tries the inventory on its own and logs why.
+			if d, err := getDevice(tx, id); err == nil {
+				if err := applyInventory(tx, d, inv, now); err != nil {
+					return err
+				}
+				stored = true
+			}
 		}
 		cmd, _, err = next(tx, id, true)
 		return err
 	})
-	return rt, cmd, err
+	return rt, stored, cmd, err
 }
 
 // Command implements storage.CommandQueue.

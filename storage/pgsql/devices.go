@@ -255,28 +255,20 @@ WHERE id = $1`
 // the row is read and written in one transaction.
 func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		merged := *inv
+		var raw []byte // nil: replace whatever is stored
 		if inv.Reported != 0 {
-			var raw []byte
 			if err := tx.QueryRow(ctx, `SELECT inventory FROM devices WHERE id = $1 FOR UPDATE`, id).Scan(&raw); err != nil {
 				if errors.Is(err, pgx.ErrNoRows) {
 					return fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
 				}
 				return err
 			}
-			var old mdm.Inventory
-			if len(raw) > 0 {
-				if err := json.Unmarshal(raw, &old); err != nil {
-					return fmt.Errorf("decode inventory of %s: %w", id, err)
-				}
-			}
-			merged = inv.Merge(old)
 		}
-		b, err := json.Marshal(&merged)
+		merged, b, err := mergeInventory(id, raw, inv)
 		if err != nil {
-			return fmt.Errorf("encode inventory of %s: %w", id, err)
+			return err
 		}
-		tag, err := tx.Exec(ctx, updateInventorySQL, id, string(b), ts(now), merged.OSVersion, merged.BuildVersion, merged.SerialNumber)
+		tag, err := tx.Exec(ctx, updateInventorySQL, id, b, ts(now), merged.OSVersion, merged.BuildVersion, merged.SerialNumber)
 		if err != nil {
 			return err
 		}
@@ -289,6 +281,23 @@ func (s *Store) UpdateInventory(ctx context.Context, id string, inv *mdm.Invento
 		return fmt.Errorf("update inventory of %s: %w", id, err)
 	}
 	return err
+}
+
+// mergeInventory merges inv into the stored inventory raw (JSON; empty:
+// none) and returns the result and its JSON for updateInventorySQL.
+func mergeInventory(id string, raw []byte, inv *mdm.Inventory) (mdm.Inventory, string, error) {
+	var old mdm.Inventory
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return old, "", fmt.Errorf("decode inventory of %s: %w", id, err)
+		}
+	}
+	merged := inv.Merge(old)
+	b, err := json.Marshal(&merged)
+	if err != nil {
+		return merged, "", fmt.Errorf("encode inventory of %s: %w", id, err)
+	}
+	return merged, string(b), nil
 }
 
 // touchSQL records last-seen times and resets the re-push schedule of a

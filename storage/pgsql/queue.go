@@ -151,19 +151,11 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 		if r.Status == mdm.NotNow {
 			b.Queue(notNowSQL, id, r.CommandUUID, string(r.Status), ts(now), hist)
 		} else {
-			var chain any // NULL when empty
-			if len(r.ErrorChain) > 0 {
-				cb, err := json.Marshal(r.ErrorChain)
-				if err != nil {
-					return "", nil, fmt.Errorf("encode error chain: %w", err)
-				}
-				chain = string(cb)
+			args, err := finishArgs(id, r, raw, hist, now)
+			if err != nil {
+				return "", nil, err
 			}
-			result := raw
-			if result == nil {
-				result = []byte{}
-			}
-			b.Queue(finishSQL, id, r.CommandUUID, string(r.Status), ts(now), hist, chain, result)
+			b.Queue(finishSQL, args...)
 		}
 		next = nextFreshSQL
 	}
@@ -209,6 +201,121 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 		return "", nil, fmt.Errorf("store report of %s: %w", id, err)
 	}
 	return reported, cmd, nil
+}
+
+// finishArgs are finishSQL's arguments for report r with body raw.
+func finishArgs(id string, r *mdm.Report, raw []byte, hist string, now time.Time) ([]any, error) {
+	var chain any // NULL when empty
+	if len(r.ErrorChain) > 0 {
+		cb, err := json.Marshal(r.ErrorChain)
+		if err != nil {
+			return nil, fmt.Errorf("encode error chain: %w", err)
+		}
+		chain = string(cb)
+	}
+	result := raw
+	if result == nil {
+		result = []byte{}
+	}
+	return []any{id, r.CommandUUID, string(r.Status), ts(now), hist, chain, result}, nil
+}
+
+// lockInventorySQL reads a device's inventory to merge into and locks the
+// row until the transaction ends (not its key: enqueues for the device
+// may go on).
+const lockInventorySQL = `SELECT inventory FROM devices WHERE id = $1 FOR NO KEY UPDATE`
+
+// StoreReportInventoryAndNext implements storage.CommandQueue. With an
+// inventory to store it is one transaction of two pipelined batches: the
+// report with the device row's inventory, then the merged inventory with
+// the next command.
+func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	if inv == nil || r.Status != mdm.Acknowledged {
+		rt, cmd, err := s.StoreReportAndNext(ctx, id, r, raw, now)
+		return rt, false, cmd, err
+	}
+	hist, err := historyJSON(mdm.StatusEvent{Status: string(r.Status), At: now})
+	if err != nil {
+		return "", false, nil, err
+	}
+	args, err := finishArgs(id, r, raw, hist, now)
+	if err != nil {
+		return "", false, nil, err
+	}
+	var (
+		reported string
+		stored   bool
+		cmd      *mdm.Command
+	)
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		reported, stored, cmd = "", false, nil
+		var (
+			b     pgx.Batch
+			old   []byte
+			found bool
+		)
+		b.Queue(finishSQL, args...)
+		b.Queue(lockInventorySQL, id)
+		br := tx.SendBatch(ctx, &b)
+		err := func() error {
+			if err := br.QueryRow().Scan(&reported); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("record %s report of %s: %w", r.Status, r.CommandUUID, err)
+			}
+			switch err := br.QueryRow().Scan(&old); {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("read inventory: %w", err)
+			default:
+				found = true
+			}
+			return nil
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+
+		b = pgx.Batch{}
+		update := false
+		if found && reported == "DeviceInformation" {
+			// A stored inventory that does not decode keeps the report
+			// alone, as a separate inventory write did: the service then
+			// tries the inventory on its own and logs why.
+			if merged, js, err := mergeInventory(id, old, inv); err == nil {
+				update = true
+				b.Queue(updateInventorySQL, id, js, ts(now), merged.OSVersion, merged.BuildVersion, merged.SerialNumber)
+			}
+		}
+		b.Queue(nextFreshSQL, id)
+		br = tx.SendBatch(ctx, &b)
+		err = func() error {
+			if update {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("update inventory: %w", err)
+				}
+				stored = true
+			}
+			c := new(mdm.Command)
+			switch err := br.QueryRow().Scan(&c.UUID, &c.RequestType, &c.Raw); {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("next command: %w", err)
+			default:
+				cmd = c
+			}
+			return nil
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return "", false, nil, fmt.Errorf("store report of %s: %w", id, err)
+	}
+	return reported, stored, cmd, nil
 }
 
 const commandColumns = `enrollment_id, uuid, request_type, raw, seq, status, queued_at, updated_at,

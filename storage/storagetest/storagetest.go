@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.All) {
 		{"ReauthenticateClearsQueue", testReauthenticate},
 		{"Inventory", testInventory},
 		{"InventoryMerge", testInventoryMerge},
+		{"ReportInventory", testReportInventory},
 		{"APIKeys", testAPIKeys},
 		{"Challenges", testChallenges},
 		{"Push", testPush},
