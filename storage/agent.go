@@ -2,7 +2,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/sundial-mdm/sundial/mdm"
 )
 
 // AgentStore keeps what the companion agent needs and tells: the hash of
@@ -11,6 +14,11 @@ import (
 type AgentStore interface {
 	// PutAgentSecret sets (or rotates) a device's agent secret hash.
 	PutAgentSecret(ctx context.Context, id, hash string, now time.Time) error
+	// ProvisionAgent sets (or rotates) a device's agent secret hash and
+	// queues cmd, the command that carries the secret, in one transaction:
+	// both are written or neither. An unknown device is ErrNotFound, a
+	// command UUID the device already has is ErrExists.
+	ProvisionAgent(ctx context.Context, id, hash string, cmd *mdm.Command, now time.Time) error
 	// AgentSecretHash returns the hash; ErrNotFound when none is set.
 	AgentSecretHash(ctx context.Context, id string) (string, error)
 	// AppendAgentReport records a report: its events join the device's
@@ -20,6 +28,21 @@ type AgentStore interface {
 	// AgentState returns what is known of a device's agent; ErrNotFound when
 	// the device never had a secret.
 	AgentState(ctx context.Context, id string) (*AgentState, error)
+}
+
+// CheckProvision rejects what ProvisionAgent must not write: an empty
+// device ID or secret hash (an empty hash means "no secret"), or a command
+// without UUID, request type or body.
+func CheckProvision(id, hash string, cmd *mdm.Command) error {
+	switch {
+	case id == "":
+		return errors.New("provision agent: no device ID")
+	case hash == "":
+		return errors.New("provision agent: no secret hash")
+	case cmd == nil || cmd.UUID == "" || cmd.RequestType == "" || len(cmd.Raw) == 0:
+		return errors.New("provision agent: the command needs a UUID, a request type and a body")
+	}
+	return nil
 }
 
 // MaxAgentEvents bounds the agent history kept per device.

@@ -29,24 +29,31 @@ type Settings struct {
 	CACertificate string `plist:"CACertificate,omitempty"`
 }
 
-// SecretStore sets agent secrets.
+// SecretStore reads agent secrets and sets a new one together with the
+// command that carries it (storage.AgentStore).
 type SecretStore interface {
-	PutAgentSecret(ctx context.Context, id, hash string, now time.Time) error
 	AgentSecretHash(ctx context.Context, id string) (string, error)
+	// ProvisionAgent sets the device's secret hash and queues cmd in one
+	// transaction: both or neither.
+	ProvisionAgent(ctx context.Context, id, hash string, cmd *mdm.Command, now time.Time) error
 }
 
-// Enqueuer queues MDM commands (and pushes). The provisioner's commands
-// carry the agent secret: its Enqueuer must store them sealed
-// (service.Service.EnqueueSealed).
-type Enqueuer interface {
-	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command) error
+// CommandSealer returns the stored form of a command that carries a
+// secret, its body sealed so that neither the admin API nor a backup shows
+// it (service.Service.SealCommand).
+type CommandSealer interface {
+	SealCommand(cmd *mdm.Command) (*mdm.Command, error)
 }
+
+// Notifier wakes devices that have a new command (a push).
+type Notifier interface{ Notify(ids ...string) }
 
 // Provisioner gives each enrolled Mac an agent secret and installs the
 // agent's settings profile through MDM.
 type Provisioner struct {
 	store     SecretStore
-	enq       Enqueuer
+	sealer    CommandSealer
+	notifier  Notifier
 	clock     Clock
 	log       *slog.Logger
 	serverURL string
@@ -56,8 +63,8 @@ type Provisioner struct {
 }
 
 // NewProvisioner returns a Provisioner. caPEM may be empty (system roots).
-func NewProvisioner(store SecretStore, enq Enqueuer, clk Clock, log *slog.Logger, serverURL, caPEM string) *Provisioner {
-	if store == nil || enq == nil || clk == nil {
+func NewProvisioner(store SecretStore, sealer CommandSealer, notifier Notifier, clk Clock, log *slog.Logger, serverURL, caPEM string) *Provisioner {
+	if store == nil || sealer == nil || notifier == nil || clk == nil {
 		panic("agentapi.NewProvisioner: nil dependency")
 	}
 	if log == nil {
@@ -67,7 +74,8 @@ func NewProvisioner(store SecretStore, enq Enqueuer, clk Clock, log *slog.Logger
 	// caPEM) only costs speed: profiles then go through the encoder.
 	tmpl, _ := newProfileTemplate(serverURL, caPEM)
 	cmdTmpl, _ := mdm.NewDataCommandTemplate("InstallProfile", "Payload")
-	return &Provisioner{store: store, enq: enq, clock: clk, log: log, serverURL: serverURL, caPEM: caPEM, tmpl: tmpl, cmdTmpl: cmdTmpl}
+	return &Provisioner{store: store, sealer: sealer, notifier: notifier, clock: clk, log: log,
+		serverURL: serverURL, caPEM: caPEM, tmpl: tmpl, cmdTmpl: cmdTmpl}
 }
 
 // Checkin implements the MDM service's check-in hook: a device channel
@@ -88,7 +96,8 @@ func (p *Provisioner) Checkin(ctx context.Context, id string, msg *mdm.CheckinMe
 }
 
 // Provision sets a fresh secret for the device (rotating any old one) and
-// queues an InstallProfile carrying it.
+// queues an InstallProfile carrying it, sealed, in the same transaction;
+// then it pushes the device.
 func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -103,12 +112,17 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.store.PutAgentSecret(ctx, id, HashSecret(secret), p.clock.Now()); err != nil {
-		return fmt.Errorf("store agent secret: %w", err)
+	stored, err := p.sealer.SealCommand(cmd)
+	if err != nil {
+		return err
 	}
-	if err := p.enq.Enqueue(ctx, []string{id}, cmd); err != nil {
-		return fmt.Errorf("queue agent settings profile: %w", err)
+	// The secret and the profile carrying it are written together: a
+	// secret without its profile, or a profile whose secret was not stored,
+	// would lock the agent out.
+	if err := p.store.ProvisionAgent(ctx, id, HashSecret(secret), stored, p.clock.Now()); err != nil {
+		return fmt.Errorf("store agent secret and settings profile: %w", err)
 	}
+	p.notifier.Notify(id)
 	p.log.Info("agent settings profile queued", "enrollment_id", id, "command_uuid", cmd.UUID)
 	return nil
 }

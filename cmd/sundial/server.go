@@ -204,11 +204,11 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	if cfg.TLSCert == "" && !cfg.NoTLS {
 		caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: authority.CA().Raw}))
 	}
-	// The agent's settings profile carries its secret: stored sealed.
-	enqueueSealed := enqueueFunc(func(ctx context.Context, ids []string, cmd *mdm.Command) error {
-		return a.svc.EnqueueSealed(ctx, ids, cmd)
-	})
-	provisioner := agentapi.NewProvisioner(store, enqueueSealed, clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
+	// The agent's settings profile carries its secret: stored sealed, in
+	// one transaction with the secret's hash.
+	sealCommand := sealFunc(func(cmd *mdm.Command) (*mdm.Command, error) { return a.svc.SealCommand(cmd) })
+	provisioner := agentapi.NewProvisioner(provisionStore{store, mdmMet.Store(store)}, sealCommand, notifier,
+		clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
 
 	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),
 		service.WithDeclarative(a.ddm), service.WithCheckinHook(a.ddm), service.WithCheckinHook(provisioner), service.WithCheckinHook(mdmMet)}

@@ -19,6 +19,18 @@ func commandAD(uuid string) []byte { return []byte("command:" + uuid) }
 // API, nor a backup, nor an export shows it, and is opened only to be sent
 // to the device.
 func (s *Service) EnqueueSealed(ctx context.Context, ids []string, cmd *mdm.Command) error {
+	stored, err := s.SealCommand(cmd)
+	if err != nil {
+		return err
+	}
+	return s.Enqueue(ctx, ids, stored)
+}
+
+// SealCommand returns the form in which a command that carries a secret is
+// stored: a copy whose body is sealed to the command, opened only to be sent
+// to the device. It is for callers that store the command themselves (in
+// one transaction with something else); EnqueueSealed uses it too.
+func (s *Service) SealCommand(cmd *mdm.Command) (*mdm.Command, error) {
 	var raw []byte
 	var err error
 	if as, ok := s.sealer.(appendSealer); ok {
@@ -30,11 +42,11 @@ func (s *Service) EnqueueSealed(ctx context.Context, ids []string, cmd *mdm.Comm
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("seal command %s: %w", cmd.UUID, err)
+		return nil, fmt.Errorf("seal command %s: %w", cmd.UUID, err)
 	}
 	stored := *cmd
 	stored.Raw = raw
-	return s.Enqueue(ctx, ids, &stored)
+	return &stored, nil
 }
 
 // appendSealer is a Sealer that can append the sealed value to the stored

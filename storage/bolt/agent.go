@@ -51,13 +51,19 @@ func (s *Store) PutAgentSecret(ctx context.Context, id, hash string, now time.Ti
 		if tx.Bucket(bDevices).Get([]byte(id)) == nil {
 			return fmt.Errorf("device %s: %w", id, storage.ErrNotFound)
 		}
-		rec, err := getAgent(tx, id)
-		if err != nil {
-			rec = &agentRecord{}
-		}
-		rec.SecretHash, rec.SecretSetAt = hash, now
-		return putAgent(tx, id, rec)
+		return putAgentSecret(tx, id, hash, now)
 	})
+}
+
+// putAgentSecret sets the secret hash of a device known to exist, keeping
+// its zone and history.
+func putAgentSecret(tx *bbolt.Tx, id, hash string, now time.Time) error {
+	rec, err := getAgent(tx, id)
+	if err != nil {
+		rec = &agentRecord{}
+	}
+	rec.SecretHash, rec.SecretSetAt = hash, now
+	return putAgent(tx, id, rec)
 }
 
 // AgentSecretHash implements storage.AgentStore.

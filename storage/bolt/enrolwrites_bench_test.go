@@ -14,8 +14,8 @@ import (
 // the server makes them, on a file that already holds 10,000 enrolled
 // Macs (so that the dense buckets span many pages, as in the load test):
 // Authenticate, TokenUpdate queueing DeviceInformation, the agent secret
-// and settings profile, and the DeviceInformation result with its
-// inventory (one transaction), 10 ms apart.
+// with its settings profile (one transaction), and the DeviceInformation
+// result with its inventory (one transaction), 10 ms apart.
 // pages/op is what bbolt wrote (dirty pages) per enrolment.
 func BenchmarkEnrolmentWrites(b *testing.B) {
 	s, err := Open(filepath.Join(b.TempDir(), "sundial.db"), &Options{NoSync: true})
@@ -46,12 +46,9 @@ func BenchmarkEnrolmentWrites(b *testing.B) {
 		if _, err := s.TokenUpdate(ctx, id, msg, devInfo, now); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.PutAgentSecret(ctx, id, "hash-"+id, now); err != nil {
-			b.Fatal(err)
-		}
 		cmd := *profile
 		cmd.UUID = mdm.NewUUID()
-		if err := s.Enqueue(ctx, []string{id}, &cmd, now); err != nil {
+		if err := s.ProvisionAgent(ctx, id, "hash-"+id, &cmd, now); err != nil {
 			b.Fatal(err)
 		}
 		inv := &mdm.Inventory{OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "C02" + id[:8]}

@@ -14,13 +14,16 @@ import (
 
 var _ storage.AgentStore = (*Store)(nil)
 
+// putAgentSecretSQL sets agent $1's secret hash $2 (set at $3), keeping
+// its zone and history.
+const putAgentSecretSQL = `INSERT INTO agents (id, secret_hash, secret_set_at) VALUES ($1, $2, $3)
+	ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, secret_set_at = EXCLUDED.secret_set_at`
+
 // PutAgentSecret implements storage.AgentStore. Rotation keeps the zone
 // and the history.
 func (s *Store) PutAgentSecret(ctx context.Context, id, hash string, now time.Time) error {
 	err := retry(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO agents (id, secret_hash, secret_set_at) VALUES ($1, $2, $3)
-			ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, secret_set_at = EXCLUDED.secret_set_at`,
-			id, hash, ts(now))
+		_, err := s.pool.Exec(ctx, putAgentSecretSQL, id, hash, ts(now))
 		return err
 	})
 	switch {

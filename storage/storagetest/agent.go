@@ -17,6 +17,11 @@ type AgentBackend interface {
 
 // RunAgent runs the agent-store conformance tests.
 func RunAgent(t *testing.T, newStore func(t *testing.T) AgentBackend) {
+	t.Run("ProvisionAgent", func(t *testing.T) {
+		s := newStore(t)
+		t.Cleanup(func() { s.Close() })
+		testProvisionAgent(t, s)
+	})
 	t.Run("Agent", func(t *testing.T) {
 		s := newStore(t)
 		t.Cleanup(func() { s.Close() })
