@@ -79,8 +79,10 @@ var ErrLocked = errors.New("database is in use by another process")
 
 // Store is the bbolt backend. It is safe for concurrent use.
 type Store struct {
-	db  *bbolt.DB
-	fin *finished
+	db     *bbolt.DB
+	fin    *finished
+	leases leaseTable // lease.go
+	outbox outboxIdle // webhook.go
 
 	warnings []string // what the check at open found survivable (Warnings)
 }
@@ -262,6 +264,7 @@ func (s *Store) Close() error {
 	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
 		err = nil // closed before
 	}
+	outboxWake.Delete(s.db)
 	return errors.Join(err, s.db.Close())
 }
 

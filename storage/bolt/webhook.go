@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -64,7 +66,61 @@ func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte
 			return err
 		}
 	}
+	if len(order) > 0 {
+		db := tx.DB()
+		tx.OnCommit(func() {
+			outboxGen.Add(1)
+			if ch, ok := outboxWake.Load(db); ok {
+				select {
+				case ch.(chan struct{}) <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
 	return nil
+}
+
+// outboxWake holds each open store's WebhookWake channel, by its bbolt
+// handle: deliveries are added inside transactions of many store methods,
+// which reach the store only through tx.DB().
+var outboxWake sync.Map // *bbolt.DB → chan struct{}
+
+// WebhookWake returns a channel that receives after a commit added
+// deliveries to the outbox, so that the webhook worker can sleep while the
+// outbox is empty (OutboxEmpty).
+func (s *Store) WebhookWake() <-chan struct{} {
+	ch, _ := outboxWake.LoadOrStore(s.db, make(chan struct{}, 1))
+	return ch.(chan struct{})
+}
+
+// OutboxEmpty reports whether the last DueWebhooks found the outbox empty
+// and nothing was added since.
+func (s *Store) OutboxEmpty() bool { return s.outbox.gen.Load() == outboxGen.Load()+1 }
+
+// outboxGen counts the commits that added deliveries to an outbox, in any
+// store of this process (enqueueWebhooksTx is the only way in).
+var outboxGen atomic.Uint64
+
+// outboxIdle remembers that a store's outbox was found empty, so that the
+// worker's polls (every 2 s) open no transaction until a delivery is added.
+type outboxIdle struct {
+	gen     atomic.Uint64 // outboxGen+1 when the outbox was found empty; 0: unknown
+	checked atomic.Int64  // when, in Unix nanoseconds
+}
+
+// outboxRecheck bounds how long an empty outbox is taken on trust.
+const outboxRecheck = 30 * time.Second
+
+func (o *outboxIdle) empty(gen uint64, now time.Time) bool {
+	return o.gen.Load() == gen+1 && now.UnixNano()-o.checked.Load() < int64(outboxRecheck)
+}
+
+// found records that the outbox was empty as of gen, read before the
+// transaction that found it so: a commit after that read changes outboxGen.
+func (o *outboxIdle) found(gen uint64, now time.Time) {
+	o.checked.Store(now.UnixNano())
+	o.gen.Store(gen + 1)
 }
 
 // enqueueCommitWebhooks writes the events of scheduler commits to the outbox
@@ -122,9 +178,17 @@ func allWebhooks(tx *bbolt.Tx) ([]storage.WebhookDelivery, error) {
 
 // DueWebhooks implements storage.WebhookOutbox.
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]storage.WebhookDelivery, error) {
-	var due []storage.WebhookDelivery
+	gen := outboxGen.Load()
+	if s.outbox.empty(gen, now) {
+		return nil, nil
+	}
+	var (
+		due   []storage.WebhookDelivery
+		empty bool
+	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		all, err := allWebhooks(tx)
+		empty = err == nil && len(all) == 0
 		for _, d := range all {
 			if !d.NextAt.After(now) {
 				due = append(due, d)
@@ -134,6 +198,9 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 	})
 	if err != nil {
 		return nil, err
+	}
+	if empty {
+		s.outbox.found(gen, now)
 	}
 	sort.SliceStable(due, func(i, j int) bool {
 		if !due[i].NextAt.Equal(due[j].NextAt) {
@@ -181,8 +248,19 @@ func (s *Store) RetryWebhook(ctx context.Context, eventID, endpoint string, atte
 
 // PruneWebhooks implements storage.WebhookOutbox.
 func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEndpoint int) (int, error) {
+	// Most passes drop nothing: look in a read transaction first, so that
+	// they write (and fsync) nothing.
+	var none bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		all, err := allWebhooks(tx)
+		none = err == nil && len(storage.WebhooksToPrune(all, olderThan, maxPerEndpoint)) == 0
+		return err
+	})
+	if err != nil || none {
+		return 0, err
+	}
 	n := 0
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		all, err := allWebhooks(tx)
 		if err != nil {
 			return err
