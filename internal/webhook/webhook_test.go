@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -352,5 +353,72 @@ func TestRemovedEndpointIsNotRetried(t *testing.T) {
 	}
 	if due, _ := f.store.DueWebhooks(t.Context(), t0.Add(time.Hour), 10); len(due) != 0 {
 		t.Fatalf("outbox still holds %+v", due)
+	}
+}
+
+// countingOutbox counts the prunes of a real outbox.
+type countingOutbox struct {
+	webhook.Outbox
+	prunes int
+}
+
+func (o *countingOutbox) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEndpoint int) (int, error) {
+	o.prunes++
+	return o.Outbox.PruneWebhooks(ctx, olderThan, maxPerEndpoint)
+}
+
+// Passes run every few seconds; the outbox is pruned at most once every
+// PruneEvery, and a delivery past MaxAge is still dropped by the next prune.
+func TestPruneEvery(t *testing.T) {
+	f := newFixture(t)
+	out := &countingOutbox{Outbox: f.store}
+	f.w.Outbox, f.w.MaxAge, f.w.PruneEvery = out, time.Hour, time.Minute
+	dead := newReceiver(t, "s", f.clk)
+	dead.setDown(true)
+	f.addEndpoint(t, "dead", dead.srv.URL, "s")
+	f.emit(t, phaseEvent(t, "D1", softwareupdate.PhasePending, softwareupdate.PhaseNotify, f.clk.Now())...)
+	for range 30 { // a minute of passes, 2 s apart
+		if err := f.w.Pass(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Advance(2 * time.Second)
+	}
+	if out.prunes != 1 {
+		t.Errorf("%d prunes in a minute of passes, want 1", out.prunes)
+	}
+	f.clk.Advance(2 * time.Hour)
+	if err := f.w.Pass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if out.prunes != 2 || f.w.Stats().Dropped != 1 {
+		t.Errorf("after MaxAge: %d prunes, %d dropped; want 2 and 1", out.prunes, f.w.Stats().Dropped)
+	}
+}
+
+// On a bbolt outbox, Run sleeps while the outbox is empty and is woken by
+// the commit that adds a delivery: here the poll interval is an hour, so
+// only the wake can deliver.
+func TestRunWokenByEnqueue(t *testing.T) {
+	f := newFixture(t)
+	r := newReceiver(t, "s", f.clk)
+	f.addEndpoint(t, "ep", r.srv.URL, "s")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.w.Run(ctx, time.Hour, func(err error) { t.Error(err) })
+	}()
+	defer func() { cancel(); <-done }()
+	time.Sleep(50 * time.Millisecond) // the first pass finds the outbox empty
+	f.emit(t, phaseEvent(t, "D1", softwareupdate.PhasePending, softwareupdate.PhaseNotify, f.clk.Now())...)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got, _ := r.got(); len(got) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delivery was not made within 10 s of its enqueue")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

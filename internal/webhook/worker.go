@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,8 +50,12 @@ type Worker struct {
 	MaxBackoff     time.Duration // retry delay cap (0: 1 h)
 	MaxAge         time.Duration // deliveries older than this are dropped (0: 7 days)
 	MaxPerEndpoint int           // pending deliveries kept per endpoint (0: 10,000)
+	PruneEvery     time.Duration // how often a pass prunes the outbox (0: 1 min)
 
 	delivered, failed, dropped atomic.Int64
+
+	pruneMu   sync.Mutex
+	nextPrune time.Time // when a pass prunes again
 }
 
 // Stats are the worker's counters since start, for /metrics.
@@ -79,6 +84,24 @@ func Backoff(n int, first, max time.Duration) time.Duration {
 	return min(d, max)
 }
 
+// prune drops old and excess deliveries, at most once every PruneEvery:
+// the bounds are days and thousands of deliveries, while passes run every
+// few seconds.
+func (w *Worker) prune(ctx context.Context, now time.Time) error {
+	w.pruneMu.Lock()
+	defer w.pruneMu.Unlock()
+	if now.Before(w.nextPrune) {
+		return nil
+	}
+	n, err := w.Outbox.PruneWebhooks(ctx, now.Add(-orDefault(w.MaxAge, 7*24*time.Hour)), orDefault(w.MaxPerEndpoint, 10000))
+	if err != nil {
+		return fmt.Errorf("prune webhook outbox: %w", err)
+	}
+	w.dropped.Add(int64(n))
+	w.nextPrune = now.Add(orDefault(w.PruneEvery, time.Minute))
+	return nil
+}
+
 // maxResponse is how much of a receiver's response is read (and then
 // dropped) so the connection can be reused.
 const maxResponse = 4 << 10
@@ -89,11 +112,9 @@ const maxResponse = 4 << 10
 // takes every pass's batch. It returns the first storage error.
 func (w *Worker) Pass(ctx context.Context) error {
 	now := w.Clock.Now()
-	n, err := w.Outbox.PruneWebhooks(ctx, now.Add(-orDefault(w.MaxAge, 7*24*time.Hour)), orDefault(w.MaxPerEndpoint, 10000))
-	if err != nil {
-		return fmt.Errorf("prune webhook outbox: %w", err)
+	if err := w.prune(ctx, now); err != nil {
+		return err
 	}
-	w.dropped.Add(int64(n))
 	due, err := w.Outbox.DueWebhooks(ctx, now, orDefault(w.Batch, 100))
 	if err != nil || len(due) == 0 {
 		return err
@@ -178,19 +199,43 @@ func (w *Worker) deliver(ctx context.Context, ep *storage.WebhookEndpoint, d *st
 	return nil
 }
 
+// wakingOutbox is an Outbox that can tell when it is empty and signal when
+// deliveries are added (storage/bolt, whose writers are all in-process).
+type wakingOutbox interface {
+	OutboxEmpty() bool
+	WebhookWake() <-chan struct{}
+}
+
+// IdleRecheck is how long Run sleeps on an empty waking outbox without a
+// wake: a safety net, not the way deliveries are found.
+const IdleRecheck = 30 * time.Second
+
 // Run calls Pass every interval until ctx ends; storage errors are passed
-// to report (nil: dropped) and the loop goes on.
+// to report (nil: dropped) and the loop goes on. An outbox that signals
+// additions is not polled while it is empty: an idle server then wakes for
+// webhooks every IdleRecheck, not every interval.
 func (w *Worker) Run(ctx context.Context, interval time.Duration, report func(error)) {
-	t := time.NewTicker(interval)
+	wo, waking := w.Outbox.(wakingOutbox)
+	var wake <-chan struct{}
+	if waking {
+		wake = wo.WebhookWake()
+	}
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		if err := w.Pass(ctx); err != nil && report != nil && ctx.Err() == nil {
 			report(err)
 		}
+		d := interval
+		if waking && wo.OutboxEmpty() {
+			d = IdleRecheck
+		}
+		t.Reset(d)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
 	}
 }
