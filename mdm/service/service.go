@@ -475,11 +475,15 @@ func (s *Service) RefreshInventory(ctx context.Context) (int, error) {
 	return len(ids), s.requestInventory(ctx, ids, now)
 }
 
-// Run flushes last-seen times and refreshes inventory until ctx ends, then
-// flushes once more.
+// refreshEvery is how often Run looks for Macs whose inventory is due.
+const refreshEvery = time.Minute
+
+// Run flushes last-seen times every interval and looks for inventory due
+// every refreshEvery until ctx ends, then flushes once more.
 func (s *Service) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var refreshed time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -491,9 +495,13 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			if err := s.FlushLastSeen(ctx); err != nil {
 				s.log.Error("flush failed", "err", err)
 			}
-			if s.noRefresh.Load() {
+			// Inventory is due daily: looking once a minute is enough,
+			// where the flush runs every few seconds.
+			now := s.clock.Now()
+			if s.noRefresh.Load() || now.Sub(refreshed) < refreshEvery {
 				continue
 			}
+			refreshed = now
 			if n, err := s.RefreshInventory(ctx); err != nil {
 				s.log.Error("inventory refresh failed", "err", err)
 			} else if n > 0 {
