@@ -102,6 +102,7 @@ type Service struct {
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time
+	dirty  chan struct{} // receives when seen stops being empty (Run)
 
 	noRefresh atomic.Bool // see SetInventoryRefresh
 }
@@ -146,6 +147,7 @@ func New(store Store, clk Clock, sealer Sealer, opts ...Option) *Service {
 		inventoryEvery: 24 * time.Hour,
 		rebindWindow:   DefaultRebindWindow,
 		seen:           map[string]time.Time{},
+		dirty:          make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(s)
@@ -155,6 +157,12 @@ func New(store Store, clk Clock, sealer Sealer, opts ...Option) *Service {
 
 func (s *Service) touch(id string, now time.Time) {
 	s.seenMu.Lock()
+	if len(s.seen) == 0 {
+		select {
+		case s.dirty <- struct{}{}:
+		default:
+		}
+	}
 	s.seen[id] = now
 	s.seenMu.Unlock()
 }
@@ -478,12 +486,15 @@ func (s *Service) RefreshInventory(ctx context.Context) (int, error) {
 // refreshEvery is how often Run looks for Macs whose inventory is due.
 const refreshEvery = time.Minute
 
-// Run flushes last-seen times every interval and looks for inventory due
-// every refreshEvery until ctx ends, then flushes once more.
+// Run flushes last-seen times within every of a check-in and looks for
+// inventory due every refreshEvery until ctx ends, then flushes once more.
+// With no check-ins it sleeps until the next inventory look.
 func (s *Service) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var refreshed time.Time
+	refresh := time.NewTicker(refreshEvery)
+	defer refresh.Stop()
+	flush := time.NewTimer(every)
+	flush.Stop()
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -491,17 +502,19 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 				s.log.Error("final flush failed", "err", err)
 			}
 			return
-		case <-t.C:
+		case <-s.dirty:
+			// The first check-in since the last flush: flush them all
+			// an interval from now.
+			flush.Reset(every)
+		case <-flush.C:
 			if err := s.FlushLastSeen(ctx); err != nil {
 				s.log.Error("flush failed", "err", err)
+				flush.Reset(every) // kept in memory; try again
 			}
-			// Inventory is due daily: looking once a minute is enough,
-			// where the flush runs every few seconds.
-			now := s.clock.Now()
-			if s.noRefresh.Load() || now.Sub(refreshed) < refreshEvery {
+		case <-refresh.C:
+			if s.noRefresh.Load() {
 				continue
 			}
-			refreshed = now
 			if n, err := s.RefreshInventory(ctx); err != nil {
 				s.log.Error("inventory refresh failed", "err", err)
 			} else if n > 0 {
