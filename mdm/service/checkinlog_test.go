@@ -3,32 +3,17 @@ package service_test
 import (
 	"bytes"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/sundial-mdm/sundial/internal/clock"
-	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm/service"
-	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 // TestCheckinLogAttributes: records written for a check-in carry its
 // enrollment and message type, at the logger's level and no lower.
 func TestCheckinLogAttributes(t *testing.T) {
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "sundial.db"), &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	sealer, err := seal.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	var logs bytes.Buffer
-	svc := service.New(store, clk, sealer,
+	svc, _, clk := newTestService(t,
 		service.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	who := service.Identity{CertHash: "cert", NotAfter: clk.Now().AddDate(1, 0, 0)}
 	if _, err := svc.Checkin(t.Context(), who, authenticate("MAC")); err != nil {

@@ -3,16 +3,12 @@ package service_test
 import (
 	"bytes"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sundial-mdm/sundial/internal/clock"
-	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm"
 	"github.com/sundial-mdm/sundial/mdm/service"
-	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 func deviceInformationBody(responses string) []byte {
@@ -26,18 +22,8 @@ func deviceInformationBody(responses string) []byte {
 // does not; one that does not decode is logged and the report is still
 // recorded.
 func TestReportInventory(t *testing.T) {
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "sundial.db"), &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	sealer, err := seal.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	var logs bytes.Buffer
-	svc := service.New(store, clk, sealer,
+	svc, store, clk := newTestService(t,
 		service.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	ctx := t.Context()
 	who := service.Identity{CertHash: "cert", NotAfter: clk.Now().AddDate(1, 0, 0)}

@@ -2,30 +2,16 @@ package service_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/sundial-mdm/sundial/internal/clock"
-	"github.com/sundial-mdm/sundial/internal/seal"
 	"github.com/sundial-mdm/sundial/mdm/service"
-	"github.com/sundial-mdm/sundial/storage/bolt"
 )
 
 // TestRunFlushesAfterCheckin: Run sleeps while nothing was seen, and
 // writes a check-in's last-seen time within the flush interval of it.
 func TestRunFlushesAfterCheckin(t *testing.T) {
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "sundial.db"), &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	sealer, err := seal.New(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-	svc := service.New(store, clk, sealer)
+	svc, store, clk := newTestService(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Run(ctx, 50*time.Millisecond) }()

@@ -182,15 +182,9 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 					return fmt.Errorf("record %s report of %s: %w", r.Status, r.CommandUUID, err)
 				}
 			}
-			c := new(mdm.Command)
-			switch err := br.QueryRow().Scan(&c.UUID, &c.RequestType, &c.Raw); {
-			case errors.Is(err, pgx.ErrNoRows):
-			case err != nil:
-				return fmt.Errorf("next command: %w", err)
-			default:
-				cmd = c
-			}
-			return nil
+			var err error
+			cmd, err = scanNext(br)
+			return err
 		}()
 		if cerr := br.Close(); err == nil {
 			err = cerr
@@ -297,15 +291,9 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 				}
 				stored = true
 			}
-			c := new(mdm.Command)
-			switch err := br.QueryRow().Scan(&c.UUID, &c.RequestType, &c.Raw); {
-			case errors.Is(err, pgx.ErrNoRows):
-			case err != nil:
-				return fmt.Errorf("next command: %w", err)
-			default:
-				cmd = c
-			}
-			return nil
+			var err error
+			cmd, err = scanNext(br)
+			return err
 		}()
 		if cerr := br.Close(); err == nil {
 			err = cerr
@@ -384,4 +372,17 @@ func (s *Store) HasPending(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("check queue of %s: %w", id, err)
 	}
 	return ok, nil
+}
+
+// scanNext reads the next command (nextFreshSQL) from a batch: nil when
+// the queue is empty.
+func scanNext(br pgx.BatchResults) (*mdm.Command, error) {
+	c := new(mdm.Command)
+	switch err := br.QueryRow().Scan(&c.UUID, &c.RequestType, &c.Raw); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("next command: %w", err)
+	}
+	return c, nil
 }
