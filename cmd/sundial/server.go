@@ -207,7 +207,7 @@ func newApp(cfg Config, log *slog.Logger, clk Clock) (_ *app, err error) {
 	// The agent's settings profile carries its secret: stored sealed, in
 	// one transaction with the secret's hash.
 	sealCommand := sealFunc(func(cmd *mdm.Command) (*mdm.Command, error) { return a.svc.SealCommand(cmd) })
-	provisioner := agentapi.NewProvisioner(provisionStore{store, mdmMet.Store(store)}, sealCommand, notifier,
+	provisioner := agentapi.NewProvisioner(mdmMet.AgentStore(store), sealCommand, notifier,
 		clk, log, strings.TrimRight(cfg.PublicURL, "/"), caPEM)
 
 	opts := []service.Option{service.WithLogger(log), service.WithNotifier(notifier),

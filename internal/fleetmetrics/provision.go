@@ -2,26 +2,28 @@ package fleetmetrics
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/sundial-mdm/sundial/mdm"
 )
 
-type agentProvisioner interface {
+// AgentStore is the agent provisioner's store (agentapi.SecretStore).
+type AgentStore interface {
+	AgentSecretHash(ctx context.Context, id string) (string, error)
 	ProvisionAgent(ctx context.Context, id, hash string, cmd *mdm.Command, now time.Time) error
 }
 
-// ProvisionAgent passes an agent secret with the command that carries it
-// through to the wrapped store and counts the queued command, as Enqueue
-// does. It fails with errors.ErrUnsupported when the wrapped store has no
-// such method.
-func (s *store) ProvisionAgent(ctx context.Context, id, hash string, cmd *mdm.Command, now time.Time) error {
-	next, ok := s.Store.(agentProvisioner)
-	if !ok {
-		return errors.ErrUnsupported
-	}
-	err := next.ProvisionAgent(ctx, id, hash, cmd, now)
+// AgentStore wraps next so that the settings profiles ProvisionAgent queues
+// are counted like every other queued command.
+func (m *MDM) AgentStore(next AgentStore) AgentStore { return &agentStore{AgentStore: next, m: m} }
+
+type agentStore struct {
+	AgentStore
+	m *MDM
+}
+
+func (s *agentStore) ProvisionAgent(ctx context.Context, id, hash string, cmd *mdm.Command, now time.Time) error {
+	err := s.AgentStore.ProvisionAgent(ctx, id, hash, cmd, now)
 	if err == nil {
 		s.m.queued.WithLabelValues(s.m.reqTypes.label(cmd.RequestType)).Inc()
 	}

@@ -28,10 +28,7 @@ func TestProvisionAgentCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := NewMDM(prometheus.NewRegistry())
-	w, ok := m.Store(s).(agentProvisioner)
-	if !ok {
-		t.Fatal("wrapped store has no ProvisionAgent")
-	}
+	w := m.AgentStore(s)
 	cmd, err := mdm.NewCommand("InstallProfile", map[string]any{"Payload": []byte("settings")})
 	if err != nil {
 		t.Fatal(err)
