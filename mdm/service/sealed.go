@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -14,22 +13,10 @@ func bootstrapAD(id string) []byte { return []byte("bootstrap-token:" + id) }
 // commandAD binds a sealed command body to its command.
 func commandAD(uuid string) []byte { return []byte("command:" + uuid) }
 
-// EnqueueSealed is Enqueue for a command that carries a secret (the agent's
-// settings profile): its body is stored sealed, so that neither the admin
-// API, nor a backup, nor an export shows it, and is opened only to be sent
-// to the device.
-func (s *Service) EnqueueSealed(ctx context.Context, ids []string, cmd *mdm.Command) error {
-	stored, err := s.SealCommand(cmd)
-	if err != nil {
-		return err
-	}
-	return s.Enqueue(ctx, ids, stored)
-}
-
-// SealCommand returns the form in which a command that carries a secret is
-// stored: a copy whose body is sealed to the command, opened only to be sent
-// to the device. It is for callers that store the command themselves (in
-// one transaction with something else); EnqueueSealed uses it too.
+// SealCommand returns the form in which a command that carries a secret
+// (the agent's settings profile) is stored: a copy whose body is sealed to
+// the command, so that neither the admin API, nor a backup, nor an export
+// shows it, and opened only to be sent to the device.
 func (s *Service) SealCommand(cmd *mdm.Command) (*mdm.Command, error) {
 	var raw []byte
 	var err error

@@ -33,9 +33,9 @@ func (a appendingSealer) AppendSealFor(dst, pt, ad []byte) ([]byte, error) {
 	return a.s.AppendSealFor(dst, pt, ad)
 }
 
-// TestEnqueueSealed: a sealed command is stored sealed and delivered as
-// the plaintext body, whether or not the sealer appends in place.
-func TestEnqueueSealed(t *testing.T) {
+// TestSealCommand: a sealed command is stored sealed and delivered as the
+// plaintext body, whether or not the sealer appends in place.
+func TestSealCommand(t *testing.T) {
 	base, err := seal.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,11 @@ func TestEnqueueSealed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := svc.EnqueueSealed(ctx, []string{"MAC"}, cmd); err != nil {
+			stored, err := svc.SealCommand(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Enqueue(ctx, []string{"MAC"}, stored); err != nil {
 				t.Fatal(err)
 			}
 			next, err := svc.CommandReport(ctx, who, &mdm.Report{Enrollment: mdm.Enrollment{UDID: "MAC"}, Status: mdm.Idle}, nil)
