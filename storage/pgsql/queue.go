@@ -167,8 +167,7 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 	)
 	err := retry(ctx, func() error {
 		reported, cmd = "", nil
-		br := s.pool.SendBatch(ctx, &b)
-		err := func() error {
+		return readBatch(ctx, s.pool, &b, func(br pgx.BatchResults) error {
 			if idle {
 				if _, err := br.Exec(); err != nil {
 					return err
@@ -185,11 +184,7 @@ func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report
 			var err error
 			cmd, err = scanNext(br)
 			return err
-		}()
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		})
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("store report of %s: %w", id, err)
@@ -250,8 +245,7 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 		)
 		b.Queue(finishSQL, args...)
 		b.Queue(lockInventorySQL, id)
-		br := tx.SendBatch(ctx, &b)
-		err := func() error {
+		err := readBatch(ctx, tx, &b, func(br pgx.BatchResults) error {
 			if err := br.QueryRow().Scan(&reported); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("record %s report of %s: %w", r.Status, r.CommandUUID, err)
 			}
@@ -263,10 +257,7 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 				found = true
 			}
 			return nil
-		}()
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
+		})
 		if err != nil {
 			return err
 		}
@@ -283,8 +274,7 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 			}
 		}
 		b.Queue(nextFreshSQL, id)
-		br = tx.SendBatch(ctx, &b)
-		err = func() error {
+		return readBatch(ctx, tx, &b, func(br pgx.BatchResults) error {
 			if update {
 				if _, err := br.Exec(); err != nil {
 					return fmt.Errorf("update inventory: %w", err)
@@ -294,11 +284,7 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 			var err error
 			cmd, err = scanNext(br)
 			return err
-		}()
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		})
 	})
 	if err != nil {
 		return "", false, nil, fmt.Errorf("store report of %s: %w", id, err)
@@ -372,6 +358,22 @@ func (s *Store) HasPending(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("check queue of %s: %w", id, err)
 	}
 	return ok, nil
+}
+
+// batchSender is a pool or a transaction.
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// readBatch sends b, lets read take its results, and closes them,
+// returning the first error.
+func readBatch(ctx context.Context, q batchSender, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	br := q.SendBatch(ctx, b)
+	err := read(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // scanNext reads the next command (nextFreshSQL) from a batch: nil when
