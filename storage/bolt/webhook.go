@@ -57,6 +57,7 @@ func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte
 		keys[i], order[i] = webhookKey(ds[i].EventID, ds[i].Endpoint), i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	var dueKeys [][]byte
 	for _, i := range order {
 		if b.Get(keys[i]) != nil {
 			continue
@@ -64,7 +65,12 @@ func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte
 		if err := b.Put(keys[i], vals[i]); err != nil {
 			return err
 		}
-		if err := due.Put(webhookDueKey(ds[i].NextAt, keys[i]), nil); err != nil {
+		dueKeys = append(dueKeys, webhookDueKey(ds[i].NextAt, keys[i]))
+	}
+	// The index in its own key order, for the same reason.
+	slices.SortFunc(dueKeys, bytes.Compare)
+	for _, k := range dueKeys {
+		if err := due.Put(k, nil); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,14 @@ func benchBacklog(b *testing.B) (*Store, time.Time) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
+	now, ds := backlogDeliveries()
+	if err := s.EnqueueWebhooks(b.Context(), ds); err != nil {
+		b.Fatal(err)
+	}
+	return s, now
+}
+
+func backlogDeliveries() (time.Time, []storage.WebhookDelivery) {
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	ds := make([]storage.WebhookDelivery, 20000)
 	for i := range ds {
@@ -30,10 +38,7 @@ func benchBacklog(b *testing.B) (*Store, time.Time) {
 			Body:     fmt.Appendf(nil, `{"id":%q,"type":"device.at_risk","created":"2026-11-30T09:00:00Z","data":{"device_id":"%08X-%016X","serial":"C02X%06d","group":"engineering","phase":"enforce","deadline":"2026-12-02T17:00:00Z","os_version":"15.1","target":"15.2"}}`, id, i/2, i/2, i/2),
 			Attempts: 9, NextAt: next, LastErr: `Post "https://hooks.example.com/sundial": dial tcp 10.0.0.9:443: connect: connection refused`}
 	}
-	if err := s.EnqueueWebhooks(b.Context(), ds); err != nil {
-		b.Fatal(err)
-	}
-	return s, now
+	return now, ds
 }
 
 // BenchmarkDueWebhooks is the worker's poll (every 2 s, limit 100, its
@@ -61,5 +66,27 @@ func BenchmarkPruneWebhooksNone(b *testing.B) {
 		if n, err := s.PruneWebhooks(ctx, now.Add(-7*24*time.Hour), 10000); err != nil || n != 0 {
 			b.Fatalf("PruneWebhooks = %d, %v; want 0", n, err)
 		}
+	}
+}
+
+// BenchmarkEnqueueWebhooks20k queues that backlog into an empty outbox in
+// one call: what the index costs the writers.
+func BenchmarkEnqueueWebhooks20k(b *testing.B) {
+	_, ds := backlogDeliveries()
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s, err := Open(filepath.Join(b.TempDir(), "sundial.db"), &Options{NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := s.EnqueueWebhooks(ctx, ds); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
 	}
 }
