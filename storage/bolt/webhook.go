@@ -207,7 +207,9 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 		for k, _ := c.First(); k != nil && len(k) > 8 && bytes.Compare(k[:8], end) <= 0; k, _ = c.Next() {
 			v := out.Get(k[8:])
 			if v == nil {
-				return fmt.Errorf("webhook due index: no delivery %q", k[8:])
+				// An entry without its delivery (a bug or a damaged file)
+				// must not stop the deliveries behind it.
+				continue
 			}
 			var d storage.WebhookDelivery
 			if err := json.Unmarshal(v, &d); err != nil {
