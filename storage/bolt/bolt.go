@@ -72,7 +72,8 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	   moved out of the ddm records at open
 //	8  the inventory index without its reverse index invat, dropped at
 //	   open (invdue.go)
-const schemaVersion = 8
+//	9  the webhook outbox's due index (whdue; webhookdue.go), built at open
+const schemaVersion = 9
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -186,6 +187,11 @@ func Open(path string, opts *Options) (_ *Store, err error) {
 		if got < 8 {
 			if err := migrateToV8(tx); err != nil {
 				return fmt.Errorf("upgrade to schema 8: %w", err)
+			}
+		}
+		if got < 9 {
+			if err := migrateToV9(tx); err != nil {
+				return fmt.Errorf("upgrade to schema 9: %w", err)
 			}
 		}
 		// After a crash the log may hold finished commands: index them

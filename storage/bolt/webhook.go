@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +18,7 @@ import (
 )
 
 // whout is the webhook outbox: key <event ID>\x00<endpoint>, value the JSON
-// delivery. The outbox is kept small by PruneWebhooks, so the due scan walks
-// it whole.
+// delivery. DueWebhooks finds the due ones through whdue (webhookdue.go).
 var bWebhookOut = []byte("whout")
 
 func init() { allBuckets = append(allBuckets, bWebhookOut) }
@@ -47,7 +46,7 @@ func (s *Store) EnqueueWebhooks(ctx context.Context, ds []storage.WebhookDeliver
 // enqueueWebhooksTx stores checked, encoded deliveries inside tx, keeping
 // any already stored.
 func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte) error {
-	b := tx.Bucket(bWebhookOut)
+	b, due := tx.Bucket(bWebhookOut), tx.Bucket(bWebhookDue)
 	// Put in key order: bbolt inserts into an in-memory node, so hashed
 	// event IDs in arrival order move half the node on every put (11 s for
 	// 70,000 device.at_risk; docs/benchmarks.md). The sort is stable, so a
@@ -58,11 +57,20 @@ func enqueueWebhooksTx(tx *bbolt.Tx, ds []storage.WebhookDelivery, vals [][]byte
 		keys[i], order[i] = webhookKey(ds[i].EventID, ds[i].Endpoint), i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	var dueKeys [][]byte
 	for _, i := range order {
 		if b.Get(keys[i]) != nil {
 			continue
 		}
 		if err := b.Put(keys[i], vals[i]); err != nil {
+			return err
+		}
+		dueKeys = append(dueKeys, webhookDueKey(ds[i].NextAt, keys[i]))
+	}
+	// The index in its own key order, for the same reason.
+	slices.SortFunc(dueKeys, bytes.Compare)
+	for _, k := range dueKeys {
+		if err := due.Put(k, nil); err != nil {
 			return err
 		}
 	}
@@ -162,21 +170,23 @@ func enqueueEventsTx(tx *bbolt.Tx, events []webhook.Event) error {
 	return enqueueWebhooksTx(tx, ds, vals)
 }
 
-// allWebhooks decodes the whole outbox.
-func allWebhooks(tx *bbolt.Tx) ([]storage.WebhookDelivery, error) {
+// webhookRefs decodes the whole outbox without the bodies, as the prune
+// needs it.
+func webhookRefs(tx *bbolt.Tx) ([]storage.WebhookDelivery, error) {
 	var out []storage.WebhookDelivery
 	err := tx.Bucket(bWebhookOut).ForEach(func(k, v []byte) error {
-		var d storage.WebhookDelivery
-		if err := json.Unmarshal(v, &d); err != nil {
-			return err
+		var r outboxRef
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode webhook delivery %q: %w", k, err)
 		}
-		out = append(out, d)
+		out = append(out, storage.WebhookDelivery{EventID: r.EventID, Endpoint: r.Endpoint, Created: r.Created, NextAt: r.NextAt})
 		return nil
 	})
 	return out, err
 }
 
-// DueWebhooks implements storage.WebhookOutbox.
+// DueWebhooks implements storage.WebhookOutbox. It reads the due index up
+// to now and decodes only the deliveries it returns.
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]storage.WebhookDelivery, error) {
 	gen := outboxGen.Load()
 	if s.outbox.empty(gen, now) {
@@ -187,14 +197,35 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 		empty bool
 	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		all, err := allWebhooks(tx)
-		empty = err == nil && len(all) == 0
-		for _, d := range all {
-			if !d.NextAt.After(now) {
-				due = append(due, d)
+		out := tx.Bucket(bWebhookOut)
+		if k, _ := out.Cursor().First(); k == nil {
+			empty = true
+			return nil
+		}
+		end := webhookDueTime(now)
+		c := tx.Bucket(bWebhookDue).Cursor()
+		for k, _ := c.First(); k != nil && len(k) > 8 && bytes.Compare(k[:8], end) <= 0; k, _ = c.Next() {
+			v := out.Get(k[8:])
+			if v == nil {
+				// An entry without its delivery (a bug or a damaged file)
+				// must not stop the deliveries behind it.
+				continue
+			}
+			var d storage.WebhookDelivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decode webhook delivery %q: %w", k[8:], err)
+			}
+			// Only times webhookDueTime clamps (before 1678, after 2262) share
+			// a key with a later one.
+			if d.NextAt.After(now) {
+				continue
+			}
+			due = append(due, d)
+			if limit > 0 && len(due) >= limit {
+				break
 			}
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -202,22 +233,18 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 	if empty {
 		s.outbox.found(gen, now)
 	}
-	sort.SliceStable(due, func(i, j int) bool {
-		if !due[i].NextAt.Equal(due[j].NextAt) {
-			return due[i].NextAt.Before(due[j].NextAt)
-		}
-		return due[i].EventID < due[j].EventID
-	})
-	if limit > 0 && len(due) > limit {
-		due = due[:limit]
-	}
 	return due, nil
 }
 
 // AckWebhook implements storage.WebhookOutbox.
 func (s *Store) AckWebhook(ctx context.Context, eventID, endpoint string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bWebhookOut).Delete(webhookKey(eventID, endpoint))
+		k := webhookKey(eventID, endpoint)
+		v := tx.Bucket(bWebhookOut).Get(k)
+		if v == nil {
+			return nil
+		}
+		return deleteWebhookTx(tx, k, v)
 	})
 }
 
@@ -237,12 +264,21 @@ func (s *Store) RetryWebhook(ctx context.Context, eventID, endpoint string, atte
 		if err := json.Unmarshal(v, &d); err != nil {
 			return err
 		}
+		was := d.NextAt
 		d.Attempts, d.NextAt, d.LastErr = attempts, next, lastErr
 		nv, err := json.Marshal(&d)
 		if err != nil {
 			return err
 		}
-		return b.Put(k, nv)
+		if err := b.Put(k, nv); err != nil {
+			return err
+		}
+		// Move the index entry to the new due time.
+		idx := tx.Bucket(bWebhookDue)
+		if err := idx.Delete(webhookDueKey(was, k)); err != nil {
+			return err
+		}
+		return idx.Put(webhookDueKey(next, k), nil)
 	})
 }
 
@@ -252,7 +288,7 @@ func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEn
 	// they write (and fsync) nothing.
 	var none bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		all, err := allWebhooks(tx)
+		all, err := webhookRefs(tx)
 		none = err == nil && len(storage.WebhooksToPrune(all, olderThan, maxPerEndpoint)) == 0
 		return err
 	})
@@ -261,14 +297,18 @@ func (s *Store) PruneWebhooks(ctx context.Context, olderThan time.Time, maxPerEn
 	}
 	n := 0
 	err = s.db.Update(func(tx *bbolt.Tx) error {
-		all, err := allWebhooks(tx)
+		all, err := webhookRefs(tx)
 		if err != nil {
 			return err
 		}
 		drop := storage.WebhooksToPrune(all, olderThan, maxPerEndpoint)
-		b := tx.Bucket(bWebhookOut)
+		b, idx := tx.Bucket(bWebhookOut), tx.Bucket(bWebhookDue)
 		for _, d := range drop {
-			if err := b.Delete(webhookKey(d.EventID, d.Endpoint)); err != nil {
+			k := webhookKey(d.EventID, d.Endpoint)
+			if err := idx.Delete(webhookDueKey(d.NextAt, k)); err != nil {
+				return err
+			}
+			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
@@ -338,14 +378,18 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) error {
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
-		all, err := allWebhooks(tx)
+		all, err := webhookRefs(tx)
 		if err != nil {
 			return err
 		}
-		out := tx.Bucket(bWebhookOut)
+		out, idx := tx.Bucket(bWebhookOut), tx.Bucket(bWebhookDue)
 		for _, d := range all {
 			if d.Endpoint == id {
-				if err := out.Delete(webhookKey(d.EventID, id)); err != nil {
+				k := webhookKey(d.EventID, id)
+				if err := idx.Delete(webhookDueKey(d.NextAt, k)); err != nil {
+					return err
+				}
+				if err := out.Delete(k); err != nil {
 					return err
 				}
 			}

@@ -75,6 +75,75 @@ func RunWebhookOutbox(t *testing.T, newStore func(t *testing.T) storage.WebhookO
 		}
 	})
 
+	t.Run("DueOrderLimitRetry", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		at := func(ev, ep string, d time.Duration) storage.WebhookDelivery {
+			x := mk(ev, ep, t0)
+			x.NextAt = t0.Add(d)
+			return x
+		}
+		due := func(now time.Duration, limit int) string {
+			t.Helper()
+			got, err := s.DueWebhooks(ctx, t0.Add(now), limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ids(got)
+		}
+		// Enqueued out of order; due order is NextAt, then event ID, then
+		// endpoint, and a NextAt equal to now is due.
+		if err := s.EnqueueWebhooks(ctx, []storage.WebhookDelivery{at("e1", "b", 2*time.Second), at("e3", "a", time.Second),
+			at("e1", "a", 2*time.Second), at("e2", "b", time.Second), at("e0", "c", 2*time.Second), at("e9", "a", time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			now   time.Duration
+			limit int
+			want  string
+		}{
+			{0, 10, ""},
+			{time.Second, 10, "e2/b e3/a "},
+			{2 * time.Second, 10, "e2/b e3/a e0/c e1/a e1/b "},
+			{2 * time.Second, 3, "e2/b e3/a e0/c "},
+			{time.Hour, 10, "e2/b e3/a e0/c e1/a e1/b e9/a "},
+		} {
+			if got := due(c.now, c.limit); got != c.want {
+				t.Fatalf("due at t0+%v, limit %d = %q, want %q", c.now, c.limit, got, c.want)
+			}
+		}
+		// A retry moves a delivery to its new due time, later or earlier.
+		if err := s.RetryWebhook(ctx, "e2", "b", 1, t0.Add(90*time.Minute), "503"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RetryWebhook(ctx, "e9", "a", 1, t0, "503"); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := due(2*time.Second, 10), "e9/a e3/a e0/c e1/a e1/b "; got != want {
+			t.Fatalf("due after the retries = %q, want %q", got, want)
+		}
+		if got, want := due(time.Hour, 10), "e9/a e3/a e0/c e1/a e1/b "; got != want {
+			t.Fatalf("due before the retried e2/b = %q, want %q", got, want)
+		}
+		// A retry to the same time leaves one delivery, with the new attempts.
+		if err := s.RetryWebhook(ctx, "e9", "a", 2, t0, "504"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.DueWebhooks(ctx, t0.Add(2*time.Hour), 10)
+		if err != nil || ids(got) != "e9/a e3/a e0/c e1/a e1/b e2/b " {
+			t.Fatalf("due after both retries = %q, %v", ids(got), err)
+		}
+		if got[0].Attempts != 2 || got[0].LastErr != "504" || got[5].Attempts != 1 || !got[5].NextAt.Equal(t0.Add(90*time.Minute)) {
+			t.Fatalf("retried deliveries = %+v, %+v", got[0], got[5])
+		}
+		if err := s.AckWebhook(ctx, "e3", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := due(2*time.Hour, 2), "e9/a e0/c "; got != want {
+			t.Fatalf("due after the ack = %q, want %q", got, want)
+		}
+	})
+
 	t.Run("BadInputChangesNothing", func(t *testing.T) {
 		s := newStore(t)
 		ctx := t.Context()
