@@ -27,6 +27,18 @@ type LeaseStore interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
+// LeaseHolder is a LeaseStore whose leases cannot outlive the process
+// that holds them (bbolt: one process locks the file and keeps the leases
+// in memory). Such a lease can be held without an expiry: nothing to
+// renew, since no other process can take it and the holder's death ends it.
+type LeaseHolder interface {
+	// HoldLease takes the named lease for holder with no expiry if it is
+	// free, expired at now or already holder's; it is held until
+	// ReleaseLease (an AcquireLease by holder keeps it so). It reports
+	// whether holder holds it afterwards.
+	HoldLease(ctx context.Context, name, holder string, now time.Time) (bool, error)
+}
+
 // Leader runs a function on the one replica that holds a lease. Create it
 // with NewLeader and call Run.
 type Leader struct {
@@ -77,13 +89,25 @@ func (l *Leader) margin() time.Duration { return l.ttl / 6 }
 // A replica that dies without releasing the lease is replaced within
 // ttl + ttl/3 (expiry plus one follower poll); one that stops cleanly within
 // ttl/3.
+//
+// On a LeaseHolder store the lease is held without expiry and never
+// renewed, so an idle leader does not wake every ttl/3 for nothing.
 func (l *Leader) Run(ctx context.Context, fn func(ctx context.Context)) {
+	holder, hold := l.store.(LeaseHolder)
 	for ctx.Err() == nil {
 		now := l.clock.Now()
-		ok, err := l.store.AcquireLease(ctx, l.name, l.holder, l.ttl, now)
+		var ok bool
+		var err error
+		if hold {
+			ok, err = holder.HoldLease(ctx, l.name, l.holder, now)
+		} else {
+			ok, err = l.store.AcquireLease(ctx, l.name, l.holder, l.ttl, now)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			l.log.Warn("acquire lease", "err", err)
+		case ok && hold:
+			l.hold(ctx, fn)
 		case ok:
 			l.lead(ctx, fn, now.Add(l.ttl))
 		}
@@ -91,6 +115,19 @@ func (l *Leader) Run(ctx context.Context, fn func(ctx context.Context)) {
 			return
 		}
 	}
+}
+
+// hold runs fn while a lease without expiry is held: until fn returns or
+// ctx ends, then releases it.
+func (l *Leader) hold(ctx context.Context, fn func(ctx context.Context)) {
+	l.log.Info("acquired lease, leading", "holder", l.holder)
+	fn(ctx)
+	if ctx.Err() != nil {
+		l.log.Info("stopping, releasing lease")
+	} else {
+		l.log.Info("leader function returned, releasing lease")
+	}
+	l.release(ctx)
 }
 
 // lead runs fn while the lease is held, renewing it; expires is the

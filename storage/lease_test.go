@@ -228,3 +228,90 @@ func TestNewLeaderRejectsBadArguments(t *testing.T) {
 		}()
 	}
 }
+
+// heldLeases is a memLeases that is also a storage.LeaseHolder, like the
+// bbolt store: it counts every call so a test can see that nothing renews.
+type heldLeases struct {
+	memLeases
+	calls int
+}
+
+func (h *heldLeases) HoldLease(ctx context.Context, name, holder string, now time.Time) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	if h.holder != "" && h.holder != holder && (h.expires.IsZero() || now.Before(h.expires)) {
+		return false, nil
+	}
+	h.holder, h.expires = holder, time.Time{}
+	return true, nil
+}
+
+func (h *heldLeases) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
+	h.mu.Lock()
+	h.calls++
+	h.mu.Unlock()
+	return h.memLeases.AcquireLease(ctx, name, holder, ttl, now)
+}
+
+func (h *heldLeases) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls
+}
+
+func TestLeaderHoldsWithoutRenewing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &heldLeases{}
+		a := lead(store, "a", nil)
+		<-a.started
+		b := lead(store, "b", nil)
+		defer b.stop()
+		synctest.Wait()
+		before := store.count() // a's hold and b's first try
+		time.Sleep(100*ttl + ttl/6)
+		synctest.Wait()
+		// Only b, the follower, keeps asking: once per ttl/3.
+		if got, want := store.count()-before, 300; got != want {
+			t.Errorf("%d lease calls in 100 ttl while a held it, want %d (b's tries only)", got, want)
+		}
+		select {
+		case <-b.started:
+			t.Fatal("b led while a held the lease")
+		case <-a.stopped:
+			t.Fatal("a stopped leading without cause")
+		default:
+		}
+		a.stop()
+		stopped := time.Now()
+		store.mu.Lock()
+		releases := store.releases
+		store.mu.Unlock()
+		if releases != 1 {
+			t.Errorf("%d releases after a stopped, want 1", releases)
+		}
+		if d := (<-b.started).Sub(stopped); d > ttl/3 {
+			t.Errorf("b took over %v after a clean stop, want within ttl/3", d)
+		}
+	})
+}
+
+func TestLeaderHoldFnReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &heldLeases{}
+		l := lead(store, "a", func(ctx context.Context) {})
+		first := <-l.started
+		<-l.stopped
+		second := <-l.started
+		if d := second.Sub(first); d != ttl/3 {
+			t.Errorf("fn ran again after %v, want one retry interval (%v)", d, ttl/3)
+		}
+		<-l.stopped
+		l.stop()
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		if store.releases < 2 {
+			t.Errorf("%d releases; want the lease released after each run", store.releases)
+		}
+	})
+}

@@ -90,7 +90,11 @@ func (a *app) catalogFingerprint(ctx context.Context) (string, error) {
 	slices.Sort(kinds)
 	h := sha256.New()
 	for _, k := range kinds {
-		fmt.Fprintf(h, "%s %d\n", k, polls[k].ChangedAt.UnixNano())
+		// A feed never fetched has no stored body: its failed checks
+		// save a state but change nothing to rebuild.
+		if at := polls[k].ChangedAt; !at.IsZero() {
+			fmt.Fprintf(h, "%s %d\n", k, at.UnixNano())
+		}
 	}
 	for _, m := range manual {
 		h.Write(m)
@@ -137,8 +141,11 @@ func catalogDiff(cur, fresh *catalog.Catalog) (added, changed int) {
 }
 
 // followCatalog runs refreshCatalog every catalogFollowEvery until ctx
-// ends; the returned channel closes when it has stopped.
+// ends; the returned channel closes when it has stopped. When this process
+// alone uses the store no other replica can change the catalog: it only
+// refreshes after a change of its own (which clears catState.seen).
 func (a *app) followCatalog(ctx context.Context) <-chan struct{} {
+	_, sole := a.store.(storage.LeaseHolder)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -150,12 +157,23 @@ func (a *app) followCatalog(ctx context.Context) <-chan struct{} {
 				return
 			case <-t.C:
 			}
+			if sole && !a.ownCatalogChange() {
+				continue
+			}
 			if _, err := a.refreshCatalog(ctx); err != nil && ctx.Err() == nil {
 				a.log.Error("release catalog reload failed", "err", err)
 			}
 		}
 	}()
 	return done
+}
+
+// ownCatalogChange reports whether this replica changed the stored catalog
+// since it last built it.
+func (a *app) ownCatalogChange() bool {
+	a.catState.mu.Lock()
+	defer a.catState.mu.Unlock()
+	return a.catState.seen == ""
 }
 
 // buildCatalog builds the catalog from the built-in snapshot, the stored

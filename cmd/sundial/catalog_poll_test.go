@@ -219,6 +219,22 @@ func TestCatalogStaleWithoutPolling(t *testing.T) {
 	}
 }
 
+// TestFailedPollRebuildsNothing: failed checks of a feed never fetched
+// store a poll state, but no body: the catalog has nothing to rebuild.
+func TestFailedPollRebuildsNothing(t *testing.T) {
+	ts := startTestServer(t, t.TempDir())
+	ctx := t.Context()
+	for failures := 1; failures <= 2; failures++ {
+		st := poll.State{URL: poll.GDMFURL, Failures: failures, LastError: "no such host", NextAt: time.Now().Add(5 * time.Minute)}
+		if err := ts.app.savePollState(ctx, "gdmf", st); err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := ts.app.refreshCatalog(ctx); err != nil || changed {
+			t.Errorf("refresh after failed check %d = %v, %v; want no rebuild", failures, changed, err)
+		}
+	}
+}
+
 // TestCatalogRemoveAndAudit is items 13 and 14: releases added by hand can
 // be removed, feed releases cannot, future posting dates are refused, and
 // every change to what Macs receive is in the audit log.

@@ -65,6 +65,14 @@ func (m *pushManager) Send(ctx context.Context, targets []push.Target) []push.Re
 	return s.Send(ctx, targets)
 }
 
+// Ready implements push.ReadySender: without a usable certificate nothing
+// can be pushed, so the push service does not poll for re-pushes.
+func (m *pushManager) Ready() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.sender != nil
+}
+
 // Set validates pc, builds a sender for it and makes it current. When keep
 // is true the certificate and key are written to the data directory.
 func (m *pushManager) Set(pc *certs.PushCert, keep bool) error {

@@ -97,6 +97,14 @@ type Sender interface {
 	Send(ctx context.Context, targets []Target) []Result
 }
 
+// ReadySender is a Sender that can tell when it cannot push at all (no
+// push certificate). While Ready is false the Service does not look for
+// due re-pushes; whoever makes it ready calls Service.CertChanged.
+type ReadySender interface {
+	Sender
+	Ready() bool
+}
+
 // Clock tells the time. Inject one; library code never reads the wall clock
 // directly.
 type Clock interface {

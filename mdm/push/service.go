@@ -206,10 +206,7 @@ func (s *Service) Notify(ids ...string) {
 		s.queue = append(s.queue, queued{id: id, due: due})
 	}
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.kick()
 }
 
 // CertChanged forgets the last certificate error and ends the pause it
@@ -220,10 +217,7 @@ func (s *Service) CertChanged() {
 	s.certErr = nil
 	s.pausedUntil = time.Time{}
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.kick()
 }
 
 // CertError returns the last certificate error reported by the Sender, or
@@ -249,24 +243,38 @@ func (s *Service) Run(ctx context.Context) error {
 		if more && err == nil {
 			continue
 		}
-		t := time.NewTimer(s.nextWake())
+		var timer *time.Timer
+		var fired <-chan time.Time // nil: sleep until woken
+		if d, ok := s.nextWake(); ok {
+			timer = time.NewTimer(d)
+			fired = timer.C
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return nil
 		case <-s.wake:
 			// A Notify may have opened a window that closes before the timer.
-			t.Stop()
-		case <-t.C:
+		case <-fired:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }
 
-// nextWake returns how long Run may sleep.
-func (s *Service) nextWake() time.Duration {
+// nextWake returns how long Run may sleep; false means until woken (by
+// Notify, CertChanged or SetRepush): nothing is queued or paused, and
+// re-pushes are off or cannot be sent, so there is nothing to poll for.
+func (s *Service) nextWake() (time.Duration, bool) {
 	now := s.clock.Now()
+	repush := s.repushing()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !repush && s.head == len(s.queue) && !s.pausedUntil.After(now) {
+		return 0, false
+	}
 	wait := s.poll
 	var next time.Time
 	if s.head < len(s.queue) {
@@ -283,7 +291,17 @@ func (s *Service) nextWake() time.Duration {
 	if wait < time.Millisecond {
 		wait = time.Millisecond
 	}
-	return wait
+	return wait, true
+}
+
+// repushing reports whether Run looks for due re-pushes: they are on
+// (SetRepush) and the Sender can push at all.
+func (s *Service) repushing() bool {
+	if s.noRepush.Load() {
+		return false
+	}
+	r, ok := s.sender.(ReadySender)
+	return !ok || r.Ready()
 }
 
 // RunOnce sends the coalesced pushes whose window has closed and one batch
@@ -312,7 +330,7 @@ func (s *Service) runOnce(ctx context.Context) (more bool, err error) {
 			return false, err
 		}
 	}
-	if s.paused() || s.noRepush.Load() {
+	if s.paused() || !s.repushing() {
 		return false, nil
 	}
 	ids, err := s.store.DueRepushes(ctx, s.clock.Now(), s.batchSize)
@@ -335,7 +353,19 @@ func (s *Service) runOnce(ctx context.Context) (more bool, err error) {
 // With several replicas on one database only the scheduler leader re-pushes,
 // so silent devices are not pushed once per replica; every replica still
 // pushes the work it queued itself.
-func (s *Service) SetRepush(on bool) { s.noRepush.Store(!on) }
+func (s *Service) SetRepush(on bool) {
+	if s.noRepush.Swap(!on) == on {
+		s.kick() // Run may be sleeping until woken
+	}
+}
+
+// kick wakes Run without blocking.
+func (s *Service) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
 
 func (s *Service) paused() bool {
 	now := s.clock.Now()

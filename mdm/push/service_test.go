@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -706,4 +707,115 @@ func TestSetRepushOff(t *testing.T) {
 	if got := f.delivered("dev-0"); got != 3 {
 		t.Errorf("re-push on: %d pushes, want 3", got)
 	}
+}
+
+// readySender is a recordingSender that can be made unable to push, like a
+// server without a push certificate.
+type readySender struct {
+	*recordingSender
+	ready atomic.Bool
+}
+
+func (r *readySender) Ready() bool { return r.ready.Load() }
+
+func (c *countingStore) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.polls
+}
+
+// runIdle starts Run on svc in the synctest bubble and returns its stop.
+func runIdle(t *testing.T, svc *push.Service) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+// TestRunSleepsWithoutSender: while the Sender cannot push, Run does not
+// look for due re-pushes at all; once it can (CertChanged), the silent
+// device is re-pushed at once. New work is still handed to the Sender.
+func TestRunSleepsWithoutSender(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sender := &readySender{recordingSender: &recordingSender{clock: push.SystemClock{}}}
+		store := &countingStore{memStore: newMemStore()}
+		store.TokenUpdate(push.Target{EnrollmentID: "silent", Token: []byte("silent"), PushMagic: "m"})
+		store.SetPending("silent", true)
+		store.RecordPushes(t.Context(), []push.Record{{EnrollmentID: "silent", Attempt: 1, NextRepush: time.Now()}})
+		svc, err := push.New(sender, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := runIdle(t, svc)
+		defer stop()
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := store.count(); n != 0 {
+			t.Errorf("%d re-push polls in an hour without a sender, want 0", n)
+		}
+		if n := len(sender.pushTimes("silent")); n != 0 {
+			t.Errorf("%d pushes without a sender, want 0", n)
+		}
+
+		sender.ready.Store(true)
+		at := time.Now()
+		svc.CertChanged()
+		synctest.Wait()
+		if n := store.count(); n != 1 {
+			t.Errorf("%d re-push polls right after the sender became ready, want 1", n)
+		}
+		if got := sender.pushTimes("silent"); len(got) != 1 || !got[0].Equal(at) {
+			t.Errorf("pushes at %v, want the due re-push at once (%v)", got, at)
+		}
+
+		// Unable again: new work is still handed to the Sender (which
+		// records the failure), silent devices are not polled for.
+		sender.ready.Store(false)
+		polls := store.count()
+		svc.Notify("silent")
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := len(sender.pushTimes("silent")); n != 2 {
+			t.Errorf("%d pushes after Notify without a sender, want 2", n)
+		}
+		if n := store.count() - polls; n != 0 {
+			t.Errorf("%d re-push polls in the hour after, want 0", n)
+		}
+	})
+}
+
+// TestRunSleepsWithRepushOff: a replica that does not re-push does not
+// poll for re-pushes; turned on, it polls at once and then every interval.
+func TestRunSleepsWithRepushOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &countingStore{memStore: newMemStore()}
+		svc, err := push.New(&recordingSender{clock: push.SystemClock{}}, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.SetRepush(false)
+		stop := runIdle(t, svc)
+		defer stop()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := store.count(); n != 0 {
+			t.Errorf("%d re-push polls in an hour with re-push off, want 0", n)
+		}
+		svc.SetRepush(true)
+		synctest.Wait()
+		if n := store.count(); n != 1 {
+			t.Errorf("%d re-push polls right after re-push was turned on, want 1", n)
+		}
+		time.Sleep(10*push.DefaultPollInterval + time.Second)
+		synctest.Wait()
+		if n := store.count(); n != 11 {
+			t.Errorf("%d re-push polls in 10 intervals after, want 11", n)
+		}
+	})
 }

@@ -19,11 +19,20 @@ var bLeases = []byte("leases")
 
 func init() { allBuckets = append(allBuckets, bLeases) }
 
-var _ storage.LeaseStore = (*Store)(nil)
+var (
+	_ storage.LeaseStore  = (*Store)(nil)
+	_ storage.LeaseHolder = (*Store)(nil)
+)
 
 type leaseRecord struct {
 	holder    string
-	expiresAt time.Time
+	expiresAt time.Time // zero: held until released (HoldLease)
+}
+
+// takenBy reports whether the lease belongs to someone other than holder
+// at now.
+func (r leaseRecord) takenBy(holder string, now time.Time) bool {
+	return r.holder != holder && (r.expiresAt.IsZero() || r.expiresAt.After(now))
 }
 
 // leaseTable holds a Store's leases.
@@ -35,19 +44,41 @@ type leaseTable struct {
 // AcquireLease implements storage.LeaseStore. A lease is expired once now
 // reaches its expiry.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
-	if err := checkLease(name, holder, ttl); err != nil {
+	if err := checkLease(name, holder); err != nil {
 		return false, err
 	}
+	if ttl <= 0 {
+		return false, fmt.Errorf("acquire lease %s: ttl %v is not positive", name, ttl)
+	}
+	return s.takeLease(name, holder, now, now.Add(ttl)), nil
+}
+
+// HoldLease implements storage.LeaseHolder: the leases live in this
+// process, which alone has the file open, so a held lease needs no expiry.
+func (s *Store) HoldLease(ctx context.Context, name, holder string, now time.Time) (bool, error) {
+	if err := checkLease(name, holder); err != nil {
+		return false, err
+	}
+	return s.takeLease(name, holder, now, time.Time{}), nil
+}
+
+// takeLease gives the lease to holder until expires (zero: until
+// released) unless someone else holds it at now.
+func (s *Store) takeLease(name, holder string, now, expires time.Time) bool {
 	s.leases.mu.Lock()
 	defer s.leases.mu.Unlock()
-	if cur, ok := s.leases.m[name]; ok && cur.holder != holder && cur.expiresAt.After(now) {
-		return false, nil
+	cur, ok := s.leases.m[name]
+	if ok && cur.takenBy(holder, now) {
+		return false
+	}
+	if ok && cur.holder == holder && cur.expiresAt.IsZero() {
+		return true // held stays held: no renewal shortens it
 	}
 	if s.leases.m == nil {
 		s.leases.m = make(map[string]leaseRecord)
 	}
-	s.leases.m[name] = leaseRecord{holder: holder, expiresAt: now.Add(ttl)}
-	return true, nil
+	s.leases.m[name] = leaseRecord{holder: holder, expiresAt: expires}
+	return true
 }
 
 // ReleaseLease implements storage.LeaseStore.
@@ -60,14 +91,12 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	return nil
 }
 
-func checkLease(name, holder string, ttl time.Duration) error {
+func checkLease(name, holder string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("acquire lease: empty name")
 	case holder == "":
 		return fmt.Errorf("acquire lease %s: empty holder", name)
-	case ttl <= 0:
-		return fmt.Errorf("acquire lease %s: ttl %v is not positive", name, ttl)
 	}
 	return nil
 }

@@ -109,12 +109,26 @@ func (s *Store) PutManualReleaseAnnounced(ctx context.Context, version string, r
 
 // PruneWebhookOnce implements storage.WebhookOnceStore.
 func (s *Store) PruneWebhookOnce(ctx context.Context, now time.Time) (int, error) {
+	expired := func(v []byte) bool { return len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < now.UnixNano() }
+	// Most checks find nothing to prune: look in a read transaction first,
+	// so that only a prune pays for a commit and its fsyncs.
+	found := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bWebhookOnce).Cursor()
+		for k, v := c.First(); k != nil && !found; k, v = c.Next() {
+			found = expired(v)
+		}
+		return nil
+	})
+	if err != nil || !found {
+		return 0, err
+	}
 	n := 0
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bWebhookOnce)
 		var drop [][]byte
 		err := b.ForEach(func(k, v []byte) error {
-			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < now.UnixNano() {
+			if expired(v) {
 				drop = append(drop, k)
 			}
 			return nil

@@ -22,6 +22,7 @@ func RunLease(t *testing.T, newStore func(t *testing.T) storage.LeaseStore) {
 		{"Release", testLeaseRelease},
 		{"SeparateNames", testLeaseSeparate},
 		{"ConcurrentAcquire", testLeaseConcurrent},
+		{"Hold", testLeaseHold},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,5 +162,64 @@ func testLeaseConcurrent(t *testing.T, s storage.LeaseStore) {
 		if len(errs) > 0 || len(winners) != 1 {
 			t.Fatalf("round %d: winners %v, errors %v; want exactly one winner", round, winners, errs)
 		}
+	}
+}
+
+// testLeaseHold checks a storage.LeaseHolder: a held lease has no expiry
+// and is free again only once released. Stores without it skip.
+func testLeaseHold(t *testing.T, s storage.LeaseStore) {
+	h, ok := s.(storage.LeaseHolder)
+	if !ok {
+		t.Skip("not a storage.LeaseHolder: leases expire and are renewed")
+	}
+	ctx := t.Context()
+	if ok, err := h.HoldLease(ctx, "", "a", t0); err == nil || ok {
+		t.Errorf("HoldLease with an empty name = %v, %v; want an error", ok, err)
+	}
+	if ok, err := h.HoldLease(ctx, "scheduler", "", t0); err == nil || ok {
+		t.Errorf("HoldLease with an empty holder = %v, %v; want an error", ok, err)
+	}
+	// b's expiring lease keeps a out until it expires.
+	if ok, err := s.AcquireLease(ctx, "scheduler", "b", leaseTTL, t0); err != nil || !ok {
+		t.Fatalf("AcquireLease(b) = %v, %v; want true", ok, err)
+	}
+	steps := []struct {
+		name   string
+		hold   bool // HoldLease, else AcquireLease
+		holder string
+		at     time.Duration
+		want   bool
+	}{
+		{"hold refused before b's expiry", true, "a", leaseTTL - time.Millisecond, false},
+		{"hold at b's expiry", true, "a", leaseTTL, true},
+		{"held again by its holder", true, "a", leaseTTL, true},
+		{"acquired by its holder: still held", false, "a", 2 * leaseTTL, true},
+		{"acquire refused long after any ttl", false, "b", 1000 * leaseTTL, false},
+		{"hold refused long after any ttl", true, "b", 1000 * leaseTTL, false},
+	}
+	for _, st := range steps {
+		var ok bool
+		var err error
+		if st.hold {
+			ok, err = h.HoldLease(ctx, "scheduler", st.holder, t0.Add(st.at))
+		} else {
+			ok, err = s.AcquireLease(ctx, "scheduler", st.holder, leaseTTL, t0.Add(st.at))
+		}
+		if err != nil || ok != st.want {
+			t.Fatalf("%s: = %v, %v; want %v", st.name, ok, err, st.want)
+		}
+	}
+	// Releasing by another holder changes nothing; by the holder frees it.
+	if err := s.ReleaseLease(ctx, "scheduler", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.AcquireLease(ctx, "scheduler", "b", leaseTTL, t0.Add(2000*leaseTTL)); ok {
+		t.Fatal("a release by a non-holder freed a held lease")
+	}
+	if err := s.ReleaseLease(ctx, "scheduler", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.AcquireLease(ctx, "scheduler", "b", leaseTTL, t0.Add(2000*leaseTTL)); err != nil || !ok {
+		t.Fatalf("AcquireLease after the holder released = %v, %v; want true", ok, err)
 	}
 }

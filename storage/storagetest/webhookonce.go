@@ -97,6 +97,13 @@ func RunWebhookOnce(t *testing.T, newStore func(t *testing.T) WebhookOnceStore) 
 				t.Fatal(err)
 			}
 		}
+		// Nothing has expired yet: nothing is pruned.
+		if n, err := s.PruneWebhookOnce(ctx, t0); err != nil || n != 0 {
+			t.Fatalf("prune before any expiry: %d %v, want 0", n, err)
+		}
+		if first, err := once(t, s, "old", t0.Add(time.Hour), nil); err != nil || first {
+			t.Fatalf("ID kept by an early prune: first=%v err=%v", first, err)
+		}
 		n, err := s.PruneWebhookOnce(ctx, t0.Add(2*time.Hour))
 		if err != nil || n != 1 {
 			t.Fatalf("prune: %d %v, want 1", n, err)
