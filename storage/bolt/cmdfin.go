@@ -54,12 +54,12 @@ type finished struct {
 func newFinished() *finished { return &finished{flushAt: finFlushAt, m: make(map[string][]byte)} }
 
 // log records that id's command uuid, with sequence seq, has left the
-// queue, and moves the log into cmdidx once it is long enough.
+// queue, and moves the log into cmdidx once it is long enough. It does
+// not look in cmdidx first: only a command queued by a version before
+// schema 4 is there already, and the move writes it again unchanged,
+// where a look-up would read a random leaf of cmdidx for every report.
 func (f *finished) log(tx *bbolt.Tx, id, uuid string, seq []byte) error {
 	k := key(id, []byte(uuid))
-	if tx.Bucket(bCmdIdx).Get(k) != nil {
-		return nil // indexed when queued, by a version before schema 4
-	}
 	b := tx.Bucket(bCmdFin)
 	// Keys only grow: split full pages, so the last leaf, which every
 	// append decodes and copies, holds about a third fewer entries on average.

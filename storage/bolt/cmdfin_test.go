@@ -114,6 +114,58 @@ func TestFinishedLog(t *testing.T) {
 	checkFinished(t, s, "D", uuids, now)
 }
 
+// TestFinishedLogIndexedWhenQueued: a command that a version before
+// schema 4 indexed when it was queued is logged when it finishes like any
+// other; the move writes its index entry again, unchanged, and it is
+// listed once.
+func TestFinishedLogIndexedWhenQueued(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	uuids := finishCommands(t, s, "D", 1, now)
+	c, err := mdm.NewCommand("ProfileList", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, []string{"D"}, c, now); err != nil {
+		t.Fatal(err)
+	}
+	var seq []byte
+	err = s.db.Update(func(tx *bbolt.Tx) error { // as a version before schema 4 queued it
+		seq = queuedSeq(tx, "D", c.UUID)
+		return tx.Bucket(bCmdIdx).Put(key("D", []byte(c.UUID)), seq)
+	})
+	if err != nil || seq == nil {
+		t.Fatal(seq, err)
+	}
+	r := &mdm.Report{Enrollment: mdm.Enrollment{UDID: "D"}, Status: mdm.Acknowledged, CommandUUID: c.UUID}
+	if _, _, err := s.StoreReportAndNext(ctx, "D", r, []byte("<plist/>"), now); err != nil {
+		t.Fatal(err)
+	}
+	uuids = append(uuids, c.UUID)
+	checkFinished(t, s, "D", uuids, now)
+	if err := s.db.Update(s.fin.flush); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := bucketLen(t, s, bCmdFin), bucketLen(t, s, bCmdIdx); n != 0 || m != 2 {
+		t.Fatalf("after the move: %d logged, %d indexed; want 0, 2", n, m)
+	}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		if got := tx.Bucket(bCmdIdx).Get(key("D", []byte(c.UUID))); string(got) != string(seq) {
+			t.Errorf("index entry %x, want %x", got, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFinished(t, s, "D", uuids, now)
+}
+
 // TestFinishedLogReadsOwnSnapshot: a read transaction finds a logged
 // command in the log as it sees it, not through the in-memory map, which
 // forgets commands once a move has committed, possibly after the read

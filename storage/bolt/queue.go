@@ -195,11 +195,19 @@ func (s *Store) commandSeq(tx *bbolt.Tx, id, uuid string) []byte {
 func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, now time.Time) (string, error) {
 	// Only a pending command takes a report: one that is not queued is
 	// unknown or finished (a duplicate report), and nothing is recorded.
-	seq := queuedSeq(tx, id, r.CommandUUID)
+	// The cursor that finds it in the queue also updates or deletes it.
+	p := prefix(id)
+	c := tx.Bucket(bQueue).Cursor()
+	var seq, qv []byte
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if string(queueUUID(v)) == r.CommandUUID {
+			seq, qv = clone(k[len(p):]), v
+			break
+		}
+	}
 	if seq == nil {
 		return "", nil
 	}
-	k := key(id, seq) // in the queue
 	rec, err := getRecord(tx, seq)
 	if err != nil {
 		return "", err
@@ -210,19 +218,16 @@ func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, 
 	rec.Status = string(r.Status)
 	rec.UpdatedAt = now
 	rec.History = mdm.AppendStatus(rec.History, mdm.StatusEvent{Status: string(r.Status), At: now})
-	q := tx.Bucket(bQueue)
 	if r.Status == mdm.NotNow {
 		rec.NotNowCount++
-		if v := q.Get(k); v != nil {
-			_, rt, uuid := parseQueueValue(v)
-			if err := q.Put(k, queueValue(flagNotNow, rt, uuid)); err != nil {
-				return "", err
-			}
+		_, rt, uuid := parseQueueValue(qv)
+		if err := tx.Bucket(bQueue).Put(key(id, seq), queueValue(flagNotNow, rt, uuid)); err != nil {
+			return "", err
 		}
 	} else {
 		rec.ErrorChain = r.ErrorChain
 		rec.Result = clone(raw)
-		if err := q.Delete(k); err != nil {
+		if err := c.Delete(); err != nil {
 			return "", err
 		}
 		if err := s.fin.log(tx, id, rec.UUID, seq); err != nil {
