@@ -165,16 +165,24 @@ func queueUUID(v []byte) []byte {
 }
 
 // queuedSeq returns the sequence (a copy) of id's queued command uuid, or
-// nil. A Mac's queue holds a few commands; this walks them.
+// nil.
 func queuedSeq(tx *bbolt.Tx, id, uuid string) []byte {
+	_, seq, _ := findQueued(tx, id, uuid)
+	return seq
+}
+
+// findQueued finds id's queued command uuid: a cursor on its queue entry,
+// the sequence (a copy) and the entry's value, or a nil sequence. A Mac's
+// queue holds a few commands; this walks them.
+func findQueued(tx *bbolt.Tx, id, uuid string) (*bbolt.Cursor, []byte, []byte) {
 	p := prefix(id)
 	c := tx.Bucket(bQueue).Cursor()
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		if string(queueUUID(v)) == uuid {
-			return clone(k[len(p):])
+			return c, clone(k[len(p):]), v
 		}
 	}
-	return nil
+	return nil, nil, nil
 }
 
 // commandSeq returns the sequence (a copy) of id's command uuid, pending or
@@ -196,15 +204,7 @@ func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, 
 	// Only a pending command takes a report: one that is not queued is
 	// unknown or finished (a duplicate report), and nothing is recorded.
 	// The cursor that finds it in the queue also updates or deletes it.
-	p := prefix(id)
-	c := tx.Bucket(bQueue).Cursor()
-	var seq, qv []byte
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		if string(queueUUID(v)) == r.CommandUUID {
-			seq, qv = clone(k[len(p):]), v
-			break
-		}
-	}
+	c, seq, qv := findQueued(tx, id, r.CommandUUID)
 	if seq == nil {
 		return "", nil
 	}
