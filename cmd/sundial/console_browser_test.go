@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -52,10 +53,10 @@ func browser(t *testing.T) context.Context {
 }
 
 // shot saves a full-page PNG screenshot in the test's artifact folder.
-func shot(t *testing.T, name string) chromedp.Action {
-	return chromedp.ActionFunc(func(ctx context.Context) error {
-		var buf []byte
-		if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
 			return err
 		}
 		p := filepath.Join(t.ArtifactDir(), name+".png")
@@ -64,21 +65,40 @@ func shot(t *testing.T, name string) chromedp.Action {
 	})
 }
 
-func browse(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action) {
+func browse(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Run(ctx, actions...); err != nil {
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("%s: %v", step, err)
 	}
 }
 
-func signInActions(base, key string) []chromedp.Action {
-	return []chromedp.Action{
+// into runs a and stores its value in dst, so that a step that reads the
+// page sits in one list with the steps that drive it.
+func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		v, err := a(ctx, tg)
+		*dst = v
+		return chromedp.Void{}, err
+	}
+}
+
+// cookiesInto reads the browser's cookies for the current page into dst.
+func cookiesInto(dst *[]*network.Cookie) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{})
+		*dst = res.Cookies
+		return err
+	})
+}
+
+func signInActions(base, key string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
 		chromedp.Navigate(base + "/ui/"),
-		chromedp.WaitVisible("#key", chromedp.ByQuery),
-		chromedp.SendKeys("#key", key, chromedp.ByQuery),
-		chromedp.SetValue("#zone", "America/New_York", chromedp.ByQuery),
-		chromedp.Click(`#signin button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#stat-devices", chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), key),
+		chromedp.SetValue(chromedp.CSS("#zone"), "America/New_York"),
+		chromedp.Click(chromedp.CSS(`#signin button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#stat-devices")),
 	}
 }
 
@@ -104,11 +124,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	browse(t, ctx, "overview screenshot", shot(t, "overview"))
 	var devices, managed, compliant, past, who string
 	browse(t, ctx, "read overview",
-		chromedp.Text("#stat-devices", &devices, chromedp.ByQuery),
-		chromedp.Text("#stat-managed", &managed, chromedp.ByQuery),
-		chromedp.Text("#stat-compliant", &compliant, chromedp.ByQuery),
-		chromedp.Text("#stat-past", &past, chromedp.ByQuery),
-		chromedp.Text("#whoami", &who, chromedp.ByQuery))
+		into(&devices, chromedp.Text(chromedp.CSS("#stat-devices"))),
+		into(&managed, chromedp.Text(chromedp.CSS("#stat-managed"))),
+		into(&compliant, chromedp.Text(chromedp.CSS("#stat-compliant"))),
+		into(&past, chromedp.Text(chromedp.CSS("#stat-past"))),
+		into(&who, chromedp.Text(chromedp.CSS("#whoami"))))
 	rep, err := ts.admin.ComplianceReport(t.Context(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +142,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	for phase, n := range rep.ByPhase {
 		var cell string
-		browse(t, ctx, "funnel "+string(phase), chromedp.Text(fmt.Sprintf(`#funnel tr[data-phase="%s"] td.num`, phase), &cell, chromedp.ByQuery))
+		browse(t, ctx, "funnel "+string(phase), into(&cell, chromedp.Text(chromedp.CSS(fmt.Sprintf(`#funnel tr[data-phase="%s"] td.num`, phase)))))
 		if atoi(t, cell) != n {
 			t.Errorf("funnel %s = %s, API %d", phase, cell, n)
 		}
@@ -131,21 +151,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The device list, filtered, then a device.
 	browse(t, ctx, "devices",
 		chromedp.Navigate(base+"/ui/devices"),
-		chromedp.WaitVisible("#devices", chromedp.ByQuery),
-		chromedp.SetValue("#search", "console01", chromedp.ByQuery),
-		chromedp.Click(`.filters button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#devices")),
+		chromedp.SetValue(chromedp.CSS("#search"), "console01"),
+		chromedp.Click(chromedp.CSS(`.filters button[type=submit]`)),
 		// Only the filtered page renders the value as an attribute (the
 		// old page's rows would otherwise satisfy the wait mid-navigation).
-		chromedp.WaitVisible(`#search[value="console01"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#devices tbody a`, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS(`#search[value="console01"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#devices tbody a`)),
 		shot(t, "devices"),
-		chromedp.Click(`#devices tbody a`, chromedp.ByQuery),
-		chromedp.WaitVisible("#facts", chromedp.ByQuery))
+		chromedp.Click(chromedp.CSS(`#devices tbody a`)),
+		chromedp.WaitVisible(chromedp.CSS("#facts")))
 	var phase, deadlineAdmin, deadlineMac string
 	browse(t, ctx, "device", shot(t, "device"),
-		chromedp.Text("#phase", &phase, chromedp.ByQuery),
-		chromedp.Text("#deadline-admin", &deadlineAdmin, chromedp.ByQuery),
-		chromedp.Text("#deadline-mac", &deadlineMac, chromedp.ByQuery))
+		into(&phase, chromedp.Text(chromedp.CSS("#phase"))),
+		into(&deadlineAdmin, chromedp.Text(chromedp.CSS("#deadline-admin"))),
+		into(&deadlineMac, chromedp.Text(chromedp.CSS("#deadline-mac"))))
 	upd, err := ts.admin.DeviceUpdate(t.Context(), f.macs[0].UDID, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -167,14 +187,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	var msg string
 	browse(t, ctx, "invalid policy",
 		chromedp.Navigate(base+"/ui/policies/pilot"),
-		chromedp.WaitVisible("#policy-form", chromedp.ByQuery),
-		chromedp.SetValue("#date", pastDate, chromedp.ByQuery),
-		chromedp.SetValue("#time_of_day", "09:00", chromedp.ByQuery),
-		chromedp.SetValue("#ring_offset_days", "2", chromedp.ByQuery),
-		chromedp.SetValue("#minimum_notice_days", "", chromedp.ByQuery),
-		chromedp.Click("#preview", chromedp.ByQuery),
-		chromedp.WaitVisible("#error", chromedp.ByQuery),
-		chromedp.Text("#error", &msg, chromedp.ByQuery))
+		chromedp.WaitVisible(chromedp.CSS("#policy-form")),
+		chromedp.SetValue(chromedp.CSS("#date"), pastDate),
+		chromedp.SetValue(chromedp.CSS("#time_of_day"), "09:00"),
+		chromedp.SetValue(chromedp.CSS("#ring_offset_days"), "2"),
+		chromedp.SetValue(chromedp.CSS("#minimum_notice_days"), ""),
+		chromedp.Click(chromedp.CSS("#preview")),
+		chromedp.WaitVisible(chromedp.CSS("#error")),
+		into(&msg, chromedp.Text(chromedp.CSS("#error"))))
 	if !strings.Contains(apiErr.Error(), msg) {
 		t.Fatalf("console says %q, the API %q", msg, apiErr)
 	}
@@ -186,24 +206,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	var forced string
 	browse(t, ctx, "preview policy",
-		chromedp.SetValue("#date", good.Date, chromedp.ByQuery),
-		chromedp.Click("#preview", chromedp.ByQuery),
-		chromedp.WaitVisible("#whatif", chromedp.ByQuery),
-		chromedp.Text("#whatif-forced", &forced, chromedp.ByQuery),
+		chromedp.SetValue(chromedp.CSS("#date"), good.Date),
+		chromedp.Click(chromedp.CSS("#preview")),
+		chromedp.WaitVisible(chromedp.CSS("#whatif")),
+		into(&forced, chromedp.Text(chromedp.CSS("#whatif-forced"))),
 		shot(t, "policy-whatif"))
 	if atoi(t, forced) != want.ForcedWithin24h {
 		t.Fatalf("what-if shows %s forced, the API %d", forced, want.ForcedWithin24h)
 	}
 	for phase, n := range want.Tomorrow {
 		var cell string
-		browse(t, ctx, "what-if "+string(phase), chromedp.Text(fmt.Sprintf(`#whatif tr[data-phase="%s"] td.tomorrow`, phase), &cell, chromedp.ByQuery))
+		browse(t, ctx, "what-if "+string(phase), into(&cell, chromedp.Text(chromedp.CSS(fmt.Sprintf(`#whatif tr[data-phase="%s"] td.tomorrow`, phase)))))
 		if atoi(t, cell) != n {
 			t.Errorf("what-if: %s in 24 h = %s, API %d", phase, cell, n)
 		}
 	}
 	browse(t, ctx, "save policy",
-		chromedp.Click("#save", chromedp.ByQuery),
-		chromedp.WaitVisible("#flash", chromedp.ByQuery))
+		chromedp.Click(chromedp.CSS("#save")),
+		chromedp.WaitVisible(chromedp.CSS("#flash")))
 	rec, err := ts.admin.Policy(t.Context(), "pilot")
 	if err != nil {
 		t.Fatal(err)
@@ -216,14 +236,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	var exc string
 	browse(t, ctx, "grant exception",
 		chromedp.Navigate(base+"/ui/devices/"+url.PathEscape(f.macs[1].UDID)),
-		chromedp.WaitVisible("#grant-exception", chromedp.ByQuery),
-		chromedp.Click("#grant-exception", chromedp.ByQuery),
-		chromedp.WaitVisible("#confirm", chromedp.ByQuery),
-		chromedp.SendKeys("#reason", "travelling until the 20th", chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#grant-exception")),
+		chromedp.Click(chromedp.CSS("#grant-exception")),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")),
+		chromedp.SendKeys(chromedp.CSS("#reason"), "travelling until the 20th"),
 		shot(t, "confirm-exception"),
-		chromedp.Click("#confirm-button", chromedp.ByQuery),
-		chromedp.WaitVisible("#exception", chromedp.ByQuery),
-		chromedp.Text("#exception", &exc, chromedp.ByQuery))
+		chromedp.Click(chromedp.CSS("#confirm-button")),
+		chromedp.WaitVisible(chromedp.CSS("#exception")),
+		into(&exc, chromedp.Text(chromedp.CSS("#exception"))))
 	if !strings.Contains(exc, "travelling until the 20th") {
 		t.Fatalf("exception shown as %q", exc)
 	}
@@ -232,8 +252,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	var audit string
 	browse(t, ctx, "audit",
 		chromedp.Navigate(base+"/ui/audit"),
-		chromedp.WaitVisible("#audit", chromedp.ByQuery),
-		chromedp.Text("#audit tbody", &audit, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#audit")),
+		into(&audit, chromedp.Text(chromedp.CSS("#audit tbody"))),
 		shot(t, "audit"))
 	for _, w := range []string{"policy.set", "exception.set", "device/" + f.macs[1].UDID, "initial admin"} {
 		if !strings.Contains(audit, w) {
@@ -241,32 +261,28 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"exceptions", "catalog", "policies"} {
-		browse(t, ctx, p, chromedp.Navigate(base+"/ui/"+p), chromedp.WaitVisible("main h1", chromedp.ByQuery), shot(t, p))
+		browse(t, ctx, p, chromedp.Navigate(base+"/ui/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")), shot(t, p))
 	}
 
 	// Sign out, then in with the read key: no edit controls, and a POST
 	// forged with its session and CSRF token gets 403.
-	browse(t, ctx, "sign out", chromedp.Click(".who button", chromedp.ByQuery), chromedp.WaitVisible("#key", chromedp.ByQuery))
+	browse(t, ctx, "sign out", chromedp.Click(chromedp.CSS(".who button")), chromedp.WaitVisible(chromedp.CSS("#key")))
 	browse(t, ctx, "read sign in", signInActions(base, f.readKey)...)
 	var policyHTML, deviceHTML, csrf string
 	browse(t, ctx, "read pages",
 		chromedp.Navigate(base+"/ui/policies/pilot"),
-		chromedp.WaitVisible("#policy-view", chromedp.ByQuery),
-		chromedp.OuterHTML("main", &policyHTML, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#policy-view")),
+		into(&policyHTML, chromedp.OuterHTML(chromedp.CSS("main"))),
 		shot(t, "policy-read-only"),
 		chromedp.Navigate(base+"/ui/devices/"+url.PathEscape(f.macs[0].UDID)),
-		chromedp.WaitVisible("#facts", chromedp.ByQuery),
-		chromedp.OuterHTML("main", &deviceHTML, chromedp.ByQuery),
-		chromedp.Value(`.who input[name=csrf]`, &csrf, chromedp.ByQuery))
+		chromedp.WaitVisible(chromedp.CSS("#facts")),
+		into(&deviceHTML, chromedp.OuterHTML(chromedp.CSS("main"))),
+		into(&csrf, chromedp.Value(chromedp.CSS(`.who input[name=csrf]`))))
 	if strings.Contains(policyHTML, "policy-form") || strings.Contains(deviceHTML, `id="actions"`) {
 		t.Fatal("the read key sees edit controls")
 	}
 	var cookies []*network.Cookie
-	browse(t, ctx, "cookies", chromedp.ActionFunc(func(ctx context.Context) error {
-		var err error
-		cookies, err = network.GetCookies().Do(ctx)
-		return err
-	}))
+	browse(t, ctx, "cookies", cookiesInto(&cookies))
 	form := url.Values{"csrf": {csrf}, "mode": {"unmanaged"}}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/ui/policies/pilot", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -290,10 +306,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	bg := `getComputedStyle(document.body).backgroundColor`
 	browse(t, ctx, "themes",
 		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible("#stat-devices", chromedp.ByQuery),
-		chromedp.Evaluate(bg, &light),
-		emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
-		chromedp.Evaluate(bg, &dark),
+		chromedp.WaitVisible(chromedp.CSS("#stat-devices")),
+		into(&light, chromedp.Evaluate[string](bg)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+			return err
+		}),
+		into(&dark, chromedp.Evaluate[string](bg)),
 		shot(t, "overview-dark"))
 	if light == dark || light == "" {
 		t.Fatalf("background light %q, dark %q", light, dark)

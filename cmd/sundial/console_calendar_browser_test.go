@@ -28,22 +28,22 @@ func TestConsoleBusinessCalendarInBrowser(t *testing.T) {
 	var whatIf string
 	browse(t, ctx, "preview a calendar",
 		chromedp.Navigate(base+"/ui/policies/pilot"),
-		chromedp.WaitVisible("#policy-form", chromedp.ByQuery),
-		chromedp.SetValue("#date", date, chromedp.ByQuery),
-		chromedp.SetValue("#time_of_day", "12:00", chromedp.ByQuery),
-		chromedp.Click("#calendar", chromedp.ByQuery),
-		chromedp.SetValue("#working_days", "mon-sun", chromedp.ByQuery),
-		chromedp.SetValue("#holidays", date+" Company Day\n12-25 Christmas Day", chromedp.ByQuery),
-		chromedp.Click("#preview", chromedp.ByQuery),
-		chromedp.WaitVisible("#whatif-moved", chromedp.ByQuery),
-		chromedp.Text("#whatif", &whatIf, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#policy-form")),
+		chromedp.SetValue(chromedp.CSS("#date"), date),
+		chromedp.SetValue(chromedp.CSS("#time_of_day"), "12:00"),
+		chromedp.Click(chromedp.CSS("#calendar")),
+		chromedp.SetValue(chromedp.CSS("#working_days"), "mon-sun"),
+		chromedp.SetValue(chromedp.CSS("#holidays"), date+" Company Day\n12-25 Christmas Day"),
+		chromedp.Click(chromedp.CSS("#preview")),
+		chromedp.WaitVisible(chromedp.CSS("#whatif-moved")),
+		into(&whatIf, chromedp.Text(chromedp.CSS("#whatif"))),
 		shot(t, "policy-calendar-whatif"))
 	if !strings.Contains(whatIf, "2 deadlines moved to working time") || !strings.Contains(whatIf, moved) {
 		t.Fatalf("what-if says %q, want 2 moves: %q", whatIf, moved)
 	}
 	browse(t, ctx, "save the calendar",
-		chromedp.Click("#save", chromedp.ByQuery),
-		chromedp.WaitVisible("#flash", chromedp.ByQuery))
+		chromedp.Click(chromedp.CSS("#save")),
+		chromedp.WaitVisible(chromedp.CSS("#flash")))
 	rec, err := ts.admin.Policy(t.Context(), "pilot")
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +57,12 @@ func TestConsoleBusinessCalendarInBrowser(t *testing.T) {
 	var shown, editor string
 	browse(t, ctx, "device page",
 		chromedp.Navigate(base+"/ui/devices/"+f.macs[0].UDID),
-		chromedp.WaitVisible("#deadline-moved", chromedp.ByQuery),
-		chromedp.Text("#deadline-moved", &shown, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#deadline-moved")),
+		into(&shown, chromedp.Text(chromedp.CSS("#deadline-moved"))),
 		shot(t, "device-deadline-moved"),
 		chromedp.Navigate(base+"/ui/policies/pilot"),
-		chromedp.WaitVisible("#policy-form", chromedp.ByQuery),
-		chromedp.Value("#holidays", &editor, chromedp.ByQuery))
+		chromedp.WaitVisible(chromedp.CSS("#policy-form")),
+		into(&editor, chromedp.Value(chromedp.CSS("#holidays"))))
 	if shown != moved+" (business calendar)" {
 		t.Errorf("device page says %q, want %q", shown, moved)
 	}

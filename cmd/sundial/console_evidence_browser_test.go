@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -31,16 +30,17 @@ func TestConsoleEvidenceInBrowser(t *testing.T) {
 	}
 
 	browse(t, ctx, "sign in", signInActions(base, f.readKey)...)
-	var summary, days, chart, csvURL string
+	var summary, days, chart string
+	var csv chromedp.AttributeResult
 	var scripts int
 	browse(t, ctx, "evidence page",
-		chromedp.Click(`nav a[href="/ui/evidence"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#evidence-chart svg polyline", chromedp.ByQuery),
-		chromedp.Text("#evidence-summary", &summary, chromedp.ByQuery),
-		chromedp.Text("#evidence-days", &days, chromedp.ByQuery),
-		chromedp.OuterHTML("#evidence-chart", &chart, chromedp.ByQuery),
-		chromedp.AttributeValue("#evidence-csv", "href", &csvURL, nil, chromedp.ByQuery),
-		chromedp.Evaluate(`document.scripts.length`, &scripts),
+		chromedp.Click(chromedp.CSS(`nav a[href="/ui/evidence"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#evidence-chart svg polyline")),
+		into(&summary, chromedp.Text(chromedp.CSS("#evidence-summary"))),
+		into(&days, chromedp.Text(chromedp.CSS("#evidence-days"))),
+		into(&chart, chromedp.OuterHTML(chromedp.CSS("#evidence-chart"))),
+		into(&csv, chromedp.AttributeValue(chromedp.CSS("#evidence-csv"), "href")),
+		into(&scripts, chromedp.Evaluate[int](`document.scripts.length`)),
 		shot(t, "evidence"))
 	if strings.TrimSuffix(summary, ".") != want.Summary.Text {
 		t.Errorf("summary %q, the API's %q", summary, want.Summary.Text)
@@ -54,15 +54,15 @@ func TestConsoleEvidenceInBrowser(t *testing.T) {
 
 	// The group form narrows the rows to the pilot group's.
 	browse(t, ctx, "pilot",
-		chromedp.SetValue(`#evidence-form input[name=group]`, "pilot", chromedp.ByQuery),
-		chromedp.Click(`#evidence-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.SetValue(chromedp.CSS(`#evidence-form input[name=group]`), "pilot"),
+		chromedp.Click(chromedp.CSS(`#evidence-form button[type=submit]`)),
 		// Only the filtered page renders the group as an attribute (the old
 		// page's summary would otherwise satisfy the wait mid-navigation).
-		chromedp.WaitVisible(`#evidence-form input[name=group][value="pilot"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#evidence-summary`, chromedp.ByQuery),
-		chromedp.Poll(`document.querySelector("#evidence-summary").textContent.includes("group pilot") ||
-			document.querySelector("#evidence-summary").textContent.includes("No release")`, nil),
-		chromedp.Text("#evidence-days", &days, chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS(`#evidence-form input[name=group][value="pilot"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#evidence-summary`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#evidence-summary").textContent.includes("group pilot") ||
+			document.querySelector("#evidence-summary").textContent.includes("No release")`),
+		into(&days, chromedp.Text(chromedp.CSS("#evidence-days"))),
 		shot(t, "evidence-pilot"))
 	if strings.Contains(days, "the fleet") || !strings.Contains(days, "pilot") {
 		t.Errorf("pilot rows:\n%s", days)
@@ -70,12 +70,8 @@ func TestConsoleEvidenceInBrowser(t *testing.T) {
 
 	// The CSV link, with the browser's session.
 	var cookies []*network.Cookie
-	browse(t, ctx, "cookies", chromedp.ActionFunc(func(ctx context.Context) error {
-		var err error
-		cookies, err = network.GetCookies().Do(ctx)
-		return err
-	}))
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+csvURL, nil)
+	browse(t, ctx, "cookies", cookiesInto(&cookies))
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+csv.Value, nil)
 	for _, c := range cookies {
 		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
 	}
@@ -93,8 +89,8 @@ func TestConsoleEvidenceInBrowser(t *testing.T) {
 	var errText string
 	browse(t, ctx, "bad range",
 		chromedp.Navigate(base+"/ui/evidence?from="+want.To+"&to="+want.From),
-		chromedp.WaitVisible("main", chromedp.ByQuery),
-		chromedp.Text("main", &errText, chromedp.ByQuery))
+		chromedp.WaitVisible(chromedp.CSS("main")),
+		into(&errText, chromedp.Text(chromedp.CSS("main"))))
 	if !strings.Contains(errText, "is after to") {
 		t.Errorf("bad range page: %q", errText)
 	}

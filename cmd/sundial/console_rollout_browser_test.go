@@ -66,16 +66,16 @@ func TestConsoleRolloutInBrowser(t *testing.T) {
 	browse(t, bctx, "sign in", signInActions(ts.url, f.adminKey)...)
 	var onTime, atRisk, willFail, reasons, pilotState, broadState, broadWhy, pause string
 	browse(t, bctx, "rollout on the overview",
-		chromedp.WaitVisible("#forecast", chromedp.ByQuery),
+		chromedp.WaitVisible(chromedp.CSS("#forecast")),
 		shot(t, "overview-rollout"),
-		chromedp.Text(`#forecast-counts tr[data-forecast="on-time"] td`, &onTime, chromedp.ByQuery),
-		chromedp.Text(`#forecast-counts tr[data-forecast="at-risk"] td`, &atRisk, chromedp.ByQuery),
-		chromedp.Text(`#forecast-counts tr[data-forecast="will-fail"] td`, &willFail, chromedp.ByQuery),
-		chromedp.Text(`#forecast-reasons`, &reasons, chromedp.ByQuery),
-		chromedp.Text(`#ring-gates tr[data-ring="pilot"] td`, &pilotState, chromedp.ByQuery),
-		chromedp.Text(`#ring-gates tr[data-ring="broad"] td`, &broadState, chromedp.ByQuery),
-		chromedp.Text(`#ring-gates tr[data-ring="broad"] td:last-child`, &broadWhy, chromedp.ByQuery),
-		chromedp.Text(`#pauses tr[data-pause="broad"]`, &pause, chromedp.ByQuery))
+		into(&onTime, chromedp.Text(chromedp.CSS(`#forecast-counts tr[data-forecast="on-time"] td`))),
+		into(&atRisk, chromedp.Text(chromedp.CSS(`#forecast-counts tr[data-forecast="at-risk"] td`))),
+		into(&willFail, chromedp.Text(chromedp.CSS(`#forecast-counts tr[data-forecast="will-fail"] td`))),
+		into(&reasons, chromedp.Text(chromedp.CSS(`#forecast-reasons`))),
+		into(&pilotState, chromedp.Text(chromedp.CSS(`#ring-gates tr[data-ring="pilot"] td`))),
+		into(&broadState, chromedp.Text(chromedp.CSS(`#ring-gates tr[data-ring="broad"] td`))),
+		into(&broadWhy, chromedp.Text(chromedp.CSS(`#ring-gates tr[data-ring="broad"] td:last-child`))),
+		into(&pause, chromedp.Text(chromedp.CSS(`#pauses tr[data-pause="broad"]`))))
 	got := [3]int{atoi(t, onTime), atoi(t, atRisk), atoi(t, willFail)}
 	if exp := [3]int{want.Counts[scheduler.ForecastOnTime], want.Counts[scheduler.ForecastAtRisk], want.Counts[scheduler.ForecastWillFail]}; got != exp {
 		t.Fatalf("forecast on the overview (on time, at risk, will fail) = %v, the API %v", got, exp)
@@ -97,10 +97,10 @@ func TestConsoleRolloutInBrowser(t *testing.T) {
 	// The link lists the Macs at risk, each linked to its page.
 	var rows int
 	browse(t, bctx, "readiness page",
-		chromedp.Click("#forecast-list", chromedp.ByQuery),
-		chromedp.WaitVisible("#readiness", chromedp.ByQuery),
+		chromedp.Click(chromedp.CSS("#forecast-list")),
+		chromedp.WaitVisible(chromedp.CSS("#readiness")),
 		shot(t, "readiness"),
-		chromedp.Evaluate(`document.querySelectorAll("#readiness tbody tr").length`, &rows))
+		into(&rows, chromedp.Evaluate[int](`document.querySelectorAll("#readiness tbody tr").length`)))
 	if exp := want.Counts[scheduler.ForecastAtRisk] + want.Counts[scheduler.ForecastWillFail]; rows != exp {
 		t.Fatalf("readiness page lists %d Macs, the API forecasts %d at risk or failing", rows, exp)
 	}
@@ -109,8 +109,8 @@ func TestConsoleRolloutInBrowser(t *testing.T) {
 			continue
 		}
 		var n int
-		browse(t, bctx, "row "+mac.DeviceID, chromedp.Evaluate(fmt.Sprintf(`document.querySelectorAll('#readiness tr[data-device=%q] a[href="/ui/devices/%s"]').length`,
-			mac.DeviceID, mac.DeviceID), &n))
+		browse(t, bctx, "row "+mac.DeviceID, into(&n, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('#readiness tr[data-device=%q] a[href="/ui/devices/%s"]').length`,
+			mac.DeviceID, mac.DeviceID))))
 		if n != 1 {
 			t.Errorf("readiness page lacks %s (%s)", mac.DeviceID, mac.Forecast)
 		}
