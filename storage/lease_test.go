@@ -155,18 +155,25 @@ func TestLeaderReleasesOnStop(t *testing.T) {
 			t.Fatal("b led while a held the lease")
 		default:
 		}
-		a.stop()
-		stopped := time.Now()
-		store.mu.Lock()
-		releases := store.releases
-		store.mu.Unlock()
-		if releases != 1 {
-			t.Errorf("%d releases after a stopped, want 1", releases)
-		}
-		if d := (<-b.started).Sub(stopped); d > ttl/3 {
-			t.Errorf("b took over %v after a clean stop, want within ttl/3", d)
-		}
+		checkCleanHandover(t, store, a, b)
 	})
+}
+
+// checkCleanHandover stops a, which leads, and checks that it released the
+// lease once and that b, which waits, took over within ttl/3.
+func checkCleanHandover(t *testing.T, store *memLeases, a, b *leading) {
+	t.Helper()
+	a.stop()
+	stopped := time.Now()
+	store.mu.Lock()
+	releases := store.releases
+	store.mu.Unlock()
+	if releases != 1 {
+		t.Errorf("%d releases after a stopped, want 1", releases)
+	}
+	if d := (<-b.started).Sub(stopped); d > ttl/3 {
+		t.Errorf("b took over %v after a clean stop, want within ttl/3", d)
+	}
 }
 
 func TestLeaderTakesOverFromDeadHolder(t *testing.T) {
@@ -282,17 +289,7 @@ func TestLeaderHoldsWithoutRenewing(t *testing.T) {
 			t.Fatal("a stopped leading without cause")
 		default:
 		}
-		a.stop()
-		stopped := time.Now()
-		store.mu.Lock()
-		releases := store.releases
-		store.mu.Unlock()
-		if releases != 1 {
-			t.Errorf("%d releases after a stopped, want 1", releases)
-		}
-		if d := (<-b.started).Sub(stopped); d > ttl/3 {
-			t.Errorf("b took over %v after a clean stop, want within ttl/3", d)
-		}
+		checkCleanHandover(t, &store.memLeases, a, b)
 	})
 }
 
