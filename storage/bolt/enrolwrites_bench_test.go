@@ -17,13 +17,30 @@ import (
 // with its settings profile (one transaction), and the DeviceInformation
 // result with its inventory (one transaction), 10 ms apart.
 // pages/op is what bbolt wrote (dirty pages) per enrolment.
-func BenchmarkEnrolmentWrites(b *testing.B) {
+// openWriteBench opens a store for the write benchmarks: no fsync, and no
+// batch delay, since one caller writes.
+func openWriteBench(b *testing.B) *Store {
+	b.Helper()
 	s, err := Open(filepath.Join(b.TempDir(), "sundial.db"), &Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	s.db.MaxBatchDelay = 0 // one caller: no batch to wait for
+	b.Cleanup(func() { s.Close() })
+	s.db.MaxBatchDelay = 0
+	return s
+}
+
+// benchMac returns the i-th simulated Mac's ID, spread over the key space
+// as UDIDs are, and its check-in message.
+func benchMac(i int) (string, *mdm.CheckinMessage) {
+	id := fmt.Sprintf("%08X-%016X", uint32(i*2654435761), uint64(i)*0x9E3779B97F4A7C15)
+	return id, &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, Topic: "com.apple.mgmt.External.test",
+		OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "C02" + id[:8], ProductName: "Mac14,2",
+		Token: make([]byte, 32), PushMagic: "MAGIC-" + id}
+}
+
+func BenchmarkEnrolmentWrites(b *testing.B) {
+	s := openWriteBench(b)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	profile, err := mdm.NewCommand("InstallProfile", map[string]any{"Payload": make([]byte, 2048)})
@@ -32,10 +49,7 @@ func BenchmarkEnrolmentWrites(b *testing.B) {
 	}
 	enrol := func(i int) {
 		now = now.Add(10 * time.Millisecond)
-		id := fmt.Sprintf("%08X-%016X", uint32(i*2654435761), uint64(i)*0x9E3779B97F4A7C15)
-		msg := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: id}, Topic: "com.apple.mgmt.External.test",
-			OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "C02" + id[:8], ProductName: "Mac14,2",
-			Token: make([]byte, 32), PushMagic: "MAGIC-" + id}
+		id, msg := benchMac(i)
 		if err := s.Authenticate(ctx, id, msg, "cert-"+id, now); err != nil {
 			b.Fatal(err)
 		}

@@ -3,8 +3,6 @@ package bolt
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,12 +15,7 @@ import (
 // are pending. The profile body is random, as a sealed one is. Each
 // report is its own commit; pages/op is what bbolt wrote per report.
 func BenchmarkProfileReport(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "sundial.db"), &Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	s.db.MaxBatchDelay = 0 // one caller: no batch to wait for
+	s := openWriteBench(b)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	const fleet = 10000
@@ -32,10 +25,8 @@ func BenchmarkProfileReport(b *testing.B) {
 	}
 	ids := make([]string, fleet)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("%08X-%016X", uint32(i*2654435761), uint64(i)*0x9E3779B97F4A7C15)
-		msg := &mdm.CheckinMessage{Enrollment: mdm.Enrollment{UDID: ids[i]}, Topic: "com.apple.mgmt.External.test",
-			OSVersion: "15.1", BuildVersion: "24B83", SerialNumber: "C02" + ids[i][:8], ProductName: "Mac14,2",
-			Token: make([]byte, 32), PushMagic: "MAGIC-" + ids[i]}
+		var msg *mdm.CheckinMessage
+		ids[i], msg = benchMac(i)
 		if err := s.Authenticate(ctx, ids[i], msg, "cert-"+ids[i], now); err != nil {
 			b.Fatal(err)
 		}
