@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -21,6 +22,23 @@ import (
 // one API request, over HTTP, into a durable (fsync) bbolt file. cpu-µs/Mac
 // is this process's CPU (server and the in-process client's JSON) per Mac.
 func BenchmarkBulkEnqueue10k(b *testing.B) {
+	benchBulkEnqueue(b, func() (*mdm.Command, error) { return mdm.NewCommand("ProfileList", nil) })
+}
+
+// BenchmarkBulkEnqueueProfile10k is BenchmarkBulkEnqueue10k with an
+// InstallProfile of 20 KB of payload that compresses poorly, as a signed
+// profile does. file-B/Mac is how much the database file grew a Mac.
+func BenchmarkBulkEnqueueProfile10k(b *testing.B) {
+	payload := make([]byte, 20<<10)
+	for i := range payload {
+		payload[i] = byte(uint32(i) * 2654435761 >> 24)
+	}
+	benchBulkEnqueue(b, func() (*mdm.Command, error) {
+		return mdm.NewCommand("InstallProfile", map[string]any{"Payload": payload})
+	})
+}
+
+func benchBulkEnqueue(b *testing.B, newCommand func() (*mdm.Command, error)) {
 	const n = MaxBulkEnqueue
 	ctx := context.Background()
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -68,10 +86,11 @@ func BenchmarkBulkEnqueue10k(b *testing.B) {
 	defer srv.Close()
 	c := &Client{BaseURL: srv.URL, APIKey: "key"}
 
+	size0 := fileSize(b, path)
 	var cpu time.Duration
 	b.ResetTimer()
 	for b.Loop() {
-		cmd, err := mdm.NewCommand("ProfileList", nil)
+		cmd, err := newCommand()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -84,4 +103,13 @@ func BenchmarkBulkEnqueue10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*n), "cpu-µs/Mac")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/request")
+	b.ReportMetric(float64(fileSize(b, path)-size0)/float64(b.N*n), "file-B/Mac")
+}
+
+func fileSize(b *testing.B, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
 }

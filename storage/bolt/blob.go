@@ -28,6 +28,9 @@ const (
 	blobRaw     = 0x00
 	blobDeflate = 0x01
 	blobS2      = 0x02
+	// blobRef marks a command's reference to a body it shares with the
+	// other Macs it was queued for (cmdshare.go); only cmdbodies holds one.
+	blobRef = 0x03
 	// blobMinSize: smaller bodies (an Idle-sized command) are kept as they
 	// are, compression would save little.
 	blobMinSize = 512
@@ -54,7 +57,7 @@ func packBlob(b []byte) []byte {
 
 // keepBlob returns the stored form of b kept as it is.
 func keepBlob(b []byte) []byte {
-	if len(b) > 0 && b[0] <= blobS2 {
+	if len(b) > 0 && b[0] <= blobRef {
 		return append([]byte{blobRaw}, b...)
 	}
 	return b

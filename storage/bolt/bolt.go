@@ -6,7 +6,8 @@
 //	seen     <id>                    last check-in, 8-byte big-endian unix nanos
 //	certs    <cert hash>             device enrollment ID the certificate is bound to
 //	cmdrecs     <seq>                mdm.CommandRecord without Raw and Result (cmdcodec.go; JSON before)
-//	cmdbodies   <seq>                the command plist as sent (blob.go: S2-compressed when large)
+//	cmdbodies   <seq>                the command plist as sent (blob.go: S2-compressed when large),
+//	                                 or a reference to one shared by a bulk enqueue (cmdshare.go)
 //	cmdresults  <seq>                the raw body of the final report (likewise)
 //	cmdidx   <id> 0x00 <uuid>        <seq> of a finished command (pending ones: in queue)
 //	cmdfin   <n>                     <seq> <id> 0x00 <uuid>: finished, on its way to cmdidx (cmdfin.go)
@@ -73,7 +74,10 @@ var allBuckets = [][]byte{bDevices, bSeen, bCerts, bCmds, bCmdRaw, bCmdRes, bCmd
 //	8  the inventory index without its reverse index invat, dropped at
 //	   open (invdue.go)
 //	9  the webhook outbox's due index (whdue; webhookdue.go), built at open
-const schemaVersion = 9
+//	10 a command queued for several Macs in one call stores its body once
+//	   (cmdshared, cmdsharen; cmdshare.go); nothing to migrate, but an
+//	   older binary would read a reference as the body
+const schemaVersion = 10
 
 // ErrLocked is returned when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")

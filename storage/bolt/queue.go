@@ -54,8 +54,11 @@ func getRecord(tx *bbolt.Tx, k []byte) (*mdm.CommandRecord, error) {
 
 // readBodies fills rec's command body and result stored under k.
 func readBodies(tx *bbolt.Tx, k []byte, rec *mdm.CommandRecord) error {
-	var err error
-	if rec.Raw, err = unpackBlob(tx.Bucket(bCmdRaw).Get(k)); err != nil {
+	body, err := storedBody(tx, k)
+	if err != nil {
+		return fmt.Errorf("command %s: %w", rec.UUID, err)
+	}
+	if rec.Raw, err = unpackBlob(body); err != nil {
 		return fmt.Errorf("command %s: %w", rec.UUID, err)
 	}
 	if r := tx.Bucket(bCmdRes).Get(k); r != nil { // older files keep it inside the JSON
@@ -122,7 +125,9 @@ func (s *Store) enqueuePacked(tx *bbolt.Tx, ids []string, cmd *mdm.Command, body
 	if body == nil {
 		body = packBlob(cmd.Raw)
 	}
-	for _, id := range ids {
+	share := len(ids) > 1 && len(body) >= shareMin
+	var ref []byte
+	for i, id := range ids {
 		seq, err := cmds.NextSequence()
 		if err != nil {
 			return err
@@ -136,7 +141,16 @@ func (s *Store) enqueuePacked(tx *bbolt.Tx, ids []string, cmd *mdm.Command, body
 		if err := putRecord(tx, ck, rec); err != nil {
 			return err
 		}
-		if err := cmdBodies.Put(ck, body); err != nil {
+		v := body
+		if share {
+			if i == 0 {
+				if ref, err = putSharedBody(tx, ck, body, len(ids)); err != nil {
+					return err
+				}
+			}
+			v = ref
+		}
+		if err := cmdBodies.Put(ck, v); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bQueue).Put(k, queueValue(flagQueued, cmd.RequestType, cmd.UUID)); err != nil {
@@ -252,7 +266,10 @@ func next(tx *bbolt.Tx, id string, skipNotNow bool) (*mdm.Command, bool, error) 
 				continue
 			}
 		}
-		v := tx.Bucket(bCmdRaw).Get(k[len(p):])
+		v, err := storedBody(tx, k[len(p):])
+		if err != nil {
+			return nil, marked, fmt.Errorf("command %s for %s: %w", uuid, id, err)
+		}
 		if v == nil {
 			return nil, marked, fmt.Errorf("command %s for %s has no body", uuid, id)
 		}

@@ -69,12 +69,17 @@ func (s *Store) PruneCommands(ctx context.Context, before time.Time, after strin
 		if err := s.fin.flush(tx); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bCmds, bCmdRaw, bCmdRes} {
+		for _, b := range [][]byte{bCmds, bCmdRes} {
 			bk := tx.Bucket(b)
 			for _, vi := range victims {
 				if err := bk.Delete(vi.seq); err != nil {
 					return err
 				}
+			}
+		}
+		for _, vi := range victims {
+			if err := deleteBody(tx, vi.seq); err != nil {
+				return err
 			}
 		}
 		idx := tx.Bucket(bCmdIdx)

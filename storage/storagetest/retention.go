@@ -28,6 +28,7 @@ func RunRetention(t *testing.T, newStore func(t *testing.T) RetentionBackend) {
 		fn   func(t *testing.T, s RetentionBackend)
 	}{
 		{"PruneCommands", testPruneCommands},
+		{"PruneBulkCommand", testPruneBulkCommand},
 		{"PruneHistory", testPruneHistory},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +123,61 @@ func testPruneCommands(t *testing.T, s RetentionBackend) {
 	}
 	if _, _, err := s.PruneCommands(ctx, before, "", 0); err == nil {
 		t.Error("PruneCommands with limit 0 succeeded")
+	}
+}
+
+// testPruneBulkCommand prunes one Mac's copy of a command queued for
+// several at once: the others keep their body, delivered and read back
+// whole, until each is pruned in turn.
+func testPruneBulkCommand(t *testing.T, s RetentionBackend) {
+	ctx := context.Background()
+	ids := []string{"AAA-1", "BBB-2", "CCC-3"}
+	for i, id := range ids {
+		enroll(t, s, id, fmt.Sprintf("h%d", i))
+	}
+	c := cmd(t, "ProfileList")
+	if err := s.Enqueue(ctx, ids, c, t0); err != nil {
+		t.Fatal(err)
+	}
+	// AAA-1, whose copy was queued first, finishes an hour in; BBB-2
+	// three hours in; CCC-3 never answers.
+	mustNext(t, s, "AAA-1", report("AAA-1", c.UUID, mdm.Acknowledged), t0.Add(time.Hour))
+	mustNext(t, s, "BBB-2", report("BBB-2", c.UUID, mdm.Acknowledged), t0.Add(3*time.Hour))
+	prune := func(before time.Time) int {
+		total, _ := pruneAll(t, func(after string) (int, string, error) { return s.PruneCommands(ctx, before, after, 2) })
+		return total
+	}
+	if n := prune(t0.Add(2 * time.Hour)); n != 1 {
+		t.Fatalf("first prune deleted %d, want AAA-1's", n)
+	}
+	if _, err := s.Command(ctx, "AAA-1", c.UUID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("AAA-1's pruned command: %v", err)
+	}
+	rec, err := s.Command(ctx, "BBB-2", c.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rec.Raw) != string(c.Raw) {
+		t.Errorf("BBB-2's body after AAA-1's was pruned = %q, want %q", rec.Raw, c.Raw)
+	}
+	next := mustNext(t, s, "CCC-3", idle("CCC-3"), t0.Add(4*time.Hour))
+	if next == nil || string(next.Raw) != string(c.Raw) {
+		t.Fatalf("CCC-3 is sent %+v, want the whole command", next)
+	}
+	if n := prune(t0.Add(5 * time.Hour)); n != 1 {
+		t.Fatalf("second prune deleted %d, want BBB-2's", n)
+	}
+	if rec, err := s.Command(ctx, "CCC-3", c.UUID); err != nil || string(rec.Raw) != string(c.Raw) {
+		t.Errorf("CCC-3's pending command after the others were pruned: %v", err)
+	}
+	mustNext(t, s, "CCC-3", report("CCC-3", c.UUID, mdm.Acknowledged), t0.Add(6*time.Hour))
+	if n := prune(t0.Add(7 * time.Hour)); n != 1 {
+		t.Fatalf("last prune deleted %d, want CCC-3's", n)
+	}
+	for _, id := range ids {
+		if _, err := s.Command(ctx, id, c.UUID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s's command after all were pruned: %v", id, err)
+		}
 	}
 }
 
