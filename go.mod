@@ -3,7 +3,7 @@ module github.com/sundial-mdm/sundial
 go 1.26.8
 
 require (
-	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/cdproto v0.160.4
 	github.com/chromedp/chromedp v0.24.0
 	github.com/gorilla/mux v1.8.1
 	github.com/jackc/pgx/v5 v5.13.0
