@@ -32,6 +32,23 @@ WITH ins AS (
 	RETURNING enrollment_id, seq)
 INSERT INTO command_queue (enrollment_id, seq) SELECT enrollment_id, seq FROM ins`
 
+// enqueueSharedSQL is enqueueSQL storing the body once, in command_bodies,
+// for all the enrollments.
+const enqueueSharedSQL = `
+WITH body AS (INSERT INTO command_bodies (raw) VALUES ($4) RETURNING id),
+ins AS (
+	INSERT INTO commands (enrollment_id, uuid, request_type, body_id, status, queued_at, updated_at, history)
+	SELECT u.id, $2, $3, body.id, 'Queued', $5, $5, $6::jsonb
+	FROM body, unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
+	RETURNING enrollment_id, seq)
+INSERT INTO command_queue (enrollment_id, seq) SELECT enrollment_id, seq FROM ins`
+
+// shareMin is the smallest body stored once for several enrollments.
+const shareMin = 64
+
+// rawSQL is a commands row's body, its own or the one it shares.
+const rawSQL = `COALESCE(c.raw, (SELECT b.raw FROM command_bodies b WHERE b.id = c.body_id))`
+
 // enqueue queues cmd for ids in one statement. An unknown enrollment or a
 // UUID already used gives ErrNotFound or ErrExists (the statement, and so
 // nothing of it, is applied).
@@ -47,7 +64,11 @@ func enqueue(ctx context.Context, q querier, ids []string, cmd *mdm.Command, now
 	if raw == nil {
 		raw = []byte{}
 	}
-	_, err = q.Exec(ctx, enqueueSQL, ids, cmd.UUID, cmd.RequestType, raw, ts(now), hist)
+	sql := enqueueSQL
+	if len(ids) > 1 && len(raw) >= shareMin {
+		sql = enqueueSharedSQL
+	}
+	_, err = q.Exec(ctx, sql, ids, cmd.UUID, cmd.RequestType, raw, ts(now), hist)
 	switch {
 	case foreignKeyViolation(err):
 		return fmt.Errorf("command %s: enrollment %w", cmd.UUID, storage.ErrNotFound)
@@ -113,12 +134,12 @@ RETURNING c.request_type`
 // commands answered NotNow in this session.
 const (
 	nextSQL = `
-SELECT c.uuid, c.request_type, c.raw FROM command_queue q JOIN commands c ON c.seq = q.seq
+SELECT c.uuid, c.request_type, ` + rawSQL + ` FROM command_queue q JOIN commands c ON c.seq = q.seq
 WHERE q.enrollment_id = $1
 ORDER BY q.seq LIMIT 1
 FOR UPDATE OF q SKIP LOCKED`
 	nextFreshSQL = `
-SELECT c.uuid, c.request_type, c.raw FROM command_queue q JOIN commands c ON c.seq = q.seq
+SELECT c.uuid, c.request_type, ` + rawSQL + ` FROM command_queue q JOIN commands c ON c.seq = q.seq
 WHERE q.enrollment_id = $1 AND NOT q.not_now
 ORDER BY q.seq LIMIT 1
 FOR UPDATE OF q SKIP LOCKED`
@@ -292,8 +313,9 @@ func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *m
 	return reported, stored, cmd, nil
 }
 
-const commandColumns = `enrollment_id, uuid, request_type, raw, seq, status, queued_at, updated_at,
-	not_now_count, error_chain, result, history`
+// commandColumns are scanCommand's columns of commands c.
+const commandColumns = `c.enrollment_id, c.uuid, c.request_type, ` + rawSQL + `, c.seq, c.status, c.queued_at, c.updated_at,
+	c.not_now_count, c.error_chain, c.result, c.history`
 
 func scanCommand(row pgx.Row) (*mdm.CommandRecord, error) {
 	rec := new(mdm.CommandRecord)
@@ -320,7 +342,7 @@ func scanCommand(row pgx.Row) (*mdm.CommandRecord, error) {
 
 // Command implements storage.CommandQueue.
 func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error) {
-	rec, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM commands WHERE enrollment_id = $1 AND uuid = $2`, id, uuid))
+	rec, err := scanCommand(s.pool.QueryRow(ctx, `SELECT `+commandColumns+` FROM commands c WHERE c.enrollment_id = $1 AND c.uuid = $2`, id, uuid))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("command %s for %s: %w", uuid, id, storage.ErrNotFound)
 	}
@@ -332,7 +354,7 @@ func (s *Store) Command(ctx context.Context, id, uuid string) (*mdm.CommandRecor
 
 // Commands implements storage.CommandQueue.
 func (s *Store) Commands(ctx context.Context, id string) ([]*mdm.CommandRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+commandColumns+` FROM commands WHERE enrollment_id = $1 ORDER BY seq`, id)
+	rows, err := s.pool.Query(ctx, `SELECT `+commandColumns+` FROM commands c WHERE c.enrollment_id = $1 ORDER BY c.seq`, id)
 	if err != nil {
 		return nil, fmt.Errorf("list commands of %s: %w", id, err)
 	}

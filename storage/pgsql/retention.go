@@ -40,7 +40,12 @@ WITH win AS (
     DELETE FROM commands c USING old
     WHERE c.seq = old.seq AND old.updated_at < $3
       AND NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.seq = c.seq)
-    RETURNING c.seq
+    RETURNING c.seq, c.body_id
+), shared AS (
+    -- A shared body goes with the last command that refers to it.
+    DELETE FROM command_bodies b USING (SELECT DISTINCT body_id FROM del WHERE body_id IS NOT NULL) d
+    WHERE b.id = d.body_id
+      AND NOT EXISTS (SELECT 1 FROM commands c WHERE c.body_id = b.id AND c.seq NOT IN (SELECT seq FROM del))
 )
 SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM win), (SELECT max(seq) FROM old),
        (SELECT bool_or(queued_at >= $3) FROM win)`, from, limit, before).Scan(&deleted, &read, &last, &reachedNew)
