@@ -174,8 +174,10 @@ func (h *SCEPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := r.URL.Query().Get("operation")
-	h.logger.LogAttrs(r.Context(), slog.LevelDebug, "scep request",
-		slog.String("scep_operation", safeLogValue(op)), slog.String("method", r.Method))
+	if h.logger.Enabled(r.Context(), slog.LevelDebug) {
+		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "scep request",
+			slog.String("scep_operation", safeLogValue(op)), slog.String("method", r.Method))
+	}
 	switch {
 	case op == "GetCACaps" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -280,11 +282,7 @@ func (h *SCEPHandler) pkiOperation(w http.ResponseWriter, r *http.Request, der [
 		h.badRequest(w, r, errors.New("malformed pki message"))
 		return
 	}
-	log := h.logger.With(
-		slog.String("scep_transaction_id", safeLogValue(string(msg.TransactionID))),
-		slog.String("scep_message_type", safeLogValue(string(msg.MessageType))),
-		slog.String("remote_addr", r.RemoteAddr),
-	)
+	log := pkiLog{l: h.logger, msg: msg, remote: r.RemoteAddr}
 	switch msg.MessageType {
 	case scep.PKCSReq:
 	case scep.CertRep:
@@ -307,7 +305,7 @@ func (h *SCEPHandler) pkiOperation(w http.ResponseWriter, r *http.Request, der [
 	now := h.clock.Now()
 	cert, ok, err := h.verifyAndIssue(ctx, msg.CSRReqMessage.ChallengePassword, csr, now)
 	if err != nil {
-		log.LogAttrs(ctx, slog.LevelError, "scep challenge check or issuance failed", slog.Any("err", err))
+		log.log(ctx, slog.LevelError, "scep challenge check or issuance failed", slog.Any("err", err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -317,27 +315,53 @@ func (h *SCEPHandler) pkiOperation(w http.ResponseWriter, r *http.Request, der [
 	}
 	rep, err := msg.Success(h.ra, h.raKey, cert)
 	if err != nil {
-		log.LogAttrs(ctx, slog.LevelError, "scep build certrep failed", slog.Any("err", err))
+		log.log(ctx, slog.LevelError, "scep build certrep failed", slog.Any("err", err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "scep identity issued",
-		slog.String("serial", cert.SerialNumber.Text(16)),
-		slog.String("subject", cert.Subject.String()),
-		slog.Time("not_after", cert.NotAfter))
+	if log.enabled(ctx, slog.LevelInfo) {
+		log.log(ctx, slog.LevelInfo, "scep identity issued",
+			slog.String("serial", cert.SerialNumber.Text(16)),
+			slog.String("subject", cert.Subject.String()),
+			slog.Time("not_after", cert.NotAfter))
+	}
 	writePKI(w, rep.Raw)
 }
 
 // fail answers a failure CertRep, which SCEP sends with status 200.
-func (h *SCEPHandler) fail(ctx context.Context, w http.ResponseWriter, log *slog.Logger, msg *scep.PKIMessage, info scep.FailInfo, reason string) {
-	log.LogAttrs(ctx, slog.LevelWarn, "scep request refused", slog.String("reason", reason))
+func (h *SCEPHandler) fail(ctx context.Context, w http.ResponseWriter, log pkiLog, msg *scep.PKIMessage, info scep.FailInfo, reason string) {
+	log.log(ctx, slog.LevelWarn, "scep request refused", slog.String("reason", reason))
 	rep, err := msg.Fail(h.ra, h.raKey, info)
 	if err != nil {
-		log.LogAttrs(ctx, slog.LevelError, "scep build failure certrep failed", slog.Any("err", err))
+		log.log(ctx, slog.LevelError, "scep build failure certrep failed", slog.Any("err", err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	writePKI(w, rep.Raw)
+}
+
+// pkiLog logs for one PKIOperation with its transaction ID, message type
+// and client address. Logger.With would format those for every request,
+// though a successful one writes at most an Info record; here they are
+// added only to records the logger writes.
+type pkiLog struct {
+	l      *slog.Logger
+	msg    *scep.PKIMessage
+	remote string
+}
+
+func (p pkiLog) enabled(ctx context.Context, level slog.Level) bool { return p.l.Enabled(ctx, level) }
+
+func (p pkiLog) log(ctx context.Context, level slog.Level, text string, attrs ...slog.Attr) {
+	if !p.l.Enabled(ctx, level) {
+		return
+	}
+	all := make([]slog.Attr, 0, 3+len(attrs))
+	all = append(all,
+		slog.String("scep_transaction_id", safeLogValue(string(p.msg.TransactionID))),
+		slog.String("scep_message_type", safeLogValue(string(p.msg.MessageType))),
+		slog.String("remote_addr", p.remote))
+	p.l.LogAttrs(ctx, level, text, append(all, attrs...)...)
 }
 
 func writePKI(w http.ResponseWriter, der []byte) {

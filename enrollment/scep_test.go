@@ -571,6 +571,30 @@ func BenchmarkSCEPPKIOperation(b *testing.B) {
 	}
 }
 
+// BenchmarkSCEPPKIOperationQuiet is BenchmarkSCEPPKIOperation with the
+// handler's logger at warn, the load test's level: a successful enrolment
+// writes no record.
+func BenchmarkSCEPPKIOperationQuiet(b *testing.B) {
+	pki := newECDSAPKI(b)
+	fx := newSCEPFixture(b, pki, mustShared(b, "bench"))
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := NewSCEPHandler(pki.ca, pki.ra, pki.raKey, mustShared(b, "bench"), fx.issuer, fx.clock, WithSCEPLogger(logger))
+	if err != nil {
+		b.Fatal(err)
+	}
+	device := newSCEPDevice(b, testRSAKey(b, 1))
+	msg := device.request(b, []*x509.Certificate{pki.ra}, device.csr(b, "bench"))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, PathSCEP+"?operation=PKIOperation", bytes.NewReader(msg))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+}
+
 // hugeRSAPublicKey returns an RSA public key of bits bits. It is not a real
 // key (no private half); a hostile client does not need one to make the server
 // verify a signature.
