@@ -226,7 +226,9 @@ func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, 
 		}
 	} else {
 		rec.ErrorChain = r.ErrorChain
-		rec.Result = clone(raw)
+		// Not copied: packBlob copies or compresses it, and bbolt only
+		// reads it until the commit, which the caller waits for.
+		rec.Result = raw
 		if err := c.Delete(); err != nil {
 			return "", err
 		}
