@@ -22,6 +22,9 @@ var (
 	ErrCertInUse = errors.New("certificate is bound to another enrollment")
 	// ErrExists is returned when creating something that already exists.
 	ErrExists = errors.New("already exists")
+	// ErrNotBound is returned by StoreBoundReportAndNext when the
+	// request's certificate is not bound to the enrollment.
+	ErrNotBound = errors.New("certificate is not bound to this enrollment")
 )
 
 // CheckinStore records check-in messages.
@@ -82,6 +85,11 @@ type CommandQueue interface {
 	// inv was stored (false also when id's device record is missing or
 	// does not decode; the report is still recorded).
 	StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (reportedType string, invStored bool, next *mdm.Command, err error)
+	// StoreBoundReportAndNext is StoreReportInventoryAndNext for a device
+	// request signed with certHash: when certHash is not bound to id (as
+	// CertBound answers) it records nothing and returns ErrNotBound. The
+	// check may share the report's transaction.
+	StoreBoundReportAndNext(ctx context.Context, id, certHash string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (reportedType string, invStored bool, next *mdm.Command, err error)
 	// Command returns one command record.
 	Command(ctx context.Context, id, uuid string) (*mdm.CommandRecord, error)
 	// Commands lists an enrollment's commands in queue order.

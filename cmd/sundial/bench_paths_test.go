@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/sundial-mdm/sundial/mdm"
@@ -92,5 +95,76 @@ func BenchmarkProfileReportPath(b *testing.B) {
 		if got := sess.RequestTypes(); len(got) != 1 || got[0] != "InstallProfile" {
 			b.Fatalf("session handled %v, want the InstallProfile report alone", got)
 		}
+	}
+}
+
+// BenchmarkCommandRoundTripHandler measures the server side of one command
+// round trip as the load test's phase 3 makes it: a signed Idle connect
+// answered with the queued ProfileList, then the signed acknowledged
+// result, stored, answered with an empty body. It calls the handler
+// directly (no TLS, no network); the bulk enqueue and the Macs' signing
+// happen outside the timer. A lone report waits out bbolt's batch delay,
+// so compare allocations and a CPU profile rather than ns/op.
+func BenchmarkCommandRoundTripHandler(b *testing.B) {
+	ts := startTestServer(b, b.TempDir())
+	const fleet = 16
+	macs := make([]*mdmtest.Device, fleet)
+	ids := make([]string, fleet)
+	idleSigs := make([]string, fleet)
+	for i := range macs {
+		macs[i] = ts.enroll(b)
+		if _, err := macs[i].Connect(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = macs[i].UDID
+		idleSigs[i] = sign(b, macs[i], idleBody(ids[i]))
+	}
+	type report struct {
+		body []byte
+		sig  string
+	}
+	var acks []report
+	// queue gives every Mac a ProfileList and signs its answer.
+	queue := func() {
+		cmd, err := mdm.NewCommand("ProfileList", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ts.admin.EnqueueBulk(b.Context(), ids, cmd.Raw); err != nil {
+			b.Fatal(err)
+		}
+		acks = acks[:0]
+		for _, mac := range macs {
+			res, err := mac.HandleCommand(b.Context(), cmd.Raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			acks = append(acks, report{res.Report, sign(b, mac, res.Report)})
+		}
+	}
+	put := func(body []byte, sig string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPut, "/mdm/connect", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-apple-aspen-mdm")
+		req.Header.Set("Mdm-Signature", sig)
+		rec := httptest.NewRecorder()
+		ts.app.handler.ServeHTTP(rec, req)
+		return rec
+	}
+	i := fleet
+	b.ReportAllocs()
+	for b.Loop() {
+		if i == fleet {
+			b.StopTimer()
+			queue()
+			i = 0
+			b.StartTimer()
+		}
+		if rec := put(idleBody(ids[i]), idleSigs[i]); rec.Code != 200 || !bytes.Contains(rec.Body.Bytes(), []byte("ProfileList")) {
+			b.Fatalf("idle: status %d body %q", rec.Code, rec.Body.String())
+		}
+		if rec := put(acks[i].body, acks[i].sig); rec.Code != 200 || rec.Body.Len() != 0 {
+			b.Fatalf("ack: status %d body %q", rec.Code, rec.Body.String())
+		}
+		i++
 	}
 }

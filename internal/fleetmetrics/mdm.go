@@ -79,8 +79,8 @@ func (s *store) TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMess
 	return first, err
 }
 
-func (s *store) StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
-	rt, stored, next, err := s.Store.StoreReportInventoryAndNext(ctx, id, r, raw, inv, now)
+func (s *store) StoreBoundReportAndNext(ctx context.Context, id, certHash string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	rt, stored, next, err := s.Store.StoreBoundReportAndNext(ctx, id, certHash, r, raw, inv, now)
 	if err == nil && rt != "" {
 		s.m.reported.WithLabelValues(s.m.reqTypes.label(rt), statusLabel(r.Status)).Inc()
 	}

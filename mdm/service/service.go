@@ -36,7 +36,7 @@ type Store interface {
 	storage.EnrollmentGuardStore
 	Enqueue(ctx context.Context, ids []string, cmd *mdm.Command, now time.Time) error
 	TokenUpdate(ctx context.Context, id string, msg *mdm.CheckinMessage, onFirst *mdm.Command, now time.Time) (bool, error)
-	StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error)
+	StoreBoundReportAndNext(ctx context.Context, id, certHash string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error)
 	Device(ctx context.Context, id string) (*mdm.Device, error)
 	UpdateInventory(ctx context.Context, id string, inv *mdm.Inventory, now time.Time) error
 	TouchLastSeen(ctx context.Context, seen map[string]time.Time) error
@@ -339,16 +339,7 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 	if err != nil {
 		return nil, err
 	}
-	bound, err := s.store.CertBound(ctx, id, who.CertHash)
-	if err != nil {
-		return nil, fmt.Errorf("check certificate binding: %w", err)
-	}
-	if !bound {
-		s.log.Warn("report refused: certificate not bound to enrollment", "enrollment_id", id)
-		return nil, ErrUnauthorized
-	}
 	now := s.clock.Now()
-	s.touch(id, now)
 	// An acknowledged body with QueryResponses may answer DeviceInformation:
 	// its inventory is decoded first and stored with the report in one
 	// transaction (the store keeps it only for a DeviceInformation command).
@@ -359,7 +350,14 @@ func (s *Service) CommandReport(ctx context.Context, who Identity, r *mdm.Report
 	if r.Status == mdm.Acknowledged && bytes.Contains(raw, queryResponses) {
 		inv, invErr = mdm.DecodeDeviceInformation(raw)
 	}
-	rt, invStored, next, err := s.store.StoreReportInventoryAndNext(ctx, id, r, raw, inv, now)
+	// The store checks the certificate's binding in the transaction that
+	// records the report, and records nothing when it is not bound.
+	rt, invStored, next, err := s.store.StoreBoundReportAndNext(ctx, id, who.CertHash, r, raw, inv, now)
+	if errors.Is(err, storage.ErrNotBound) {
+		s.log.Warn("report refused: certificate not bound to enrollment", "enrollment_id", id)
+		return nil, ErrUnauthorized
+	}
+	s.touch(id, now)
 	if err != nil {
 		return nil, fmt.Errorf("store report: %w", err)
 	}

@@ -45,14 +45,33 @@ func packBlob(b []byte) []byte {
 	if len(b) < blobMinSize {
 		return keepBlob(b)
 	}
-	out := make([]byte, 1+s2.MaxEncodedLen(len(b)))
-	out[0] = blobS2
-	enc := s2.Encode(out[1:], b)
+	// Compressed into a reused worst-case buffer, then copied out at its
+	// size: one allocation per body rather than two.
+	sp := packScratch.Get().(*[]byte)
+	defer putPackScratch(sp)
+	if n := s2.MaxEncodedLen(len(b)); cap(*sp) < n {
+		*sp = make([]byte, n)
+	}
+	enc := s2.Encode((*sp)[:cap(*sp)], b)
 	if 1+len(enc) >= len(b) {
 		return keepBlob(b)
 	}
-	// Copy out of the worst-case buffer so the stored value does not pin it.
-	return append(make([]byte, 0, 1+len(enc)), out[:1+len(enc)]...)
+	out := make([]byte, 1+len(enc))
+	out[0] = blobS2
+	copy(out[1:], enc)
+	return out
+}
+
+// packScratch holds packBlob's buffers; those over maxPackScratch (bodies
+// larger than a device's) are dropped rather than kept.
+var packScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPackScratch = 2 << 20
+
+func putPackScratch(sp *[]byte) {
+	if cap(*sp) <= maxPackScratch {
+		packScratch.Put(sp)
+	}
 }
 
 // keepBlob returns the stored form of b kept as it is.

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"bytes"
-	"encoding/binary"
 	"slices"
 	"sync"
 
@@ -76,8 +75,10 @@ func (f *finished) log(tx *bbolt.Tx, id, uuid string, seq []byte) error {
 	f.mu.Lock()
 	f.m[string(k)] = clone(seq)
 	f.mu.Unlock()
-	first, _ := b.Cursor().First()
-	if n-binary.BigEndian.Uint64(first)+1 >= uint64(f.flushAt) {
+	// Every move recreates the bucket, whose sequence then starts again
+	// at 1: n is the log's length (or more, in a file whose log an older
+	// version emptied key by key, which then moves once early).
+	if n >= uint64(f.flushAt) {
 		return f.flush(tx)
 	}
 	return nil

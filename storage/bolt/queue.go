@@ -240,7 +240,9 @@ func (s *Store) storeReport(tx *bbolt.Tx, id string, r *mdm.Report, raw []byte, 
 		}
 	} else {
 		rec.ErrorChain = r.ErrorChain
-		rec.Result = clone(raw)
+		// Not copied: packBlob copies or compresses it, and bbolt only
+		// reads it until the commit, which the caller waits for.
+		rec.Result = raw
 		if err := c.Delete(); err != nil {
 			return "", err
 		}
@@ -306,57 +308,85 @@ func clearNotNow(tx *bbolt.Tx, id string) error {
 
 // StoreReportAndNext implements storage.CommandQueue.
 func (s *Store) StoreReportAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, now time.Time) (string, *mdm.Command, error) {
-	if r.Status == mdm.Idle {
-		// The common case: read only. Marks from an earlier session are
-		// cleared in a write transaction only when there are any.
-		var (
-			cmd    *mdm.Command
-			marked bool
-		)
-		err := s.db.View(func(tx *bbolt.Tx) error {
-			var err error
-			cmd, marked, err = next(tx, id, false)
-			return err
-		})
-		if err != nil || !marked {
-			return "", cmd, err
-		}
-		err = s.db.Batch(func(tx *bbolt.Tx) error {
-			if err := clearNotNow(tx, id); err != nil {
-				return err
-			}
-			var err error
-			cmd, _, err = next(tx, id, false)
-			return err
-		})
-		return "", cmd, err
-	}
-	rt, _, cmd, err := s.storeReportAndNext(id, r, raw, nil, now)
+	rt, _, cmd, err := s.reportAndNext(id, nil, r, raw, nil, now)
 	return rt, cmd, err
 }
 
 // StoreReportInventoryAndNext implements storage.CommandQueue. The
 // report, the inventory and the next command share one write transaction.
 func (s *Store) StoreReportInventoryAndNext(ctx context.Context, id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
-	if r.Status == mdm.Idle {
-		rt, cmd, err := s.StoreReportAndNext(ctx, id, r, raw, now)
-		return rt, false, cmd, err
+	return s.reportAndNext(id, nil, r, raw, inv, now)
+}
+
+// StoreBoundReportAndNext implements storage.CommandQueue. The binding is
+// read in the transaction that reads the queue or records the report,
+// rather than in a read transaction of its own per request.
+func (s *Store) StoreBoundReportAndNext(ctx context.Context, id, certHash string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	hash := []byte(certHash)
+	return s.reportAndNext(id, hash, r, raw, inv, now)
+}
+
+// certBoundIn is CertBound in tx.
+func certBoundIn(tx *bbolt.Tx, id string, certHash []byte) bool {
+	owner := tx.Bucket(bCerts).Get(certHash)
+	return owner != nil && string(owner) == parentID(id)
+}
+
+// reportAndNext records r and finds the next command. With certHash not
+// nil, it first checks that certHash is bound to id, in the same
+// transaction, and records nothing when it is not.
+func (s *Store) reportAndNext(id string, certHash []byte, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	if r.Status != mdm.Idle {
+		return s.storeReportAndNext(id, certHash, r, raw, inv, now)
 	}
-	return s.storeReportAndNext(id, r, raw, inv, now)
+	// The common case: read only. Marks from an earlier session are
+	// cleared in a write transaction only when there are any.
+	var (
+		cmd    *mdm.Command
+		marked bool
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if certHash != nil && !certBoundIn(tx, id, certHash) {
+			return fmt.Errorf("%s: %w", id, storage.ErrNotBound)
+		}
+		var err error
+		cmd, marked, err = next(tx, id, false)
+		return err
+	})
+	if err != nil || !marked {
+		return "", false, cmd, err
+	}
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		if err := clearNotNow(tx, id); err != nil {
+			return err
+		}
+		var err error
+		cmd, _, err = next(tx, id, false)
+		return err
+	})
+	return "", false, cmd, err
 }
 
 // storeReportAndNext records a report other than Idle and, for an
 // acknowledged DeviceInformation command, merges inv (if not nil) into the
 // device record, then finds the next command: one Batch for all three.
-func (s *Store) storeReportAndNext(id string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+// With certHash not nil, nothing is written unless it is bound to id.
+func (s *Store) storeReportAndNext(id string, certHash []byte, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
 	var (
-		cmd    *mdm.Command
-		rt     string
-		stored bool
+		cmd     *mdm.Command
+		rt      string
+		stored  bool
+		unbound bool
 	)
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		var err error
-		stored = false // Batch may run this again on its own
+		stored, unbound = false, false // Batch may run this again on its own
+		if certHash != nil && !certBoundIn(tx, id, certHash) {
+			// Not an error: that would roll back the others' reports
+			// in the batch and run them again.
+			unbound = true
+			return nil
+		}
 		if rt, err = s.storeReport(tx, id, r, raw, now); err != nil {
 			return err
 		}
@@ -374,6 +404,9 @@ func (s *Store) storeReportAndNext(id string, r *mdm.Report, raw []byte, inv *md
 		cmd, _, err = next(tx, id, true)
 		return err
 	})
+	if err == nil && unbound {
+		return "", false, nil, fmt.Errorf("%s: %w", id, storage.ErrNotBound)
+	}
 	return rt, stored, cmd, err
 }
 

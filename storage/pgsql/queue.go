@@ -230,6 +230,20 @@ func finishArgs(id string, r *mdm.Report, raw []byte, hist string, now time.Time
 	return []any{id, r.CommandUUID, string(r.Status), ts(now), hist, chain, result}, nil
 }
 
+// StoreBoundReportAndNext implements storage.CommandQueue: the binding is
+// checked first, then the report is recorded as StoreReportInventoryAndNext
+// records it.
+func (s *Store) StoreBoundReportAndNext(ctx context.Context, id, certHash string, r *mdm.Report, raw []byte, inv *mdm.Inventory, now time.Time) (string, bool, *mdm.Command, error) {
+	bound, err := s.CertBound(ctx, id, certHash)
+	if err != nil {
+		return "", false, nil, err
+	}
+	if !bound {
+		return "", false, nil, fmt.Errorf("%s: %w", id, storage.ErrNotBound)
+	}
+	return s.StoreReportInventoryAndNext(ctx, id, r, raw, inv, now)
+}
+
 // lockInventorySQL reads a device's inventory to merge into and locks the
 // row until the transaction ends (not its key: enqueues for the device
 // may go on).

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.All) {
 		{"Inventory", testInventory},
 		{"InventoryMerge", testInventoryMerge},
 		{"ReportInventory", testReportInventory},
+		{"BoundReport", testBoundReport},
 		{"APIKeys", testAPIKeys},
 		{"Challenges", testChallenges},
 		{"Push", testPush},
