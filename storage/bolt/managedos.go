@@ -179,9 +179,16 @@ func (s *Store) GroupsOf(ctx context.Context, ids []string) ([]string, error) {
 	out := make([]string, len(ids))
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		members := tx.Bucket(bMSMember).Cursor() // one cursor for all: see getAt
+		// A few groups hold many devices: one copy of each group's ID.
+		seen := map[string]string{}
 		for i, id := range ids {
 			if v := getAt(members, []byte(id)); v != nil {
-				out[i] = string(v)
+				g, ok := seen[string(v)]
+				if !ok {
+					g = string(v)
+					seen[g] = g
+				}
+				out[i] = g
 			} else {
 				out[i] = scheduler.DefaultGroupID
 			}
