@@ -127,7 +127,13 @@ type Enforcer struct {
 	// Command templates, so that a pass queueing the same ScheduleOSUpdate
 	// for thousands of Macs encodes its plist once.
 	tplMu sync.Mutex
-	tpls  map[tplKey]*mdm.CommandTemplate
+	tpls  map[tplKey]template
+}
+
+// template is a cached command encoding with its description (tplKey.String).
+type template struct {
+	tpl  *mdm.CommandTemplate
+	desc string
 }
 
 type tplKey struct {
@@ -152,12 +158,13 @@ func (k tplKey) String() string {
 // distinct commands is the normal case).
 const maxTemplates = 256
 
-// command returns a fresh command for k, encoding its payload at most once.
-func (e *Enforcer) command(k tplKey) (*mdm.Command, error) {
+// command returns a fresh command for k and k's description, encoding its
+// payload and describing it at most once.
+func (e *Enforcer) command(k tplKey) (*mdm.Command, string, error) {
 	e.tplMu.Lock()
 	defer e.tplMu.Unlock()
-	if t := e.tpls[k]; t != nil {
-		return t.New(), nil
+	if t, ok := e.tpls[k]; ok {
+		return t.tpl.New(), t.desc, nil
 	}
 	var payload map[string]any
 	switch k.requestType {
@@ -179,13 +186,13 @@ func (e *Enforcer) command(k tplKey) (*mdm.Command, error) {
 	}
 	t, err := mdm.NewCommandTemplate(k.requestType, payload)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if e.tpls == nil || len(e.tpls) >= maxTemplates {
-		e.tpls = make(map[tplKey]*mdm.CommandTemplate)
+		e.tpls = make(map[tplKey]template)
 	}
-	e.tpls[k] = t
-	return t.New(), nil
+	e.tpls[k] = template{tpl: t, desc: k.String()}
+	return t.New(), e.tpls[k].desc, nil
 }
 
 var (
@@ -245,13 +252,13 @@ func (e *Enforcer) Step(ctx context.Context, st *scheduler.State, in scheduler.I
 	os, _ := catalog.ParseVersion(st.Facts.OSVersion)
 	var sendErr error
 	send := func(step, reason string, k tplKey) {
-		cmd, err := e.command(k)
+		cmd, desc, err := e.command(k)
 		if err != nil {
 			sendErr = err
 			return
 		}
 		if k.requestType == "ScheduleOSUpdate" {
-			reason += ": " + k.String() // history says exactly what was sent
+			reason += ": " + desc // history says exactly what was sent
 		}
 		st.Step, st.StepAt = step, now
 		st.StepCommand, st.Awaiting = cmd.UUID, cmd.RequestType

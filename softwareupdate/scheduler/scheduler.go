@@ -888,7 +888,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	var c Commit
 	now = now.UTC()
 	note := func(kind EventKind, reason string) {
-		c.History = append(c.History, Transition{At: now, Kind: kind, Reason: reason, Target: st.Target, From: st.Phase})
+		c.record(Transition{At: now, Kind: kind, Reason: reason, Target: st.Target, From: st.Phase})
 	}
 	pol, policyRev := &unmanagedPolicy, uint64(0)
 	if rec := cfg.policies[group]; rec != nil {
@@ -938,7 +938,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 			if err != nil {
 				evalErr = fmt.Errorf("retire %s enforcement: %w", st.Path, err)
 			}
-			c.History = append(c.History, events...)
+			c.record(events...)
 		}
 		if evalErr == nil {
 			if st.Path != "" && st.Step != "" {
@@ -987,14 +987,14 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	cal := cfg.calendars[group]
 	deviceLoc, calLoc := zonesFor(pol, cal, st.Facts.TimeZone)
 	deadline := softwareupdate.PersonalDeadline(*pol, tgt, st.FirstNonCompliant, ex, deviceLoc)
-	c.History = append(c.History, noteMove(st, cal, calLoc, &deadline, held, tv, now)...)
+	c.record(noteMove(st, cal, calLoc, &deadline, held, tv, now)...)
 	decide := func() softwareupdate.Decision {
 		d := paused(softwareupdate.Decide(now, softwareupdate.DeviceState{Target: tgt, Failure: st.Failure, RetryAt: st.RetryAt, Exception: ex, Ineligible: inel}, deadline), pause)
 		if held {
 			d = heldDecision(d, ring)
 		}
 		if d.Phase != st.Phase {
-			c.History = append(c.History, Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
+			c.record(Transition{At: now, Kind: EventPhase, From: st.Phase, To: d.Phase,
 				Reason: d.Reason, Target: tv, Deadline: utc(deadline)})
 			recordEvidence(st, d.Phase, now)
 			st.Phase, st.PhaseSince = d.Phase, now
@@ -1013,7 +1013,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		if err != nil {
 			evalErr = fmt.Errorf("withdraw %s enforcement: %w", st.Path, err)
 		}
-		c.History = append(c.History, events...)
+		c.record(events...)
 	}
 
 	if e := s.enforcers[path]; evalErr == nil && e != nil && st.Facts.Enabled && !st.Facts.InventoryAt.IsZero() {
@@ -1033,7 +1033,11 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 		if err == nil && !skip {
 			var step Action
 			step, err = e.Step(ctx, st, Input{Target: tgt, Decision: held, Now: now, Policy: pol})
-			act.Commands, act.Events = append(act.Commands, step.Commands...), append(act.Events, step.Events...)
+			if len(act.Commands) == 0 && len(act.Events) == 0 {
+				act = step
+			} else {
+				act.Commands, act.Events = append(act.Commands, step.Commands...), append(act.Events, step.Events...)
+			}
 		}
 		if st.StepCommand != stepCmd {
 			st.NotNowCount, st.NotNowSince = 0, time.Time{} // a new command: its own answers
@@ -1042,7 +1046,7 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 			evalErr = fmt.Errorf("%s enforcer: %w", path, err)
 		} else {
 			c.Commands = act.Commands
-			c.History = append(c.History, act.Events...)
+			c.record(act.Events...)
 			if st.Failure != failure {
 				if st.Failure != "" {
 					note(EventFailure, st.Failure)
@@ -1078,6 +1082,21 @@ func (s *Scheduler) evaluate(ctx context.Context, cfg *config, st *State, group 
 	}
 	st.NextDue = utc(next)
 	return c, nil
+}
+
+// historyCap is the room a commit's history gets with its first entry: a
+// phase change, a note and a step are common together.
+const historyCap = 3
+
+// record appends history entries to c.
+func (c *Commit) record(ts ...Transition) {
+	if len(ts) == 0 {
+		return
+	}
+	if c.History == nil {
+		c.History = make([]Transition, 0, max(len(ts), historyCap))
+	}
+	c.History = append(c.History, ts...)
 }
 
 func utc(t time.Time) time.Time {

@@ -41,25 +41,32 @@ const (
 var inflaters = sync.Pool{New: func() any { return flate.NewReader(nil) }}
 
 // packBlob returns the stored form of a plist body.
-func packBlob(b []byte) []byte {
+func packBlob(b []byte) []byte { return packBlobWith(b, nil, nil) }
+
+// packBlobWith is packBlob compressing into *scratch (grown as needed, kept
+// for the next body) and copying the result into a (nil: its own slice).
+func packBlobWith(b []byte, scratch *[]byte, a *arena) []byte {
 	if len(b) < blobMinSize {
 		return keepBlob(b)
 	}
-	// Compressed into a reused worst-case buffer, then copied out at its
-	// size: one allocation per body rather than two.
-	sp := packScratch.Get().(*[]byte)
-	defer putPackScratch(sp)
-	if n := s2.MaxEncodedLen(len(b)); cap(*sp) < n {
-		*sp = make([]byte, n)
+	// Compressed into a reused worst-case buffer (the caller's, else one
+	// from packScratch), then copied out at its size.
+	if scratch == nil {
+		sp := packScratch.Get().(*[]byte)
+		defer putPackScratch(sp)
+		scratch = sp
 	}
-	enc := s2.Encode((*sp)[:cap(*sp)], b)
+	need := 1 + s2.MaxEncodedLen(len(b))
+	if cap(*scratch) < need {
+		*scratch = make([]byte, need)
+	}
+	out := (*scratch)[:need]
+	out[0] = blobS2
+	enc := s2.Encode(out[1:], b)
 	if 1+len(enc) >= len(b) {
 		return keepBlob(b)
 	}
-	out := make([]byte, 1+len(enc))
-	out[0] = blobS2
-	copy(out[1:], enc)
-	return out
+	return a.copy(out[:1+len(enc)])
 }
 
 // packScratch holds packBlob's buffers; those over maxPackScratch (bodies
@@ -72,6 +79,28 @@ func putPackScratch(sp *[]byte) {
 	if cap(*sp) <= maxPackScratch {
 		packScratch.Put(sp)
 	}
+}
+
+// arena hands out byte slices carved from shared blocks: the encodings of
+// a chunk of commits, which are written and dropped together, cost a few
+// allocations instead of one each.
+type arena struct{ block []byte }
+
+// arenaBlock is the size of an arena's blocks.
+const arenaBlock = 64 << 10
+
+// copy returns a copy of b with its capacity at its length, so that
+// appending to it cannot reach a neighbour. A nil arena allocates it alone.
+func (a *arena) copy(b []byte) []byte {
+	if a == nil || len(b) > arenaBlock/4 {
+		return append(make([]byte, 0, len(b)), b...)
+	}
+	if cap(a.block)-len(a.block) < len(b) {
+		a.block = make([]byte, 0, arenaBlock)
+	}
+	n := len(a.block)
+	a.block = append(a.block, b...)
+	return a.block[n:len(a.block):len(a.block)]
 }
 
 // keepBlob returns the stored form of b kept as it is.

@@ -23,7 +23,17 @@ const histCodecV1 = 0x01
 var errHistCorrupt = errors.New("corrupt update history entry")
 
 func encodeTransition(t *scheduler.Transition) []byte {
-	w := make(stateWriter, 0, 32+len(t.Reason)+len(t.Step)+len(t.Target))
+	return appendTransition(make([]byte, 0, transitionSizeHint(t)), t)
+}
+
+// transitionSizeHint is about the encoded size of t (see stateSizeHint).
+func transitionSizeHint(t *scheduler.Transition) int {
+	return 1 + 2*9 + 8 + len(t.Kind) + len(t.From) + len(t.To) + len(t.Step) + len(t.Reason) + len(t.Target)
+}
+
+// appendTransition appends the encoding of t to dst.
+func appendTransition(dst []byte, t *scheduler.Transition) []byte {
+	w := stateWriter(dst)
 	w = append(w, histCodecV1)
 	w.time(t.At)
 	w.str(string(t.Kind))

@@ -45,7 +45,10 @@ func init() {
 
 var _ scheduler.Store = (*Store)(nil)
 
-func msDueKey(t time.Time, id string) []byte { return append(unixNanos(t), id...) }
+// appendDueKey appends the msdue key of id due at t to dst.
+func appendDueKey(dst []byte, t time.Time, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(dst, uint64(t.UnixNano())), id...)
+}
 
 func putJSON(b *bbolt.Bucket, k []byte, v any) error {
 	enc, err := json.Marshal(v)
@@ -175,10 +178,17 @@ func (s *Store) AssignDevices(ctx context.Context, group string, ids []string, a
 func (s *Store) GroupsOf(ctx context.Context, ids []string) ([]string, error) {
 	out := make([]string, len(ids))
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		members := tx.Bucket(bMSMember)
+		members := tx.Bucket(bMSMember).Cursor() // one cursor for all: see getAt
+		// A few groups hold many devices: one copy of each group's ID.
+		seen := map[string]string{}
 		for i, id := range ids {
-			if v := members.Get([]byte(id)); v != nil {
-				out[i] = string(v)
+			if v := getAt(members, []byte(id)); v != nil {
+				g, ok := seen[string(v)]
+				if !ok {
+					g = string(v)
+					seen[g] = g
+				}
+				out[i] = g
 			} else {
 				out[i] = scheduler.DefaultGroupID
 			}
@@ -186,6 +196,24 @@ func (s *Store) GroupsOf(ctx context.Context, ids []string) ([]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// getAt is Bucket.Get through c, a cursor of the bucket: bbolt gives each
+// Get, Put and Delete a new cursor that allocates its path down the tree,
+// so a loop over thousands of keys reuses one instead.
+func getAt(c *bbolt.Cursor, k []byte) []byte {
+	if got, v := c.Seek(k); bytes.Equal(got, k) {
+		return v
+	}
+	return nil
+}
+
+// deleteAt is Bucket.Delete through c (see getAt).
+func deleteAt(c *bbolt.Cursor, k []byte) error {
+	if got, _ := c.Seek(k); bytes.Equal(got, k) {
+		return c.Delete()
+	}
+	return nil
 }
 
 // PutPolicy implements scheduler.PolicyStore.
@@ -291,18 +319,28 @@ func (s *Store) Exceptions(ctx context.Context) ([]scheduler.ExceptionRecord, er
 	return out, err
 }
 
-// States implements scheduler.StateStore.
+// States implements scheduler.StateStore. The states are decoded into one
+// slice, each with its strings sharing one copy of its record: a pass
+// loads a thousand at a time, and they go together when the chunk is done.
 func (s *Store) States(ctx context.Context, ids []string) ([]*scheduler.State, error) {
 	out := make([]*scheduler.State, len(ids))
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bMSState)
+		b := tx.Bucket(bMSState).Cursor()
+		vals := make([][]byte, len(ids))
+		n := 0
 		for i, id := range ids {
-			v := b.Get([]byte(id))
-			if v == nil {
+			if vals[i] = getAt(b, []byte(id)); vals[i] != nil {
+				n++
+			}
+		}
+		slab := make([]scheduler.State, n)
+		for i, id := range ids {
+			if vals[i] == nil {
 				continue
 			}
-			st, err := decodeState(id, v)
-			if err != nil {
+			st := &slab[0]
+			slab = slab[1:]
+			if err := decodeStateShared(st, id, vals[i], true); err != nil {
 				return err
 			}
 			out[i] = st
@@ -377,8 +415,20 @@ type prepared struct {
 
 // PrepareCommits implements scheduler.CommitPreparer: it encodes each
 // commit's state, history entries and command bodies, which Commit would
-// otherwise do inside the write transaction.
+// otherwise do inside the write transaction. The encodings are carved from
+// shared blocks (arena), encoded through one scratch buffer.
 func (s *Store) PrepareCommits(commits []scheduler.Commit) {
+	var (
+		a        arena
+		buf, zip []byte
+		slots    [][]byte // every commit's hist and bodies, in one slice
+	)
+	n := 0
+	for i := range commits {
+		n += len(commits[i].History) + len(commits[i].Commands)
+	}
+	slots = make([][]byte, n)
+	ps := make([]prepared, len(commits))
 	for i := range commits {
 		c := &commits[i]
 		if c.State == nil {
@@ -386,12 +436,17 @@ func (s *Store) PrepareCommits(commits []scheduler.Commit) {
 		}
 		st := *c.State
 		st.Rev++
-		p := &prepared{state: encodeState(&st), hist: make([][]byte, len(c.History)), bodies: make([][]byte, len(c.Commands))}
+		p := &ps[i]
+		buf = appendState(buf[:0], &st)
+		p.state = a.copy(buf)
+		p.hist, slots = slots[:len(c.History):len(c.History)], slots[len(c.History):]
 		for j := range c.History {
-			p.hist[j] = encodeTransition(&c.History[j])
+			buf = appendTransition(buf[:0], &c.History[j])
+			p.hist[j] = a.copy(buf)
 		}
+		p.bodies, slots = slots[:len(c.Commands):len(c.Commands)], slots[len(c.Commands):]
 		for j, cmd := range c.Commands {
-			p.bodies[j] = packBlob(cmd.Raw)
+			p.bodies[j] = packBlobWith(cmd.Raw, &zip, &a)
 		}
 		c.Prepared = p
 	}
@@ -413,20 +468,30 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		states, due, hist, unevaluated := tx.Bucket(bMSState), tx.Bucket(bMSDue), tx.Bucket(bMSHist), tx.Bucket(bMSNew)
+		stateCur, dueCur := states.Cursor(), due.Cursor() // see getAt
+		// Keys are built in one buffer: bbolt copies the keys it stores.
+		var kb []byte
 		var conflicts []string
-		olds := make([]*scheduler.State, len(commits))
+		// What Commit needs of each stored state: whether there is one and
+		// its due time (the due index entry to replace).
+		type storedState struct {
+			found bool
+			due   time.Time
+		}
+		olds := make([]storedState, len(commits))
 		for i, c := range commits {
 			st := c.State
 			if st == nil || st.DeviceID == "" {
 				return fmt.Errorf("commit without device: %w", scheduler.ErrInvalid)
 			}
 			var stored uint64
-			if v := states.Get([]byte(st.DeviceID)); v != nil {
-				old, err := decodeState(st.DeviceID, v)
+			kb = append(kb[:0], st.DeviceID...)
+			if v := getAt(stateCur, kb); v != nil {
+				rev, due, err := storedRevDue(st.DeviceID, v)
 				if err != nil {
 					return err
 				}
-				olds[i], stored = old, old.Rev
+				olds[i], stored = storedState{found: true, due: due}, rev
 			}
 			if stored != st.Rev {
 				conflicts = append(conflicts, st.DeviceID)
@@ -439,13 +504,15 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 			st := *c.State
 			st.Rev++
 			p := preparedFor(&c)
-			if old := olds[i]; old != nil && !old.NextDue.IsZero() {
-				if err := due.Delete(msDueKey(old.NextDue, st.DeviceID)); err != nil {
+			if old := olds[i]; old.found && !old.due.IsZero() {
+				kb = appendDueKey(kb[:0], old.due, st.DeviceID)
+				if err := deleteAt(dueCur, kb); err != nil {
 					return err
 				}
 			}
 			if !st.NextDue.IsZero() {
-				if err := due.Put(msDueKey(st.NextDue, st.DeviceID), nil); err != nil {
+				kb = appendDueKey(kb[:0], st.NextDue, st.DeviceID)
+				if err := due.Put(kb, nil); err != nil {
 					return err
 				}
 			}
@@ -455,11 +522,16 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 			} else {
 				v = encodeState(&st)
 			}
-			if err := states.Put([]byte(st.DeviceID), v); err != nil {
+			kb = append(kb[:0], st.DeviceID...)
+			if err := states.Put(kb, v); err != nil {
 				return err
 			}
-			if err := unevaluated.Delete([]byte(st.DeviceID)); err != nil {
-				return err
+			// A device with a stored state left msnew at its first commit
+			// (and Unevaluated skips one that has a state anyway).
+			if !olds[i].found {
+				if err := unevaluated.Delete(kb); err != nil {
+					return err
+				}
 			}
 			for j := range c.History {
 				seq, err := hist.NextSequence()
@@ -472,7 +544,8 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				} else {
 					v = encodeTransition(&c.History[j])
 				}
-				if err := hist.Put(key(st.DeviceID, u64(seq)), v); err != nil {
+				kb = binary.BigEndian.AppendUint64(append(append(kb[:0], st.DeviceID...), 0), seq) // key(id, u64(seq))
+				if err := hist.Put(kb, v); err != nil {
 					return err
 				}
 			}
@@ -483,7 +556,7 @@ func (s *Store) Commit(ctx context.Context, commits []scheduler.Commit, now time
 				}
 				// Devices are never deleted, so a stored state proves the
 				// enrollment exists; only a first evaluation checks.
-				if olds[i] == nil {
+				if !olds[i].found {
 					if err := checkEnrolled(tx, []string{st.DeviceID}); err != nil {
 						return err
 					}

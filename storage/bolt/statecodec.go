@@ -58,7 +58,26 @@ func (w *stateWriter) time(t time.Time) {
 }
 
 func encodeState(st *scheduler.State) []byte {
-	w := make(stateWriter, 0, 192)
+	return appendState(make([]byte, 0, stateSizeHint(st)), st)
+}
+
+// stateSizeHint is about the encoded size of st: its strings plus the
+// usual width of the other fields (times set in this century take 9
+// bytes), so that encoding it rarely grows the buffer.
+func stateSizeHint(st *scheduler.State) int {
+	f := &st.Facts
+	n := 24 + 9*18 // version, flags, revisions, counters; the times
+	for _, s := range [...]string{st.GroupID, f.OSVersion, f.Build, f.BoardID, f.Model, string(st.Phase), st.Reason,
+		st.Target, st.TargetBuild, string(st.Path), st.Step, st.StepCommand, st.Awaiting, st.InstallAction,
+		st.ProductKey, st.Failure, st.FailureSource, st.PatchedTarget, st.DeadlineMoved, f.TimeZone} {
+		n += 1 + len(s)
+	}
+	return n
+}
+
+// appendState appends the encoding of st to dst.
+func appendState(dst []byte, st *scheduler.State) []byte {
+	w := stateWriter(dst)
 	w = append(w, stateCodecV1)
 	f := &st.Facts
 	var flags uint64
@@ -123,6 +142,9 @@ func encodeState(st *scheduler.State) []byte {
 type stateReader struct {
 	b   []byte
 	err error
+	// src, when set, is b as a string: str then returns substrings of it,
+	// one allocation for all of a record's strings.
+	src string
 }
 
 func (r *stateReader) uint() uint64 {
@@ -160,9 +182,30 @@ func (r *stateReader) str() string {
 		r.err = errStateCorrupt
 		return ""
 	}
-	s := string(r.b[:n])
+	var s string
+	if n == 0 {
+		// nothing to copy or share
+	} else if r.src != "" {
+		off := len(r.src) - len(r.b)
+		s = r.src[off : off+int(n)]
+	} else {
+		s = string(r.b[:n])
+	}
 	r.b = r.b[n:]
 	return s
+}
+
+// skip passes over a string without copying it.
+func (r *stateReader) skip() {
+	n := r.uint()
+	if r.err != nil {
+		return
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errStateCorrupt
+		return
+	}
+	r.b = r.b[n:]
 }
 
 func (r *stateReader) time() time.Time {
@@ -186,6 +229,13 @@ func decodeState(id string, v []byte) (*scheduler.State, error) {
 // decodeStateInto is decodeState into st, which it zeroes first, for a
 // caller that reuses one State for many (ReadinessInputs).
 func decodeStateInto(st *scheduler.State, id string, v []byte) error {
+	return decodeStateShared(st, id, v, false)
+}
+
+// decodeStateShared is decodeStateInto; with shared, st's strings share
+// one copy of the record (one allocation instead of one per string), for
+// states that live no longer than a scheduler pass's chunk.
+func decodeStateShared(st *scheduler.State, id string, v []byte, shared bool) error {
 	*st = scheduler.State{}
 	if len(v) > 0 && v[0] == '{' {
 		if err := json.Unmarshal(v, st); err != nil {
@@ -197,6 +247,9 @@ func decodeStateInto(st *scheduler.State, id string, v []byte) error {
 		return fmt.Errorf("decode update state %s: %w: unknown encoding", id, errStateCorrupt)
 	}
 	r := &stateReader{b: v[1:]}
+	if shared {
+		r.src = string(r.b)
+	}
 	f := &st.Facts
 	flags := r.uint()
 	st.DeviceID = id
@@ -267,4 +320,39 @@ func decodeStateInto(st *scheduler.State, id string, v []byte) error {
 	st.Downloaded = flags&flagDownloaded != 0
 	st.RequiresBootstrap = flags&flagRequiresBootstrap != 0
 	return nil
+}
+
+// storedRevDue reads the revision and due time of a stored state without
+// decoding the rest: what Commit needs of the state it replaces.
+func storedRevDue(id string, v []byte) (rev uint64, due time.Time, err error) {
+	if len(v) > 0 && v[0] == '{' {
+		st, err := decodeState(id, v)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		return st.Rev, st.NextDue, nil
+	}
+	if len(v) == 0 || v[0] != stateCodecV1 {
+		return 0, time.Time{}, fmt.Errorf("decode update state %s: %w: unknown encoding", id, errStateCorrupt)
+	}
+	// The fields between Rev and NextDue, in encodeState's order: s a
+	// string, u an unsigned integer or a time, i a signed integer.
+	r := &stateReader{b: v[1:]}
+	r.uint() // flags
+	rev = r.uint()
+	for _, k := range "sussssuu" + "ssussuu" + "ssussussu" + "isuu" {
+		switch k {
+		case 's':
+			r.skip()
+		case 'u':
+			r.uint()
+		case 'i':
+			r.int()
+		}
+	}
+	due = r.time()
+	if r.err != nil {
+		return 0, time.Time{}, fmt.Errorf("decode update state %s: %w", id, r.err)
+	}
+	return rev, due, nil
 }
