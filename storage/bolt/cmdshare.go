@@ -61,7 +61,8 @@ func storedBody(tx *bbolt.Tx, seq []byte) ([]byte, error) {
 }
 
 // deleteBody deletes the body of the command at seq. A shared body goes
-// with its last reference.
+// with its last reference; one whose count is missing or unreadable is
+// kept, since other commands may still need it.
 func deleteBody(tx *bbolt.Tx, seq []byte) error {
 	bodies := tx.Bucket(bCmdRaw)
 	if v := bodies.Get(seq); isBodyRef(v) {
@@ -71,11 +72,12 @@ func deleteBody(tx *bbolt.Tx, seq []byte) error {
 		if c := counts.Get(owner); len(c) == 8 {
 			n = binary.BigEndian.Uint64(c)
 		}
-		if n > 1 {
+		switch {
+		case n > 1:
 			if err := counts.Put(owner, u64(n-1)); err != nil {
 				return err
 			}
-		} else {
+		case n == 1:
 			if err := counts.Delete(owner); err != nil {
 				return err
 			}

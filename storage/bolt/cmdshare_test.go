@@ -145,3 +145,42 @@ func view(t *testing.T, s *Store, fn func(tx *bbolt.Tx)) {
 		t.Fatal(err)
 	}
 }
+
+// TestSharedBodyWithoutCount: a shared body whose reference count is
+// missing is kept when a reference to it is deleted, so that the other
+// commands still read it.
+func TestSharedBodyWithoutCount(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "sundial.db"), &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	body := packBlob([]byte(strings.Repeat("<plist/>", 20)))
+	a, b := u64(1), u64(2)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		ref, err := putSharedBody(tx, a, body, 2)
+		if err != nil {
+			return err
+		}
+		for _, k := range [][]byte{a, b} {
+			if err := tx.Bucket(bCmdRaw).Put(k, ref); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bCmdShareN).Delete(a); err != nil {
+			return err
+		}
+		return deleteBody(tx, a)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view(t, s, func(tx *bbolt.Tx) {
+		if got, err := storedBody(tx, b); err != nil || !bytes.Equal(got, body) {
+			t.Errorf("the other command's body = %q, %v", got, err)
+		}
+		if got, _ := storedBody(tx, a); got != nil {
+			t.Errorf("the deleted command still has a body")
+		}
+	})
+}
