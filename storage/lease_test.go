@@ -89,6 +89,19 @@ func lead(store storage.LeaseStore, holder string, fn func(ctx context.Context))
 
 func (l *leading) stop() { l.cancel(); <-l.done }
 
+// checkRerun waits for two runs of a fn that returns at once and checks
+// that the leader ran it again one renewal interval after the first.
+func (l *leading) checkRerun(t *testing.T) {
+	t.Helper()
+	first := <-l.started
+	<-l.stopped
+	second := <-l.started
+	if d := second.Sub(first); d != ttl/3 {
+		t.Errorf("fn ran again after %v, want one renewal interval (%v)", d, ttl/3)
+	}
+	<-l.stopped
+}
+
 func TestLeaderStopsWhenRenewalFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &memLeases{}
@@ -195,13 +208,7 @@ func TestLeaderFnReturns(t *testing.T) {
 		store := &memLeases{}
 		runs := 0
 		l := lead(store, "a", func(ctx context.Context) { runs++ })
-		first := <-l.started
-		<-l.stopped
-		second := <-l.started
-		if d := second.Sub(first); d != ttl/3 {
-			t.Errorf("fn ran again after %v, want one renewal interval (%v)", d, ttl/3)
-		}
-		<-l.stopped
+		l.checkRerun(t)
 		l.stop()
 		if store.releases < 2 || runs < 2 {
 			t.Errorf("%d runs, %d releases; want the lease released after each run", runs, store.releases)
@@ -297,13 +304,7 @@ func TestLeaderHoldFnReturns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &heldLeases{}
 		l := lead(store, "a", func(ctx context.Context) {})
-		first := <-l.started
-		<-l.stopped
-		second := <-l.started
-		if d := second.Sub(first); d != ttl/3 {
-			t.Errorf("fn ran again after %v, want one retry interval (%v)", d, ttl/3)
-		}
-		<-l.stopped
+		l.checkRerun(t)
 		l.stop()
 		store.mu.Lock()
 		defer store.mu.Unlock()
