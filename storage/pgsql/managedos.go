@@ -647,7 +647,7 @@ func queueCommands(ctx context.Context, tx pgx.Tx, commits []scheduler.Commit, n
 			if raw == nil {
 				raw = []byte{}
 			}
-			b.Queue(enqueueSQL, []string{c.State.DeviceID}, cmd.UUID, cmd.RequestType, raw, ts(now), hist)
+			b.Queue(enqueueSQL, []string{c.State.DeviceID}, cmd.UUID, cmd.RequestType, raw, ts(now), hist, false)
 			cmds = append(cmds, cmd)
 		}
 	}

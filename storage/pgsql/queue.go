@@ -23,23 +23,14 @@ func historyJSON(events ...mdm.StatusEvent) (string, error) {
 }
 
 // enqueueSQL inserts one command record per enrollment ($1, in order) and
-// queues it.
+// queues it. With $7 the body is stored once, in command_bodies, and the
+// records refer to it instead of holding it.
 const enqueueSQL = `
-WITH ins AS (
-	INSERT INTO commands (enrollment_id, uuid, request_type, raw, status, queued_at, updated_at, history)
-	SELECT u.id, $2, $3, $4, 'Queued', $5, $5, $6::jsonb
-	FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
-	RETURNING enrollment_id, seq)
-INSERT INTO command_queue (enrollment_id, seq) SELECT enrollment_id, seq FROM ins`
-
-// enqueueSharedSQL is enqueueSQL storing the body once, in command_bodies,
-// for all the enrollments.
-const enqueueSharedSQL = `
-WITH body AS (INSERT INTO command_bodies (raw) VALUES ($4) RETURNING id),
+WITH body AS (INSERT INTO command_bodies (raw) SELECT $4 WHERE $7 RETURNING id),
 ins AS (
-	INSERT INTO commands (enrollment_id, uuid, request_type, body_id, status, queued_at, updated_at, history)
-	SELECT u.id, $2, $3, body.id, 'Queued', $5, $5, $6::jsonb
-	FROM body, unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
+	INSERT INTO commands (enrollment_id, uuid, request_type, raw, body_id, status, queued_at, updated_at, history)
+	SELECT u.id, $2, $3, CASE WHEN $7 THEN NULL ELSE $4::bytea END, (SELECT id FROM body), 'Queued', $5, $5, $6::jsonb
+	FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
 	RETURNING enrollment_id, seq)
 INSERT INTO command_queue (enrollment_id, seq) SELECT enrollment_id, seq FROM ins`
 
@@ -64,11 +55,8 @@ func enqueue(ctx context.Context, q querier, ids []string, cmd *mdm.Command, now
 	if raw == nil {
 		raw = []byte{}
 	}
-	sql := enqueueSQL
-	if len(ids) > 1 && len(raw) >= shareMin {
-		sql = enqueueSharedSQL
-	}
-	_, err = q.Exec(ctx, sql, ids, cmd.UUID, cmd.RequestType, raw, ts(now), hist)
+	shared := len(ids) > 1 && len(raw) >= shareMin
+	_, err = q.Exec(ctx, enqueueSQL, ids, cmd.UUID, cmd.RequestType, raw, ts(now), hist, shared)
 	switch {
 	case foreignKeyViolation(err):
 		return fmt.Errorf("command %s: enrollment %w", cmd.UUID, storage.ErrNotFound)
